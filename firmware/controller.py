@@ -1,0 +1,255 @@
+# Command dispatch: frames in, frames out. Buffers are allocated once here;
+# handlers write their response payload straight into the tx frame buffer.
+import gc
+import struct
+
+import wire
+from xbar import Array, Limits
+from config import (
+    FW_VERSION,
+    HW_MAX_WIDTH,
+    LIMIT_V_PULSE,
+    LIMIT_V_READ,
+    LIMIT_WIDTH,
+    UART_POLL_MS,
+    V_READ,
+)
+from errors import AddressError, CommandError, LimitError
+from program import ProgramParams, write_verify
+from wire import HDR_SIZE, MAX_PAYLOAD, RESP
+
+try:
+    from micropython import mem_peak
+except ImportError:  # not every port has it
+
+    def mem_peak():
+        return 0
+
+
+class Controller:
+    def __init__(self, uart, fe, hal_name, heap_size):
+        self.uart = uart
+        self.hal_name = hal_name
+        self.heap_size = heap_size
+        self.limits = Limits(LIMIT_V_PULSE, LIMIT_WIDTH, LIMIT_V_READ)
+        self.array = Array(fe, self.limits, V_READ)
+        self.dec = wire.FrameDecoder()
+        self.rx = bytearray(256)
+        self.raw = bytearray(wire.MAX_RAW)
+        self.out = bytearray(wire.MAX_ENCODED)
+        self.out_len = 0
+        # Small frames (progress, frame errors) never clobber the cached reply.
+        self.small_raw = bytearray(HDR_SIZE + 64 + wire.CRC_SIZE)
+        self.small_out = bytearray(len(self.small_raw) + 4)
+        self.vin = [0.0] * fe.rows
+        self.params = ProgramParams()
+        # Idempotency: the last request's (seq, crc) and its encoded reply.
+        self.last_seq = -1
+        self.last_crc = -1
+        self.handlers = {
+            wire.T_INFO: self.do_info,
+            wire.T_READ: self.do_read,
+            wire.T_READ_ROWS: self.do_read_rows,
+            wire.T_PULSE: self.do_pulse,
+            wire.T_PROGRAM: self.do_program,
+            wire.T_VMM: self.do_vmm,
+            wire.T_SET_LIMITS: self.do_set_limits,
+        }
+
+    # -- transport -------------------------------------------------------
+    def serve_forever(self):
+        dec = self.dec
+        while True:
+            n = self.uart.readinto(self.rx, UART_POLL_MS)
+            if n == 0:
+                gc.collect()
+                continue
+            i = 0
+            while i < n:
+                i = dec.feed(self.rx, i, n)
+                if dec.status == wire.F_OK:
+                    self.handle()
+                elif dec.status == wire.F_BAD:
+                    self.send_error_small(dec.seq, dec.error, "malformed frame")
+
+    def handle(self):
+        dec = self.dec
+        seq = dec.seq
+        body = HDR_SIZE + dec.plen
+        crc = dec.buf[body] | dec.buf[body + 1] << 8 | dec.buf[body + 2] << 16 | dec.buf[body + 3] << 24
+        if seq == self.last_seq and crc == self.last_crc:
+            self.uart.write(self.out, self.out_len)  # retried request: same reply
+            return
+        handler = self.handlers.get(dec.mtype)
+        try:
+            if handler is None:
+                raise CommandError("unknown message type")
+            plen = handler(dec.payload(), seq)
+            self.out_len = wire.finish_frame(self.raw, dec.mtype | RESP, seq, plen, self.out)
+        except Exception as e:  # every failure becomes an error reply
+            if isinstance(e, CommandError):
+                code = e.code
+            elif isinstance(e, MemoryError):
+                code = wire.E_MEMORY
+            elif isinstance(e, OSError):
+                code = wire.E_HAL
+            elif isinstance(e, (ValueError, IndexError, TypeError)):
+                code = wire.E_PAYLOAD
+            else:
+                code = wire.E_INTERNAL
+            self.out_len = self.encode_error(self.raw, self.out, seq, code, str(e) or type(e).__name__)
+        self.last_seq = seq
+        self.last_crc = crc
+        self.uart.write(self.out, self.out_len)
+
+    def encode_error(self, raw, out, seq, code, msg):
+        raw[HDR_SIZE] = code
+        b = msg.encode()
+        n = min(len(b), len(raw) - HDR_SIZE - wire.CRC_SIZE - 1)
+        raw[HDR_SIZE + 1 : HDR_SIZE + 1 + n] = b[:n]
+        return wire.finish_frame(raw, wire.T_ERROR | RESP, seq, 1 + n, out)
+
+    def send_error_small(self, seq, code, msg):
+        n = self.encode_error(self.small_raw, self.small_out, seq, code, msg)
+        self.uart.write(self.small_out, n)
+
+    def send_progress(self, seq, done, total):
+        struct.pack_into(wire.PROGRESS, self.small_raw, HDR_SIZE, done, total)
+        n = wire.finish_frame(self.small_raw, wire.T_PROGRESS | RESP, seq, 4, self.small_out)
+        self.uart.write(self.small_out, n)
+
+    # -- handlers: return the payload length written at raw[HDR_SIZE:] ------
+    def need(self, p, size):
+        if len(p) != size:
+            raise CommandError("payload must be " + str(size) + " bytes")
+
+    def do_info(self, p, seq):
+        self.need(p, 0)
+        a, lim, fe = self.array, self.limits, self.array.fe
+        free = gc.mem_free()
+        struct.pack_into(
+            wire.INFO_RESP,
+            self.raw,
+            HDR_SIZE,
+            wire.PROTOCOL_VERSION,
+            a.rows,
+            a.cols,
+            MAX_PAYLOAD,
+            self.heap_size,
+            free,
+            lim.v_pulse,
+            lim.width,
+            lim.v_read,
+            a.v_read,
+            fe.v_full_scale,
+            fe.v_lsb,
+            fe.ranges[0] / fe.adc_max,
+            fe.ranges[1] / fe.adc_max,
+            len(fe.ranges),
+        )
+        off = HDR_SIZE + struct.calcsize(wire.INFO_RESP)
+        off = wire.pack_str(self.raw, off, FW_VERSION)
+        off = wire.pack_str(self.raw, off, self.hal_name + ":" + fe.name)
+        struct.pack_into("<I", self.raw, off, mem_peak())
+        return off + 4 - HDR_SIZE
+
+    def do_read(self, p, seq):
+        self.need(p, 4)
+        r, c = struct.unpack_from(wire.READ_REQ, p, 0)
+        g = self.array.read(r, c)
+        struct.pack_into(wire.READ_RESP, self.raw, HDR_SIZE, g * self.array.v_read, g)
+        return 8
+
+    def do_read_rows(self, p, seq):
+        self.need(p, 4)
+        r0, nr = struct.unpack_from(wire.READ_ROWS_REQ, p, 0)
+        a = self.array
+        if nr < 1 or r0 + nr > a.rows:
+            raise AddressError("rows out of range")
+        if nr * a.cols * 4 > MAX_PAYLOAD:
+            raise CommandError("too many rows for one frame")
+        off = HDR_SIZE
+        for r in range(r0, r0 + nr):
+            a.read_row(r)
+            for c in range(a.cols):
+                struct.pack_into("<f", self.raw, off, a.conductance(c))
+                off += 4
+        return off - HDR_SIZE
+
+    def do_pulse(self, p, seq):
+        self.need(p, 12)
+        r, c, v, w = struct.unpack_from(wire.PULSE_REQ, p, 0)
+        applied = self.array.pulse(r, c, v, w)
+        struct.pack_into(wire.PULSE_RESP, self.raw, HDR_SIZE, applied)
+        return 4
+
+    def do_program(self, p, seq):
+        if len(p) < wire.PROGRAM_REQ_SIZE:
+            raise CommandError("short PROGRAM header")
+        pp = self.params
+        (pp.tol, pp.max_pulses, n, pp.v_set0, pp.v_set_step, pp.v_reset0, pp.v_reset_step, pp.width) = (
+            struct.unpack_from(wire.PROGRAM_REQ, p, 0)
+        )
+        if len(p) != wire.PROGRAM_REQ_SIZE + n * wire.PROGRAM_ITEM_SIZE:
+            raise CommandError("PROGRAM length does not match device count")
+        if wire.PROGRAM_RESP_SIZE + n * wire.PROGRAM_RESULT_SIZE > MAX_PAYLOAD:
+            raise CommandError("too many devices for one frame")
+        pp.validate(self.limits)
+        a = self.array
+        # Check every item before the first pulse: a bad item changes nothing.
+        off = wire.PROGRAM_REQ_SIZE
+        for _ in range(n):
+            r, c, t = struct.unpack_from(wire.PROGRAM_ITEM, p, off)
+            a.check(r, c)
+            if not 0 <= t < 1:
+                raise CommandError("target conductance must be 0..1 S")
+            off += wire.PROGRAM_ITEM_SIZE
+        fe = a.fe
+        t_start = fe.clock()
+        t_prev = t_start
+        off = wire.PROGRAM_REQ_SIZE
+        out = HDR_SIZE + wire.PROGRAM_RESP_SIZE
+        for k in range(n):
+            r, c, t = struct.unpack_from(wire.PROGRAM_ITEM, p, off)
+            off += wire.PROGRAM_ITEM_SIZE
+            g, pulses, status = write_verify(a, r, c, t, pp)
+            now = fe.clock()
+            struct.pack_into(wire.PROGRAM_RESULT, self.raw, out, g, pulses, status, now - t_prev)
+            t_prev = now
+            out += wire.PROGRAM_RESULT_SIZE
+            self.send_progress(seq, k + 1, n)
+        struct.pack_into(wire.PROGRAM_RESP, self.raw, HDR_SIZE, t_prev - t_start, n)
+        return out - HDR_SIZE
+
+    def do_vmm(self, p, seq):
+        a = self.array
+        if len(p) < 2:
+            raise CommandError("short VMM payload")
+        (n,) = struct.unpack_from(wire.VMM_REQ, p, 0)
+        if len(p) != 2 + 4 * n:
+            raise CommandError("VMM length does not match input count")
+        if n != a.rows:
+            raise AddressError("VMM needs one input per row")
+        vin = self.vin
+        for i in range(n):
+            vin[i] = struct.unpack_from("<f", p, 2 + 4 * i)[0]
+        a.vmm(vin, n)
+        fe = a.fe
+        for c in range(a.cols):
+            struct.pack_into("<f", self.raw, HDR_SIZE + 4 * c, fe.current(c))
+        return 4 * a.cols
+
+    def do_set_limits(self, p, seq):
+        self.need(p, 12)
+        v, w, vr = struct.unpack_from(wire.LIMITS, p, 0)
+        fe = self.array.fe
+        if not 0 < v <= fe.v_full_scale:
+            raise LimitError("pulse limit must be within the DAC range")
+        if not 0 < w <= HW_MAX_WIDTH:
+            raise LimitError("width limit must be within the hardware maximum")
+        if not 0 < vr <= v:
+            raise LimitError("read limit must be positive and below the pulse limit")
+        lim = self.limits
+        lim.v_pulse, lim.width, lim.v_read = v, w, vr
+        struct.pack_into(wire.LIMITS, self.raw, HDR_SIZE, v, w, vr)
+        return 12

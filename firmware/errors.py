@@ -1,0 +1,18 @@
+# Firmware exceptions; each carries the wire error code the host receives.
+from wire import E_ADDRESS, E_HAL, E_LIMIT, E_PAYLOAD
+
+
+class CommandError(Exception):
+    code = E_PAYLOAD
+
+
+class LimitError(CommandError):
+    code = E_LIMIT
+
+
+class AddressError(CommandError):
+    code = E_ADDRESS
+
+
+class HALError(CommandError):
+    code = E_HAL

@@ -1,0 +1,44 @@
+# Hardware abstraction layer: the only firmware code that touches hardware.
+#
+# hal.connect() returns (backend name, uart, front_end); a backend module
+# provides connect() -> (uart, front_end):
+#
+# uart
+#   readinto(buf, timeout_ms) -> n   bytes now available (0 on timeout)
+#   write(buf, n)                    send buf[:n] completely
+#
+# front_end (DACs on every row and column line, a pulse switch, and a
+# transimpedance amplifier + ADC on every column)
+#   rows, cols, name
+#   v_full_scale, v_lsb              DAC range and step (volts)
+#   ranges                           TIA full-scale currents (amps)
+#   quantize(v) -> v                 the voltage the DAC really produces
+#   fill(group, v)                   all lines of ROWS, COLS or BOTH to v
+#   set_line(group, line, v)         one line to v
+#   set_lines(group, values, n)      lines 0..n-1 to values[i]
+#   pulse(width_s)                   connect the lines to the array for width
+#   sample(range_index)              convert every column's current
+#   commit()                         run the queued operations in order
+#   current(col) -> amps             from the last committed sample
+#   clock() -> s                     board time (simulated in emulation)
+# Operations queue until commit() so a backend may batch them (the emulated
+# bus sends one message per commit; an SPI backend can act immediately).
+#
+# Backends: "emulated" (hal/emulated.py, the unix port talking to the
+# emulated analog front end). A real-board backend ("board") follows the
+# same interface.
+from .afe_bus import BOTH, COLS, ROWS  # noqa: F401  (line groups, re-exported)
+
+
+def connect():
+    try:
+        import os
+
+        name = os.getenv("MEMCTL_HAL") or "emulated"
+    except (ImportError, AttributeError):
+        name = "board"
+    if name == "emulated":
+        from hal import emulated
+
+        return (name,) + emulated.connect()
+    raise ValueError("unknown HAL backend: " + name)

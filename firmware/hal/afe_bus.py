@@ -1,0 +1,51 @@
+# The emulated board's analog bus: how the firmware's emulated HAL talks to
+# the analog front end process (emulation/afe_server.py). Shared by both
+# sides, like wire.py, so the two ends cannot drift. Written in the subset
+# MicroPython and CPython both run.
+#
+# One transaction = one message each way, so a whole pulse sequence (set
+# lines, pulse, release) costs one round trip, like a queued SPI burst.
+#   request:  <H length, then ops back to back
+#   reply:    <IB length, status, then each op's result in order
+# status 0 = ok; otherwise the reply body is a UTF-8 error message.
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+MSG_HEAD = "<H"
+REPLY_HEAD = "<IB"
+REPLY_HEAD_SIZE = const(5)
+
+# Line groups.
+ROWS = const(0)
+COLS = const(1)
+BOTH = const(2)
+
+# opcode: args (struct after the opcode byte) -> result
+OP_FILL = const(1)  # <Bh group, DAC code -> nothing
+OP_SET = const(2)  # <BHh group, line, DAC code -> nothing
+OP_LINES = const(3)  # <BHH group, first, n, then n x <h codes -> nothing
+OP_PULSE = const(4)  # <I width ns: connect lines to the array -> nothing
+OP_SAMPLE = const(5)  # <B current range: TIA+ADC every column -> cols x <h
+OP_INFO = const(6)  # -> INFO_FMT, then range count x <f, then name
+OP_CLOCK = const(7)  # -> <d simulated seconds
+OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <d S
+
+OP_ARGS = {
+    OP_FILL: "<Bh",
+    OP_SET: "<BHh",
+    OP_LINES: "<BHH",
+    OP_PULSE: "<I",
+    OP_SAMPLE: "<B",
+    OP_INFO: "",
+    OP_CLOCK: "",
+    OP_TRUTH: "",
+}
+
+# rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, range count
+INFO_FMT = "<HHBfBfB"
+INFO_SIZE = const(15)

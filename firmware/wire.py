@@ -1,0 +1,276 @@
+# memctl wire format: the one codec shared by the firmware (MicroPython) and the
+# host SDK (CPython). Keep it to the subset both interpreters run: struct,
+# binascii.crc32, bytearray/memoryview, no f-strings with format specs, no
+# typing, no dataclasses. Buffers are caller-owned so the firmware can
+# preallocate them once and never allocate per byte.
+#
+# Frame on the line:  COBS( header | payload | crc32 ) 0x00
+#   header  = <BBHH  type, flags, seq, payload length   (6 bytes)
+#   crc32   = <I     binascii.crc32 over header+payload  (4 bytes)
+# See docs/protocol.md for every message and golden byte examples.
+import struct
+from binascii import crc32
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+PROTOCOL_VERSION = const(1)
+
+HDR_FMT = "<BBHH"
+HDR_SIZE = const(6)
+CRC_SIZE = const(4)
+# Largest payload either side sends. Sized to the board RAM budget: the
+# firmware keeps one rx and one tx frame buffer of this size plus overhead.
+MAX_PAYLOAD = const(1024)
+MAX_RAW = const(1034)  # HDR_SIZE + MAX_PAYLOAD + CRC_SIZE
+# COBS adds one byte per 254 bytes plus one; the delimiter is one more.
+MAX_ENCODED = const(1040)
+
+# Message types. A response carries the request type with RESP set.
+T_INFO = const(0x01)
+T_READ = const(0x02)
+T_READ_ROWS = const(0x03)
+T_PULSE = const(0x04)
+T_PROGRAM = const(0x05)
+T_VMM = const(0x06)
+T_SET_LIMITS = const(0x07)
+T_PROGRESS = const(0x7E)  # unsolicited keep-alive during long work
+T_ERROR = const(0x7F)
+RESP = const(0x80)
+
+# Error codes carried by T_ERROR | RESP.
+E_CRC = const(1)
+E_FRAME = const(2)
+E_TOO_LONG = const(3)
+E_UNKNOWN = const(4)
+E_PAYLOAD = const(5)
+E_LIMIT = const(6)
+E_ADDRESS = const(7)
+E_HAL = const(8)
+E_MEMORY = const(9)
+E_INTERNAL = const(10)
+
+ERROR_NAMES = {
+    E_CRC: "crc",
+    E_FRAME: "frame",
+    E_TOO_LONG: "too-long",
+    E_UNKNOWN: "unknown-type",
+    E_PAYLOAD: "bad-payload",
+    E_LIMIT: "safety-limit",
+    E_ADDRESS: "address",
+    E_HAL: "hal",
+    E_MEMORY: "memory",
+    E_INTERNAL: "internal",
+}
+
+# Program status per device.
+S_OK = const(0)
+S_MAX_PULSES = const(1)
+S_LIMIT = const(2)
+
+STATUS_NAMES = {S_OK: "ok", S_MAX_PULSES: "max-pulses", S_LIMIT: "at-safety-limit"}
+
+# Payload layouts (little-endian, no padding). Variable parts follow the fixed
+# part; the docs list them per message.
+INFO_RESP = "<HHHHIIffffffffB"  # then fw version str, then hal name str
+READ_REQ = "<HH"  # row, col
+READ_RESP = "<ff"  # current A, conductance S
+READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S
+PULSE_REQ = "<HHff"  # row, col, volts, width s
+PULSE_RESP = "<f"  # DAC-quantized volts actually applied
+PROGRAM_REQ = "<fHHfffff"  # tol S, max pulses, n, v_set0, v_set_step, v_reset0, v_reset_step, width
+PROGRAM_ITEM = "<HHf"  # row, col, target S
+PROGRAM_RESP = "<fH"  # chunk simulated time s, n
+PROGRAM_RESULT = "<fHBf"  # final S, pulses, status, simulated time s
+PROGRESS = "<HH"  # done, total
+VMM_REQ = "<H"  # n inputs, then n float32 volts
+LIMITS = "<fff"  # max |pulse V|, max width s, max |read V|
+ERROR_HEAD = "<B"  # code, then utf-8 message
+
+PROGRAM_REQ_SIZE = const(28)
+PROGRAM_ITEM_SIZE = const(8)
+PROGRAM_RESP_SIZE = const(6)
+PROGRAM_RESULT_SIZE = const(11)
+
+
+def cobs_encode(src, n, dst):
+    """COBS-encode src[:n] into dst and append the 0x00 delimiter.
+
+    Returns the number of bytes written. dst must hold n + n // 254 + 2 bytes.
+    """
+    code_at = 0
+    out = 1
+    code = 1
+    for i in range(n):
+        b = src[i]
+        if b == 0:
+            dst[code_at] = code
+            code_at = out
+            out += 1
+            code = 1
+        else:
+            dst[out] = b
+            out += 1
+            code += 1
+            if code == 0xFF:
+                dst[code_at] = code
+                code_at = out
+                out += 1
+                code = 1
+    dst[code_at] = code
+    dst[out] = 0
+    return out + 1
+
+
+def cobs_decode(buf, n):
+    """Decode COBS buf[:n] in place (no delimiter). Returns length or -1."""
+    i = 0
+    out = 0
+    while i < n:
+        code = buf[i]
+        if code == 0:
+            return -1
+        i += 1
+        end = i + code - 1
+        if end > n:
+            return -1
+        while i < end:
+            b = buf[i]
+            if b == 0:
+                return -1
+            buf[out] = b
+            out += 1
+            i += 1
+        if code != 0xFF and i < n:
+            buf[out] = 0
+            out += 1
+    return out
+
+
+def finish_frame(raw, mtype, seq, plen, out):
+    """Seal a frame whose payload already sits at raw[HDR_SIZE:HDR_SIZE+plen].
+
+    Writes header and CRC into raw, COBS-encodes into out; returns bytes in out.
+    """
+    struct.pack_into(HDR_FMT, raw, 0, mtype, 0, seq, plen)
+    end = HDR_SIZE + plen
+    mv = memoryview(raw)
+    struct.pack_into("<I", raw, end, crc32(mv[:end]) & 0xFFFFFFFF)
+    return cobs_encode(raw, end + CRC_SIZE, out)
+
+
+def encode_frame(mtype, seq, payload=b""):
+    """Allocate and return one encoded frame (host side and tests)."""
+    plen = len(payload)
+    if plen > MAX_PAYLOAD:
+        raise ValueError("payload too long")
+    raw = bytearray(HDR_SIZE + plen + CRC_SIZE)
+    raw[HDR_SIZE : HDR_SIZE + plen] = payload
+    out = bytearray(len(raw) + len(raw) // 254 + 2)
+    n = finish_frame(raw, mtype, seq, plen, out)
+    return bytes(out[:n])
+
+
+# Decoder states reported in FrameDecoder.status.
+F_NONE = const(0)
+F_OK = const(1)
+F_BAD = const(2)
+
+
+class FrameDecoder:
+    """Incremental decoder: feed bytes, collect frames.
+
+    After feed() returns, check status: F_OK means mtype/seq/plen are set and
+    the payload is buf[HDR_SIZE:HDR_SIZE+plen]; F_BAD means error holds an
+    E_* code (and seq, if the header survived). Reset status to F_NONE (or
+    call feed again) after handling. No allocation after construction.
+    """
+
+    def __init__(self, max_raw=MAX_RAW):
+        self.max_enc = max_raw + max_raw // 254 + 1
+        self.buf = bytearray(self.max_enc)
+        self.mv = memoryview(self.buf)
+        self.n = 0
+        self.overflow = False
+        self.status = F_NONE
+        self.error = 0
+        self.mtype = 0
+        self.seq = 0
+        self.plen = 0
+
+    def feed(self, data, start, end):
+        """Consume data[start:end] up to and including one delimiter.
+
+        Returns the index after the last byte consumed; call again with that
+        index while it is below end.
+        """
+        self.status = F_NONE
+        buf = self.buf
+        cap = self.max_enc
+        i = start
+        while i < end:
+            b = data[i]
+            i += 1
+            if b == 0:
+                if self.n == 0 and not self.overflow:
+                    continue  # idle delimiters between frames
+                self._complete()
+                return i
+            if self.n < cap:
+                buf[self.n] = b
+                self.n += 1
+            else:
+                self.overflow = True
+        return i
+
+    def _complete(self):
+        n = self.n
+        self.n = 0
+        self.seq = 0
+        self.status = F_BAD
+        if self.overflow:
+            self.overflow = False
+            self.error = E_TOO_LONG
+            return
+        m = cobs_decode(self.buf, n)
+        if m < HDR_SIZE + CRC_SIZE:
+            self.error = E_FRAME
+            return
+        body = m - CRC_SIZE
+        (want,) = struct.unpack_from("<I", self.buf, body)
+        if crc32(self.mv[:body]) & 0xFFFFFFFF != want:
+            self.error = E_CRC
+            return
+        mtype, _flags, seq, plen = struct.unpack_from(HDR_FMT, self.buf, 0)
+        self.seq = seq
+        if plen != body - HDR_SIZE:
+            self.error = E_FRAME
+            return
+        self.mtype = mtype
+        self.plen = plen
+        self.status = F_OK
+
+    def payload(self):
+        return self.mv[HDR_SIZE : HDR_SIZE + self.plen]
+
+
+def pack_str(buf, off, s):
+    """Write a u8-length-prefixed UTF-8 string; returns the new offset."""
+    b = s.encode() if isinstance(s, str) else s
+    n = len(b)
+    if n > 255:
+        n = 255
+    buf[off] = n
+    buf[off + 1 : off + 1 + n] = b[:n]
+    return off + 1 + n
+
+
+def unpack_str(buf, off):
+    """Read a u8-length-prefixed string; returns (str, new offset)."""
+    n = buf[off]
+    return bytes(buf[off + 1 : off + 1 + n]).decode(), off + 1 + n

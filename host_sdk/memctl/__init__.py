@@ -1,0 +1,1 @@
+"""memctl host SDK."""
