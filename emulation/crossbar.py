@@ -43,7 +43,7 @@ class DeviceParams:
     threshold_spread: float = 0.04  # d2d relative sigma of thresholds
     rate_spread: float = 0.3  # d2d log-normal sigma of rates (paper 004: ~2.5x)
     c2c_sigma: float = 0.2  # c2c log-normal sigma (paper 000 eq. 4)
-    read_noise_rel: float = 1e-3  # relative sigma of a read current
+    read_noise_rel: float = 5e-5  # relative sigma of a read (paper 003 averages 10,000 samples)
     read_noise_abs: float = 0.5e-9  # sigma of each column's TIA input noise, A
 
     def validate(self) -> None:

@@ -1,1 +1,27 @@
-"""memctl host SDK."""
+"""memctl host SDK: talk to memctl controller boards, real or emulated."""
+
+from memctl.board import Board, BoardInfo, Limits, ProgramResult, WriteVerify
+from memctl.errors import (
+    AddressError,
+    BoardTimeout,
+    FirmwareError,
+    MemctlError,
+    ProtocolError,
+    SafetyLimitError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddressError",
+    "Board",
+    "BoardInfo",
+    "BoardTimeout",
+    "FirmwareError",
+    "Limits",
+    "MemctlError",
+    "ProgramResult",
+    "ProtocolError",
+    "SafetyLimitError",
+    "WriteVerify",
+]

@@ -1,0 +1,283 @@
+"""memctl.Board: explicit instrument calls on one controller board.
+
+Conductances are in siemens, currents in amperes, voltages in volts, times in
+seconds. Arrays in and out are numpy.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from memctl.errors import ProtocolError
+from memctl.link import Link
+from memctl.progress import progress_bar
+from memctl_firmware import wire
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safety limits the firmware enforces on every pulse and input."""
+
+    v_pulse: float  # max |V| of a programming pulse
+    width: float  # max pulse width, s
+    v_read: float  # max |V| of a VMM input
+
+
+@dataclass(frozen=True)
+class BoardInfo:
+    protocol: int
+    rows: int
+    cols: int
+    max_payload: int
+    heap_size: int
+    heap_free: int
+    heap_peak: int
+    limits: Limits
+    v_read: float  # read voltage the firmware applies, V
+    dac_full_scale: float
+    dac_lsb: float  # V per DAC code
+    adc_lsb_read: float  # A per ADC code on single-device reads
+    adc_lsb_vmm: float  # A per ADC code on VMM
+    firmware: str
+    hal: str
+
+    @property
+    def g_lsb(self) -> float:
+        """Conductance resolution of a single-device read, S."""
+        return self.adc_lsb_read / self.v_read
+
+
+@dataclass(frozen=True)
+class WriteVerify:
+    """Write-verify (ISPP) settings for program(). Paper 003 tuned with
+    write-verify at 30 % / 7.5 % / 2.5 % tolerance and at most 300 pulses."""
+
+    v_set_start: float = 0.9
+    v_set_step: float = 0.02
+    v_reset_start: float = -1.1
+    v_reset_step: float = 0.02
+    width: float = 100e-6
+
+
+@dataclass
+class ProgramResult:
+    """Per-device outcome of program(); arrays have the shape of the targets."""
+
+    targets: np.ndarray
+    final: np.ndarray
+    pulses: np.ndarray
+    status: np.ndarray
+    time: np.ndarray  # simulated (board) time per device, s
+    tolerance: float
+    wall_time: float
+    board_time: float = field(default=0.0)
+
+    @property
+    def error(self) -> np.ndarray:
+        return self.final - self.targets
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.status == wire.S_OK
+
+    def status_names(self) -> np.ndarray:
+        return np.vectorize(lambda s: wire.STATUS_NAMES.get(int(s), f"status-{s}"))(self.status)
+
+
+class Board:
+    """A connected memctl board (real or emulated).
+
+    >>> with memctl.Board("/dev/ttyUSB0") as b:
+    ...     g = b.read_array()
+    """
+
+    PROTOCOL = wire.PROTOCOL_VERSION
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = 115200,
+        timeout: float = 2.0,
+        retries: int = 3,
+        progress: bool | None = None,
+    ):
+        self.link = Link(port, baudrate=baudrate, timeout=timeout, retries=retries)
+        self.progress = progress
+        try:
+            self._info = self.info()
+        except BaseException:
+            self.link.close()
+            raise
+        if self._info.protocol != self.PROTOCOL:
+            self.link.close()
+            raise ProtocolError(
+                f"board speaks protocol {self._info.protocol}, this SDK speaks {self.PROTOCOL}; "
+                "update the firmware or the SDK"
+            )
+
+    # -- housekeeping ----------------------------------------------------
+    def close(self) -> None:
+        self.link.close()
+
+    def __enter__(self) -> Board:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._info.rows, self._info.cols
+
+    def info(self) -> BoardInfo:
+        p = self.link.request(wire.T_INFO)
+        f = struct.unpack_from(wire.INFO_RESP, p, 0)
+        off = struct.calcsize(wire.INFO_RESP)
+        fw, off = wire.unpack_str(p, off)
+        hal, off = wire.unpack_str(p, off)
+        (peak,) = struct.unpack_from("<I", p, off)
+        info = BoardInfo(
+            protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
+            limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
+            adc_lsb_read=f[12], adc_lsb_vmm=f[13], firmware=fw, hal=hal,
+        )  # fmt: skip
+        self._info = info
+        return info
+
+    def limits(self) -> Limits:
+        return self.info().limits
+
+    def set_limits(self, v_pulse: float, width: float, v_read: float) -> Limits:
+        _finite("limits", [v_pulse, width, v_read])
+        p = self.link.request(wire.T_SET_LIMITS, struct.pack(wire.LIMITS, v_pulse, width, v_read))
+        return Limits(*struct.unpack(wire.LIMITS, p))
+
+    # -- instrument calls ------------------------------------------------
+    def _check_device(self, row: int, col: int) -> None:
+        rows, cols = self.shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            raise IndexError(f"device ({row}, {col}) outside the {rows}x{cols} array")
+
+    def read(self, row: int, col: int) -> float:
+        """Conductance of one device, S (read at the board's V_read)."""
+        self._check_device(row, col)
+        _, g = struct.unpack(wire.READ_RESP, self.link.request(wire.T_READ, struct.pack(wire.READ_REQ, row, col)))
+        return g
+
+    def read_array(self, *, progress: bool | None = None) -> np.ndarray:
+        """Conductance of every device, S, streamed in row blocks."""
+        rows, cols = self.shape
+        per = max(1, self._info.max_payload // (4 * cols))
+        out = np.empty((rows, cols))
+        with progress_bar("read array", rows, self._show(progress)) as advance:
+            for r0 in range(0, rows, per):
+                n = min(per, rows - r0)
+                p = self.link.request(wire.T_READ_ROWS, struct.pack(wire.READ_ROWS_REQ, r0, n))
+                if len(p) != 4 * n * cols:
+                    raise ProtocolError(f"READ_ROWS returned {len(p)} bytes, expected {4 * n * cols}")
+                out[r0 : r0 + n] = np.frombuffer(p, "<f4").reshape(n, cols)
+                advance(n)
+        return out
+
+    def pulse(self, row: int, col: int, voltage: float, width: float) -> float:
+        """One pulse with V/2 biasing; returns the DAC-quantized voltage applied."""
+        self._check_device(row, col)
+        _finite("pulse", [voltage, width])
+        p = self.link.request(wire.T_PULSE, struct.pack(wire.PULSE_REQ, row, col, voltage, width))
+        return struct.unpack(wire.PULSE_RESP, p)[0]
+
+    def vmm(self, x: np.ndarray) -> np.ndarray:
+        """Column currents (A) for row input voltages x (one per row)."""
+        x = np.asarray(x, dtype=np.float64)
+        rows, _ = self.shape
+        if x.shape != (rows,):
+            raise ValueError(f"vmm input must have shape ({rows},), got {x.shape}")
+        _finite("vmm input", x)
+        p = self.link.request(wire.T_VMM, struct.pack(wire.VMM_REQ, rows) + x.astype("<f4").tobytes())
+        return np.frombuffer(p, "<f4").astype(np.float64)
+
+    def program(
+        self,
+        targets: np.ndarray,
+        *,
+        tolerance: float = 1e-6,
+        max_pulses: int = 100,
+        origin: tuple[int, int] = (0, 0),
+        mask: np.ndarray | None = None,
+        settings: WriteVerify | None = None,
+        chunk: int | None = None,
+        progress: bool | None = None,
+    ) -> ProgramResult:
+        """Write-verify every device of a target map (S) placed at origin.
+
+        mask selects which devices to program (default all). Devices stream to
+        the board in chunks that fit its frame size; each chunk is one
+        idempotent request, so a retried chunk is never applied twice.
+        """
+        t = np.asarray(targets, dtype=np.float64)
+        if t.ndim != 2:
+            raise ValueError(f"targets must be a 2-D map, got shape {t.shape}")
+        _finite("targets", t)
+        if (t <= 0).any() or (t >= 1).any():
+            raise ValueError("targets must be conductances in siemens, 0 < G < 1")
+        r0, c0 = origin
+        rows, cols = self.shape
+        if r0 < 0 or c0 < 0 or r0 + t.shape[0] > rows or c0 + t.shape[1] > cols:
+            raise ValueError(f"a {t.shape} map at {origin} does not fit the {rows}x{cols} array")
+        if not (np.isfinite(tolerance) and tolerance > 0):
+            raise ValueError("tolerance must be a positive conductance in siemens")
+        if not 0 <= max_pulses <= 0xFFFF:
+            raise ValueError("max_pulses must be 0..65535")
+        m = np.ones(t.shape, bool) if mask is None else np.asarray(mask, bool)
+        if m.shape != t.shape:
+            raise ValueError(f"mask shape {m.shape} differs from targets {t.shape}")
+        s = settings or WriteVerify()
+        fit = (self._info.max_payload - wire.PROGRAM_REQ_SIZE) // wire.PROGRAM_ITEM_SIZE
+        fit = min(fit, (self._info.max_payload - wire.PROGRAM_RESP_SIZE) // wire.PROGRAM_RESULT_SIZE)
+        per = min(fit, chunk or fit)
+        idx = np.argwhere(m)
+        res = ProgramResult(
+            targets=t, final=np.full(t.shape, np.nan), pulses=np.zeros(t.shape, np.int64),
+            status=np.full(t.shape, -1, np.int64), time=np.zeros(t.shape), tolerance=tolerance, wall_time=0.0,
+        )  # fmt: skip
+        start = time.monotonic()
+        with progress_bar("program", len(idx), self._show(progress)) as advance:
+            for k in range(0, len(idx), per):
+                part = idx[k : k + per]
+                head = struct.pack(
+                    wire.PROGRAM_REQ, tolerance, max_pulses, len(part),
+                    s.v_set_start, s.v_set_step, s.v_reset_start, s.v_reset_step, s.width,
+                )  # fmt: skip
+                items = b"".join(struct.pack(wire.PROGRAM_ITEM, r0 + i, c0 + j, t[i, j]) for i, j in part)
+                done = [0]
+
+                def step(n: int, total: int, done: list[int] = done) -> None:
+                    advance(n - done[0])
+                    done[0] = n
+
+                p = self.link.request(wire.T_PROGRAM, head + items, progress=step)
+                advance(len(part) - done[0])
+                chunk_time, n = struct.unpack_from(wire.PROGRAM_RESP, p, 0)
+                if n != len(part) or len(p) != wire.PROGRAM_RESP_SIZE + n * wire.PROGRAM_RESULT_SIZE:
+                    raise ProtocolError("PROGRAM reply does not match the chunk sent")
+                res.board_time += chunk_time
+                for q, (i, j) in enumerate(part):
+                    g, pulses, status, dt = struct.unpack_from(
+                        wire.PROGRAM_RESULT, p, wire.PROGRAM_RESP_SIZE + q * wire.PROGRAM_RESULT_SIZE
+                    )
+                    res.final[i, j], res.pulses[i, j], res.status[i, j], res.time[i, j] = g, pulses, status, dt
+        res.wall_time = time.monotonic() - start
+        return res
+
+    def _show(self, progress: bool | None) -> bool | None:
+        return self.progress if progress is None else progress
+
+
+def _finite(what: str, values: object) -> None:
+    if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
+        raise ValueError(f"{what} must be finite numbers (no NaN or inf)")

@@ -1,0 +1,193 @@
+"""The `memctl` command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from memctl.board import Board, WriteVerify
+from memctl.errors import MemctlError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _board(a: argparse.Namespace) -> Board:
+    return Board(a.port, baudrate=a.baud, timeout=a.timeout, progress=None if a.progress else False)
+
+
+def cmd_emulate(a: argparse.Namespace) -> int:
+    from memctl_emulation import EmulatedBoard
+
+    with EmulatedBoard(rows=a.rows, cols=a.cols, seed=a.seed) as emu:
+        print(emu.port, flush=True)
+        err_console.print(f"emulated board {a.rows}x{a.cols} ready on [bold]{emu.port}[/]; Ctrl-C to stop")
+        try:
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    with _board(a) as b:
+        info = b.info()
+    t = Table(title=f"board on {a.port}")
+    t.add_column("field")
+    t.add_column("value")
+    for k, v in vars(info).items():
+        t.add_row(k, str(v))
+    console.print(t)
+    return 0
+
+
+def cmd_read(a: argparse.Namespace) -> int:
+    with _board(a) as b:
+        if a.row is not None or a.col is not None:
+            if a.row is None or a.col is None:
+                raise SystemExit("give both --row and --col, or neither for the whole array")
+            print(f"{b.read(a.row, a.col):.6e}")
+            return 0
+        g = b.read_array()
+    if a.out:
+        np.save(a.out, g)
+        err_console.print(f"saved {g.shape} conductances (S) to {a.out}")
+    else:
+        with np.printoptions(precision=2, linewidth=200, suppress=True):
+            print(g * 1e6, "(uS)")
+    return 0
+
+
+def cmd_pulse(a: argparse.Namespace) -> int:
+    with _board(a) as b:
+        v = b.pulse(a.row, a.col, a.volts, a.width)
+    print(f"applied {v:.4f} V for {a.width:g} s on ({a.row}, {a.col})")
+    return 0
+
+
+def cmd_program(a: argparse.Namespace) -> int:
+    targets = _load_array(a.map, ndim=2)
+    with _board(a) as b:
+        r = b.program(
+            targets, tolerance=a.tolerance, max_pulses=a.max_pulses, origin=(a.origin[0], a.origin[1]),
+            settings=WriteVerify(width=a.width),
+        )  # fmt: skip
+    bad = int((~r.ok).sum())
+    console.print(
+        f"programmed {r.targets.size} devices: {r.targets.size - bad} within {a.tolerance:g} S, "
+        f"max |error| {np.abs(r.error).max():.3g} S, pulses mean {r.pulses.mean():.1f} max {r.pulses.max()}, "
+        f"board time {r.board_time:.3f} s, wall {r.wall_time:.2f} s"
+    )
+    if a.out:
+        np.savez(a.out, targets=r.targets, final=r.final, pulses=r.pulses, status=r.status, time=r.time)
+    return 0 if bad == 0 else 3
+
+
+def cmd_infer(a: argparse.Namespace) -> int:
+    x = _load_array(a.inputs, ndim=None)
+    batch = np.atleast_2d(x)
+    with _board(a) as b:
+        out = np.stack([b.vmm(v) for v in batch])
+    if a.out:
+        np.save(a.out, out)
+        err_console.print(f"saved {out.shape} column currents (A) to {a.out}")
+    else:
+        with np.printoptions(precision=3, linewidth=200):
+            print(out * 1e6, "(uA)")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from memctl.demo import run_demo
+
+    r = run_demo(size=a.size, seed=a.seed, tolerance=a.tolerance, console=console)
+    return 0 if r.ok.all() else 3
+
+
+def _load_array(path: str, ndim: int | None) -> np.ndarray:
+    p = Path(path)
+    if not p.exists():
+        raise SystemExit(f"no such file: {path}")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"{path} is not a readable .npy array: {e}") from e
+    if ndim is not None and arr.ndim != ndim:
+        raise SystemExit(f"{path}: expected a {ndim}-D array, got shape {arr.shape}")
+    return arr
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="memctl", description="memristor crossbar controller")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def with_port(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--port", required=True, help="serial port or pyserial URL of the board")
+        p.add_argument("--baud", type=int, default=115200)
+        p.add_argument("--timeout", type=float, default=2.0, help="seconds of silence before a retry")
+        p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+        return p
+
+    e = sub.add_parser("emulate", help="start an emulated board and print its serial port")
+    e.add_argument("--rows", type=int, default=32)
+    e.add_argument("--cols", type=int, default=32)
+    e.add_argument("--seed", type=int, default=0)
+    e.set_defaults(fn=cmd_emulate)
+
+    with_port(sub.add_parser("info", help="firmware, array and limits")).set_defaults(fn=cmd_info)
+
+    r = with_port(sub.add_parser("read", help="read one device or the whole array"))
+    r.add_argument("--row", type=int)
+    r.add_argument("--col", type=int)
+    r.add_argument("--out", help="save the array (S) to this .npy file")
+    r.set_defaults(fn=cmd_read)
+
+    p = with_port(sub.add_parser("pulse", help="one pulse on one device (V/2 biasing)"))
+    p.add_argument("row", type=int)
+    p.add_argument("col", type=int)
+    p.add_argument("volts", type=float)
+    p.add_argument("width", type=float, help="seconds")
+    p.set_defaults(fn=cmd_pulse)
+
+    g = with_port(sub.add_parser("program", help="write-verify a conductance map (.npy, siemens)"))
+    g.add_argument("map")
+    g.add_argument("--tolerance", type=float, default=1e-6, help="S (default 1e-6)")
+    g.add_argument("--max-pulses", type=int, default=100)
+    g.add_argument("--width", type=float, default=100e-6, help="pulse width, s")
+    g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
+    g.add_argument("--out", help="save per-device results to this .npz")
+    g.set_defaults(fn=cmd_program)
+
+    i = with_port(sub.add_parser("infer", help="VMM on the array for each input vector (.npy, volts)"))
+    i.add_argument("inputs")
+    i.add_argument("--out", help="save column currents (A) to this .npy")
+    i.set_defaults(fn=cmd_infer)
+
+    d = sub.add_parser("demo", help="program, read back and run a VMM on an emulated board")
+    d.add_argument("--size", type=int, default=8)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--tolerance", type=float, default=1e-6)
+    d.set_defaults(fn=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.fn(a)
+    except MemctlError as e:
+        err_console.print(f"[red]error:[/] {e}")
+        return 2
+    except (ValueError, IndexError) as e:
+        err_console.print(f"[red]error:[/] {e}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Request/response over a serial line, with retries and progress frames.
+
+Any pyserial URL works (a device path, socket://host:port, loop://), so the
+same code talks to a real board, the emulated board or a test double.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+from collections.abc import Callable
+
+import serial
+
+from memctl.errors import BoardTimeout, ProtocolError, firmware_error
+from memctl_firmware import wire
+
+ProgressFn = Callable[[int, int], None]
+
+# Errors the firmware sends when our request arrived damaged: resend it.
+_RESEND = (wire.E_CRC, wire.E_FRAME, wire.E_TOO_LONG)
+
+
+class Link:
+    """One serial connection to a board; thread-unsafe, like the line itself."""
+
+    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 3):
+        self.port = port
+        self.timeout = timeout
+        self.retries = retries
+        self.ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+        self.decoder = wire.FrameDecoder()
+        # Random start so a new session never repeats the last session's
+        # (seq, request) pair that the firmware keeps for idempotency.
+        self._seq = random.randrange(1, 0x10000)
+        self.stats = {"requests": 0, "retries": 0, "bad_frames": 0}
+
+    def close(self) -> None:
+        self.ser.close()
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 0xFFFF + 1
+        return self._seq
+
+    def request(
+        self, mtype: int, payload: bytes = b"", *, timeout: float | None = None, progress: ProgressFn | None = None
+    ) -> bytes:
+        """Send one request; return the response payload.
+
+        Resends the identical frame (same sequence number) on silence, on a
+        damaged reply, or when the board says our frame arrived damaged; the
+        firmware answers a repeat from its cache instead of acting twice.
+        """
+        seq = self._next_seq()
+        frame = wire.encode_frame(mtype, seq, payload)
+        self.stats["requests"] += 1
+        wait = self.timeout if timeout is None else timeout
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+            self.ser.write(frame)
+            answer = self._await(seq, mtype, wait, progress)
+            if answer is not None:
+                return answer
+        raise BoardTimeout(
+            f"no valid answer from {self.port} to message 0x{mtype:02x} after {self.retries + 1} attempts "
+            f"({wait:.1f} s silence each)"
+        )
+
+    def _await(self, seq: int, mtype: int, wait: float, progress: ProgressFn | None) -> bytes | None:
+        dec = self.decoder
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            data = self.ser.read(max(1, self.ser.in_waiting))
+            i, n = 0, len(data)
+            while i < n:
+                i = dec.feed(data, i, n)
+                if dec.status == wire.F_BAD:
+                    self.stats["bad_frames"] += 1
+                    return None  # damaged reply: resend, the board replays it
+                if dec.status != wire.F_OK:
+                    continue
+                rtype, payload = dec.mtype, bytes(dec.payload())
+                if rtype == wire.T_ERROR | wire.RESP and payload and payload[0] in _RESEND:
+                    self.stats["bad_frames"] += 1
+                    return None
+                if dec.seq != seq:
+                    continue  # a stale reply to an earlier attempt
+                if rtype == wire.T_PROGRESS | wire.RESP:
+                    deadline = time.monotonic() + wait
+                    if progress is not None and len(payload) == 4:
+                        progress(*struct.unpack(wire.PROGRESS, payload))
+                    continue
+                if rtype == wire.T_ERROR | wire.RESP:
+                    code = payload[0] if payload else wire.E_INTERNAL
+                    raise firmware_error(code, payload[1:].decode(errors="replace"))
+                if rtype != mtype | wire.RESP:
+                    raise ProtocolError(f"reply type 0x{rtype:02x} to request 0x{mtype:02x}")
+                return payload
+        return None
+
