@@ -26,6 +26,7 @@ import tty
 from pathlib import Path
 
 import memctl_firmware
+from memctl_emulation.afe_client import AFEClient
 
 FIRMWARE_DIR = Path(memctl_firmware.__file__).resolve().parent
 BOARD_HEAP = "256K"  # board RAM budget: the firmware runs with this heap
@@ -177,6 +178,10 @@ class EmulatedBoard:
                 time.sleep(0.1)  # let the drain thread catch the last lines
                 state = f"exited with {proc.returncode}" if proc.poll() is not None else "did not start"
                 raise EmulationError(f"{what} {state}:\n" + "\n".join(self.log[-30:]))
+
+    def afe(self) -> AFEClient:
+        """A debug connection to the analog front end (ground truth)."""
+        return AFEClient(self.afe_socket, self.rows, self.cols)
 
     def alive(self) -> bool:
         return bool(self._procs) and all(p.poll() is None for p in self._procs)

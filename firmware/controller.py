@@ -14,7 +14,7 @@ from config import (
     UART_POLL_MS,
     V_READ,
 )
-from errors import AddressError, CommandError, LimitError
+from errors import AddressError, CommandError, LimitError, UnknownCommand
 from program import ProgramParams, write_verify
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
@@ -83,7 +83,7 @@ class Controller:
         handler = self.handlers.get(dec.mtype)
         try:
             if handler is None:
-                raise CommandError("unknown message type")
+                raise UnknownCommand("unknown message type")
             plen = handler(dec.payload(), seq)
             self.out_len = wire.finish_frame(self.raw, dec.mtype | RESP, seq, plen, self.out)
         except Exception as e:  # every failure becomes an error reply

@@ -1,5 +1,5 @@
 # Firmware exceptions; each carries the wire error code the host receives.
-from wire import E_ADDRESS, E_HAL, E_LIMIT, E_PAYLOAD
+from wire import E_ADDRESS, E_HAL, E_LIMIT, E_PAYLOAD, E_UNKNOWN
 
 
 class CommandError(Exception):
@@ -16,3 +16,7 @@ class AddressError(CommandError):
 
 class HALError(CommandError):
     code = E_HAL
+
+
+class UnknownCommand(CommandError):
+    code = E_UNKNOWN

@@ -1,0 +1,48 @@
+"""CPython client of the emulated analog bus: ground truth for tests and
+benchmarks (true conductances, pulse count, board clock), never used by the
+firmware, which has its own MicroPython client in firmware/hal/emulated.py."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import numpy as np
+
+from memctl_firmware.hal import afe_bus as bus
+
+
+class AFEClient:
+    def __init__(self, path: str, rows: int, cols: int):
+        self.rows, self.cols = rows, cols
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def transact(self, ops: bytes) -> bytes:
+        self.sock.sendall(struct.pack(bus.MSG_HEAD, len(ops)) + ops)
+        length, status = struct.unpack(bus.REPLY_HEAD, self._recv(bus.REPLY_HEAD_SIZE))
+        body = self._recv(length)
+        if status:
+            raise RuntimeError(f"AFE error: {body.decode()}")
+        return body
+
+    def _recv(self, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("AFE closed the connection")
+            buf += chunk
+        return bytes(buf)
+
+    def truth(self) -> tuple[int, np.ndarray]:
+        """(pulses applied so far, true conductance matrix in S)."""
+        body = self.transact(bytes([bus.OP_TRUTH]))
+        (pulses,) = struct.unpack_from("<I", body, 0)
+        return pulses, np.frombuffer(body, "<f8", offset=4).reshape(self.rows, self.cols).copy()
+
+    def clock(self) -> float:
+        return struct.unpack("<d", self.transact(bytes([bus.OP_CLOCK])))[0]

@@ -1,0 +1,198 @@
+"""End to end: host SDK -> pty -> MicroPython firmware -> AFE -> crossbar."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+import memctl
+from memctl_firmware import wire
+
+
+def test_info_describes_board(board):
+    info = board.info()
+    assert info.protocol == wire.PROTOCOL_VERSION
+    assert (info.rows, info.cols) == (32, 32)
+    assert info.hal.startswith("emulated")
+    assert info.firmware == "0.1.0"
+    # 256 KB heap budget: the firmware runs inside it with room to spare.
+    assert 200_000 < info.heap_size <= 256 * 1024
+    assert 0 < info.heap_peak < info.heap_size
+    assert info.limits.v_pulse == pytest.approx(2.0)
+    assert abs(info.v_read - 0.2) < info.dac_lsb
+
+
+def test_read_matches_ground_truth(board, afe):
+    _, g_true = afe.truth()
+    info = board.info()
+    for r, c in [(0, 0), (5, 17), (31, 31)]:
+        assert board.read(r, c) == pytest.approx(g_true[r, c], abs=3 * info.g_lsb + 1e-3 * g_true[r, c])
+
+
+def test_read_array_matches_ground_truth(board, afe):
+    g = board.read_array()
+    _, g_true = afe.truth()
+    assert g.shape == (32, 32)
+    assert np.abs(g - g_true).max() < 3 * board.info().g_lsb + 1e-3 * g_true.max()
+
+
+def test_pulse_moves_selected_device_only(board, afe):
+    n0, before = afe.truth()
+    applied = board.pulse(3, 4, 1.3, 200e-6)
+    n1, after = afe.truth()
+    assert n1 == n0 + 1
+    assert abs(applied - 1.3) <= board.info().dac_lsb
+    assert after[3, 4] > before[3, 4]  # potentiation
+    others = np.ones_like(before, bool)
+    others[3, 4] = False
+    # V/2 = 0.65 V is below every device's set threshold: half-selected devices hold.
+    np.testing.assert_array_equal(after[others], before[others])
+    board.pulse(3, 4, -1.6, 200e-6)
+    _, back = afe.truth()
+    assert back[3, 4] < after[3, 4]  # depression
+
+
+def test_program_8x8_reads_back_within_tolerance(board):
+    rng = np.random.default_rng(7)
+    targets = rng.uniform(15e-6, 90e-6, (8, 8))
+    tol = 1e-6
+    res = board.program(targets, tolerance=tol, max_pulses=200, origin=(8, 8), chunk=16)
+    assert res.ok.all(), res.status_names()
+    assert np.abs(res.error).max() <= tol
+    assert (res.pulses > 0).any() and res.pulses.max() <= 200
+    assert res.board_time > 0 and (res.time > 0).all()
+    readback = board.read_array()[8:16, 8:16]
+    # Read-back is a fresh measurement: tolerance plus read resolution.
+    assert np.abs(readback - targets).max() <= tol + 3 * board.info().g_lsb
+
+
+def test_program_unreachable_target_reports_reason(board):
+    res = board.program(np.array([[0.5e-3]]), tolerance=1e-7, max_pulses=5, origin=(20, 20))
+    assert res.pulses[0, 0] == 5
+    assert res.status_names()[0, 0] in ("max-pulses", "at-safety-limit")
+    assert not res.ok[0, 0]
+
+
+def test_vmm_matches_readback_within_adc_resolution(board):
+    info = board.info()
+    rng = np.random.default_rng(3)
+    x = rng.choice([-0.2, 0.2], info.rows)  # +-0.2 V inputs as in paper 003
+    g = board.read_array()
+    currents = board.vmm(x)
+    expected = g.T @ x
+    # VMM ADC LSB, plus each read-back's own ADC resolution scaled by its input.
+    tol = 2 * info.adc_lsb_vmm + np.abs(x).sum() * 2 * info.g_lsb
+    assert np.abs(currents - expected).max() <= tol
+    assert np.abs(expected).max() > 100 * tol  # the comparison is not vacuous
+
+
+def test_pulse_above_safety_limit_is_refused_and_changes_nothing(board, afe):
+    n0, before = afe.truth()
+    with pytest.raises(memctl.SafetyLimitError, match="safety limit"):
+        board.pulse(0, 0, 2.5, 100e-6)
+    with pytest.raises(memctl.SafetyLimitError):
+        board.pulse(0, 0, 1.0, 0.5)  # width beyond limit
+    with pytest.raises(memctl.SafetyLimitError):
+        board.vmm(np.full(32, 0.5))  # input beyond read limit would disturb devices
+    n1, after = afe.truth()
+    assert n1 == n0
+    np.testing.assert_array_equal(before, after)
+
+
+def test_set_limits_is_enforced_and_bounded(board, afe):
+    try:
+        lim = board.set_limits(1.0, 1e-3, 0.25)
+        assert lim.v_pulse == pytest.approx(1.0)
+        assert board.limits().v_pulse == pytest.approx(1.0)
+        n0, _ = afe.truth()
+        with pytest.raises(memctl.SafetyLimitError):
+            board.pulse(1, 1, 1.2, 100e-6)
+        with pytest.raises(memctl.SafetyLimitError):
+            board.program(np.array([[60e-6]]), origin=(1, 1))  # ISPP start 0.9 V ok, reset -1.1 V not
+        assert afe.truth()[0] == n0
+        with pytest.raises(memctl.SafetyLimitError, match="DAC range"):
+            board.set_limits(10.0, 1e-3, 0.2)
+    finally:
+        board.set_limits(2.0, 1e-3, 0.3)
+
+
+def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
+    n0, before = afe.truth()
+    cases = [
+        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, float("nan"), 1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, float("inf"), 1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, 1.0, -1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 40, 0, 1.0, 1e-4), wire.E_ADDRESS),
+        (wire.T_PULSE, b"\x00\x01", wire.E_PAYLOAD),
+        (wire.T_READ, struct.pack(wire.READ_REQ, 0, 99), wire.E_ADDRESS),
+        (wire.T_READ_ROWS, struct.pack(wire.READ_ROWS_REQ, 0, 32), wire.E_PAYLOAD),
+        (0x55, b"", wire.E_UNKNOWN),
+        (wire.T_VMM, struct.pack("<H", 3) + b"\x00" * 12, wire.E_ADDRESS),
+        (wire.T_SET_LIMITS, struct.pack(wire.LIMITS, float("nan"), 1e-3, 0.2), wire.E_LIMIT),
+    ]
+    for seq, (mtype, payload, code) in enumerate(cases, start=100):
+        rtype, rseq, body = raw.request(mtype, seq, payload)
+        assert (rtype, rseq) == (wire.T_ERROR | wire.RESP, seq), (mtype, payload)
+        assert body[0] == code, (mtype, payload, body)
+        assert len(body) > 1  # a message for the user
+    # A PROGRAM with one bad item among good ones applies nothing at all.
+    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 50, 2, 0.9, 0.02, -1.1, 0.02, 1e-4)
+    items = struct.pack(wire.PROGRAM_ITEM, 2, 2, 50e-6) + struct.pack(wire.PROGRAM_ITEM, 2, 99, 50e-6)
+    rtype, _, body = raw.request(wire.T_PROGRAM, 200, head + items)
+    assert rtype == wire.T_ERROR | wire.RESP and body[0] == wire.E_ADDRESS
+    n1, after = afe.truth()
+    assert n1 == n0
+    np.testing.assert_array_equal(before, after)
+
+
+def test_malformed_frames_get_error_reply_and_board_keeps_serving(raw, board):
+    good = wire.encode_frame(wire.T_INFO, 7)
+    bad_crc = bytearray(good)
+    bad_crc[3] ^= 0x40
+    raw.send(bytes(bad_crc))
+    (rtype, _, body) = raw.frames(count=1)[0]
+    assert rtype == wire.T_ERROR | wire.RESP and body[0] == wire.E_CRC
+    raw.send(b"\x05\x01\x02\x00")  # COBS-valid but shorter than a header
+    (rtype, _, body) = raw.frames(count=1)[0]
+    assert rtype == wire.T_ERROR | wire.RESP and body[0] == wire.E_FRAME
+    raw.send(b"\x07" * 3000 + b"\x00")  # longer than any frame
+    (rtype, _, body) = raw.frames(count=1)[0]
+    assert body[0] == wire.E_TOO_LONG
+    assert board.info().rows == 32  # still serving
+
+
+def test_retried_program_chunk_is_not_applied_twice(raw, afe):
+    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 100, 1, 0.9, 0.02, -1.1, 0.02, 1e-4)
+    frame = wire.encode_frame(wire.T_PROGRAM, 4242, head + struct.pack(wire.PROGRAM_ITEM, 30, 1, 70e-6))
+    raw.send(frame)
+    first = raw.frames(count=1)[0]
+    n_after_first, g_after_first = afe.truth()
+    raw.send(frame)  # the host's retry after a lost reply: same seq, same bytes
+    second = raw.frames(count=1)[0]
+    n_after_second, g_after_second = afe.truth()
+    assert first == second
+    assert first[0] == wire.T_PROGRAM | wire.RESP
+    _, n = struct.unpack_from(wire.PROGRAM_RESP, first[2], 0)
+    _, pulses, status, _ = struct.unpack_from(wire.PROGRAM_RESULT, first[2], wire.PROGRAM_RESP_SIZE)
+    assert n == 1 and status == wire.S_OK and pulses > 0
+    assert n_after_second == n_after_first
+    np.testing.assert_array_equal(g_after_first, g_after_second)
+
+
+def test_sdk_rejects_bad_input_before_sending(board, afe):
+    n0, _ = afe.truth()
+    with pytest.raises(ValueError, match="finite"):
+        board.program(np.array([[np.nan]]))
+    with pytest.raises(ValueError, match="2-D"):
+        board.program(np.ones(4) * 50e-6)
+    with pytest.raises(ValueError, match="does not fit"):
+        board.program(np.full((8, 8), 50e-6), origin=(30, 30))
+    with pytest.raises(ValueError, match="siemens"):
+        board.program(np.full((2, 2), 50.0))
+    with pytest.raises(ValueError, match="shape"):
+        board.vmm(np.zeros(5))
+    with pytest.raises(IndexError):
+        board.read(32, 0)
+    assert afe.truth()[0] == n0

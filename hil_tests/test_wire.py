@@ -1,0 +1,132 @@
+"""The one wire codec, checked on both interpreters, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memctl_emulation import micropython_executable
+from memctl_firmware import wire
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRMWARE = ROOT / "firmware"
+RUNNER = Path(__file__).with_name("mpy_wire_runner.py")
+GOLDEN = re.compile(r"```golden\ntype 0x([0-9a-f]+) seq (\d+) payload ([0-9a-f]*)\nframe ([0-9a-f]+)\n```")
+
+
+def golden_blocks() -> list[tuple[int, int, bytes, bytes]]:
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    return [(int(t, 16), int(s), bytes.fromhex(p), bytes.fromhex(f)) for t, s, p, f in GOLDEN.findall(text)]
+
+
+def run_both(cases: list[dict], tmp_path: Path) -> tuple[list, list]:
+    """Answers of wire.py under CPython and under MicroPython (256 KB heap)."""
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(cases))
+    answers = []
+    for exe in ([sys.executable], [micropython_executable(), "-X", "heapsize=256K"]):
+        out = subprocess.run([*exe, str(RUNNER), str(FIRMWARE), str(path)], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        answers.append(json.loads(out.stdout))
+    return answers[0], answers[1]
+
+
+def test_docs_have_golden_frames():
+    blocks = golden_blocks()
+    assert len(blocks) >= 8
+    assert {t & 0x7F for t, *_ in blocks} >= {wire.T_INFO, wire.T_READ, wire.T_PULSE, wire.T_PROGRAM, wire.T_ERROR}
+
+
+def test_golden_frames_on_both_interpreters(tmp_path):
+    blocks = golden_blocks()
+    cases = [{"kind": "encode", "type": t, "seq": s, "payload": p.hex()} for t, s, p, _ in blocks]
+    cases += [{"kind": "decode", "stream": f.hex()} for *_, f in blocks]
+    cpy, mpy = run_both(cases, tmp_path)
+    assert cpy == mpy
+    n = len(blocks)
+    for (t, s, p, f), enc, dec in zip(blocks, cpy[:n], cpy[n:], strict=True):
+        assert bytes.fromhex(enc) == f
+        assert dec == [[wire.F_OK, t, s, p.hex()]]
+
+
+def test_frame_layout_matches_docs():
+    frame = wire.encode_frame(wire.T_READ, 7, struct.pack(wire.READ_REQ, 1, 2))
+    raw = bytearray(frame[:-1])
+    n = wire.cobs_decode(raw, len(raw))
+    assert n == wire.HDR_SIZE + 4 + wire.CRC_SIZE
+    assert struct.unpack_from(wire.HDR_FMT, raw) == (wire.T_READ, 0, 7, 4)
+    assert struct.unpack_from("<I", raw, n - 4)[0] == zlib.crc32(bytes(raw[: n - 4]))
+
+
+payloads = st.binary(max_size=wire.MAX_PAYLOAD)
+frames = st.tuples(st.integers(0, 255), st.integers(0, 0xFFFF), payloads)
+
+
+@settings(max_examples=200, deadline=None)
+@given(frames)
+def test_encode_decode_roundtrip_cpython(f):
+    t, s, p = f
+    enc = wire.encode_frame(t, s, p)
+    assert 0 not in enc[:-1] and enc[-1] == 0
+    assert len(enc) <= wire.MAX_ENCODED
+    dec = wire.FrameDecoder()
+    assert dec.feed(enc, 0, len(enc)) == len(enc)
+    assert dec.status == wire.F_OK and (dec.mtype, dec.seq, bytes(dec.payload())) == (t, s, p)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=3000))
+def test_decoder_never_raises_on_garbage(data):
+    dec = wire.FrameDecoder()
+    i = 0
+    while i < len(data):
+        i = dec.feed(data, i, len(data))
+        assert dec.status in (wire.F_NONE, wire.F_OK, wire.F_BAD)
+        if dec.status == wire.F_BAD:
+            assert dec.error in (wire.E_CRC, wire.E_FRAME, wire.E_TOO_LONG)
+
+
+@settings(max_examples=5, deadline=None)
+@given(
+    st.lists(frames, min_size=1, max_size=30),
+    st.lists(st.binary(max_size=400), min_size=1, max_size=20),
+    st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 255)), max_size=10),
+)
+def test_micropython_and_cpython_agree(tmp_path_factory, fs, garbage, flips):
+    """Random frames encode identically; random and corrupted streams decode
+    into identical event lists on both interpreters."""
+    tmp = tmp_path_factory.mktemp("wire")
+    cases = [{"kind": "encode", "type": t, "seq": s, "payload": p.hex()} for t, s, p in fs]
+    stream = bytearray(b"".join(wire.encode_frame(*f) for f in fs))
+    for pos, val in flips:  # corrupt some bytes of a valid stream
+        if stream:
+            stream[pos % len(stream)] = val
+    cases += [{"kind": "decode", "stream": bytes(stream).hex()}]
+    cases += [{"kind": "decode", "stream": g.hex()} for g in garbage]
+    cpy, mpy = run_both(cases, tmp)
+    assert cpy == mpy
+    for (t, s, p), enc in zip(fs, cpy[: len(fs)], strict=True):
+        assert bytes.fromhex(enc) == wire.encode_frame(t, s, p)
+
+
+@pytest.mark.parametrize("plen", [0, 1, 253, 254, 255, 508, wire.MAX_PAYLOAD])
+def test_cobs_block_boundaries(plen):
+    p = bytes((i % 255) + 1 for i in range(plen))  # no zeros: longest COBS blocks
+    enc = wire.encode_frame(wire.T_VMM, 1, p)
+    dec = wire.FrameDecoder()
+    dec.feed(enc, 0, len(enc))
+    assert dec.status == wire.F_OK and bytes(dec.payload()) == p
+
+
+def test_payload_over_limit_is_refused():
+    with pytest.raises(ValueError):
+        wire.encode_frame(wire.T_VMM, 1, bytes(wire.MAX_PAYLOAD + 1))
