@@ -5,9 +5,9 @@ import sys
 
 sys.path.insert(0, sys.argv[1])
 import json  # noqa: E402
+from binascii import hexlify, unhexlify  # noqa: E402
 
 import wire  # noqa: E402
-from binascii import hexlify, unhexlify  # noqa: E402
 
 
 def h(b):

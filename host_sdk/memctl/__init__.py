@@ -6,6 +6,7 @@ from memctl.errors import (
     BoardTimeout,
     FirmwareError,
     MemctlError,
+    PortError,
     ProtocolError,
     SafetyLimitError,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "FirmwareError",
     "Limits",
     "MemctlError",
+    "PortError",
     "ProgramResult",
     "ProtocolError",
     "SafetyLimitError",

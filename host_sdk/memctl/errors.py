@@ -9,6 +9,10 @@ class MemctlError(Exception):
     """Base class of every memctl error."""
 
 
+class PortError(MemctlError):
+    """The serial port could not be opened or failed."""
+
+
 class BoardTimeout(MemctlError):
     """The board did not answer within the timeout, after all retries."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import serial
 
-from memctl.errors import BoardTimeout, ProtocolError, firmware_error
+from memctl.errors import BoardTimeout, PortError, ProtocolError, firmware_error
 from memctl_firmware import wire
 
 ProgressFn = Callable[[int, int], None]
@@ -29,7 +29,10 @@ class Link:
         self.port = port
         self.timeout = timeout
         self.retries = retries
-        self.ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+        try:
+            self.ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+        except (serial.SerialException, ValueError) as e:
+            raise PortError(f"cannot open {port}: {e}") from e
         self.decoder = wire.FrameDecoder()
         # Random start so a new session never repeats the last session's
         # (seq, request) pair that the firmware keeps for idempotency.
@@ -99,4 +102,3 @@ class Link:
                     raise ProtocolError(f"reply type 0x{rtype:02x} to request 0x{mtype:02x}")
                 return payload
         return None
-

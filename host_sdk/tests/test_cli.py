@@ -1,0 +1,85 @@
+"""The memctl command line against a live emulated board, as a user runs it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from memctl.cli import main
+
+
+def memctl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "memctl.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def emulate():
+    """`memctl emulate` in its own process, as from a second terminal."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memctl.cli", "emulate", "--seed", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    port = proc.stdout.readline().strip()
+    assert port.startswith("/dev/"), proc.stderr.read() if proc.poll() is not None else port
+    yield port
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_info(emulate):
+    out = memctl("info", "--port", emulate)
+    assert out.returncode == 0, out.stderr
+    assert "rows" in out.stdout and "32" in out.stdout and "emulated" in out.stdout
+
+
+def test_program_read_infer(emulate, tmp_path):
+    targets = np.random.default_rng(1).uniform(20e-6, 80e-6, (4, 4))
+    np.save(tmp_path / "map.npy", targets)
+    out = memctl("program", str(tmp_path / "map.npy"), "--port", emulate, "--out", str(tmp_path / "res.npz"))
+    assert out.returncode == 0, out.stderr
+    assert "16 within" in out.stdout
+    res = np.load(tmp_path / "res.npz")
+    assert np.abs(res["final"] - targets).max() <= 1e-6
+
+    out = memctl("read", "--port", emulate, "--out", str(tmp_path / "g.npy"))
+    assert out.returncode == 0, out.stderr
+    g = np.load(tmp_path / "g.npy")
+    assert g.shape == (32, 32) and np.abs(g[:4, :4] - targets).max() < 1.1e-6
+
+    x = np.zeros((2, 32))
+    x[0, :4], x[1, :4] = 0.1, -0.1
+    np.save(tmp_path / "x.npy", x)
+    out = memctl("infer", str(tmp_path / "x.npy"), "--port", emulate, "--out", str(tmp_path / "i.npy"))
+    assert out.returncode == 0, out.stderr
+    i = np.load(tmp_path / "i.npy")
+    assert i.shape == (2, 32)
+    np.testing.assert_allclose(i[0], -i[1], atol=1e-7)
+    np.testing.assert_allclose(i[0], g.T @ x[0], atol=2e-7)
+
+
+def test_clear_errors(emulate, tmp_path, capsys):
+    assert main(["pulse", "0", "0", "3.0", "1e-4", "--port", emulate]) == 2
+    assert "safety-limit" in capsys.readouterr().err
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(b"not numpy")
+    with pytest.raises(SystemExit, match="not a readable"):
+        main(["program", str(bad), "--port", emulate])
+    np.save(tmp_path / "nan.npy", np.array([[np.nan]]))
+    assert main(["program", str(tmp_path / "nan.npy"), "--port", emulate]) == 2
+    assert "finite" in capsys.readouterr().err
+
+
+def test_unreachable_port_is_a_clear_error(capsys):
+    assert main(["info", "--port", "/dev/memctl-does-not-exist"]) == 2
+    assert "cannot open /dev/memctl-does-not-exist" in capsys.readouterr().err
+
+
+def test_demo_runs_and_reports():
+    out = memctl("demo", "--size", "4")
+    assert out.returncode == 0, out.stderr
+    for words in ("within tolerance", "16 / 16", "pulses", "VMM"):
+        assert words in out.stdout
