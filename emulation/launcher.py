@@ -23,6 +23,7 @@ import termios
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 import memctl_firmware
@@ -62,14 +63,21 @@ def _raw_pty() -> tuple[int, int]:
     return master, slave
 
 
-class _Relay(threading.Thread):
-    """Copies bytes both ways between two pty masters until stopped."""
+LinkFilter = Callable[[str, bytes], bytes]
 
-    def __init__(self, a: int, b: int):
+
+class _Relay(threading.Thread):
+    """Copies bytes both ways between two pty masters until stopped.
+
+    `link_filter(direction, data) -> data` sees every chunk on its way
+    ("to_host" or "to_board") and may corrupt, drop or duplicate bytes.
+    """
+
+    def __init__(self, board_fd: int, host_fd: int):
         super().__init__(daemon=True, name="memctl-link-relay")
-        self.a, self.b = a, b
+        self.a, self.b = board_fd, host_fd
         self.stop_r, self.stop_w = os.pipe()
-        self.bytes_up = self.bytes_down = 0
+        self.link_filter: LinkFilter | None = None
 
     def run(self) -> None:
         peer = {self.a: self.b, self.b: self.a}
@@ -83,11 +91,11 @@ class _Relay(threading.Thread):
                 except OSError:  # the other side is not open yet or closed
                     time.sleep(0.01)
                     continue
-                if fd == self.a:
-                    self.bytes_up += len(data)
-                else:
-                    self.bytes_down += len(data)
-                os.write(peer[fd], data)
+                f = self.link_filter
+                if f is not None:
+                    data = f("to_host" if fd == self.a else "to_board", data)
+                if data:
+                    os.write(peer[fd], data)
 
     def stop(self) -> None:
         os.write(self.stop_w, b"x")
@@ -178,6 +186,11 @@ class EmulatedBoard:
                 time.sleep(0.1)  # let the drain thread catch the last lines
                 state = f"exited with {proc.returncode}" if proc.poll() is not None else "did not start"
                 raise EmulationError(f"{what} {state}:\n" + "\n".join(self.log[-30:]))
+
+    def set_link_filter(self, link_filter: LinkFilter | None) -> None:
+        """Intercept the serial line: link_filter(direction, data) -> data."""
+        assert self._relay is not None, "board not started"
+        self._relay.link_filter = link_filter
 
     def afe(self) -> AFEClient:
         """A debug connection to the analog front end (ground truth)."""
