@@ -228,9 +228,9 @@ class Controller:
         (n,) = struct.unpack_from(wire.VMM_REQ, p, 0)
         if len(p) != 2 + 4 * n:
             raise CommandError("VMM length does not match input count")
-        if n != a.rows:
-            raise AddressError("VMM needs one input per row")
         vin = self.vin
+        if n > len(vin):
+            raise AddressError("VMM needs one input per row")
         for i in range(n):
             vin[i] = struct.unpack_from("<f", p, 2 + 4 * i)[0]
         a.vmm(vin, n)
