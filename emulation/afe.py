@@ -1,5 +1,6 @@
-"""Analog front end of the emulated board: DACs on every line, TIA + ADC on
-every column, a pulse switch, and a simulated clock.
+"""Analog front end of the emulated board: DACs on every line (each may also
+float), a pulse switch, TIA + ADC on every column with selectable current
+ranges, and a simulated clock.
 
 The firmware sees only codes: DAC codes in, ADC codes out, as on a real board.
 Voltages and currents exist only here and in the crossbar model.
@@ -11,32 +12,36 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memctl_emulation.crossbar import Crossbar, DeviceParams
+from memctl_emulation.array_network import LineDrive
+from memctl_emulation.crossbar import Crossbar
+from memctl_emulation.devices import DeviceModel
 
 
 @dataclass(frozen=True)
 class AFEConfig:
-    """Converter resolutions and ranges of the emulated board."""
+    """The emulated board: converters, ranges, array size and device."""
 
     rows: int = 32
     cols: int = 32
     dac_bits: int = 16
     dac_full_scale: float = 2.5  # V, signed: codes span +-full scale
-    adc_bits: int = 16
-    # TIA current ranges (A full scale, signed). Range 0 suits single-device
-    # reads at 0.2 V (paper 003); range 1 suits whole-column VMM sums.
-    current_ranges: tuple[float, ...] = (50e-6, 1e-3)
+    adc_bits: int = 24
+    # TIA full-scale currents (A, signed). The firmware auto-ranges among them.
+    current_ranges: tuple[float, ...] = (10e-6, 100e-6, 1e-3, 10e-3)
     sample_time: float = 100e-6  # paper 003 Supp.: 100 us read pulses
+    line_resistance: float = 0.0  # ohm per wire segment between crosspoints
     name: str = "memctl-emulated-afe"
-    device: DeviceParams = field(default_factory=DeviceParams)
+    device: DeviceModel = field(default_factory=DeviceModel)
 
     def validate(self) -> None:
         if not (1 <= self.rows <= 1024 and 1 <= self.cols <= 1024):
             raise ValueError(f"array size {self.rows}x{self.cols} outside 1..1024")
-        if not 4 <= self.dac_bits <= 16 or not 4 <= self.adc_bits <= 16:
-            raise ValueError("DAC and ADC resolutions must be 4..16 bits")
+        if not 4 <= self.dac_bits <= 16 or not 4 <= self.adc_bits <= 31:
+            raise ValueError("DAC resolution must be 4..16 bits and ADC 4..31 bits")
         if self.dac_full_scale <= 0 or not self.current_ranges or min(self.current_ranges) <= 0:
             raise ValueError("full-scale ranges must be positive")
+        if list(self.current_ranges) != sorted(self.current_ranges):
+            raise ValueError("current ranges must be in increasing order")
         self.device.validate()
 
 
@@ -46,56 +51,82 @@ class AnalogFrontEnd:
     def __init__(self, config: AFEConfig, seed: int = 0):
         config.validate()
         self.config = config
-        self.xbar = Crossbar(config.rows, config.cols, config.device, seed=seed)
+        self.xbar = Crossbar(config.rows, config.cols, config.device, seed=seed, line_resistance=config.line_resistance)
         self.dac_max = (1 << (config.dac_bits - 1)) - 1
         self.adc_max = (1 << (config.adc_bits - 1)) - 1
         self.codes = [np.zeros(config.rows, np.int32), np.zeros(config.cols, np.int32)]
+        self.driven = [np.ones(config.rows, bool), np.ones(config.cols, bool)]
         self.clock = 0.0
         self.pulses = 0
 
     def volts(self, group: int) -> np.ndarray:
         return self.codes[group] * (self.config.dac_full_scale / self.dac_max)
 
+    def drive(self) -> LineDrive:
+        return LineDrive(self.volts(0), self.volts(1), self.driven[0], self.driven[1])
+
     def _check_code(self, code: int) -> None:
         if not -self.dac_max - 1 <= code <= self.dac_max:
             raise ValueError(f"DAC code {code} outside {self.config.dac_bits}-bit range")
 
-    def fill(self, group: int, code: int) -> None:
-        self._check_code(code)
-        for g in self.codes if group == 2 else [self._line_group(group)]:
-            g[:] = code
-
-    def _line_group(self, group: int) -> np.ndarray:
+    def _line_group(self, group: int) -> int:
         if group not in (0, 1):
             raise ValueError(f"line group {group} must be rows (0) or cols (1)")
-        return self.codes[group]
+        return group
+
+    def _line(self, group: int, line: int) -> int:
+        n = len(self.codes[self._line_group(group)])
+        if not 0 <= line < n:
+            raise ValueError(f"line {line} outside 0..{n - 1}")
+        return line
+
+    def fill(self, group: int, code: int) -> None:
+        self._check_code(code)
+        for g in (0, 1) if group == 2 else (self._line_group(group),):
+            self.codes[g][:] = code
+            self.driven[g][:] = True
 
     def set_line(self, group: int, line: int, code: int) -> None:
         self._check_code(code)
-        g = self._line_group(group)
-        if not 0 <= line < len(g):
-            raise ValueError(f"line {line} outside 0..{len(g) - 1}")
-        g[line] = code
+        line = self._line(group, line)
+        self.codes[group][line] = code
+        self.driven[group][line] = True
 
     def set_lines(self, group: int, first: int, codes: np.ndarray) -> None:
         g = self._line_group(group)
-        if first < 0 or first + len(codes) > len(g):
-            raise ValueError(f"lines {first}..{first + len(codes) - 1} outside 0..{len(g) - 1}")
+        if first < 0 or first + len(codes) > len(self.codes[g]):
+            raise ValueError(f"lines {first}..{first + len(codes) - 1} outside 0..{len(self.codes[g]) - 1}")
         for c in (int(codes.min()), int(codes.max())) if len(codes) else ():
             self._check_code(c)
-        g[first : first + len(codes)] = codes
+        self.codes[g][first : first + len(codes)] = codes
+        self.driven[g][first : first + len(codes)] = True
+
+    def float_line(self, group: int, line: int) -> None:
+        for g in (0, 1) if group == 2 else (self._line_group(group),):
+            if line == 0xFFFF:
+                self.driven[g][:] = False
+            else:
+                self.driven[g][self._line(g, line)] = False
 
     def pulse(self, width_ns: int) -> None:
         width = width_ns * 1e-9
-        self.xbar.apply(self.volts(0), self.volts(1), width)
+        self.xbar.apply(self.drive(), width)
         self.clock += width
         self.pulses += 1
 
-    def sample(self, current_range: int) -> np.ndarray:
+    def wait(self, us: int) -> None:
+        dt = us * 1e-6
+        self.xbar.advance(dt)
+        self.clock += dt
+
+    def sample(self, current_range: int, integration_ns: int = 0) -> np.ndarray:
         ranges = self.config.current_ranges
         if not 0 <= current_range < len(ranges):
             raise ValueError(f"current range {current_range} outside 0..{len(ranges) - 1}")
-        amps = self.xbar.column_currents(self.volts(0), self.volts(1))
-        self.clock += self.config.sample_time
+        t = integration_ns * 1e-9 or self.config.sample_time
+        # Longer integration averages more samples: noise falls as 1/sqrt(t).
+        amps = self.xbar.column_currents(self.drive(), noise_scale=float(np.sqrt(self.config.sample_time / t)))
+        self.xbar.advance(t)
+        self.clock += t
         codes = np.rint(amps / ranges[current_range] * self.adc_max)
-        return np.clip(codes, -self.adc_max - 1, self.adc_max).astype("<i2")
+        return np.clip(codes, -self.adc_max - 1, self.adc_max).astype("<i4")

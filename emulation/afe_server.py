@@ -17,6 +17,7 @@ import threading
 import numpy as np
 
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
+from memctl_emulation.devices import load_device
 from memctl_firmware.hal import afe_bus as bus
 
 _ARG_STRUCTS = {op: struct.Struct(fmt) for op, fmt in bus.OP_ARGS.items()}
@@ -50,7 +51,11 @@ def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
         elif op == bus.OP_PULSE:
             afe.pulse(args[0])
         elif op == bus.OP_SAMPLE:
-            out += afe.sample(args[0]).tobytes()
+            out += afe.sample(*args).tobytes()
+        elif op == bus.OP_FLOAT:
+            afe.float_line(*args)
+        elif op == bus.OP_WAIT:
+            afe.wait(args[0])
         elif op == bus.OP_INFO:
             out += info_blob(afe.config)
         elif op == bus.OP_CLOCK:
@@ -113,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--cols", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default=None, help="preset name or device file")
+    ap.add_argument("--line-resistance", type=float, default=0.0)
     a = ap.parse_args(argv)
-    afe = AnalogFrontEnd(AFEConfig(rows=a.rows, cols=a.cols), seed=a.seed)
+    config = AFEConfig(rows=a.rows, cols=a.cols, device=load_device(a.device), line_resistance=a.line_resistance)
+    afe = AnalogFrontEnd(config, seed=a.seed)
     with AFEServer(a.socket, afe) as server:
         print(f"AFE READY {a.socket}", flush=True)
         try:

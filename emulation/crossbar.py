@@ -1,108 +1,128 @@
-"""Crossbar physics: a rows x cols array of memristive devices, vectorized in numpy.
+"""Crossbar physics: device states and the resistive network around them.
 
-Each device holds an internal state w in [0, 1]; its conductance is
-G = g_min + w (g_max - g_min). A voltage V across a device for a time t moves w
-only beyond a switching threshold, at a rate that grows exponentially with the
-overdrive, and saturates towards the bound it is driven to:
-
-    potentiation (V > v_set):    w <- 1 - (1 - w) exp(-k_set(V) t)
-    depression   (V < v_reset):  w <- w exp(-k_reset(V) t)
-    k(V) = rate * (exp(|V - v_th| / v0) - 1)
-
-The closed form makes one pulse of any width exact and keeps the update
-state-dependent and nonlinear (large steps far from the bound, small near it).
-Cycle-to-cycle noise multiplies k by a log-normal factor e^lambda,
-lambda ~ N(0, sigma^2) (paper 000, eq. 4). Device-to-device spread draws each
-device's thresholds and rate once. Default numbers follow paper 003
-(Pt/Al2O3/TiO2 passive crossbar): 10-100 uS range, set thresholds around
-0.7-1.3 V, reset around -1 to -1.9 V, 0.2 V reads. Issue "device physics"
-deepens this model; the interface (apply / column_currents) stays.
-
-Every device sees V_row[i] - V_col[j], so half-select disturb under V/2
-biasing is a consequence of the line voltages, not a rule.
+Device dynamics are described in devices.py (DeviceModel). This module keeps
+the per-device state as numpy arrays and applies pulses, reads and waits to
+the whole array at once; array_network.py turns line voltages into the
+voltage every device sees, so half-select disturb, sneak paths and IR drop
+follow from the circuit rather than from rules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from memctl_emulation.array_network import LineDrive, solve
+from memctl_emulation.devices import DeviceModel
 
-@dataclass(frozen=True)
-class DeviceParams:
-    """One device family. Units: siemens, volts, seconds."""
-
-    g_min: float = 10e-6  # paper 003: 10-100 uS working range
-    g_max: float = 100e-6
-    v_set: float = 0.85  # mean set threshold (paper 003: 0.7-1.3 V)
-    v_reset: float = -1.1  # mean reset threshold (paper 003: -1 to -1.9 V)
-    v0: float = 0.1  # voltage scale of the exponential switching rate
-    rate_set: float = 25.0  # 1/s at (e - 1) overdrive factor
-    rate_reset: float = 25.0
-    threshold_spread: float = 0.04  # d2d relative sigma of thresholds
-    rate_spread: float = 0.3  # d2d log-normal sigma of rates (paper 004: ~2.5x)
-    c2c_sigma: float = 0.2  # c2c log-normal sigma (paper 000 eq. 4)
-    read_noise_rel: float = 5e-5  # relative sigma of a read (paper 003 averages 10,000 samples)
-    read_noise_abs: float = 0.5e-9  # sigma of each column's TIA input noise, A
-
-    def validate(self) -> None:
-        if not 0 < self.g_min < self.g_max:
-            raise ValueError(f"need 0 < g_min < g_max, got {self.g_min}, {self.g_max}")
-        if self.v_set <= 0 or self.v_reset >= 0:
-            raise ValueError("v_set must be > 0 and v_reset < 0")
-        for name in ("v0", "rate_set", "rate_reset"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0")
-        for name in ("threshold_spread", "rate_spread", "c2c_sigma", "read_noise_rel", "read_noise_abs"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
+DeviceParams = DeviceModel  # the name issue 2's code used
 
 
 class Crossbar:
-    """State and physics of one array. Every operation is one numpy pass."""
+    """State and physics of one rows x cols array (0T1R passive by default)."""
 
-    def __init__(self, rows: int, cols: int, device: DeviceParams | None = None, seed: int = 0):
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        device: DeviceModel | None = None,
+        seed: int = 0,
+        line_resistance: float = 0.0,
+    ):
         if rows < 1 or cols < 1:
             raise ValueError("array needs at least one row and one column")
+        if not (np.isfinite(line_resistance) and line_resistance >= 0):
+            raise ValueError("line_resistance must be >= 0 ohm per segment")
         self.rows, self.cols = rows, cols
-        self.device = device or DeviceParams()
-        self.device.validate()
-        self.rng = np.random.default_rng(seed)
-        d, shape = self.device, (rows, cols)
-        self.v_set = d.v_set * (1 + d.threshold_spread * self.rng.standard_normal(shape))
-        self.v_reset = d.v_reset * (1 + d.threshold_spread * self.rng.standard_normal(shape))
-        self.k_set = d.rate_set * np.exp(d.rate_spread * self.rng.standard_normal(shape))
-        self.k_reset = d.rate_reset * np.exp(d.rate_spread * self.rng.standard_normal(shape))
-        self.w = self.rng.uniform(0.0, 0.3, shape)
+        self.device = d = (device or DeviceModel()).validate()
+        self.line_resistance = float(line_resistance)
+        self.rng = rng = np.random.default_rng(seed)
+        shape = (rows, cols)
+        self.v_set = d.v_set * (1 + d.threshold_spread * rng.standard_normal(shape))
+        self.v_reset = d.v_reset * (1 + d.threshold_spread * rng.standard_normal(shape))
+        self.k_set = d.rate_set * np.exp(d.rate_spread * rng.standard_normal(shape))
+        self.k_reset = d.rate_reset * np.exp(d.rate_spread * rng.standard_normal(shape))
+        self.g_scale = np.exp(d.g_spread * rng.standard_normal(shape))
+        self.w = rng.uniform(0.0, 0.3, shape)
+        self.s_p = np.ones(shape)
+        self.s_d = np.ones(shape)
+        self.stuck = rng.random(shape) < d.stuck_fraction
+        self.g_stuck = rng.uniform(d.g_min, d.g_max, shape)
+        self.formed = np.full(shape, d.v_form == 0)
+        if d.v_form:
+            self.v_form = d.v_form * (1 + d.threshold_spread * rng.standard_normal(shape))
 
+    # -- state -------------------------------------------------------------
     @property
     def conductance(self) -> np.ndarray:
+        """Conductance at the reference voltage, S (what a read reports)."""
         d = self.device
-        return d.g_min + self.w * (d.g_max - d.g_min)
+        g = (d.g_min + self.w * (d.g_max - d.g_min)) * self.g_scale
+        g = np.where(self.formed, g, d.g_pristine)
+        return np.where(self.stuck, self.g_stuck, g)
 
-    def apply(self, v_rows: np.ndarray, v_cols: np.ndarray, width: float) -> int:
-        """Hold the line voltages for `width` seconds; returns devices that moved."""
-        v = v_rows[:, None] - v_cols[None, :]
+    def device_current(self, v: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+        """Current through each device at voltage v (sinh I-V when iv_b > 0)."""
+        g = self.conductance if g is None else g
+        b = self.device.iv_b
+        if b == 0:
+            return g * v
+        vref = self.device.iv_vref
+        return g * vref * np.sinh(b * v) / np.sinh(b * vref)
+
+    # -- operations ----------------------------------------------------------
+    def device_voltages(self, drive: LineDrive) -> np.ndarray:
+        return solve(self.conductance, drive, self.line_resistance).v_device
+
+    def apply(self, drive: LineDrive, width: float) -> int:
+        """Hold the line drive for `width` seconds; returns devices that switched."""
+        v = self.device_voltages(drive)
         d = self.device
-        up = v > self.v_set
-        down = v < self.v_reset
+        if d.v_form:
+            newly = ~self.formed & (v >= self.v_form)
+            if newly.any():
+                self.formed |= newly
+                self.w[newly] = 0.0
+        active = self.formed & ~self.stuck
+        up = active & (v > self.v_set)
+        down = active & (v < self.v_reset)
         moved = up | down
         n = int(moved.sum())
-        if n == 0:
-            return 0
-        noise = np.exp(d.c2c_sigma * self.rng.standard_normal(n))
-        ks = np.zeros_like(self.w)
-        over = np.where(up, v - self.v_set, self.v_reset - v)
-        rate = np.where(up, self.k_set, self.k_reset)
-        ks[moved] = rate[moved] * np.expm1(over[moved] / d.v0) * noise
-        decay = np.exp(-ks * width)
-        self.w = np.where(up, 1.0 - (1.0 - self.w) * decay, np.where(down, self.w * decay, self.w))
+        if n:
+            self._switch(v, width, up, down, moved, n)
+        self.advance(width)
         return n
 
-    def column_currents(self, v_rows: np.ndarray, v_cols: np.ndarray) -> np.ndarray:
-        """Current into each column's virtual ground (A), with read noise."""
-        i_dev = self.conductance * (v_rows[:, None] - v_cols[None, :])
+    def _switch(self, v, width, up, down, moved, n) -> None:
         d = self.device
-        noisy = i_dev * (1 + d.read_noise_rel * self.rng.standard_normal(i_dev.shape))
-        return noisy.sum(axis=0) + d.read_noise_abs * self.rng.standard_normal(self.cols)
+        over = np.where(up, (v - self.v_set) / d.v0_set, (self.v_reset - v) / d.v0_reset)
+        rate = np.where(up, self.k_set, self.k_reset)
+        x = np.zeros_like(self.w)
+        x[moved] = rate[moved] * np.expm1(over[moved]) * width * np.exp(d.c2c_sigma * self.rng.standard_normal(n))
+        w = np.where(up, 1.0 - (1.0 - self.w) * np.exp(-x * self.s_p), self.w)
+        w = np.where(down, w * np.exp(-x * self.s_d), w)
+        if d.c2c_additive:
+            w[moved] += d.c2c_additive * self.rng.standard_normal(n)
+        self.w = np.clip(w, 0.0, 1.0)
+        if d.hardening or d.recovery:
+            # A pulse hardens its own direction and recovers the opposite one.
+            recover = -np.expm1(-d.recovery * x)
+            self.s_p = np.where(up, self.s_p * (1 - d.hardening), self.s_p + (1 - self.s_p) * (recover * down))
+            self.s_d = np.where(down, self.s_d * (1 - d.hardening), self.s_d + (1 - self.s_d) * (recover * up))
+
+    def advance(self, dt: float) -> None:
+        """Let simulated time pass: relaxation toward w_rest."""
+        tau = self.device.relax_tau
+        if tau and dt > 0:
+            self.w = self.device.w_rest + (self.w - self.device.w_rest) * np.exp(-dt / tau)
+
+    def column_currents(self, drive: LineDrive, noise_scale: float = 1.0) -> np.ndarray:
+        """Current into each column's sense amplifier (A), with read noise."""
+        g = self.conductance
+        net = solve(g, drive, self.line_resistance)
+        i_dev = self.device_current(net.v_device, g)
+        d = self.device
+        # The network solve is linear in G; add each device's I-V nonlinearity
+        # at the node voltages it found (exact when the lines are ideal).
+        base = net.i_columns + (i_dev - g * net.v_device).sum(axis=0)
+        noise = d.read_noise_rel * noise_scale * (np.abs(i_dev) * self.rng.standard_normal(i_dev.shape)).sum(axis=0)
+        return base + noise + d.read_noise_abs * noise_scale * self.rng.standard_normal(self.cols)

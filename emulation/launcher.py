@@ -27,7 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import memctl_firmware
+from memctl_emulation.afe import AFEConfig
 from memctl_emulation.afe_client import AFEClient
+from memctl_emulation.devices import load_device
 
 FIRMWARE_DIR = Path(memctl_firmware.__file__).resolve().parent
 BOARD_HEAP = "256K"  # board RAM budget: the firmware runs with this heap
@@ -119,8 +121,16 @@ class EmulatedBoard:
         heap: str = BOARD_HEAP,
         firmware_dir: str | os.PathLike | None = None,
         startup_timeout: float = 20.0,
+        device: str | os.PathLike | None = None,
+        line_resistance: float = 0.0,
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
+        # Load the device here so a bad preset or file fails in the caller,
+        # with the parameter named, before any process starts.
+        self.device = load_device(device)
+        self.device_spec = None if device is None else str(device)
+        AFEConfig(rows=rows, cols=cols, device=self.device, line_resistance=line_resistance).validate()
+        self.line_resistance = line_resistance
         self.firmware_dir = Path(firmware_dir or FIRMWARE_DIR)
         self.startup_timeout = startup_timeout
         self.port = ""
@@ -145,7 +155,9 @@ class EmulatedBoard:
         self.afe_socket = os.path.join(self._tmp.name, "afe.sock")
         afe = subprocess.Popen(
             [sys.executable, "-m", "memctl_emulation.afe_server", "--socket", self.afe_socket,
-             "--rows", str(self.rows), "--cols", str(self.cols), "--seed", str(self.seed)],
+             "--rows", str(self.rows), "--cols", str(self.cols), "--seed", str(self.seed),
+             "--line-resistance", repr(self.line_resistance)]
+            + (["--device", self.device_spec] if self.device_spec else []),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self._procs.append(afe)

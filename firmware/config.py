@@ -11,7 +11,7 @@ LIMIT_WIDTH = 1e-3
 LIMIT_V_READ = 0.3
 
 # Absolute ceilings no SET_LIMITS can exceed.
-HW_MAX_WIDTH = 1.0
+HW_MAX_WIDTH = 10.0  # paper 004 uses set pulses up to 1.3 s
 
 # TIA ranges the firmware uses (indices into the front end's range list).
 RANGE_READ = 0

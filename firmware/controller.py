@@ -4,7 +4,7 @@ import gc
 import struct
 
 import wire
-from xbar import Array, Limits
+from xbar import READ_FLOATING, SCHEME_V2, SCHEME_V3, Array, Limits, check_pulse, check_read
 from config import (
     FW_VERSION,
     HW_MAX_WIDTH,
@@ -17,6 +17,8 @@ from config import (
 from errors import AddressError, CommandError, LimitError, UnknownCommand
 from program import ProgramParams, write_verify
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
+
+MAX_PAUSE = 60.0
 
 try:
     from micropython import mem_peak
@@ -42,6 +44,7 @@ class Controller:
         self.small_raw = bytearray(HDR_SIZE + 64 + wire.CRC_SIZE)
         self.small_out = bytearray(len(self.small_raw) + 4)
         self.vin = [0.0] * fe.rows
+        self.row = [0.0] * fe.cols
         self.params = ProgramParams()
         # Idempotency: the last request's (seq, crc) and its encoded reply.
         self.last_seq = -1
@@ -54,6 +57,8 @@ class Controller:
             wire.T_PROGRAM: self.do_program,
             wire.T_VMM: self.do_vmm,
             wire.T_SET_LIMITS: self.do_set_limits,
+            wire.T_CONFIG: self.do_config,
+            wire.T_PULSE_TRAIN: self.do_pulse_train,
         }
 
     # -- transport -------------------------------------------------------
@@ -143,9 +148,11 @@ class Controller:
             a.v_read,
             fe.v_full_scale,
             fe.v_lsb,
-            fe.ranges[0] / fe.adc_max,
-            fe.ranges[1] / fe.adc_max,
+            fe.lsb(0),
+            fe.ranges[-1],
             len(fe.ranges),
+            a.scheme,
+            a.read_mode,
         )
         off = HDR_SIZE + struct.calcsize(wire.INFO_RESP)
         off = wire.pack_str(self.raw, off, FW_VERSION)
@@ -169,10 +176,11 @@ class Controller:
         if nr * a.cols * 4 > MAX_PAYLOAD:
             raise CommandError("too many rows for one frame")
         off = HDR_SIZE
+        row = self.row
         for r in range(r0, r0 + nr):
-            a.read_row(r)
+            a.read_row(r, row)
             for c in range(a.cols):
-                struct.pack_into("<f", self.raw, off, a.conductance(c))
+                struct.pack_into("<f", self.raw, off, row[c])
                 off += 4
         return off - HDR_SIZE
 
@@ -235,9 +243,10 @@ class Controller:
             vin[i] = struct.unpack_from("<f", p, 2 + 4 * i)[0]
         a.vmm(vin, n)
         fe = a.fe
+        struct.pack_into(wire.VMM_RESP, self.raw, HDR_SIZE, a.lsb)
         for c in range(a.cols):
-            struct.pack_into("<f", self.raw, HDR_SIZE + 4 * c, fe.current(c))
-        return 4 * a.cols
+            struct.pack_into("<f", self.raw, HDR_SIZE + 4 + 4 * c, fe.current(c))
+        return 4 + 4 * a.cols
 
     def do_set_limits(self, p, seq):
         self.need(p, 12)
@@ -253,3 +262,48 @@ class Controller:
         lim.v_pulse, lim.width, lim.v_read = v, w, vr
         struct.pack_into(wire.LIMITS, self.raw, HDR_SIZE, v, w, vr)
         return 12
+
+    def do_config(self, p, seq):
+        self.need(p, 6)
+        v, scheme, mode = struct.unpack_from(wire.CONFIG, p, 0)
+        if not 0 < v:
+            raise CommandError("read voltage must be > 0 V")
+        check_read(self.limits, v)
+        if scheme not in (SCHEME_V2, SCHEME_V3):
+            raise CommandError("bias scheme must be 2 (V/2) or 3 (V/3)")
+        if mode > READ_FLOATING:
+            raise CommandError("read mode must be 0 (grounded) or 1 (floating)")
+        a = self.array
+        a.v_read = a.fe.quantize(v)
+        a.scheme, a.read_mode = scheme, mode
+        struct.pack_into(wire.CONFIG, self.raw, HDR_SIZE, a.v_read, scheme, mode)
+        return 6
+
+    def do_pulse_train(self, p, seq):
+        """Paper 004's pulse period, n times: set pulse, anti-pulse, pause,
+        read pulse, pause. Replies with the read current of every period."""
+        self.need(p, wire.PULSE_TRAIN_REQ_SIZE)
+        r, c, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r = struct.unpack_from(wire.PULSE_TRAIN_REQ, p, 0)
+        a = self.array
+        a.check(r, c)
+        if not 1 <= n <= (MAX_PAYLOAD // 4):
+            raise CommandError("period count must be 1..256")
+        lim = self.limits
+        check_pulse(lim, v_set, t_set)
+        if t_anti != 0:
+            check_pulse(lim, v_anti, t_anti)
+        check_read(lim, v_r)
+        if not (0 <= t_off <= MAX_PAUSE and 0 <= t_r <= MAX_PAUSE):
+            raise CommandError("pause and read times must be 0..60 s")
+        off = HDR_SIZE
+        for k in range(n):
+            a.pulse(r, c, v_set, t_set)
+            if t_anti != 0:
+                a.pulse(r, c, v_anti, t_anti)
+            a.wait(t_off)
+            struct.pack_into("<f", self.raw, off, a.read_current(r, c, v_r, t_r))
+            off += 4
+            a.wait(t_off)
+            if k % 10 == 9:
+                self.send_progress(seq, k + 1, n)
+        return off - HDR_SIZE

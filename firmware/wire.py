@@ -39,6 +39,8 @@ T_PULSE = const(0x04)
 T_PROGRAM = const(0x05)
 T_VMM = const(0x06)
 T_SET_LIMITS = const(0x07)
+T_CONFIG = const(0x08)
+T_PULSE_TRAIN = const(0x09)
 T_PROGRESS = const(0x7E)  # unsolicited keep-alive during long work
 T_ERROR = const(0x7F)
 RESP = const(0x80)
@@ -77,7 +79,7 @@ STATUS_NAMES = {S_OK: "ok", S_MAX_PULSES: "max-pulses", S_LIMIT: "at-safety-limi
 
 # Payload layouts (little-endian, no padding). Variable parts follow the fixed
 # part; the docs list them per message.
-INFO_RESP = "<HHHHIIffffffffB"  # then fw version str, then hal name str
+INFO_RESP = "<HHHHIIffffffffBBB"  # then fw version str, hal name str, <I peak heap
 READ_REQ = "<HH"  # row, col
 READ_RESP = "<ff"  # current A, conductance S
 READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S
@@ -89,6 +91,10 @@ PROGRAM_RESP = "<fH"  # chunk simulated time s, n
 PROGRAM_RESULT = "<fHBf"  # final S, pulses, status, simulated time s
 PROGRESS = "<HH"  # done, total
 VMM_REQ = "<H"  # n inputs, then n float32 volts
+VMM_RESP = "<f"  # ADC resolution of the range used (A), then cols float32 A
+CONFIG = "<fBB"  # read volts, bias scheme (2 = V/2, 3 = V/3), read mode (0 grounded, 1 floating)
+PULSE_TRAIN_REQ = "<HHHfffffff"  # row, col, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r
+PULSE_TRAIN_REQ_SIZE = const(34)
 LIMITS = "<fff"  # max |pulse V|, max width s, max |read V|
 ERROR_HEAD = "<B"  # code, then utf-8 message
 

@@ -1,9 +1,19 @@
-# Crossbar access through the HAL: read, pulse with V/2 biasing, VMM.
-# Every pulse the firmware applies passes through Array.pulse, which checks the
-# safety limits first; nothing else calls front_end.pulse.
-from config import RANGE_READ, RANGE_VMM
+# Crossbar access through the HAL: reads (auto-ranging), pulses with V/2 or
+# V/3 biasing, waits, VMM. Every pulse the firmware applies passes through
+# Array.pulse, which checks the safety limits first; nothing else calls
+# front_end.pulse.
 from errors import AddressError, LimitError
 from hal import BOTH, COLS, ROWS
+
+SCHEME_V2 = 2
+SCHEME_V3 = 3
+READ_GROUNDED = 0  # unselected lines held at 0 V: no sneak paths
+READ_FLOATING = 1  # unselected lines floating: sneak paths add to the read
+
+# Auto-ranging: step up when a code reaches this share of full scale, step
+# down when the reading would fit the next range below with this margin.
+_HIGH = 0.98
+_LOW = 0.8
 
 
 class Limits:
@@ -13,6 +23,19 @@ class Limits:
         self.v_read = v_read
 
 
+def check_pulse(limits, v, width):
+    # Written so NaN and inf fail the comparisons and are refused too.
+    if not abs(v) <= limits.v_pulse:
+        raise LimitError("pulse amplitude beyond safety limit")
+    if not 0 < width <= limits.width:
+        raise LimitError("pulse width beyond safety limit")
+
+
+def check_read(limits, v):
+    if not abs(v) <= limits.v_read:
+        raise LimitError("read voltage beyond read limit")
+
+
 class Array:
     def __init__(self, fe, limits, v_read):
         self.fe = fe
@@ -20,46 +43,96 @@ class Array:
         self.cols = fe.cols
         self.limits = limits
         self.v_read = fe.quantize(v_read)
+        self.scheme = SCHEME_V2
+        self.read_mode = READ_GROUNDED
+        self.read_range = 0
+        self.vmm_range = len(fe.ranges) - 1
+        self.lsb = 0.0  # current resolution of the last conversion, A
 
     def check(self, r, c):
         if not (0 <= r < self.rows and 0 <= c < self.cols):
             raise AddressError("device out of range")
 
-    def read_row(self, r):
-        """Sample every column with row r at V_read; currents via fe.current."""
-        if not 0 <= r < self.rows:
-            raise AddressError("row out of range")
+    # -- conversions -------------------------------------------------------
+    def _convert(self, setup, arg, rng, t_int, col):
+        """Run setup(arg) + sample + release, re-ranging until the reading
+        fits; col < 0 checks every column. Returns the range used."""
         fe = self.fe
-        fe.fill(BOTH, 0.0)
-        fe.set_line(ROWS, r, self.v_read)
-        fe.sample(RANGE_READ)
-        fe.fill(BOTH, 0.0)
-        fe.commit()
+        top = len(fe.ranges) - 1
+        while True:
+            setup(arg)
+            fe.sample(rng, t_int)
+            fe.fill(BOTH, 0.0)
+            fe.commit()
+            peak = abs(fe.code(col)) if col >= 0 else self._peak()
+            if peak >= _HIGH * fe.adc_max and rng < top:
+                rng += 1
+            elif rng > 0 and peak * fe.ranges[rng] < _LOW * fe.ranges[rng - 1] * fe.adc_max:
+                rng -= 1
+            else:
+                self.lsb = fe.lsb(rng)
+                return rng
 
-    def conductance(self, c):
-        """Conductance of column c from the last read_row."""
-        return self.fe.current(c) / self.v_read
+    def _peak(self):
+        fe = self.fe
+        m = 0
+        for c in range(self.cols):
+            a = abs(fe.code(c))
+            if a > m:
+                m = a
+        return m
+
+    def _setup_row(self, arg):
+        r, c, v = arg
+        fe = self.fe
+        if self.read_mode == READ_FLOATING and c >= 0:
+            fe.float_line(BOTH, -1)
+            fe.set_line(COLS, c, 0.0)
+        else:
+            fe.fill(BOTH, 0.0)
+        fe.set_line(ROWS, r, v)
+
+    def read_current(self, r, c, v=None, t_int=0.0):
+        """Current of device (r, c) at read voltage v (default V_read), A."""
+        self.check(r, c)
+        v = self.v_read if v is None else v
+        check_read(self.limits, v)
+        self.read_range = self._convert(self._setup_row, (r, c, v), self.read_range, t_int, c)
+        return self.fe.current(c)
 
     def read(self, r, c):
-        self.check(r, c)
-        self.read_row(r)
-        return self.conductance(c)
+        """Conductance of device (r, c) at V_read, S."""
+        return self.read_current(r, c) / self.v_read
 
+    def read_row(self, r, out):
+        """Conductances of row r into out[0:cols]."""
+        if not 0 <= r < self.rows:
+            raise AddressError("row out of range")
+        if self.read_mode == READ_FLOATING:
+            for c in range(self.cols):
+                out[c] = self.read(r, c)
+            return
+        self.read_range = self._convert(self._setup_row, (r, -1, self.v_read), self.read_range, 0.0, -1)
+        fe = self.fe
+        for c in range(self.cols):
+            out[c] = fe.current(c) / self.v_read
+
+    # -- writes --------------------------------------------------------------
     def pulse(self, r, c, v, width):
-        """One pulse on (r, c) with V/2 biasing; returns the applied volts.
+        """One pulse on (r, c); returns the applied volts.
 
-        Selected row at v, selected column at 0, every other line at v/2, so
-        half-selected devices see v/2 and the rest see 0.
+        V/2: selected row v, selected column 0, all other lines v/2, so
+        half-selected devices see v/2 and the rest 0. V/3: unselected rows
+        v/3, unselected columns 2v/3: half-selected see v/3, the rest -v/3.
         """
         self.check(r, c)
-        lim = self.limits
-        # Written so NaN and inf fail the comparison and are refused too.
-        if not abs(v) <= lim.v_pulse:
-            raise LimitError("pulse amplitude beyond safety limit")
-        if not 0 < width <= lim.width:
-            raise LimitError("pulse width beyond safety limit")
+        check_pulse(self.limits, v, width)
         fe = self.fe
-        fe.fill(BOTH, v * 0.5)
+        if self.scheme == SCHEME_V3:
+            fe.fill(ROWS, v / 3)
+            fe.fill(COLS, v * 2 / 3)
+        else:
+            fe.fill(BOTH, v * 0.5)
         fe.set_line(ROWS, r, v)
         fe.set_line(COLS, c, 0.0)
         fe.pulse(width)
@@ -67,17 +140,22 @@ class Array:
         fe.commit()
         return fe.quantize(v)
 
+    def wait(self, seconds):
+        if seconds > 0:
+            self.fe.wait(seconds)
+            self.fe.commit()
+
+    # -- compute -------------------------------------------------------------
+    def _setup_vmm(self, arg):
+        volts, n = arg
+        fe = self.fe
+        fe.fill(COLS, 0.0)
+        fe.set_lines(ROWS, volts, n)
+
     def vmm(self, volts, n):
         """Drive rows with volts[:n], columns at virtual ground; sample all."""
         if n != self.rows:
             raise AddressError("VMM needs one input per row")
-        lim = self.limits.v_read
         for i in range(n):
-            if not abs(volts[i]) <= lim:
-                raise LimitError("VMM input beyond read-voltage limit")
-        fe = self.fe
-        fe.fill(COLS, 0.0)
-        fe.set_lines(ROWS, volts, n)
-        fe.sample(RANGE_VMM)
-        fe.fill(BOTH, 0.0)
-        fe.commit()
+            check_read(self.limits, volts[i])
+        self.vmm_range = self._convert(self._setup_vmm, (volts, n), self.vmm_range, 0.0, -1)

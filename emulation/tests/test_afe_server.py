@@ -20,18 +20,19 @@ def test_transaction_runs_ops_in_order():
     ops = (
         struct.pack("<B" + bus.OP_ARGS[bus.OP_FILL][1:], bus.OP_FILL, bus.BOTH, 100)
         + struct.pack("<BBHH", bus.OP_LINES, bus.ROWS, 0, 2) + struct.pack("<2h", 5, -5)
-        + bytes([bus.OP_SAMPLE, 0, bus.OP_CLOCK])
+        + struct.pack("<BBI", bus.OP_SAMPLE, 0, 0) + bytes([bus.OP_CLOCK])
     )  # fmt: skip
     out = execute(a, ops)
-    assert len(out) == 3 * 2 + 8
+    assert len(out) == 3 * 4 + 8
     assert list(a.codes[0]) == [5, -5, 100, 100] and list(a.codes[1]) == [100] * 3
-    assert struct.unpack_from("<d", out, 6)[0] == pytest.approx(a.config.sample_time)
+    assert struct.unpack_from("<d", out, 12)[0] == pytest.approx(a.config.sample_time)
 
 
 def test_info_blob_layout():
-    out = execute(afe(), bytes([bus.OP_INFO]))
+    a = afe()
+    out = execute(a, bytes([bus.OP_INFO]))
     rows, cols, dac_bits, vfs, adc_bits, t_sample, nr = struct.unpack_from(bus.INFO_FMT, out)
-    assert (rows, cols, nr) == (4, 3, 2)
+    assert (rows, cols, nr) == (4, 3, len(a.config.current_ranges))
     name_at = bus.INFO_SIZE + 4 * nr
     assert out[name_at + 1 :].decode() == "memctl-emulated-afe"
 

@@ -11,15 +11,20 @@
 # transimpedance amplifier + ADC on every column)
 #   rows, cols, name
 #   v_full_scale, v_lsb              DAC range and step (volts)
-#   ranges                           TIA full-scale currents (amps)
+#   ranges                           TIA full-scale currents (amps), increasing
+#   adc_max                          largest ADC code magnitude
 #   quantize(v) -> v                 the voltage the DAC really produces
+#   lsb(range_index) -> amps         current per ADC code on a range
 #   fill(group, v)                   all lines of ROWS, COLS or BOTH to v
 #   set_line(group, line, v)         one line to v
 #   set_lines(group, values, n)      lines 0..n-1 to values[i]
+#   float_line(group, line)          disconnect a line (line -1: all of group)
 #   pulse(width_s)                   connect the lines to the array for width
-#   sample(range_index)              convert every column's current
+#   wait(seconds)                    let time pass with the lines released
+#   sample(range_index, t_s=0)       convert every column's current (t_s: integration)
 #   commit()                         run the queued operations in order
-#   current(col) -> amps             from the last committed sample
+#   code(col) -> int                 ADC code of a column from the last sample
+#   current(col) -> amps             the same in amperes
 #   clock() -> s                     board time (simulated in emulation)
 # Operations queue until commit() so a backend may batch them (the emulated
 # bus sends one message per commit; an SPI backend can act immediately).

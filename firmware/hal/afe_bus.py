@@ -24,26 +24,31 @@ REPLY_HEAD_SIZE = const(5)
 ROWS = const(0)
 COLS = const(1)
 BOTH = const(2)
+ALL_LINES = const(0xFFFF)
 
 # opcode: args (struct after the opcode byte) -> result
-OP_FILL = const(1)  # <Bh group, DAC code -> nothing
-OP_SET = const(2)  # <BHh group, line, DAC code -> nothing
+OP_FILL = const(1)  # <Bh group, DAC code: drive every line of the group -> nothing
+OP_SET = const(2)  # <BHh group, line, DAC code: drive one line -> nothing
 OP_LINES = const(3)  # <BHH group, first, n, then n x <h codes -> nothing
 OP_PULSE = const(4)  # <I width ns: connect lines to the array -> nothing
-OP_SAMPLE = const(5)  # <B current range: TIA+ADC every column -> cols x <h
+OP_SAMPLE = const(5)  # <BI current range, integration ns (0 = default): every column -> cols x <i
 OP_INFO = const(6)  # -> INFO_FMT, then range count x <f, then name
 OP_CLOCK = const(7)  # -> <d simulated seconds
 OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <d S
+OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high impedance) -> nothing
+OP_WAIT = const(10)  # <I microseconds with lines released -> nothing
 
 OP_ARGS = {
     OP_FILL: "<Bh",
     OP_SET: "<BHh",
     OP_LINES: "<BHH",
     OP_PULSE: "<I",
-    OP_SAMPLE: "<B",
+    OP_SAMPLE: "<BI",
     OP_INFO: "",
     OP_CLOCK: "",
     OP_TRUTH: "",
+    OP_FLOAT: "<BH",
+    OP_WAIT: "<I",
 }
 
 # rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, range count

@@ -65,18 +65,21 @@ class FrontEnd:
         self.v_full_scale = vfs
         self.v_lsb = vfs / self.dac_max
         self.sample_time = t_sample
-        self.rx = bytearray(max(2 * cols, 256))
+        self.rx = bytearray(max(4 * cols, 256))
         self.rxmv = memoryview(self.rx)
         self.last_range = 0
 
-    def code(self, v):
+    def dac_code(self, v):
         c = int(round(v / self.v_lsb))
         if not -self.dac_max - 1 <= c <= self.dac_max:
             raise HALError("voltage outside DAC range")
         return c
 
     def quantize(self, v):
-        return self.code(v) * self.v_lsb
+        return self.dac_code(v) * self.v_lsb
+
+    def lsb(self, range_index):
+        return self.ranges[range_index] / self.adc_max
 
     def _op(self, op):
         if self.n + 8 > _TX_SIZE:
@@ -86,12 +89,12 @@ class FrontEnd:
 
     def fill(self, group, v):
         self._op(bus.OP_FILL)
-        struct.pack_into("<Bh", self.tx, self.n, group, self.code(v))
+        struct.pack_into("<Bh", self.tx, self.n, group, self.dac_code(v))
         self.n += 3
 
     def set_line(self, group, line, v):
         self._op(bus.OP_SET)
-        struct.pack_into("<BHh", self.tx, self.n, group, line, self.code(v))
+        struct.pack_into("<BHh", self.tx, self.n, group, line, self.dac_code(v))
         self.n += 5
 
     def set_lines(self, group, values, n):
@@ -101,7 +104,7 @@ class FrontEnd:
         struct.pack_into("<BHH", self.tx, self.n, group, 0, n)
         self.n += 5
         for i in range(n):
-            struct.pack_into("<h", self.tx, self.n, self.code(values[i]))
+            struct.pack_into("<h", self.tx, self.n, self.dac_code(values[i]))
             self.n += 2
 
     def pulse(self, width_s):
@@ -109,10 +112,20 @@ class FrontEnd:
         struct.pack_into("<I", self.tx, self.n, int(width_s * 1e9 + 0.5))
         self.n += 4
 
-    def sample(self, range_index):
+    def float_line(self, group, line):
+        self._op(bus.OP_FLOAT)
+        struct.pack_into("<BH", self.tx, self.n, group, bus.ALL_LINES if line < 0 else line)
+        self.n += 3
+
+    def wait(self, seconds):
+        self._op(bus.OP_WAIT)
+        struct.pack_into("<I", self.tx, self.n, int(seconds * 1e6 + 0.5))
+        self.n += 4
+
+    def sample(self, range_index, integration_s=0.0):
         self._op(bus.OP_SAMPLE)
-        self.tx[self.n] = range_index
-        self.n += 1
+        struct.pack_into("<BI", self.tx, self.n, range_index, int(integration_s * 1e9 + 0.5))
+        self.n += 5
         self.last_range = range_index
 
     def clock(self):
@@ -120,9 +133,11 @@ class FrontEnd:
         self.commit()
         return struct.unpack_from("<d", self.rx, 0)[0]
 
+    def code(self, col):
+        return struct.unpack_from("<i", self.rx, 4 * col)[0]
+
     def current(self, col):
-        code = struct.unpack_from("<h", self.rx, 2 * col)[0]
-        return code * self.ranges[self.last_range] / self.adc_max
+        return self.code(col) * self.ranges[self.last_range] / self.adc_max
 
     def commit(self):
         struct.pack_into(bus.MSG_HEAD, self.tx, 0, self.n - 2)

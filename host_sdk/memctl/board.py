@@ -40,15 +40,18 @@ class BoardInfo:
     v_read: float  # read voltage the firmware applies, V
     dac_full_scale: float
     dac_lsb: float  # V per DAC code
-    adc_lsb_read: float  # A per ADC code on single-device reads
-    adc_lsb_vmm: float  # A per ADC code on VMM
+    i_lsb: float  # A per ADC code on the most sensitive current range
+    i_full_scale: float  # A, the largest current range
+    current_ranges: int
+    bias_scheme: int  # 2 = V/2, 3 = V/3
+    read_mode: int  # 0 = unselected lines grounded, 1 = floating
     firmware: str
     hal: str
 
     @property
     def g_lsb(self) -> float:
-        """Conductance resolution of a single-device read, S."""
-        return self.adc_lsb_read / self.v_read
+        """Finest conductance resolution of a read, S (the ADC auto-ranges)."""
+        return self.i_lsb / self.v_read
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class Board:
     ):
         self.link = Link(port, baudrate=baudrate, timeout=timeout, retries=retries)
         self.progress = progress
+        self.vmm_resolution = 0.0
         try:
             self._info = self.info()
         except BaseException:
@@ -144,7 +148,8 @@ class Board:
         info = BoardInfo(
             protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
             limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
-            adc_lsb_read=f[12], adc_lsb_vmm=f[13], firmware=fw, hal=hal,
+            i_lsb=f[12], i_full_scale=f[13], current_ranges=f[14], bias_scheme=f[15], read_mode=f[16],
+            firmware=fw, hal=hal,
         )  # fmt: skip
         self._info = info
         return info
@@ -192,14 +197,67 @@ class Board:
         return struct.unpack(wire.PULSE_RESP, p)[0]
 
     def vmm(self, x: np.ndarray) -> np.ndarray:
-        """Column currents (A) for row input voltages x (one per row)."""
+        """Column currents (A) for row input voltages x (one per row).
+
+        The ADC resolution of the range the board used is left in
+        `vmm_resolution` (A).
+        """
         x = np.asarray(x, dtype=np.float64)
-        rows, _ = self.shape
+        rows, cols = self.shape
         if x.shape != (rows,):
             raise ValueError(f"vmm input must have shape ({rows},), got {x.shape}")
         _finite("vmm input", x)
         p = self.link.request(wire.T_VMM, struct.pack(wire.VMM_REQ, rows) + x.astype("<f4").tobytes())
-        return np.frombuffer(p, "<f4").astype(np.float64)
+        if len(p) != 4 + 4 * cols:
+            raise ProtocolError(f"VMM returned {len(p)} bytes, expected {4 + 4 * cols}")
+        (self.vmm_resolution,) = struct.unpack_from(wire.VMM_RESP, p, 0)
+        return np.frombuffer(p, "<f4", offset=4).astype(np.float64)
+
+    def configure(self, *, v_read: float | None = None, bias: str | None = None, read_mode: str | None = None) -> None:
+        """Read voltage, biasing scheme ("V/2" or "V/3") and read mode
+        ("grounded": unselected lines at 0 V, or "floating": sneak paths)."""
+        info = self._info
+        v = info.v_read if v_read is None else v_read
+        _finite("v_read", [v])
+        schemes = {"V/2": 2, "V/3": 3}
+        modes = {"grounded": 0, "floating": 1}
+        if bias is not None and bias not in schemes:
+            raise ValueError(f"bias must be one of {', '.join(schemes)}")
+        if read_mode is not None and read_mode not in modes:
+            raise ValueError(f"read_mode must be one of {', '.join(modes)}")
+        s = info.bias_scheme if bias is None else schemes[bias]
+        m = info.read_mode if read_mode is None else modes[read_mode]
+        self.link.request(wire.T_CONFIG, struct.pack(wire.CONFIG, v, s, m))
+        self.info()
+
+    def pulse_train(
+        self,
+        row: int,
+        col: int,
+        n: int,
+        *,
+        v_set: float,
+        t_set: float,
+        v_anti: float = 0.0,
+        t_anti: float = 0.0,
+        t_off: float = 0.0,
+        v_read: float = 0.5,
+        t_read: float = 0.5e-3,
+    ) -> np.ndarray:
+        """Paper 004's pulse period repeated n times on one device: set pulse,
+        anti-pulse, pause, read pulse, pause. Returns the n read currents, A."""
+        self._check_device(row, col)
+        _finite("pulse train", [v_set, t_set, v_anti, t_anti, t_off, v_read, t_read])
+        per = self._info.max_payload // 4
+        out = []
+        for k in range(0, n, per):
+            m = min(per, n - k)
+            req = struct.pack(wire.PULSE_TRAIN_REQ, row, col, m, v_set, t_set, v_anti, t_anti, t_off, v_read, t_read)
+            p = self.link.request(wire.T_PULSE_TRAIN, req)
+            if len(p) != 4 * m:
+                raise ProtocolError(f"PULSE_TRAIN returned {len(p)} bytes, expected {4 * m}")
+            out.append(np.frombuffer(p, "<f4"))
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
     def program(
         self,
