@@ -8,6 +8,7 @@ Voltages and currents exist only here and in the crossbar model.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ class AFEConfig:
     rows: int = 32
     cols: int = 32
     dac_bits: int = 16
-    dac_full_scale: float = 2.5  # V, signed: codes span +-full scale
+    dac_full_scale: float = 0.0  # V, signed; 0 = cover the device's v_max (at least 2.5 V)
     adc_bits: int = 24
     # TIA full-scale currents (A, signed). The firmware auto-ranges among them.
     current_ranges: tuple[float, ...] = (10e-6, 100e-6, 1e-3, 10e-3)
@@ -38,7 +39,7 @@ class AFEConfig:
             raise ValueError(f"array size {self.rows}x{self.cols} outside 1..1024")
         if not 4 <= self.dac_bits <= 16 or not 4 <= self.adc_bits <= 31:
             raise ValueError("DAC resolution must be 4..16 bits and ADC 4..31 bits")
-        if self.dac_full_scale <= 0 or not self.current_ranges or min(self.current_ranges) <= 0:
+        if self.dac_full_scale < 0 or not self.current_ranges or min(self.current_ranges) <= 0:
             raise ValueError("full-scale ranges must be positive")
         if list(self.current_ranges) != sorted(self.current_ranges):
             raise ValueError("current ranges must be in increasing order")
@@ -49,6 +50,8 @@ class AnalogFrontEnd:
     """Executes bus operations against a crossbar and keeps simulated time."""
 
     def __init__(self, config: AFEConfig, seed: int = 0):
+        if not config.dac_full_scale:
+            config = dataclasses.replace(config, dac_full_scale=max(2.5, 1.25 * config.device.v_max))
         config.validate()
         self.config = config
         self.xbar = Crossbar(config.rows, config.cols, config.device, seed=seed, line_resistance=config.line_resistance)

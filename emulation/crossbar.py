@@ -43,8 +43,11 @@ class Crossbar:
         self.k_reset = d.rate_reset * np.exp(d.rate_spread * rng.standard_normal(shape))
         self.g_scale = np.exp(d.g_spread * rng.standard_normal(shape))
         self.w = rng.uniform(0.0, 0.3, shape)
-        self.s_p = np.ones(shape)
-        self.s_d = np.ones(shape)
+        self.s_p = np.ones(shape)  # susceptibility to set pulses
+        self.s_d = np.ones(shape)  # susceptibility to reset pulses
+        # Last increment of each kind (inc) and how much of it is still fresh.
+        self.fresh_p, self.fresh_d = np.zeros(shape), np.zeros(shape)
+        self.inc_p, self.inc_d = np.zeros(shape), np.zeros(shape)
         self.stuck = rng.random(shape) < d.stuck_fraction
         self.g_stuck = rng.uniform(d.g_min, d.g_max, shape)
         self.formed = np.full(shape, d.v_form == 0)
@@ -98,16 +101,40 @@ class Crossbar:
         rate = np.where(up, self.k_set, self.k_reset)
         x = np.zeros_like(self.w)
         x[moved] = rate[moved] * np.expm1(over[moved]) * width * np.exp(d.c2c_sigma * self.rng.standard_normal(n))
-        w = np.where(up, 1.0 - (1.0 - self.w) * np.exp(-x * self.s_p), self.w)
-        w = np.where(down, w * np.exp(-x * self.s_d), w)
+        w = self.w
+        if d.hardening or d.hardening_drive or d.fresh_mobility:
+            w = self._fresh_and_hardening(w, x, up, down)
+        new = np.where(up, 1.0 - (1.0 - w) * np.exp(-x * self.s_p), np.where(down, w * np.exp(-x * self.s_d), w))
+        # What this pulse moved is "fresh" until the next pulse of its kind.
+        self.fresh_p = np.where(up, new - w, self.fresh_p)
+        self.fresh_d = np.where(down, w - new, self.fresh_d)
+        self.inc_p = np.where(up, self.fresh_p, self.inc_p)
+        self.inc_d = np.where(down, self.fresh_d, self.inc_d)
         if d.c2c_additive:
-            w[moved] += d.c2c_additive * self.rng.standard_normal(n)
-        self.w = np.clip(w, 0.0, 1.0)
-        if d.hardening or d.recovery:
-            # A pulse hardens its own direction and recovers the opposite one.
-            recover = -np.expm1(-d.recovery * x)
-            self.s_p = np.where(up, self.s_p * (1 - d.hardening), self.s_p + (1 - self.s_p) * (recover * down))
-            self.s_d = np.where(down, self.s_d * (1 - d.hardening), self.s_d + (1 - self.s_d) * (recover * up))
+            new[moved] += d.c2c_additive * self.rng.standard_normal(n)
+        self.w = np.clip(new, 0.0, 1.0)
+
+    def _fresh_and_hardening(self, w, x, up, down) -> np.ndarray:
+        """An opposite pulse first pulls back part of the last, still fresh
+        increment; a pulse of the same kind consolidates it, hardening the
+        device in proportion to how much of it survived."""
+        d = self.device
+        pull = -np.expm1(-d.fresh_mobility * x)
+        back_p = np.where(down, pull * self.fresh_p, 0.0)
+        back_d = np.where(up, pull * self.fresh_d, 0.0)
+        self.fresh_p = self.fresh_p - back_p
+        self.fresh_d = self.fresh_d - back_d
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kept_p = np.where(self.inc_p > 0, self.fresh_p / self.inc_p, 0.0)
+            kept_d = np.where(self.inc_d > 0, self.fresh_d / self.inc_d, 0.0)
+        # Opposite pulses also soften: the susceptibility recovers with drive.
+        soften = -np.expm1(-d.recovery * x)
+        harden = np.exp(-d.hardening_drive * x)  # in proportion to the drive, per pulse
+        hard_p = self.s_p * (1 - d.hardening * kept_p) * harden
+        hard_d = self.s_d * (1 - d.hardening * kept_d) * harden
+        self.s_p = np.where(up, hard_p, self.s_p + (1 - self.s_p) * soften * down)
+        self.s_d = np.where(down, hard_d, self.s_d + (1 - self.s_d) * soften * up)
+        return np.clip(w - back_p + back_d, 0.0, 1.0)
 
     def advance(self, dt: float) -> None:
         """Let simulated time pass: relaxation toward w_rest."""

@@ -5,10 +5,14 @@ The dynamics (implemented vectorized in crossbar.py), per pulse of amplitude V
 and width t on a device with state w in [0, 1] and susceptibilities s_p, s_d:
 
     drive      x = rate * expm1(|V - v_th| / v0) * t * e^lambda,  lambda ~ N(0, c2c_sigma^2)
-    set        (V > v_set):   w <- 1 - (1 - w) exp(-x s_p);  s_p <- s_p (1 - hardening)
+    set        (V > v_set):   w <- 1 - (1 - w) exp(-x s_p);  s_p hardens (below)
                               s_d <- s_d + (1 - s_d)(1 - exp(-recovery x))
-    reset      (V < v_reset): w <- w exp(-x s_d);            s_d <- s_d (1 - hardening)
+    reset      (V < v_reset): w <- w exp(-x s_d);            s_d hardens (below)
                               s_p <- s_p + (1 - s_p)(1 - exp(-recovery x))
+    hardening  s <- s (1 - hardening * kept) exp(-hardening_drive x), where kept
+               is the share of the previous same-kind increment an opposite
+               pulse did not pull back (fresh_mobility: an opposite pulse
+               first pulls back 1 - exp(-fresh_mobility x) of it)
     G = g_min + w (g_max - g_min), scaled per device by e^(g_spread N(0,1))
 
 Threshold switching with an exponential overdrive gives the voltage window
@@ -57,8 +61,10 @@ class DeviceModel:
     v0_reset: float = 0.1
     rate_set: float = 25.0  # 1/s at an (e - 1) overdrive factor
     rate_reset: float = 25.0
-    hardening: float = 0.0  # fraction of susceptibility each pulse consumes
-    recovery: float = 0.0  # recovery of the opposite susceptibility per unit drive
+    hardening: float = 0.0  # susceptibility a consolidated pulse consumes
+    hardening_drive: float = 0.0  # susceptibility consumed per unit drive x
+    fresh_mobility: float = 0.0  # how strongly an opposite pulse pulls back a fresh increment
+    recovery: float = 0.0  # how fast opposite pulses restore the susceptibility
     threshold_spread: float = 0.04  # device-to-device relative sigma of thresholds
     rate_spread: float = 0.3  # device-to-device log-normal sigma of rates
     g_spread: float = 0.0  # device-to-device log-normal sigma of the conductance scale
@@ -75,6 +81,7 @@ class DeviceModel:
     iv_vref: float = 0.2  # voltage at which G is defined, V
     v_read: float = 0.2  # the read voltage the device family is used with, V
     pulse_width: float = 100e-6  # typical programming pulse width, s
+    v_max: float = 2.0  # largest |V| the family is driven with; the board's DACs span it
     notes: dict = field(default_factory=dict, compare=False)
 
     def validate(self) -> DeviceModel:
@@ -92,18 +99,20 @@ class DeviceModel:
         need(self.g_max < 1.0, "g_max", "must be < 1 S")
         need(0 < self.v_set <= 10, "v_set", "must be in (0, 10] V")
         need(-10 <= self.v_reset < 0, "v_reset", "must be in [-10, 0) V")
-        for name in ("v0_set", "v0_reset", "rate_set", "rate_reset", "iv_vref", "v_read", "pulse_width"):
+        for name in ("v0_set", "v0_reset", "rate_set", "rate_reset", "iv_vref", "v_read", "pulse_width", "v_max"):
             need(getattr(self, name) > 0, name, "must be > 0")
         for name in ("hardening", "stuck_fraction", "w_rest"):
             need(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
         for name in (
-            "recovery", "threshold_spread", "rate_spread", "g_spread", "c2c_sigma", "c2c_additive",
+            "hardening_drive", "fresh_mobility", "recovery", "threshold_spread", "rate_spread", "g_spread", "c2c_sigma", "c2c_additive",
             "read_noise_rel", "read_noise_abs", "v_form", "g_pristine", "relax_tau", "iv_b",
         ):  # fmt: skip
             need(getattr(self, name) >= 0, name, "must be >= 0")
         need(self.threshold_spread < 0.5, "threshold_spread", "must be < 0.5")
         need(self.v_form == 0 or self.v_form > self.v_set, "v_form", "must exceed v_set (or be 0)")
         need(self.g_pristine < self.g_max, "g_pristine", "must be below g_max")
+        need(self.v_max <= 20, "v_max", "must be <= 20 V")
+        need(self.v_max >= max(self.v_form, self.v_read), "v_max", "must cover v_form and v_read")
         return self
 
 
@@ -144,6 +153,85 @@ _preset(
     )
 )
 
+
+_preset(
+    DeviceModel(
+        name="hfo2_tio2_bilayer",
+        source="Spetzler et al., paper 004: Au/HfO2 (2 nm)/TiO2 (30 nm)/TiN bilayer, 25x25 um2",
+        reproduces="paper 004 Fig. 3e (saturating pulse trains), 3f/3h (anti-pulse), 3g (dI_max ~ t_set)",
+        g_min=2e-6,  # read currents of a few uA at V_r = 0.5 V
+        g_max=50e-6,
+        v_set=1.0,  # set pulses of 2 V, 0.1-1.3 s (Table I)
+        v0_set=0.25,
+        rate_set=5.7e-4,
+        v_reset=-0.2,  # anti-pulses of -0.1 to -1.2 V already act (Fig. 3f)
+        v0_reset=0.25,
+        rate_reset=1e-3,
+        hardening=0.1,  # most of a train's change within ~20 periods
+        fresh_mobility=500.0,  # a strong anti-pulse pulls back most of each increment
+        recovery=0.3,
+        threshold_spread=0.03,
+        rate_spread=0.2,
+        g_spread=0.35,  # maximum read currents differ ~2.5x between devices
+        c2c_sigma=0.1,
+        read_noise_rel=2e-4,
+        iv_vref=0.5,
+        v_read=0.5,  # V_r = 0.5 V, t_r = 0.5 ms
+        pulse_width=0.1,
+    )
+)
+
+_preset(
+    DeviceModel(
+        name="tio2_4terminal",
+        source="Diao et al., paper 001: planar TiO2-x four-terminal memristor",
+        reproduces="paper 001 Fig. 2 (identical pulses saturate; |dR| vs V_w per state), Fig. 3 (FFP)",
+        g_min=1 / 880,  # HRS 880 ohm
+        g_max=1 / 740,  # LRS 740 ohm (ratio 1.19)
+        v_set=0.2,  # write voltages 0.3-7 V already switch (Fig. 2)
+        v0_set=1.0,
+        rate_set=1.5e-3,
+        v_reset=-0.2,
+        v0_reset=1.0,
+        rate_reset=1.3e-3,  # depression takes more events: 579 vs 494 (FFP)
+        hardening_drive=1.0,  # identical pulses saturate
+        recovery=1.0,
+        threshold_spread=0.02,
+        rate_spread=0.05,
+        c2c_sigma=0.05,  # excellent cycle-to-cycle endurance (Pearson ~1)
+        read_noise_rel=1e-5,  # well below the 0.1 ohm lower window edge
+        read_noise_abs=1e-9,
+        iv_vref=0.1,
+        v_read=0.1,  # 0.1 V reads
+        pulse_width=0.8,  # FFP write pulses of 0.8 s
+        v_max=7.0,  # V_w up to 7 V, initialization at +-6 V
+    )
+)
+
+_preset(
+    DeviceModel(
+        name="perovskite_lognormal",
+        source="Ye, Sun et al., paper 000: perovskite nanowire memristors",
+        reproduces="paper 000 eq. 4 (log-normal cycle-to-cycle), non-monotonic conductance segments",
+        g_min=1e-6,
+        g_max=20e-6,
+        v_set=0.8,
+        v0_set=0.15,
+        rate_set=200.0,
+        v_reset=-0.6,
+        v0_reset=0.15,
+        rate_reset=200.0,
+        threshold_spread=0.08,
+        rate_spread=0.5,
+        c2c_sigma=0.5,  # theta' = theta e^lambda, lambda ~ N(0, sigma^2)
+        c2c_additive=0.01,  # occasional steps against the pulse: non-monotonic segments
+        read_noise_rel=1e-3,
+        iv_vref=0.1,
+        v_read=0.1,
+        pulse_width=1e-3,
+        v_max=2.0,
+    )
+)
 
 # -- device files --------------------------------------------------------
 
