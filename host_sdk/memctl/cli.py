@@ -13,6 +13,7 @@ from rich.table import Table
 
 from memctl.board import Board, WriteVerify
 from memctl.errors import MemctlError
+from memctl_emulation.devices import PRESETS
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,9 +26,13 @@ def _board(a: argparse.Namespace) -> Board:
 def cmd_emulate(a: argparse.Namespace) -> int:
     from memctl_emulation import EmulatedBoard
 
-    with EmulatedBoard(rows=a.rows, cols=a.cols, seed=a.seed) as emu:
+    with EmulatedBoard(
+        rows=a.rows, cols=a.cols, seed=a.seed, device=a.device, line_resistance=a.line_resistance
+    ) as emu:  # fmt: skip
         print(emu.port, flush=True)
-        err_console.print(f"emulated board {a.rows}x{a.cols} ready on [bold]{emu.port}[/]; Ctrl-C to stop")
+        err_console.print(
+            f"emulated board {a.rows}x{a.cols} ({emu.device.name}) ready on [bold]{emu.port}[/]; Ctrl-C to stop"
+        )
         try:
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         except KeyboardInterrupt:
@@ -103,6 +108,43 @@ def cmd_infer(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_limits(a: argparse.Namespace) -> int:
+    with _board(a) as b:
+        lim = b.set_limits(a.v_pulse, a.width, a.v_read)
+    print(f"limits: |pulse| <= {lim.v_pulse:g} V, width <= {lim.width:g} s, |read| <= {lim.v_read:g} V")
+    return 0
+
+
+def cmd_characterize(a: argparse.Namespace) -> int:
+    from memctl.characterize import Sweep, characterize, plot, write_hdf5
+
+    devices = [_pair(d) for d in a.devices]
+    sweep = Sweep(
+        devices=devices, periods=a.periods, v_set=a.v_set, t_set=a.t_set, v_anti=a.v_anti, t_anti=a.t_anti,
+        t_off=a.t_off, v_read=a.v_read, t_read=a.t_read,
+        reset=(a.reset[0], a.reset[1], int(a.reset[2])) if a.reset else None,
+    )  # fmt: skip
+    with _board(a) as b:
+        if a.limits:
+            b.set_limits(*a.limits)
+        ch = characterize(b, sweep)
+    write_hdf5(a.out, ch)
+    msg = f"{len(ch.params)} curves x {sweep.periods} periods -> {a.out}"
+    if a.plot:
+        plot(a.plot, ch)
+        msg += f", plot {a.plot}"
+    console.print(msg + f" ({ch.wall_time:.1f} s)")
+    return 0
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        r, c = (int(x) for x in text.split(","))
+    except ValueError:
+        raise SystemExit(f"device {text!r} must be ROW,COL") from None
+    return r, c
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from memctl.demo import run_demo
 
@@ -138,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rows", type=int, default=32)
     e.add_argument("--cols", type=int, default=32)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", help=f"device preset ({', '.join(PRESETS)}) or a .toml/.json device file")
+    e.add_argument("--line-resistance", type=float, default=0.0, help="ohm per wire segment (IR drop)")
     e.set_defaults(fn=cmd_emulate)
 
     with_port(sub.add_parser("info", help="firmware, array and limits")).set_defaults(fn=cmd_info)
@@ -168,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("inputs")
     i.add_argument("--out", help="save column currents (A) to this .npy")
     i.set_defaults(fn=cmd_infer)
+
+    sl = with_port(sub.add_parser("set-limits", help="safety limits the firmware enforces"))
+    sl.add_argument("v_pulse", type=float, help="max |pulse| V")
+    sl.add_argument("width", type=float, help="max pulse width, s")
+    sl.add_argument("v_read", type=float, help="max |read| V")
+    sl.set_defaults(fn=cmd_set_limits)
+
+    ch = with_port(sub.add_parser("characterize", help="pulse-train sweeps (paper 004) to HDF5 + PNG"))
+    ch.add_argument("--out", required=True, help="HDF5 file to write")
+    ch.add_argument("--plot", help="PNG file to write")
+    ch.add_argument("--devices", nargs="+", default=["0,0"], metavar="ROW,COL")
+    ch.add_argument("--periods", type=int, default=100)
+    for name, default in (("v-set", 2.0), ("t-set", 0.1), ("v-anti", 0.0), ("t-anti", 0.0), ("t-off", 0.0),
+                          ("v-read", 0.5), ("t-read", 0.5e-3)):  # fmt: skip
+        ch.add_argument(f"--{name}", type=float, nargs="+", default=[default], help=f"one or more values ({default})")
+    ch.add_argument("--reset", type=float, nargs=3, metavar=("V", "WIDTH", "COUNT"), help="reset before each curve")
+    ch.add_argument("--limits", type=float, nargs=3, metavar=("V_PULSE", "WIDTH", "V_READ"), help="set limits first")
+    ch.set_defaults(fn=cmd_characterize)
 
     d = sub.add_parser("demo", help="program, read back and run a VMM on an emulated board")
     d.add_argument("--size", type=int, default=8)
