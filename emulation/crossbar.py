@@ -15,6 +15,7 @@ from memctl_emulation.array_network import LineDrive, solve
 from memctl_emulation.devices import DeviceModel
 
 DeviceParams = DeviceModel  # the name issue 2's code used
+HARDEN_CAP = 0.05
 
 
 class Crossbar:
@@ -129,7 +130,9 @@ class Crossbar:
             kept_d = np.where(self.inc_d > 0, self.fresh_d / self.inc_d, 0.0)
         # Opposite pulses also soften: the susceptibility recovers with drive.
         soften = -np.expm1(-d.recovery * x)
-        harden = np.exp(-d.hardening_drive * x)  # in proportion to the drive, per pulse
+        # In proportion to the drive, but at most e^(-HARDEN_CAP h) per pulse, so
+        # large initialization pulses still reach the bounds (paper 001: +-6 V).
+        harden = np.exp(-d.hardening_drive * x / (1 + x / HARDEN_CAP))
         hard_p = self.s_p * (1 - d.hardening * kept_p) * harden
         hard_d = self.s_d * (1 - d.hardening * kept_d) * harden
         self.s_p = np.where(up, hard_p, self.s_p + (1 - self.s_p) * soften * down)

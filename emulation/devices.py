@@ -191,12 +191,12 @@ _preset(
         g_min=1 / 880,  # HRS 880 ohm
         g_max=1 / 740,  # LRS 740 ohm (ratio 1.19)
         v_set=0.2,  # write voltages 0.3-7 V already switch (Fig. 2)
-        v0_set=1.0,
+        v0_set=0.8,
         rate_set=1.5e-3,
         v_reset=-0.2,
-        v0_reset=1.0,
+        v0_reset=0.8,
         rate_reset=1.3e-3,  # depression takes more events: 579 vs 494 (FFP)
-        hardening_drive=1.0,  # identical pulses saturate
+        hardening_drive=3.0,  # identical pulses saturate, at a level rising with V_w (Fig. 2a)
         recovery=1.0,
         threshold_spread=0.02,
         rate_spread=0.05,

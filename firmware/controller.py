@@ -258,8 +258,7 @@ class Controller:
             raise LimitError("width limit must be within the hardware maximum")
         if not 0 < vr <= v:
             raise LimitError("read limit must be positive and below the pulse limit")
-        lim = self.limits
-        lim.v_pulse, lim.width, lim.v_read = v, w, vr
+        self.limits.set(v, w, vr)
         struct.pack_into(wire.LIMITS, self.raw, HDR_SIZE, v, w, vr)
         return 12
 

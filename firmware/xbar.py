@@ -2,6 +2,8 @@
 # V/3 biasing, waits, VMM. Every pulse the firmware applies passes through
 # Array.pulse, which checks the safety limits first; nothing else calls
 # front_end.pulse.
+import struct
+
 from errors import AddressError, LimitError
 from hal import BOTH, COLS, ROWS
 
@@ -16,11 +18,19 @@ _HIGH = 0.98
 _LOW = 0.8
 
 
+def f32(v):
+    """v as the wire carries it, so a request at exactly a limit passes."""
+    return struct.unpack("<f", struct.pack("<f", v))[0]
+
+
 class Limits:
     def __init__(self, v_pulse, width, v_read):
-        self.v_pulse = v_pulse
-        self.width = width
-        self.v_read = v_read
+        self.set(v_pulse, width, v_read)
+
+    def set(self, v_pulse, width, v_read):
+        self.v_pulse = f32(v_pulse)
+        self.width = f32(width)
+        self.v_read = f32(v_read)
 
 
 def check_pulse(limits, v, width):
