@@ -129,7 +129,7 @@ class Crossbar:
             kept_p = np.where(self.inc_p > 0, self.fresh_p / self.inc_p, 0.0)
             kept_d = np.where(self.inc_d > 0, self.fresh_d / self.inc_d, 0.0)
         # Opposite pulses also soften: the susceptibility recovers with drive.
-        soften = -np.expm1(-d.recovery * x)
+        soften = -np.expm1(-np.where(down, d.recovery_p, d.recovery_d) * x)
         # In proportion to the drive, but at most e^(-HARDEN_CAP h) per pulse, so
         # large initialization pulses still reach the bounds (paper 001: +-6 V).
         harden = np.exp(-d.hardening_drive * x / (1 + x / HARDEN_CAP))

@@ -6,9 +6,9 @@ and width t on a device with state w in [0, 1] and susceptibilities s_p, s_d:
 
     drive      x = rate * expm1(|V - v_th| / v0) * t * e^lambda,  lambda ~ N(0, c2c_sigma^2)
     set        (V > v_set):   w <- 1 - (1 - w) exp(-x s_p);  s_p hardens (below)
-                              s_d <- s_d + (1 - s_d)(1 - exp(-recovery x))
+                              s_d <- s_d + (1 - s_d)(1 - exp(-recovery_d x))
     reset      (V < v_reset): w <- w exp(-x s_d);            s_d hardens (below)
-                              s_p <- s_p + (1 - s_p)(1 - exp(-recovery x))
+                              s_p <- s_p + (1 - s_p)(1 - exp(-recovery_p x))
     hardening  s <- s (1 - hardening * kept) exp(-hardening_drive x), where kept
                is the share of the previous same-kind increment an opposite
                pulse did not pull back (fresh_mobility: an opposite pulse
@@ -64,7 +64,8 @@ class DeviceModel:
     hardening: float = 0.0  # susceptibility a consolidated pulse consumes
     hardening_drive: float = 0.0  # susceptibility consumed per unit drive x
     fresh_mobility: float = 0.0  # how strongly an opposite pulse pulls back a fresh increment
-    recovery: float = 0.0  # how fast opposite pulses restore the susceptibility
+    recovery_p: float = 0.0  # how fast reset pulses restore the set susceptibility s_p
+    recovery_d: float = 0.0  # how fast set pulses restore the reset susceptibility s_d
     threshold_spread: float = 0.04  # device-to-device relative sigma of thresholds
     rate_spread: float = 0.3  # device-to-device log-normal sigma of rates
     g_spread: float = 0.0  # device-to-device log-normal sigma of the conductance scale
@@ -104,7 +105,8 @@ class DeviceModel:
         for name in ("hardening", "stuck_fraction", "w_rest"):
             need(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
         nonneg = (
-            "hardening_drive", "fresh_mobility", "recovery", "threshold_spread", "rate_spread", "g_spread",
+            "hardening_drive", "fresh_mobility", "recovery_p", "recovery_d",
+            "threshold_spread", "rate_spread", "g_spread",
             "c2c_sigma", "c2c_additive", "read_noise_rel", "read_noise_abs", "v_form", "g_pristine",
             "relax_tau", "iv_b",
         )  # fmt: skip
@@ -171,7 +173,8 @@ _preset(
         rate_reset=1e-3,
         hardening=0.1,  # most of a train's change within ~20 periods
         fresh_mobility=500.0,  # a strong anti-pulse pulls back most of each increment
-        recovery=0.3,
+        recovery_p=0.3,  # anti-pulses barely soften the set direction ...
+        recovery_d=100.0,  # ... while set pulses keep the reset direction soft
         threshold_spread=0.03,
         rate_spread=0.2,
         g_spread=0.35,  # maximum read currents differ ~2.5x between devices
@@ -197,7 +200,8 @@ _preset(
         v0_reset=0.8,
         rate_reset=1.3e-3,  # depression takes more events: 579 vs 494 (FFP)
         hardening_drive=3.0,  # identical pulses saturate, at a level rising with V_w (Fig. 2a)
-        recovery=1.0,
+        recovery_p=1.0,
+        recovery_d=1.0,
         threshold_spread=0.02,
         rate_spread=0.05,
         c2c_sigma=0.05,  # excellent cycle-to-cycle endurance (Pearson ~1)

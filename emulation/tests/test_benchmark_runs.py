@@ -1,0 +1,22 @@
+"""The physics benchmark stays runnable (its numbers are not asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_physics_benchmark_quick(tmp_path):
+    out = tmp_path / "physics.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "physics.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "| 128x128 |" in run.stdout
+    data = json.loads(out.read_text())
+    assert len(data["rows"]) == 6 and all(r["vmms_per_s"] > 0 for r in data["rows"])
