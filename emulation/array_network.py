@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import spsolve
+from scipy.sparse.linalg import splu
 
 LEAK = 1e-12  # S from every node to ground: keeps isolated floating nodes defined
 
@@ -76,36 +76,44 @@ def _solve_floating(g: np.ndarray, drive: LineDrive) -> Network:
     return Network(v, i_cols)
 
 
+_factor_cache: dict = {}
+
+
 def _solve_wires(g: np.ndarray, drive: LineDrive, r: float) -> Network:
     rows, cols = g.shape
     n = rows * cols
     gw = 1.0 / r
     u = np.arange(n).reshape(rows, cols)  # row-wire node at each crosspoint
     w = u + n  # column-wire node at each crosspoint
-    # Two-terminal elements as (node a, node b, conductance).
-    a_nodes = [u[:, :-1].ravel(), w[:-1, :].ravel(), u.ravel()]
-    b_nodes = [u[:, 1:].ravel(), w[1:, :].ravel(), w.ravel()]
-    conds = [np.full(rows * (cols - 1), gw), np.full((rows - 1) * cols, gw), g.ravel()]
-    ea, eb, ec = np.concatenate(a_nodes), np.concatenate(b_nodes), np.concatenate(conds)
-    diag = np.full(2 * n, LEAK)
-    np.add.at(diag, ea, ec)
-    np.add.at(diag, eb, ec)
-    rhs = np.zeros(2 * n)
-    # Drivers: rows at column 0's side, columns at the last row's side.
     dr = np.flatnonzero(drive.row_driven)
     dc = np.flatnonzero(drive.col_driven)
-    diag[u[dr, 0]] += gw
+    # The matrix depends on G, r and which lines are driven, not on the
+    # voltages: reuse its factorization while those stay the same (VMMs).
+    key = (hash(g.tobytes()), g.shape, r, drive.row_driven.tobytes(), drive.col_driven.tobytes())
+    factor = _factor_cache.get(key)
+    if factor is None:
+        # Two-terminal elements as (node a, node b, conductance).
+        ea = np.concatenate([u[:, :-1].ravel(), w[:-1, :].ravel(), u.ravel()])
+        eb = np.concatenate([u[:, 1:].ravel(), w[1:, :].ravel(), w.ravel()])
+        ec = np.concatenate([np.full(rows * (cols - 1), gw), np.full((rows - 1) * cols, gw), g.ravel()])
+        diag = np.full(2 * n, LEAK)
+        np.add.at(diag, ea, ec)
+        np.add.at(diag, eb, ec)
+        # Drivers: rows at column 0's side, columns at the last row's side.
+        diag[u[dr, 0]] += gw
+        diag[w[rows - 1, dc]] += gw
+        idx = np.arange(2 * n)
+        m = sp.coo_matrix(
+            (np.concatenate([diag, -ec, -ec]), (np.concatenate([idx, ea, eb]), np.concatenate([idx, eb, ea]))),
+            shape=(2 * n, 2 * n),
+        ).tocsc()
+        factor = splu(m)
+        _factor_cache.clear()
+        _factor_cache[key] = factor
+    rhs = np.zeros(2 * n)
     rhs[u[dr, 0]] += gw * drive.v_rows[dr]
-    diag[w[rows - 1, dc]] += gw
     rhs[w[rows - 1, dc]] += gw * drive.v_cols[dc]
-    m = sp.coo_matrix(
-        (
-            np.concatenate([diag, -ec, -ec]),
-            (np.concatenate([np.arange(2 * n), ea, eb]), np.concatenate([np.arange(2 * n), eb, ea])),
-        ),
-        shape=(2 * n, 2 * n),
-    ).tocsc()
-    x = spsolve(m, rhs)
+    x = factor.solve(rhs)
     vu, vw = x[:n].reshape(rows, cols), x[n:].reshape(rows, cols)
     i_cols = np.zeros(cols)
     i_cols[dc] = gw * (vw[rows - 1, dc] - drive.v_cols[dc])

@@ -223,10 +223,10 @@ _preset(
         g_max=20e-6,
         v_set=0.8,
         v0_set=0.15,
-        rate_set=200.0,
+        rate_set=10.0,
         v_reset=-0.6,
         v0_reset=0.15,
-        rate_reset=200.0,
+        rate_reset=10.0,
         threshold_spread=0.08,
         rate_spread=0.5,
         c2c_sigma=0.5,  # theta' = theta e^lambda, lambda ~ N(0, sigma^2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,23 @@ def test_device_params_validate():
         DeviceParams(g_min=2e-4, g_max=1e-4).validate()
     with pytest.raises(ValueError, match="rate_set"):
         DeviceParams(rate_set=0).validate()
+
+
+def test_lognormal_cycle_to_cycle_and_non_monotonic_steps():
+    """Paper 000 eq. 4: theta' = theta e^lambda, lambda ~ N(0, sigma^2)."""
+    from memctl_emulation.devices import PRESETS
+
+    m = dataclasses.replace(
+        PRESETS["perovskite_lognormal"], threshold_spread=0.0, rate_spread=0.0, g_spread=0.0, c2c_additive=0.0
+    )
+    xb = Crossbar(64, 64, m, seed=12)
+    xb.w[:] = 0.2
+    xb.apply(LineDrive.driven(np.full(64, 1.0), np.zeros(64)), 1e-4)  # every device, same pulse
+    steps = np.log(xb.w - 0.2)  # small steps: proportional to the drive
+    assert np.std(steps) == pytest.approx(m.c2c_sigma, rel=0.1)
+    noisy = Crossbar(1, 1, PRESETS["perovskite_lognormal"], seed=1)
+    g = []
+    for _ in range(200):
+        noisy.apply(LineDrive.driven(np.array([1.0]), np.zeros(1)), 1e-3)
+        g.append(noisy.conductance[0, 0])
+    assert (np.diff(g) < 0).sum() >= 5  # non-monotonic segments under identical set pulses
