@@ -31,6 +31,7 @@ class AFEConfig:
     current_ranges: tuple[float, ...] = (10e-6, 100e-6, 1e-3, 10e-3)
     sample_time: float = 100e-6  # paper 003 Supp.: 100 us read pulses
     line_resistance: float = 0.0  # ohm per wire segment between crosspoints
+    cell: str = "0T1R"  # "0T1R" passive, or "1T1R" with per-row access transistors
     name: str = "memctl-emulated-afe"
     device: DeviceModel = field(default_factory=DeviceModel)
 
@@ -41,6 +42,8 @@ class AFEConfig:
             raise ValueError("DAC resolution must be 4..16 bits and ADC 4..31 bits")
         if self.dac_full_scale < 0 or not self.current_ranges or min(self.current_ranges) <= 0:
             raise ValueError("full-scale ranges must be positive")
+        if self.cell not in ("0T1R", "1T1R"):
+            raise ValueError(f"cell must be 0T1R or 1T1R, got {self.cell!r}")
         if list(self.current_ranges) != sorted(self.current_ranges):
             raise ValueError("current ranges must be in increasing order")
         self.device.validate()
@@ -59,6 +62,7 @@ class AnalogFrontEnd:
         self.adc_max = (1 << (config.adc_bits - 1)) - 1
         self.codes = [np.zeros(config.rows, np.int32), np.zeros(config.cols, np.int32)]
         self.driven = [np.ones(config.rows, bool), np.ones(config.cols, bool)]
+        self.gate = np.ones(config.rows, bool) if config.cell == "1T1R" else None
         self.clock = 0.0
         self.pulses = 0
 
@@ -66,7 +70,7 @@ class AnalogFrontEnd:
         return self.codes[group] * (self.config.dac_full_scale / self.dac_max)
 
     def drive(self) -> LineDrive:
-        return LineDrive(self.volts(0), self.volts(1), self.driven[0], self.driven[1])
+        return LineDrive(self.volts(0), self.volts(1), self.driven[0], self.driven[1], self.gate)
 
     def _check_code(self, code: int) -> None:
         if not -self.dac_max - 1 <= code <= self.dac_max:
@@ -110,6 +114,15 @@ class AnalogFrontEnd:
                 self.driven[g][:] = False
             else:
                 self.driven[g][self._line(g, line)] = False
+
+    def set_gate(self, on: int, row: int) -> None:
+        """1T1R word line: turn a row's access transistors on or off (row 0xFFFF: all)."""
+        if self.gate is None:
+            raise ValueError("this array has no access transistors (0T1R)")
+        if row == 0xFFFF:
+            self.gate[:] = bool(on)
+        else:
+            self.gate[self._line(0, row)] = bool(on)
 
     def pulse(self, width_ns: int) -> None:
         width = width_ns * 1e-9

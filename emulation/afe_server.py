@@ -56,6 +56,8 @@ def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
             afe.float_line(*args)
         elif op == bus.OP_WAIT:
             afe.wait(args[0])
+        elif op == bus.OP_GATE:
+            afe.set_gate(*args)
         elif op == bus.OP_INFO:
             out += info_blob(afe.config)
         elif op == bus.OP_CLOCK:
@@ -67,8 +69,9 @@ def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
 
 def info_blob(c: AFEConfig) -> bytes:
     head = struct.pack(
-        bus.INFO_FMT, c.rows, c.cols, c.dac_bits, c.dac_full_scale, c.adc_bits, c.sample_time, len(c.current_ranges)
-    )
+        bus.INFO_FMT, c.rows, c.cols, c.dac_bits, c.dac_full_scale, c.adc_bits, c.sample_time,
+        int(c.cell == "1T1R"), len(c.current_ranges),
+    )  # fmt: skip
     name = c.name.encode()
     return head + struct.pack(f"<{len(c.current_ranges)}f", *c.current_ranges) + bytes([len(name)]) + name
 
@@ -120,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None, help="preset name or device file")
     ap.add_argument("--line-resistance", type=float, default=0.0)
+    ap.add_argument("--cell", default="0T1R", choices=["0T1R", "1T1R"])
     a = ap.parse_args(argv)
-    config = AFEConfig(rows=a.rows, cols=a.cols, device=load_device(a.device), line_resistance=a.line_resistance)
+    config = AFEConfig(
+        rows=a.rows, cols=a.cols, device=load_device(a.device), line_resistance=a.line_resistance, cell=a.cell
+    )
     afe = AnalogFrontEnd(config, seed=a.seed)
     with AFEServer(a.socket, afe) as server:
         print(f"AFE READY {a.socket}", flush=True)

@@ -9,7 +9,9 @@ Three cases, cheapest first:
   nodal analysis of the 2 x rows x cols wire nodes, solved as a sparse system.
   Rows are driven from their first column's side, columns sensed at their
   last row's side, so devices far from the drivers see the largest IR drop.
-The solve is linear in the device conductances.
+In a 1T1R array a row's access transistors can be off: those cells carry no
+current and their devices see no voltage. The solve is linear in the device
+conductances.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class LineDrive:
     v_cols: np.ndarray
     row_driven: np.ndarray
     col_driven: np.ndarray
+    gate: np.ndarray | None = None  # 1T1R: per-row access transistors on (None: passive 0T1R)
 
     @classmethod
     def driven(cls, v_rows: np.ndarray, v_cols: np.ndarray) -> LineDrive:
@@ -46,12 +49,19 @@ class Network:
 
 
 def solve(g: np.ndarray, drive: LineDrive, r_line: float = 0.0) -> Network:
+    off = None if drive.gate is None or drive.gate.all() else ~drive.gate
+    if off is not None:
+        g = np.where(off[:, None], 0.0, g)  # an open transistor disconnects its cell
     if r_line > 0:
-        return _solve_wires(g, drive, r_line)
-    if drive.all_driven:
+        net = _solve_wires(g, drive, r_line)
+    elif drive.all_driven:
         v = drive.v_rows[:, None] - drive.v_cols[None, :]
-        return Network(v, (g * v).sum(axis=0))
-    return _solve_floating(g, drive)
+        net = Network(v, (g * v).sum(axis=0))
+    else:
+        net = _solve_floating(g, drive)
+    if off is not None:
+        net.v_device = np.where(off[:, None], 0.0, net.v_device)  # the transistor takes the voltage
+    return net
 
 
 def _solve_floating(g: np.ndarray, drive: LineDrive) -> Network:

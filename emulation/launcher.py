@@ -123,14 +123,16 @@ class EmulatedBoard:
         startup_timeout: float = 20.0,
         device: str | os.PathLike | None = None,
         line_resistance: float = 0.0,
+        cell: str = "0T1R",
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
         # Load the device here so a bad preset or file fails in the caller,
         # with the parameter named, before any process starts.
         self.device = load_device(device)
         self.device_spec = None if device is None else str(device)
-        AFEConfig(rows=rows, cols=cols, device=self.device, line_resistance=line_resistance).validate()
+        AFEConfig(rows=rows, cols=cols, device=self.device, line_resistance=line_resistance, cell=cell).validate()
         self.line_resistance = line_resistance
+        self.cell = cell
         self.firmware_dir = Path(firmware_dir or FIRMWARE_DIR)
         self.startup_timeout = startup_timeout
         self.port = ""
@@ -156,7 +158,7 @@ class EmulatedBoard:
         afe = subprocess.Popen(
             [sys.executable, "-m", "memctl_emulation.afe_server", "--socket", self.afe_socket,
              "--rows", str(self.rows), "--cols", str(self.cols), "--seed", str(self.seed),
-             "--line-resistance", repr(self.line_resistance)]
+             "--line-resistance", repr(self.line_resistance), "--cell", self.cell]
             + (["--device", self.device_spec] if self.device_spec else []),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip

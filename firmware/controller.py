@@ -153,6 +153,7 @@ class Controller:
             len(fe.ranges),
             a.scheme,
             a.read_mode,
+            1 if fe.one_t1r else 0,
         )
         off = HDR_SIZE + struct.calcsize(wire.INFO_RESP)
         off = wire.pack_str(self.raw, off, FW_VERSION)

@@ -79,7 +79,7 @@ STATUS_NAMES = {S_OK: "ok", S_MAX_PULSES: "max-pulses", S_LIMIT: "at-safety-limi
 
 # Payload layouts (little-endian, no padding). Variable parts follow the fixed
 # part; the docs list them per message.
-INFO_RESP = "<HHHHIIffffffffBBB"  # then fw version str, hal name str, <I peak heap
+INFO_RESP = "<HHHHIIffffffffBBBB"  # then fw version str, hal name str, <I peak heap
 READ_REQ = "<HH"  # row, col
 READ_RESP = "<ff"  # current A, conductance S
 READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S

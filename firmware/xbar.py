@@ -92,9 +92,18 @@ class Array:
                 m = a
         return m
 
+    def _select_row(self, r):
+        """1T1R: only row r's access transistors conduct (r < 0: every row)."""
+        fe = self.fe
+        if fe.one_t1r:
+            fe.gate(-1, r < 0)
+            if r >= 0:
+                fe.gate(r, True)
+
     def _setup_row(self, arg):
         r, c, v = arg
         fe = self.fe
+        self._select_row(r)
         if self.read_mode == READ_FLOATING and c >= 0:
             fe.float_line(BOTH, -1)
             fe.set_line(COLS, c, 0.0)
@@ -138,6 +147,7 @@ class Array:
         self.check(r, c)
         check_pulse(self.limits, v, width)
         fe = self.fe
+        self._select_row(r)
         if self.scheme == SCHEME_V3:
             fe.fill(ROWS, v / 3)
             fe.fill(COLS, v * 2 / 3)
@@ -159,6 +169,7 @@ class Array:
     def _setup_vmm(self, arg):
         volts, n = arg
         fe = self.fe
+        self._select_row(-1)
         fe.fill(COLS, 0.0)
         fe.set_lines(ROWS, volts, n)
 

@@ -31,7 +31,8 @@ def test_transaction_runs_ops_in_order():
 def test_info_blob_layout():
     a = afe()
     out = execute(a, bytes([bus.OP_INFO]))
-    rows, cols, dac_bits, vfs, adc_bits, t_sample, nr = struct.unpack_from(bus.INFO_FMT, out)
+    rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(bus.INFO_FMT, out)
+    assert one_t1r == 0
     assert (rows, cols, nr) == (4, 3, len(a.config.current_ranges))
     name_at = bus.INFO_SIZE + 4 * nr
     assert out[name_at + 1 :].decode() == "memctl-emulated-afe"

@@ -144,3 +144,17 @@ def test_lognormal_cycle_to_cycle_and_non_monotonic_steps():
         noisy.apply(LineDrive.driven(np.array([1.0]), np.zeros(1)), 1e-3)
         g.append(noisy.conductance[0, 0])
     assert (np.diff(g) < 0).sum() >= 5  # non-monotonic segments under identical set pulses
+
+
+def test_sinh_iv_is_nonlinear_but_reads_g_at_vref():
+    from memctl_emulation.devices import PRESETS
+
+    m = dataclasses.replace(PRESETS["pt_al2o3_tio2_passive"], read_noise_rel=0.0, read_noise_abs=0.0)
+    xb = Crossbar(1, 1, m, seed=0)
+    g = xb.conductance[0, 0]
+    i_ref = xb.column_currents(LineDrive.driven(np.array([0.2]), np.zeros(1)))[0]
+    i_double = xb.column_currents(LineDrive.driven(np.array([0.4]), np.zeros(1)))[0]
+    assert i_ref == pytest.approx(g * 0.2)
+    assert i_double > 2.1 * i_ref  # superlinear, as the Al2O3 barrier makes it (paper 003 Fig. 1c)
+    i_neg = xb.column_currents(LineDrive.driven(np.array([-0.2]), np.zeros(1)))[0]
+    assert i_neg == pytest.approx(-i_ref)

@@ -19,6 +19,8 @@
 #   set_line(group, line, v)         one line to v
 #   set_lines(group, values, n)      lines 0..n-1 to values[i]
 #   float_line(group, line)          disconnect a line (line -1: all of group)
+#   one_t1r                          True for a 1T1R array with row access transistors
+#   gate(row, on)                    1T1R word line on/off (row -1: all rows)
 #   pulse(width_s)                   connect the lines to the array for width
 #   wait(seconds)                    let time pass with the lines released
 #   sample(range_index, t_s=0)       convert every column's current (t_s: integration)

@@ -37,6 +37,7 @@ OP_CLOCK = const(7)  # -> <d simulated seconds
 OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <d S
 OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high impedance) -> nothing
 OP_WAIT = const(10)  # <I microseconds with lines released -> nothing
+OP_GATE = const(11)  # <BH on, row (ALL_LINES = all): 1T1R word lines -> nothing
 
 OP_ARGS = {
     OP_FILL: "<Bh",
@@ -49,8 +50,9 @@ OP_ARGS = {
     OP_TRUTH: "",
     OP_FLOAT: "<BH",
     OP_WAIT: "<I",
+    OP_GATE: "<BH",
 }
 
-# rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, range count
-INFO_FMT = "<HHBfBfB"
-INFO_SIZE = const(15)
+# rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count
+INFO_FMT = "<HHBfBfBB"
+INFO_SIZE = const(16)

@@ -53,7 +53,8 @@ class FrontEnd:
         self.rxmv = memoryview(self.rx)
         self._op(bus.OP_INFO)
         self.commit()
-        rows, cols, dac_bits, vfs, adc_bits, t_sample, nr = struct.unpack_from(bus.INFO_FMT, self.rx, 0)
+        rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(bus.INFO_FMT, self.rx, 0)
+        self.one_t1r = bool(one_t1r)
         off = bus.INFO_SIZE
         self.ranges = struct.unpack_from("<" + str(nr) + "f", self.rx, off)
         off += 4 * nr
@@ -115,6 +116,11 @@ class FrontEnd:
     def float_line(self, group, line):
         self._op(bus.OP_FLOAT)
         struct.pack_into("<BH", self.tx, self.n, group, bus.ALL_LINES if line < 0 else line)
+        self.n += 3
+
+    def gate(self, row, on):
+        self._op(bus.OP_GATE)
+        struct.pack_into("<BH", self.tx, self.n, 1 if on else 0, bus.ALL_LINES if row < 0 else row)
         self.n += 3
 
     def wait(self, seconds):

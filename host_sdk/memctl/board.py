@@ -45,6 +45,7 @@ class BoardInfo:
     current_ranges: int
     bias_scheme: int  # 2 = V/2, 3 = V/3
     read_mode: int  # 0 = unselected lines grounded, 1 = floating
+    cell: str  # "0T1R" passive or "1T1R" with row access transistors
     firmware: str
     hal: str
 
@@ -149,6 +150,7 @@ class Board:
             protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
             limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
             i_lsb=f[12], i_full_scale=f[13], current_ranges=f[14], bias_scheme=f[15], read_mode=f[16],
+            cell="1T1R" if f[17] else "0T1R",
             firmware=fw, hal=hal,
         )  # fmt: skip
         self._info = info

@@ -27,7 +27,7 @@ def cmd_emulate(a: argparse.Namespace) -> int:
     from memctl_emulation import EmulatedBoard
 
     with EmulatedBoard(
-        rows=a.rows, cols=a.cols, seed=a.seed, device=a.device, line_resistance=a.line_resistance
+        rows=a.rows, cols=a.cols, seed=a.seed, device=a.device, line_resistance=a.line_resistance, cell=a.cell
     ) as emu:  # fmt: skip
         print(emu.port, flush=True)
         err_console.print(
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", help=f"device preset ({', '.join(PRESETS)}) or a .toml/.json device file")
     e.add_argument("--line-resistance", type=float, default=0.0, help="ohm per wire segment (IR drop)")
+    e.add_argument("--cell", choices=["0T1R", "1T1R"], default="0T1R", help="passive or with access transistors")
     e.set_defaults(fn=cmd_emulate)
 
     with_port(sub.add_parser("info", help="firmware, array and limits")).set_defaults(fn=cmd_info)
