@@ -15,7 +15,7 @@ from config import (
     V_READ,
 )
 from errors import AddressError, CommandError, LimitError, UnknownCommand
-from program import ProgramParams, write_verify
+from algorithms import Outcome, Params, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
 MAX_PAUSE = 60.0
@@ -45,7 +45,8 @@ class Controller:
         self.small_out = bytearray(len(self.small_raw) + 4)
         self.vin = [0.0] * fe.rows
         self.row = [0.0] * fe.cols
-        self.params = ProgramParams()
+        self.params = Params()
+        self.outcome = Outcome()
         # Idempotency: the last request's (seq, crc) and its encoded reply.
         self.last_seq = -1
         self.last_crc = -1
@@ -196,14 +197,15 @@ class Controller:
         if len(p) < wire.PROGRAM_REQ_SIZE:
             raise CommandError("short PROGRAM header")
         pp = self.params
-        (pp.tol, pp.max_pulses, n, pp.v_set0, pp.v_set_step, pp.v_reset0, pp.v_reset_step, pp.width) = (
-            struct.unpack_from(wire.PROGRAM_REQ, p, 0)
-        )
+        f = struct.unpack_from(wire.PROGRAM_REQ, p, 0)
+        pp.tol, pp.max_pulses, n, pp.algorithm, pp.patience = f[0], f[1], f[2], f[3], f[4]
+        for i in range(8):
+            pp.p[i] = f[5 + i]
         if len(p) != wire.PROGRAM_REQ_SIZE + n * wire.PROGRAM_ITEM_SIZE:
             raise CommandError("PROGRAM length does not match device count")
         if wire.PROGRAM_RESP_SIZE + n * wire.PROGRAM_RESULT_SIZE > MAX_PAYLOAD:
             raise CommandError("too many devices for one frame")
-        pp.validate(self.limits)
+        algo = prepare(pp, self.limits)
         a = self.array
         # Check every item before the first pulse: a bad item changes nothing.
         off = wire.PROGRAM_REQ_SIZE
@@ -218,12 +220,13 @@ class Controller:
         t_prev = t_start
         off = wire.PROGRAM_REQ_SIZE
         out = HDR_SIZE + wire.PROGRAM_RESP_SIZE
+        o = self.outcome
         for k in range(n):
             r, c, t = struct.unpack_from(wire.PROGRAM_ITEM, p, off)
             off += wire.PROGRAM_ITEM_SIZE
-            g, pulses, status = write_verify(a, r, c, t, pp)
+            program_device(a, r, c, t, pp, algo, o)
             now = fe.clock()
-            struct.pack_into(wire.PROGRAM_RESULT, self.raw, out, g, pulses, status, now - t_prev)
+            struct.pack_into(wire.PROGRAM_RESULT, self.raw, out, o.g, o.pulses, o.status, now - t_prev, o.energy)
             t_prev = now
             out += wire.PROGRAM_RESULT_SIZE
             self.send_progress(seq, k + 1, n)

@@ -70,12 +70,24 @@ ERROR_NAMES = {
     E_INTERNAL: "internal",
 }
 
-# Program status per device.
+# Program status per device (the stop reason).
 S_OK = const(0)
 S_MAX_PULSES = const(1)
 S_LIMIT = const(2)
+S_STUCK = const(3)
+S_UNREACHABLE = const(4)
 
-STATUS_NAMES = {S_OK: "ok", S_MAX_PULSES: "max-pulses", S_LIMIT: "at-safety-limit"}
+STATUS_NAMES = {
+    S_OK: "ok",
+    S_MAX_PULSES: "max-pulses",
+    S_LIMIT: "at-safety-limit",
+    S_STUCK: "stuck",
+    S_UNREACHABLE: "unreachable",
+}
+
+# Programming algorithms (PROGRAM's algorithm byte).
+A_ISPP = const(0)
+A_ADAPTIVE = const(1)
 
 # Payload layouts (little-endian, no padding). Variable parts follow the fixed
 # part; the docs list them per message.
@@ -85,10 +97,10 @@ READ_RESP = "<ff"  # current A, conductance S
 READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S
 PULSE_REQ = "<HHff"  # row, col, volts, width s
 PULSE_RESP = "<f"  # DAC-quantized volts actually applied
-PROGRAM_REQ = "<fHHfffff"  # tol S, max pulses, n, v_set0, v_set_step, v_reset0, v_reset_step, width
+PROGRAM_REQ = "<fHHBBffffffff"  # tol S, max pulses, n, algorithm, patience, 8 algorithm parameters
 PROGRAM_ITEM = "<HHf"  # row, col, target S
 PROGRAM_RESP = "<fH"  # chunk simulated time s, n
-PROGRAM_RESULT = "<fHBf"  # final S, pulses, status, simulated time s
+PROGRAM_RESULT = "<fHBff"  # final S, pulses, status, simulated time s, energy J
 PROGRESS = "<HH"  # done, total
 VMM_REQ = "<H"  # n inputs, then n float32 volts
 VMM_RESP = "<f"  # ADC resolution of the range used (A), then cols float32 A
@@ -98,10 +110,10 @@ PULSE_TRAIN_REQ_SIZE = const(34)
 LIMITS = "<fff"  # max |pulse V|, max width s, max |read V|
 ERROR_HEAD = "<B"  # code, then utf-8 message
 
-PROGRAM_REQ_SIZE = const(28)
+PROGRAM_REQ_SIZE = const(42)
 PROGRAM_ITEM_SIZE = const(8)
 PROGRAM_RESP_SIZE = const(6)
-PROGRAM_RESULT_SIZE = const(11)
+PROGRAM_RESULT_SIZE = const(15)
 
 
 def cobs_encode(src, n, dst):

@@ -144,7 +144,7 @@ def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
         assert body[0] == code, (mtype, payload, body)
         assert len(body) > 1  # a message for the user
     # A PROGRAM with one bad item among good ones applies nothing at all.
-    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 50, 2, 0.9, 0.02, -1.1, 0.02, 1e-4)
+    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 50, 2, wire.A_ISPP, 8, 0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0)
     items = struct.pack(wire.PROGRAM_ITEM, 2, 2, 50e-6) + struct.pack(wire.PROGRAM_ITEM, 2, 99, 50e-6)
     rtype, _, body = raw.request(wire.T_PROGRAM, 200, head + items)
     assert rtype == wire.T_ERROR | wire.RESP and body[0] == wire.E_ADDRESS
@@ -170,7 +170,7 @@ def test_malformed_frames_get_error_reply_and_board_keeps_serving(raw, board):
 
 
 def test_retried_program_chunk_is_not_applied_twice(raw, afe):
-    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 100, 1, 0.9, 0.02, -1.1, 0.02, 1e-4)
+    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 100, 1, wire.A_ISPP, 8, 0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0)
     frame = wire.encode_frame(wire.T_PROGRAM, 4242, head + struct.pack(wire.PROGRAM_ITEM, 30, 1, 70e-6))
     raw.send(frame)
     first = raw.frames(count=1)[0]
@@ -181,7 +181,8 @@ def test_retried_program_chunk_is_not_applied_twice(raw, afe):
     assert first == second
     assert first[0] == wire.T_PROGRAM | wire.RESP
     _, n = struct.unpack_from(wire.PROGRAM_RESP, first[2], 0)
-    _, pulses, status, _ = struct.unpack_from(wire.PROGRAM_RESULT, first[2], wire.PROGRAM_RESP_SIZE)
+    _, pulses, status, _, energy = struct.unpack_from(wire.PROGRAM_RESULT, first[2], wire.PROGRAM_RESP_SIZE)
+    assert energy > 0
     assert n == 1 and status == wire.S_OK and pulses > 0
     assert n_after_second == n_after_first
     np.testing.assert_array_equal(g_after_first, g_after_second)

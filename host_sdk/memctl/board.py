@@ -56,8 +56,10 @@ class BoardInfo:
 
 
 @dataclass(frozen=True)
-class WriteVerify:
-    """Write-verify (ISPP) settings for program(). Paper 003 tuned with
+class ISPP:
+    """Write-verify with a fixed amplitude step (incremental step pulse
+    programming), the baseline. Identical pulses when the steps are 0; the
+    amplitude restarts on polarity reversal (overshoot). Paper 003 tuned with
     write-verify at 30 % / 7.5 % / 2.5 % tolerance and at most 300 pulses."""
 
     v_set_start: float = 0.9
@@ -65,6 +67,40 @@ class WriteVerify:
     v_reset_start: float = -1.1
     v_reset_step: float = 0.02
     width: float = 100e-6
+
+    code = wire.A_ISPP
+
+    def params(self) -> list[float]:
+        return [self.v_set_start, self.v_set_step, self.v_reset_start, self.v_reset_step, self.width]
+
+
+WriteVerify = ISPP
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """Write-verify that adapts amplitude and width from the last observed
+    change (after Alibart, Strukov et al., the tuning behind paper 003): a
+    pulse that closed less than gain_lo of the error is followed by a stronger
+    one, an overshoot beyond gain_hi by a weaker one."""
+
+    v_set_start: float = 0.9
+    v_reset_start: float = -1.1
+    v_step: float = 0.05
+    width: float = 100e-6
+    width_max: float = 1e-3
+    gain_lo: float = 0.3
+    gain_hi: float = 1.5
+
+    code = wire.A_ADAPTIVE
+
+    def params(self) -> list[float]:
+        return [
+            self.v_set_start, self.v_reset_start, self.v_step, self.width, self.width_max, self.gain_lo, self.gain_hi,
+        ]  # fmt: skip
+
+
+Algorithm = ISPP | Adaptive
 
 
 @dataclass
@@ -76,6 +112,7 @@ class ProgramResult:
     pulses: np.ndarray
     status: np.ndarray
     time: np.ndarray  # simulated (board) time per device, s
+    energy: np.ndarray  # estimated pulse energy per device (sum of V^2 G t), J
     tolerance: float
     wall_time: float
     board_time: float = field(default=0.0)
@@ -269,7 +306,8 @@ class Board:
         max_pulses: int = 100,
         origin: tuple[int, int] = (0, 0),
         mask: np.ndarray | None = None,
-        settings: WriteVerify | None = None,
+        algorithm: Algorithm | None = None,
+        patience: int = 8,
         chunk: int | None = None,
         progress: bool | None = None,
     ) -> ProgramResult:
@@ -296,23 +334,27 @@ class Board:
         m = np.ones(t.shape, bool) if mask is None else np.asarray(mask, bool)
         if m.shape != t.shape:
             raise ValueError(f"mask shape {m.shape} differs from targets {t.shape}")
-        s = settings or WriteVerify()
+        algo = algorithm or ISPP()
+        if not 1 <= patience <= 255:
+            raise ValueError("patience must be 1..255 pulses")
+        algo_params = (algo.params() + [0.0] * 8)[:8]
+        _finite("algorithm parameters", algo_params)
         fit = (self._info.max_payload - wire.PROGRAM_REQ_SIZE) // wire.PROGRAM_ITEM_SIZE
         fit = min(fit, (self._info.max_payload - wire.PROGRAM_RESP_SIZE) // wire.PROGRAM_RESULT_SIZE)
         per = min(fit, chunk or fit)
         idx = np.argwhere(m)
         res = ProgramResult(
             targets=t, final=np.full(t.shape, np.nan), pulses=np.zeros(t.shape, np.int64),
-            status=np.full(t.shape, -1, np.int64), time=np.zeros(t.shape), tolerance=tolerance, wall_time=0.0,
+            status=np.full(t.shape, -1, np.int64), time=np.zeros(t.shape), energy=np.zeros(t.shape),
+            tolerance=tolerance, wall_time=0.0,
         )  # fmt: skip
         start = time.monotonic()
         with progress_bar("program", len(idx), self._show(progress)) as advance:
             for k in range(0, len(idx), per):
                 part = idx[k : k + per]
                 head = struct.pack(
-                    wire.PROGRAM_REQ, tolerance, max_pulses, len(part),
-                    s.v_set_start, s.v_set_step, s.v_reset_start, s.v_reset_step, s.width,
-                )  # fmt: skip
+                    wire.PROGRAM_REQ, tolerance, max_pulses, len(part), algo.code, patience, *algo_params
+                )
                 items = b"".join(struct.pack(wire.PROGRAM_ITEM, r0 + i, c0 + j, t[i, j]) for i, j in part)
                 done = [0]
 
@@ -327,10 +369,11 @@ class Board:
                     raise ProtocolError("PROGRAM reply does not match the chunk sent")
                 res.board_time += chunk_time
                 for q, (i, j) in enumerate(part):
-                    g, pulses, status, dt = struct.unpack_from(
+                    g, pulses, status, dt, e = struct.unpack_from(
                         wire.PROGRAM_RESULT, p, wire.PROGRAM_RESP_SIZE + q * wire.PROGRAM_RESULT_SIZE
                     )
-                    res.final[i, j], res.pulses[i, j], res.status[i, j], res.time[i, j] = g, pulses, status, dt
+                    res.final[i, j], res.pulses[i, j], res.status[i, j] = g, pulses, status
+                    res.time[i, j], res.energy[i, j] = dt, e
         res.wall_time = time.monotonic() - start
         return res
 

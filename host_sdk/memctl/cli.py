@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from memctl.board import Board, WriteVerify
+from memctl.board import ISPP, Adaptive, Board
 from memctl.errors import MemctlError
 from memctl_emulation.devices import PRESETS
 
@@ -81,7 +81,7 @@ def cmd_program(a: argparse.Namespace) -> int:
     with _board(a) as b:
         r = b.program(
             targets, tolerance=a.tolerance, max_pulses=a.max_pulses, origin=(a.origin[0], a.origin[1]),
-            settings=WriteVerify(width=a.width),
+            algorithm=ISPP(width=a.width) if a.algorithm == "ispp" else Adaptive(width=a.width),
         )  # fmt: skip
     bad = int((~r.ok).sum())
     console.print(
@@ -90,7 +90,9 @@ def cmd_program(a: argparse.Namespace) -> int:
         f"board time {r.board_time:.3f} s, wall {r.wall_time:.2f} s"
     )
     if a.out:
-        np.savez(a.out, targets=r.targets, final=r.final, pulses=r.pulses, status=r.status, time=r.time)
+        np.savez(
+            a.out, targets=r.targets, final=r.final, pulses=r.pulses, status=r.status, time=r.time, energy=r.energy
+        )
     return 0 if bad == 0 else 3
 
 
@@ -204,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("map")
     g.add_argument("--tolerance", type=float, default=1e-6, help="S (default 1e-6)")
     g.add_argument("--max-pulses", type=int, default=100)
-    g.add_argument("--width", type=float, default=100e-6, help="pulse width, s")
+    g.add_argument("--width", type=float, default=100e-6, help="(initial) pulse width, s")
+    g.add_argument("--algorithm", choices=["ispp", "adaptive"], default="ispp")
     g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
     g.add_argument("--out", help="save per-device results to this .npz")
     g.set_defaults(fn=cmd_program)

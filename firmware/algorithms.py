@@ -1,0 +1,217 @@
+# Programming algorithms: one verify loop, several ways to choose the next
+# pulse. Every pulse goes through Array.pulse, so the safety limits hold
+# whatever the parameters say; amplitudes and widths are clamped to them
+# here only so that an algorithm asking for more is told "at-safety-limit".
+from errors import CommandError, LimitError
+from wire import (
+    A_ADAPTIVE,
+    A_ISPP,
+    S_LIMIT,
+    S_MAX_PULSES,
+    S_OK,
+    S_STUCK,
+    S_UNREACHABLE,
+)
+
+
+class Params:
+    """One PROGRAM request's settings; p holds the algorithm's 8 numbers."""
+
+    def __init__(self):
+        self.tol = 1e-6
+        self.max_pulses = 100
+        self.algorithm = A_ISPP
+        self.patience = 8
+        self.p = [0.0] * 8
+
+
+class ISPP:
+    """Write-verify, fixed step (ISPP), the baseline (paper 003's tuning).
+
+    p = v_set0, v_set_step, v_reset0 (< 0), v_reset_step, width. Identical
+    pulses when the steps are 0; otherwise the amplitude grows by a step each
+    consecutive same-polarity pulse and restarts on polarity reversal.
+    """
+
+    def setup(self, p, limits):
+        self.v_set0, self.v_set_step, self.v_reset0, self.v_reset_step, self.width = p[0], p[1], p[2], p[3], p[4]
+        if not (self.v_set0 > 0 and self.v_reset0 < 0):
+            raise CommandError("set start must be > 0 V and reset start < 0 V")
+        if not (0 <= self.v_set_step <= 1 and 0 <= self.v_reset_step <= 1):
+            raise CommandError("amplitude steps must be 0..1 V")
+        if not (self.v_set0 <= limits.v_pulse and -self.v_reset0 <= limits.v_pulse):
+            raise LimitError("start amplitude beyond safety limit")
+        if not 0 < self.width <= limits.width:
+            raise LimitError("pulse width beyond safety limit")
+        self.vmax = limits.v_pulse
+
+    def start(self, g, target):
+        self.last = 0
+        self.amp = 0.0
+
+    def next(self, err, g):
+        """Returns the signed amplitude; the width is self.width."""
+        if err > 0:
+            self.amp = self.v_set0 if self.last != 1 else self.amp + self.v_set_step
+            self.last = 1
+        else:
+            self.amp = -self.v_reset0 if self.last != -1 else self.amp + self.v_reset_step
+            self.last = -1
+        if self.amp > self.vmax:
+            self.amp = self.vmax
+        return self.amp * self.last
+
+    def observe(self, err_before, err_after):
+        pass
+
+    def maxed(self):
+        return self.amp >= self.vmax
+
+
+class Adaptive:
+    """Write-verify, adaptive, in the spirit of the variation-tolerant
+    algorithm (Alibart, Strukov et al.) behind paper 003's tuning: amplitude
+    and width adapt from the last observed change.
+
+    p = v_set0, v_reset0 (< 0), v_step, width0, width_max, gain_lo, gain_hi.
+    A step that closed less than gain_lo of the error makes the next pulse
+    of that polarity stronger (amplitude + v_step; at the amplitude limit the
+    width doubles up to width_max); an overshoot beyond gain_hi of the error
+    makes it weaker (amplitude - v_step, width halves back toward width0).
+    """
+
+    def setup(self, p, limits):
+        self.v_set0, self.v_reset0, self.v_step = p[0], p[1], p[2]
+        self.width0, self.width_max, self.gain_lo, self.gain_hi = p[3], p[4], p[5], p[6]
+        if not (self.v_set0 > 0 and self.v_reset0 < 0 and 0 < self.v_step <= 1):
+            raise CommandError("need set start > 0 V, reset start < 0 V, 0 < step <= 1 V")
+        if not (0 < self.gain_lo < 1 and self.gain_hi > 1):
+            raise CommandError("need 0 < gain_lo < 1 < gain_hi")
+        if not (self.v_set0 <= limits.v_pulse and -self.v_reset0 <= limits.v_pulse):
+            raise LimitError("start amplitude beyond safety limit")
+        if not (0 < self.width0 <= self.width_max and self.width0 <= limits.width):
+            raise LimitError("pulse width beyond safety limit")
+        self.vmax = limits.v_pulse
+        self.wmax = self.width_max if self.width_max <= limits.width else limits.width
+
+    def start(self, g, target):
+        self.amp_set, self.amp_reset = self.v_set0, -self.v_reset0
+        self.w_set = self.w_reset = self.width0
+        self.pol = 0
+        self.width = self.width0
+
+    def next(self, err, g):
+        if err > 0:
+            self.pol = 1
+            self.width = self.w_set
+            return self.amp_set
+        self.pol = -1
+        self.width = self.w_reset
+        return -self.amp_reset
+
+    def observe(self, err_before, err_after):
+        if self.pol == 0 or err_before == 0:
+            return
+        closed = (err_before - err_after) / err_before  # share of the error this pulse removed
+        if closed < self.gain_lo:
+            amp, w = self._stronger(self.amp_set if self.pol > 0 else self.amp_reset, self.width)
+        elif closed > self.gain_hi:
+            amp, w = self._weaker(self.amp_set if self.pol > 0 else self.amp_reset, self.width)
+        else:
+            return
+        if self.pol > 0:
+            self.amp_set, self.w_set = amp, w
+        else:
+            self.amp_reset, self.w_reset = amp, w
+
+    def _stronger(self, amp, w):
+        if amp + self.v_step <= self.vmax:
+            return amp + self.v_step, w
+        w2 = w * 2
+        return self.vmax, w2 if w2 <= self.wmax else self.wmax
+
+    def _weaker(self, amp, w):
+        if w > self.width0:
+            w2 = w * 0.5
+            return amp, w2 if w2 >= self.width0 else self.width0
+        a = amp - self.v_step
+        return (a if a > self.v_step else self.v_step), w
+
+    def maxed(self):
+        amp = self.amp_set if self.pol > 0 else self.amp_reset
+        return amp >= self.vmax and self.width >= self.wmax
+
+
+ALGORITHMS = {A_ISPP: ISPP(), A_ADAPTIVE: Adaptive()}
+
+
+def prepare(params, limits):
+    algo = ALGORITHMS.get(params.algorithm)
+    if algo is None:
+        raise CommandError("unknown programming algorithm")
+    if not (params.tol > 0 and params.tol < 1):
+        raise CommandError("tolerance must be > 0 S")
+    if params.patience < 1:
+        raise CommandError("patience must be >= 1")
+    algo.setup(params.p, limits)
+    return algo
+
+
+class Outcome:
+    def __init__(self):
+        self.g = 0.0
+        self.pulses = 0
+        self.status = S_OK
+        self.energy = 0.0
+
+
+def program_device(array, r, c, target, params, algo, out):
+    """The one verify loop: read, stop if inside tolerance, else ask the
+    algorithm for a pulse, apply it, read again. Fills out (an Outcome).
+
+    Stops with a reason: ok; max-pulses; at-safety-limit (the algorithm
+    wanted more than the limits allow); stuck (never responded at full drive);
+    unreachable (moved, but stopped approaching the target at full drive).
+    Energy is estimated as the sum of V^2 G t with G from the last read.
+    """
+    tol = params.tol
+    eps = tol * 0.25  # a change smaller than this is no response
+    g = array.read(r, c)
+    algo.start(g, target)
+    pulses = 0
+    stall = 0
+    moved = False
+    energy = 0.0
+    status = S_MAX_PULSES
+    while True:
+        err = target - g
+        if -tol <= err <= tol:
+            status = S_OK
+            break
+        if pulses >= params.max_pulses:
+            status = S_LIMIT if algo.maxed() else S_MAX_PULSES
+            break
+        v = algo.next(err, g)
+        w = algo.width
+        array.pulse(r, c, v, w)
+        energy += v * v * g * w
+        pulses += 1
+        g_new = array.read(r, c)
+        step = g_new - g
+        if step > eps or step < -eps:
+            moved = True
+        toward = step if err > 0 else -step
+        if toward < eps and algo.maxed():
+            stall += 1
+            if stall >= params.patience:
+                g = g_new
+                status = S_UNREACHABLE if moved else S_STUCK
+                break
+        else:
+            stall = 0
+        algo.observe(err, target - g_new)
+        g = g_new
+    out.g = g
+    out.pulses = pulses
+    out.status = status
+    out.energy = energy
