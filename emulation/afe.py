@@ -65,6 +65,8 @@ class AnalogFrontEnd:
         self.gate = np.ones(config.rows, bool) if config.cell == "1T1R" else None
         self.clock = 0.0
         self.pulses = 0
+        self.max_pulse_v = 0.0  # largest |V_row - V_col| any device could see in a pulse
+        self.max_pulse_width = 0.0
 
     def volts(self, group: int) -> np.ndarray:
         return self.codes[group] * (self.config.dac_full_scale / self.dac_max)
@@ -126,7 +128,12 @@ class AnalogFrontEnd:
 
     def pulse(self, width_ns: int) -> None:
         width = width_ns * 1e-9
-        self.xbar.apply(self.drive(), width)
+        drive = self.drive()
+        vr, vc = drive.v_rows[drive.row_driven], drive.v_cols[drive.col_driven]
+        if len(vr) and len(vc):
+            self.max_pulse_v = max(self.max_pulse_v, float(vr.max() - vc.min()), float(vc.max() - vr.min()))
+        self.max_pulse_width = max(self.max_pulse_width, width)
+        self.xbar.apply(drive, width)
         self.clock += width
         self.pulses += 1
 

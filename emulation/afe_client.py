@@ -44,5 +44,9 @@ class AFEClient:
         (pulses,) = struct.unpack_from("<I", body, 0)
         return pulses, np.frombuffer(body, "<f8", offset=4).reshape(self.rows, self.cols).copy()
 
+    def pulse_stats(self) -> tuple[int, float, float]:
+        """(pulses, largest |V| any device could have seen, longest width)."""
+        return struct.unpack("<Idd", self.transact(bytes([bus.OP_STATS])))
+
     def clock(self) -> float:
         return struct.unpack("<d", self.transact(bytes([bus.OP_CLOCK])))[0]

@@ -58,6 +58,8 @@ def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
             afe.wait(args[0])
         elif op == bus.OP_GATE:
             afe.set_gate(*args)
+        elif op == bus.OP_STATS:
+            out += struct.pack("<Idd", afe.pulses, afe.max_pulse_v, afe.max_pulse_width)
         elif op == bus.OP_INFO:
             out += info_blob(afe.config)
         elif op == bus.OP_CLOCK:

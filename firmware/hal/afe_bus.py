@@ -38,6 +38,7 @@ OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <
 OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high impedance) -> nothing
 OP_WAIT = const(10)  # <I microseconds with lines released -> nothing
 OP_GATE = const(11)  # <BH on, row (ALL_LINES = all): 1T1R word lines -> nothing
+OP_STATS = const(12)  # debug port: -> <Idd pulses, largest |V| across any device in a pulse, longest width
 
 OP_ARGS = {
     OP_FILL: "<Bh",
@@ -51,6 +52,7 @@ OP_ARGS = {
     OP_FLOAT: "<BH",
     OP_WAIT: "<I",
     OP_GATE: "<BH",
+    OP_STATS: "",
 }
 
 # rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count
