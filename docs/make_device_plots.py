@@ -28,8 +28,8 @@ RUNS = [
         "--reset", "-6", "0.8", "10",
     ]),
     ("perovskite_lognormal", 2, "perovskite_trains", [
-        "--v-set", "1.0", "1.1", "--t-set", "1e-3", "--v-read", "0.1", "--limits", "2", "1e-3", "0.3",
-        "--reset", "-1.2", "1e-3", "20", "--devices", "0,0", "1,1",
+        "--v-set", "2.9", "3.0", "--t-set", "1e-3", "--v-read", "0.1", "--limits", "4", "1e-3", "0.3",
+        "--reset", "-3", "1e-3", "20", "--devices", "0,0", "1,1",
     ]),
 ]  # fmt: skip
 

@@ -219,23 +219,23 @@ _preset(
         name="perovskite_lognormal",
         source="Ye, Sun et al., paper 000: perovskite nanowire memristors",
         reproduces="paper 000 eq. 4 (log-normal cycle-to-cycle), non-monotonic conductance segments",
-        g_min=1e-6,
+        g_min=1e-6,  # read currents of uA at 0.1 V under a 20 uA compliance
         g_max=20e-6,
-        v_set=0.8,
-        v0_set=0.15,
-        rate_set=10.0,
-        v_reset=-0.6,
-        v0_reset=0.15,
-        rate_reset=10.0,
-        threshold_spread=0.08,
+        v_set=2.5,  # DC sweeps SET at ~3 V ...
+        v0_set=0.3,
+        rate_set=7.0,
+        v_reset=-1.8,  # ... and RESET at ~-2.2 V
+        v0_reset=0.3,
+        rate_reset=7.0,
+        threshold_spread=0.05,
         rate_spread=0.5,
-        c2c_sigma=0.5,  # theta' = theta e^lambda, lambda ~ N(0, sigma^2)
+        c2c_sigma=0.5,  # theta' = theta e^lambda, lambda ~ N(0, sigma^2); sigma is device-dependent
         c2c_additive=0.01,  # occasional steps against the pulse: non-monotonic segments
         read_noise_rel=1e-3,
         iv_vref=0.1,
         v_read=0.1,
         pulse_width=1e-3,
-        v_max=2.0,
+        v_max=6.0,  # sweeps reach +-6 V
     )
 )
 
