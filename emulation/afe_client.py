@@ -44,6 +44,11 @@ class AFEClient:
         (pulses,) = struct.unpack_from("<I", body, 0)
         return pulses, np.frombuffer(body, "<f8", offset=4).reshape(self.rows, self.cols).copy()
 
+    def ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each device's lowest and highest reachable conductance, S."""
+        both = np.frombuffer(self.transact(bytes([bus.OP_RANGES])), "<f8").reshape(self.rows, self.cols, 2)
+        return both[..., 0].copy(), both[..., 1].copy()
+
     def pulse_stats(self) -> tuple[int, float, float]:
         """(pulses, largest |V| any device could have seen, longest width)."""
         return struct.unpack("<Idd", self.transact(bytes([bus.OP_STATS])))

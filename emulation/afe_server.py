@@ -58,6 +58,9 @@ def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
             afe.wait(args[0])
         elif op == bus.OP_GATE:
             afe.set_gate(*args)
+        elif op == bus.OP_RANGES:
+            lo, hi = afe.xbar.ranges()
+            out += np.stack([lo, hi], axis=-1).astype("<f8").tobytes()
         elif op == bus.OP_STATS:
             out += struct.pack("<Idd", afe.pulses, afe.max_pulse_v, afe.max_pulse_width)
         elif op == bus.OP_INFO:

@@ -49,6 +49,8 @@ class Crossbar:
         # Last increment of each kind (inc) and how much of it is still fresh.
         self.fresh_p, self.fresh_d = np.zeros(shape), np.zeros(shape)
         self.inc_p, self.inc_d = np.zeros(shape), np.zeros(shape)
+        # The strongest nominal drive each direction has seen since it was softened.
+        self.xc_p, self.xc_d = np.zeros(shape), np.zeros(shape)
         self.stuck = rng.random(shape) < d.stuck_fraction
         self.g_stuck = rng.uniform(d.g_min, d.g_max, shape)
         self.formed = np.full(shape, d.v_form == 0)
@@ -63,6 +65,15 @@ class Crossbar:
         g = (d.g_min + self.w * (d.g_max - d.g_min)) * self.g_scale
         g = np.where(self.formed, g, d.g_pristine)
         return np.where(self.stuck, self.g_stuck, g)
+
+    def ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lowest and highest conductance each device can reach (stuck and
+        pristine devices: where they are)."""
+        d = self.device
+        lo, hi = d.g_min * self.g_scale, d.g_max * self.g_scale
+        fixed = self.stuck | ~self.formed
+        g = self.conductance
+        return np.where(fixed, g, lo), np.where(fixed, g, hi)
 
     def device_current(self, v: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
         """Current through each device at voltage v (sinh I-V when iv_b > 0)."""
@@ -100,11 +111,13 @@ class Crossbar:
         d = self.device
         over = np.where(up, (v - self.v_set) / d.v0_set, (self.v_reset - v) / d.v0_reset)
         rate = np.where(up, self.k_set, self.k_reset)
-        x = np.zeros_like(self.w)
-        x[moved] = rate[moved] * np.expm1(over[moved]) * width * np.exp(d.c2c_sigma * self.rng.standard_normal(n))
+        x_nom = np.zeros_like(self.w)  # the drive this pulse is meant to give
+        x_nom[moved] = rate[moved] * np.expm1(over[moved]) * width
+        x = x_nom.copy()
+        x[moved] *= np.exp(d.c2c_sigma * self.rng.standard_normal(n))
         w = self.w
         if d.hardening or d.hardening_drive or d.fresh_mobility:
-            w = self._fresh_and_hardening(w, x, up, down)
+            w = self._fresh_and_hardening(w, x, x_nom, up, down)
         new = np.where(up, 1.0 - (1.0 - w) * np.exp(-x * self.s_p), np.where(down, w * np.exp(-x * self.s_d), w))
         # What this pulse moved is "fresh" until the next pulse of its kind.
         self.fresh_p = np.where(up, new - w, self.fresh_p)
@@ -115,11 +128,16 @@ class Crossbar:
             new[moved] += d.c2c_additive * self.rng.standard_normal(n)
         self.w = np.clip(new, 0.0, 1.0)
 
-    def _fresh_and_hardening(self, w, x, up, down) -> np.ndarray:
+    def _fresh_and_hardening(self, w, x, x_nom, up, down) -> np.ndarray:
         """An opposite pulse first pulls back part of the last, still fresh
         increment; a pulse of the same kind consolidates it, hardening the
-        device in proportion to how much of it survived."""
+        device in proportion to how much of it survived. A drive stronger
+        than the one the device is conditioned to undoes part of the
+        hardening (s <- s^(x_cond / x)), so raising V or t beats saturation."""
         d = self.device
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.s_p = self.s_p ** np.where(up & (x_nom > self.xc_p), self.xc_p / x_nom, 1.0)
+            self.s_d = self.s_d ** np.where(down & (x_nom > self.xc_d), self.xc_d / x_nom, 1.0)
         pull = -np.expm1(-d.fresh_mobility * x)
         back_p = np.where(down, pull * self.fresh_p, 0.0)
         back_d = np.where(up, pull * self.fresh_d, 0.0)
@@ -137,6 +155,9 @@ class Crossbar:
         hard_d = self.s_d * (1 - d.hardening * kept_d) * harden
         self.s_p = np.where(up, hard_p, self.s_p + (1 - self.s_p) * soften * down)
         self.s_d = np.where(down, hard_d, self.s_d + (1 - self.s_d) * soften * up)
+        # Conditioning follows the strongest drive; softening forgets it.
+        self.xc_p = np.where(up, np.maximum(self.xc_p, x_nom), self.xc_p * (1 - soften * down))
+        self.xc_d = np.where(down, np.maximum(self.xc_d, x_nom), self.xc_d * (1 - soften * up))
         return np.clip(w - back_p + back_d, 0.0, 1.0)
 
     def advance(self, dt: float) -> None:

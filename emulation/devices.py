@@ -154,6 +154,7 @@ _preset(
         iv_vref=0.2,
         v_read=0.2,  # 0.2 V, 100 us reads
         pulse_width=100e-6,
+        v_max=2.5,  # forming ramps up to 2.5 V
     )
 )
 
@@ -183,6 +184,7 @@ _preset(
         iv_vref=0.5,
         v_read=0.5,  # V_r = 0.5 V, t_r = 0.5 ms
         pulse_width=0.1,
+        v_max=3.0,  # I-V sweeps reach 3 V
     )
 )
 

@@ -39,6 +39,7 @@ OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high imped
 OP_WAIT = const(10)  # <I microseconds with lines released -> nothing
 OP_GATE = const(11)  # <BH on, row (ALL_LINES = all): 1T1R word lines -> nothing
 OP_STATS = const(12)  # debug port: -> <Idd pulses, largest |V| across any device in a pulse, longest width
+OP_RANGES = const(13)  # debug port: -> rows*cols x <dd each device's lowest and highest reachable G
 
 OP_ARGS = {
     OP_FILL: "<Bh",
@@ -53,6 +54,7 @@ OP_ARGS = {
     OP_WAIT: "<I",
     OP_GATE: "<BH",
     OP_STATS: "",
+    OP_RANGES: "",
 }
 
 # rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count

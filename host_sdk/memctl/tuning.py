@@ -1,0 +1,39 @@
+"""Starting settings for programming a device family: limits, tolerance and
+algorithm parameters derived from a DeviceModel (a preset or device file).
+
+On real hardware the same numbers come from the user's own device file; the
+algorithms then adapt (adaptive) or step (ISPP) from these starting points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memctl.board import ISPP, Adaptive, Limits
+from memctl_emulation.devices import DeviceModel, load_device
+
+
+@dataclass(frozen=True)
+class Settings:
+    limits: Limits
+    tolerance: float  # S
+    ispp: ISPP
+    adaptive: Adaptive
+
+
+def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) -> Settings:
+    """Start just above the typical switching thresholds, step by 1 % of the
+    device's voltage range, pulse at its typical width, and tolerate
+    `tolerance_fraction` of its conductance range."""
+    d = load_device(device)
+    v_lim = d.v_max
+    width = d.pulse_width
+    set0 = min(d.v_set * (1 + d.threshold_spread), v_lim)
+    reset0 = max(d.v_reset * (1 + d.threshold_spread), -v_lim)
+    step = max(0.01, 0.01 * v_lim)
+    return Settings(
+        limits=Limits(v_pulse=v_lim, width=10 * width, v_read=min(1.5 * d.v_read, v_lim)),
+        tolerance=tolerance_fraction * (d.g_max - d.g_min),
+        ispp=ISPP(v_set_start=set0, v_set_step=step, v_reset_start=reset0, v_reset_step=step, width=width),
+        adaptive=Adaptive(v_set_start=set0, v_reset_start=reset0, v_step=5 * step, width=width, width_max=10 * width),
+    )
