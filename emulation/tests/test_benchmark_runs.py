@@ -20,3 +20,17 @@ def test_physics_benchmark_quick(tmp_path):
     assert "| 128x128 |" in run.stdout
     data = json.loads(out.read_text())
     assert len(data["rows"]) == 6 and all(r["vmms_per_s"] > 0 for r in data["rows"])
+
+
+def test_programming_benchmark_small(tmp_path):
+    out = tmp_path / "programming.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "programming.py"), "--devices", "4",
+         "--presets", "perovskite_lognormal", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())["presets"]["perovskite_lognormal"]
+    assert set(rows) == {"ispp", "adaptive", "oracle"}
+    assert rows["oracle"]["pulses_vs_oracle"] == 1.0
+    assert all(0 <= r["success"] <= 1 for r in rows.values())
