@@ -1,7 +1,16 @@
 """The emulated memctl board: crossbar physics, analog front end, launcher."""
 
 from memctl_emulation.afe import AFEConfig
-from memctl_emulation.crossbar import Crossbar, DeviceParams
+from memctl_emulation.crossbar import Crossbar
+from memctl_emulation.devices import PRESETS, DeviceModel, load_device
 from memctl_emulation.launcher import EmulatedBoard, micropython_executable
 
-__all__ = ["AFEConfig", "Crossbar", "DeviceParams", "EmulatedBoard", "micropython_executable"]
+__all__ = [
+    "PRESETS",
+    "AFEConfig",
+    "Crossbar",
+    "DeviceModel",
+    "EmulatedBoard",
+    "load_device",
+    "micropython_executable",
+]

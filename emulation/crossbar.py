@@ -14,7 +14,6 @@ import numpy as np
 from memctl_emulation.array_network import LineDrive, solve
 from memctl_emulation.devices import DeviceModel
 
-DeviceParams = DeviceModel  # the name issue 2's code used
 HARDEN_CAP = 0.05
 
 

@@ -112,4 +112,4 @@ _applied: list[int] = []
 
 def test_the_property_test_applied_pulses():
     """Guards the test above against only ever sending refused requests."""
-    assert _applied and _applied[-1] > 100
+    assert _applied and _applied[-1] >= 40, _applied[-1]

@@ -9,7 +9,8 @@ import pytest
 
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulation.array_network import LineDrive
-from memctl_emulation.crossbar import Crossbar, DeviceParams
+from memctl_emulation.crossbar import Crossbar
+from memctl_emulation.devices import DeviceModel
 
 
 def bias(rows: int, cols: int, r: int, c: int, v: float) -> LineDrive:
@@ -31,7 +32,7 @@ def test_sub_threshold_pulse_changes_nothing():
 
 
 def test_potentiation_saturates_and_depression_mirrors():
-    xb = Crossbar(1, 1, DeviceParams(c2c_sigma=0.0), seed=2)
+    xb = Crossbar(1, 1, DeviceModel(c2c_sigma=0.0), seed=2)
     xb.w[:] = 0.0
     steps = []
     for _ in range(40):
@@ -53,7 +54,7 @@ def test_potentiation_saturates_and_depression_mirrors():
 def test_rate_grows_exponentially_with_overdrive():
     moves = []
     for v in (1.0, 1.1, 1.2):
-        xb = Crossbar(1, 1, DeviceParams(c2c_sigma=0.0, threshold_spread=0.0, rate_spread=0.0), seed=3)
+        xb = Crossbar(1, 1, DeviceModel(c2c_sigma=0.0, threshold_spread=0.0, rate_spread=0.0), seed=3)
         xb.w[:] = 0.0
         xb.apply(one(v), 10e-6)
         moves.append(xb.w[0, 0])
@@ -68,7 +69,7 @@ def test_half_select_disturb_is_physics_not_a_rule():
     changed = xb.conductance != before
     assert changed[1, 2] and changed.sum() == 1
     # Low-threshold devices: the same pulse now disturbs the half-selected row and column.
-    xb = Crossbar(4, 4, DeviceParams(v_set=0.5), seed=4)
+    xb = Crossbar(4, 4, DeviceModel(v_set=0.5), seed=4)
     before = xb.conductance.copy()
     xb.apply(bias(4, 4, 1, 2, 1.3), 100e-6)
     changed = xb.conductance != before
@@ -85,7 +86,7 @@ def test_seeded_runs_repeat_and_seeds_differ():
 
 
 def test_column_currents_are_ohmic_sums():
-    xb = Crossbar(3, 2, DeviceParams(read_noise_rel=0.0, read_noise_abs=0.0), seed=7)
+    xb = Crossbar(3, 2, DeviceModel(read_noise_rel=0.0, read_noise_abs=0.0), seed=7)
     v = np.array([0.1, -0.2, 0.05])
     np.testing.assert_allclose(xb.column_currents(LineDrive.driven(v, np.zeros(2))), xb.conductance.T @ v)
 
@@ -121,9 +122,9 @@ def test_afe_rejects_bad_operations(call, match):
 
 def test_device_params_validate():
     with pytest.raises(ValueError, match="g_min"):
-        DeviceParams(g_min=2e-4, g_max=1e-4).validate()
+        DeviceModel(g_min=2e-4, g_max=1e-4).validate()
     with pytest.raises(ValueError, match="rate_set"):
-        DeviceParams(rate_set=0).validate()
+        DeviceModel(rate_set=0).validate()
 
 
 def test_lognormal_cycle_to_cycle_and_non_monotonic_steps():

@@ -218,7 +218,7 @@ class Board:
         rows, cols = self.shape
         per = max(1, self._info.max_payload // (4 * cols))
         out = np.empty((rows, cols))
-        with progress_bar("read array", rows, self._show(progress)) as advance:
+        with progress_bar("read array", rows, self.show_progress(progress)) as advance:
             for r0 in range(0, rows, per):
                 n = min(per, rows - r0)
                 p = self.link.request(wire.T_READ_ROWS, struct.pack(wire.READ_ROWS_REQ, r0, n))
@@ -349,7 +349,7 @@ class Board:
             tolerance=tolerance, wall_time=0.0,
         )  # fmt: skip
         start = time.monotonic()
-        with progress_bar("program", len(idx), self._show(progress)) as advance:
+        with progress_bar("program", len(idx), self.show_progress(progress)) as advance:
             for k in range(0, len(idx), per):
                 part = idx[k : k + per]
                 head = struct.pack(
@@ -377,7 +377,8 @@ class Board:
         res.wall_time = time.monotonic() - start
         return res
 
-    def _show(self, progress: bool | None) -> bool | None:
+    def show_progress(self, progress: bool | None) -> bool | None:
+        """Whether long work shows a bar: the call's choice, else the board's."""
         return self.progress if progress is None else progress
 
 

@@ -74,7 +74,7 @@ def characterize(board: Board, sweep: Sweep, *, progress: bool | None = None) ->
     params, curves = [], []
     start = time.monotonic()
     total = len(combos) * len(sweep.devices)
-    with progress_bar("characterize", total, board._show(progress)) as advance:
+    with progress_bar("characterize", total, board.show_progress(progress)) as advance:
         for combo in combos:
             for r, c in sweep.devices:
                 if sweep.reset is not None:
