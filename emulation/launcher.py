@@ -16,6 +16,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,16 @@ from memctl_emulation.devices import load_device
 
 FIRMWARE_DIR = Path(memctl_firmware.__file__).resolve().parent
 BOARD_HEAP = "256K"  # board RAM budget: the firmware runs with this heap
+
+
+def _die_with_parent() -> None:
+    """Child processes end when the launcher does, even if it is killed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class EmulationError(RuntimeError):
@@ -160,7 +171,7 @@ class EmulatedBoard:
              "--rows", str(self.rows), "--cols", str(self.cols), "--seed", str(self.seed),
              "--line-resistance", repr(self.line_resistance), "--cell", self.cell]
             + (["--device", self.device_spec] if self.device_spec else []),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._procs.append(afe)
         self._wait_line(afe, "AFE READY", "analog front end")
@@ -177,6 +188,7 @@ class EmulatedBoard:
         fw = subprocess.Popen(
             [micropython_executable(), "-X", f"heapsize={self.heap}", "main.py"],
             cwd=self.firmware_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._procs.append(fw)
         self._wait_line(fw, "memctl firmware ready", "firmware")

@@ -24,8 +24,15 @@ def _board(a: argparse.Namespace) -> Board:
 
 
 def cmd_emulate(a: argparse.Namespace) -> int:
+    import threading
+
     from memctl_emulation import EmulatedBoard
 
+    stop = threading.Event()
+    # Explicit handlers: a shell may start us with SIGINT ignored (background
+    # jobs), and SIGTERM must also shut the emulated board down cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
     with EmulatedBoard(
         rows=a.rows, cols=a.cols, seed=a.seed, device=a.device, line_resistance=a.line_resistance, cell=a.cell
     ) as emu:  # fmt: skip
@@ -33,10 +40,10 @@ def cmd_emulate(a: argparse.Namespace) -> int:
         err_console.print(
             f"emulated board {a.rows}x{a.cols} ({emu.device.name}) ready on [bold]{emu.port}[/]; Ctrl-C to stop"
         )
-        try:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        except KeyboardInterrupt:
-            pass
+        while not stop.wait(0.5):
+            if not emu.alive():
+                err_console.print("[red]error:[/] the emulated board died:\n" + "\n".join(emu.log[-20:]))
+                return 1
     return 0
 
 

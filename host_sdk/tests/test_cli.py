@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +85,37 @@ def test_demo_runs_and_reports():
     assert out.returncode == 0, out.stderr
     for words in ("within tolerance", "16 / 16", "pulses", "VMM"):
         assert words in out.stdout
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_emulate_leaves_no_processes_behind(sig):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memctl.cli", "emulate", "--rows", "4", "--cols", "4"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stdout.readline().startswith("/dev/")
+    kids = _children(proc.pid)
+    assert len(kids) == 2  # the analog front end and the firmware
+    proc.send_signal(sig)
+    proc.wait(timeout=10)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{k}").exists() for k in kids):
+        time.sleep(0.1)
+    alive = [k for k in kids if Path(f"/proc/{k}").exists() and "Z" not in _state(k)]
+    assert not alive
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
