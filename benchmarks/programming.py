@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import memctl
-from memctl.tuning import settings_for
+from memctl.tuning import form, settings_for
 from memctl_emulation import EmulatedBoard
 from memctl_emulation import oracle as oracle_mod
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
@@ -42,17 +42,6 @@ def shape_for(name: str, n: int) -> tuple[int, int, int]:
     return n // cols, cols, 1
 
 
-def form(b: memctl.Board, v_form: float) -> None:
-    rows, cols = b.shape
-    vmax = b.limits().v_pulse
-    for r in range(rows):
-        for c in range(cols):
-            for v in np.arange(v_form * 0.9, vmax, 0.05):
-                if b.read(r, c) > 5e-6:
-                    break
-                b.pulse(r, c, float(v), 1e-3)
-
-
 def targets_for(name: str, rows: int, cols: int, repeats: int) -> tuple[np.ndarray, float]:
     d = PRESETS[name]
     level = (d.g_max - d.g_min) / (LEVELS - 1)
@@ -69,7 +58,7 @@ def run_board(name: str, algo: str, targets: np.ndarray, tol: float) -> dict:
         b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
         b.configure(v_read=PRESETS[name].v_read)
         if PRESETS[name].v_form:
-            form(b, PRESETS[name].v_form)
+            form(b, 0.9 * PRESETS[name].v_form)
         for t in targets:
             results.append(b.program(t, tolerance=tol, max_pulses=MAX_PULSES, algorithm=getattr(s, algo)))
     wall = time.monotonic() - start

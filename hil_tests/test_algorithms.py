@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import memctl
-from memctl.tuning import settings_for
+from memctl.tuning import form, settings_for
 from memctl_emulation import EmulatedBoard
 from memctl_emulation.devices import PRESETS
 
@@ -19,17 +19,6 @@ SIZE = {"tio2_4terminal": 1}
 BAND = {"hfo2_tio2_bilayer": (0.2, 0.45)}
 
 
-def form_all(b: memctl.Board, v_form: float) -> None:
-    """Automated forming (paper 003): ramp each device until it switches on."""
-    rows, cols = b.shape
-    for r in range(rows):
-        for c in range(cols):
-            for v in np.arange(v_form * 0.9, b.limits().v_pulse, 0.05):
-                if b.read(r, c) > 5e-6:
-                    break
-                b.pulse(r, c, float(v), 1e-3)
-
-
 @pytest.fixture(scope="module", params=sorted(PRESETS))
 def preset_board(request):
     name = request.param
@@ -39,7 +28,7 @@ def preset_board(request):
         b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
         b.configure(v_read=PRESETS[name].v_read)
         if PRESETS[name].v_form:
-            form_all(b, PRESETS[name].v_form)
+            form(b, 0.9 * PRESETS[name].v_form)
         yield name, b, s, emu
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memctl.board import ISPP, Adaptive, Limits
+import numpy as np
+
+from memctl.board import ISPP, Adaptive, Board, Limits
 from memctl_emulation.devices import DeviceModel, load_device
 
 
@@ -37,3 +39,24 @@ def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) ->
         ispp=ISPP(v_set_start=set0, v_set_step=step, v_reset_start=reset0, v_reset_step=step, width=width),
         adaptive=Adaptive(v_set_start=set0, v_reset_start=reset0, v_step=5 * step, width=width, width_max=10 * width),
     )
+
+
+def form(
+    board: Board, v_start: float, *, threshold: float = 5e-6, step: float = 0.05, width: float = 1e-3
+) -> np.ndarray:
+    """Automated forming (paper 003): ramp each device from v_start up to the
+    pulse limit until it reads above `threshold`. Returns the formed mask;
+    devices that never form are what paper 003 calls unformable."""
+    rows, cols = board.shape
+    v_stop = board.limits().v_pulse
+    formed = np.zeros((rows, cols), bool)
+    for r in range(rows):
+        for c in range(cols):
+            for v in np.arange(v_start, v_stop + 1e-9, step):
+                if board.read(r, c) > threshold:
+                    formed[r, c] = True
+                    break
+                board.pulse(r, c, float(min(v, v_stop)), width)
+            else:
+                formed[r, c] = board.read(r, c) > threshold
+    return formed
