@@ -201,7 +201,7 @@ _preset(
         v_reset=-0.2,
         v0_reset=0.8,
         rate_reset=1.3e-3,  # depression takes more events: 579 vs 494 (FFP)
-        hardening_drive=3.0,  # identical pulses saturate, at a level rising with V_w (Fig. 2a)
+        hardening_drive=1.0,  # identical pulses saturate, at a level rising with V_w (Fig. 2a)
         recovery_p=1.0,
         recovery_d=1.0,
         threshold_spread=0.02,

@@ -2,10 +2,14 @@
 # pulse. Every pulse goes through Array.pulse, so the safety limits hold
 # whatever the parameters say; amplitudes and widths are clamped to them
 # here only so that an algorithm asking for more is told "at-safety-limit".
+import struct
+
 from errors import CommandError, LimitError
 from wire import (
     A_ADAPTIVE,
+    A_FFP,
     A_ISPP,
+    FFP_MAX_BINS,
     S_LIMIT,
     S_MAX_PULSES,
     S_OK,
@@ -142,7 +146,104 @@ class Adaptive:
         return amp >= self.vmax and self.width >= self.wmax
 
 
-ALGORITHMS = {A_ISPP: ISPP(), A_ADAPTIVE: Adaptive()}
+class FFPTable:
+    """V_w(G): the write voltage that keeps one pulse's conductance change in
+    the FFP window, per direction, over conductance bins (paper 001 Fig. 2c,d).
+    Preallocated; 0 marks a bin not learned yet."""
+
+    def __init__(self):
+        self.g_lo = 0.0
+        self.g_hi = 0.0
+        self.bins = 0
+        self.v = ([0.0] * FFP_MAX_BINS, [0.0] * FFP_MAX_BINS)
+
+    def configure(self, g_lo, g_hi, bins):
+        if not (0 <= g_lo < g_hi < 1):
+            raise CommandError("FFP table needs 0 <= g_lo < g_hi < 1 S")
+        if not 1 <= bins <= FFP_MAX_BINS:
+            raise CommandError("FFP table needs 1..64 bins")
+        self.g_lo, self.g_hi, self.bins = g_lo, g_hi, bins
+
+    def bin(self, g):
+        i = int((g - self.g_lo) * self.bins / (self.g_hi - self.g_lo))
+        return 0 if i < 0 else (self.bins - 1 if i >= self.bins else i)
+
+    def lookup(self, d, b):
+        """The learned voltage of bin b, else of the nearest learned bin, else 0."""
+        v = self.v[d]
+        for k in range(self.bins):
+            if b - k >= 0 and v[b - k]:
+                return v[b - k]
+            if b + k < self.bins and v[b + k]:
+                return v[b + k]
+        return 0.0
+
+
+FFP_TABLE = FFPTable()
+
+
+class FFP:
+    """Feedforward pulses (paper 001): read G, apply the write voltage
+    V_w(G) that the table says keeps the change inside the window
+    [window_lo, window_hi] (0.1 < |dR| < 0.3 ohm in the paper), read again.
+    With learn on, every observed step refines the table: too small raises
+    V_w(G) by v_step, too large lowers it.
+
+    p = window_lo (S), window_hi (S), v_set0, v_reset0 (< 0), v_step, width, learn.
+    """
+
+    def setup(self, p, limits):
+        self.lo, self.hi, self.v_set0, self.v_reset0, self.v_step, self.width = p[0], p[1], p[2], p[3], p[4], p[5]
+        self.learn = p[6] != 0
+        if not (0 < self.lo < self.hi < 1):
+            raise CommandError("FFP window needs 0 < lo < hi")
+        if not (self.v_set0 > 0 and self.v_reset0 < 0 and 0 < self.v_step <= 1):
+            raise CommandError("need set start > 0 V, reset start < 0 V, 0 < step <= 1 V")
+        if not (self.v_set0 <= limits.v_pulse and -self.v_reset0 <= limits.v_pulse):
+            raise LimitError("start amplitude beyond safety limit")
+        if not 0 < self.width <= limits.width:
+            raise LimitError("pulse width beyond safety limit")
+        if FFP_TABLE.bins == 0:
+            raise CommandError("FFP needs a V_w table: calibrate or load one first")
+        self.vmax = limits.v_pulse
+        self.table = FFP_TABLE
+
+    def start(self, g, target):
+        self.d = 0
+        self.b = 0
+        self.amp = 0.0
+
+    def next(self, err, g):
+        d = 0 if err > 0 else 1
+        b = self.table.bin(g)
+        amp = self.table.lookup(d, b)
+        if amp == 0.0:
+            amp = self.v_set0 if d == 0 else -self.v_reset0
+        if amp > self.vmax:
+            amp = self.vmax
+        self.d, self.b, self.amp = d, b, amp
+        return amp if d == 0 else -amp
+
+    def observe(self, err_before, err_after):
+        step = err_before - err_after  # the conductance change
+        moved = step if self.d == 0 else -step
+        amp = self.amp
+        if moved < self.lo:
+            amp = amp + self.v_step
+            if amp > self.vmax:
+                amp = self.vmax
+        elif moved > self.hi:
+            amp = amp - self.v_step
+            if amp < self.v_step:
+                amp = self.v_step
+        if self.learn:
+            self.table.v[self.d][self.b] = amp
+
+    def maxed(self):
+        return self.amp >= self.vmax
+
+
+ALGORITHMS = {A_ISPP: ISPP(), A_ADAPTIVE: Adaptive(), A_FFP: FFP()}
 
 
 def prepare(params, limits):
@@ -215,3 +316,28 @@ def program_device(array, r, c, target, params, algo, out):
     out.pulses = pulses
     out.status = status
     out.energy = energy
+
+
+def ffp_trace(array, r, c, direction, n, algo, patience, out_buf, off):
+    """Paper 001's continuous FFP sweep: n pulse events in one direction,
+    each read - V_w(G) - pulse - read. Writes (G before, V) pairs into
+    out_buf at off; returns (events, ended): ended when the device stopped
+    moving at full drive for `patience` events (the end of its range)."""
+    g = array.read(r, c)
+    algo.start(g, g)
+    sign = 1.0 if direction > 0 else -1.0
+    stall = 0
+    for k in range(n):
+        v = algo.next(sign, g)
+        array.pulse(r, c, v, algo.width)
+        g_new = array.read(r, c)
+        algo.observe(sign, sign - (g_new - g))
+        struct.pack_into("<ff", out_buf, off + 8 * k, g, v)
+        if (g_new - g) * sign < algo.lo and algo.maxed():
+            stall += 1
+            if stall >= patience:
+                return k + 1, True
+        else:
+            stall = 0
+        g = g_new
+    return n, False

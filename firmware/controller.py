@@ -15,7 +15,7 @@ from config import (
     V_READ,
 )
 from errors import AddressError, CommandError, LimitError, UnknownCommand
-from algorithms import Outcome, Params, prepare, program_device
+from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
 MAX_PAUSE = 60.0
@@ -60,6 +60,8 @@ class Controller:
             wire.T_SET_LIMITS: self.do_set_limits,
             wire.T_CONFIG: self.do_config,
             wire.T_PULSE_TRAIN: self.do_pulse_train,
+            wire.T_FFP_TABLE: self.do_ffp_table,
+            wire.T_FFP_TRACE: self.do_ffp_trace,
         }
 
     # -- transport -------------------------------------------------------
@@ -310,3 +312,49 @@ class Controller:
             if k % 10 == 9:
                 self.send_progress(seq, k + 1, n)
         return off - HDR_SIZE
+
+    def do_ffp_table(self, p, seq):
+        """Empty payload: read the table. Otherwise replace it (all or nothing)."""
+        t = FFP_TABLE
+        if len(p):
+            if len(p) < wire.FFP_TABLE_HEAD_SIZE:
+                raise CommandError("short FFP table")
+            g_lo, g_hi, bins = struct.unpack_from(wire.FFP_TABLE_HEAD, p, 0)
+            if len(p) != wire.FFP_TABLE_HEAD_SIZE + 8 * bins:
+                raise CommandError("FFP table length does not match its bins")
+            off = wire.FFP_TABLE_HEAD_SIZE
+            for i in range(2 * bins):
+                v = struct.unpack_from("<f", p, off + 4 * i)[0]
+                if not 0 <= v <= 1000:
+                    raise CommandError("FFP table voltages must be finite magnitudes")
+            t.configure(g_lo, g_hi, bins)
+            for d in range(2):
+                for i in range(bins):
+                    t.v[d][i] = struct.unpack_from("<f", p, off + 4 * (d * bins + i))[0]
+        struct.pack_into(wire.FFP_TABLE_HEAD, self.raw, HDR_SIZE, t.g_lo, t.g_hi, t.bins)
+        off = HDR_SIZE + wire.FFP_TABLE_HEAD_SIZE
+        for d in range(2):
+            for i in range(t.bins):
+                struct.pack_into("<f", self.raw, off, t.v[d][i])
+                off += 4
+        return off - HDR_SIZE
+
+    def do_ffp_trace(self, p, seq):
+        self.need(p, wire.FFP_TRACE_REQ_SIZE)
+        f = struct.unpack_from(wire.FFP_TRACE_REQ, p, 0)
+        r, c, direction, n = f[0], f[1], f[2], f[3]
+        a = self.array
+        a.check(r, c)
+        if direction not in (1, -1):
+            raise CommandError("direction must be +1 (set) or -1 (reset)")
+        if not 1 <= n <= wire.FFP_TRACE_MAX:
+            raise CommandError("events per request must be 1..120")
+        pp = self.params
+        pp.algorithm, pp.tol, pp.patience = wire.A_FFP, 1e-6, 8
+        for i in range(8):
+            pp.p[i] = f[4 + i]
+        algo = prepare(pp, self.limits)
+        off = HDR_SIZE + 3
+        events, ended = ffp_trace(a, r, c, direction, n, algo, pp.patience, self.raw, off)
+        struct.pack_into(wire.FFP_TRACE_RESP, self.raw, HDR_SIZE, events, 1 if ended else 0)
+        return 3 + 8 * events

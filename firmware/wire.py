@@ -41,6 +41,8 @@ T_VMM = const(0x06)
 T_SET_LIMITS = const(0x07)
 T_CONFIG = const(0x08)
 T_PULSE_TRAIN = const(0x09)
+T_FFP_TABLE = const(0x0A)
+T_FFP_TRACE = const(0x0B)
 T_PROGRESS = const(0x7E)  # unsolicited keep-alive during long work
 T_ERROR = const(0x7F)
 RESP = const(0x80)
@@ -88,6 +90,7 @@ STATUS_NAMES = {
 # Programming algorithms (PROGRAM's algorithm byte).
 A_ISPP = const(0)
 A_ADAPTIVE = const(1)
+A_FFP = const(2)
 
 # Payload layouts (little-endian, no padding). Variable parts follow the fixed
 # part; the docs list them per message.
@@ -107,6 +110,14 @@ VMM_RESP = "<f"  # ADC resolution of the range used (A), then cols float32 A
 CONFIG = "<fBB"  # read volts, bias scheme (2 = V/2, 3 = V/3), read mode (0 grounded, 1 floating)
 PULSE_TRAIN_REQ = "<HHHfffffff"  # row, col, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r
 PULSE_TRAIN_REQ_SIZE = const(34)
+FFP_TABLE_HEAD = "<ffB"  # G of the first bin's low edge, of the last bin's high edge (S), bins;
+# then bins x f32 set volts and bins x f32 reset volts (magnitudes; 0 = not learned)
+FFP_TABLE_HEAD_SIZE = const(9)
+FFP_MAX_BINS = const(64)
+FFP_TRACE_REQ = "<HHbH8f"  # row, col, direction (+1 set / -1 reset), max events, 8 FFP parameters
+FFP_TRACE_REQ_SIZE = const(39)
+FFP_TRACE_RESP = "<HB"  # events, ended (1: no more progress at full drive); then events x <ff G before, V
+FFP_TRACE_MAX = const(120)
 LIMITS = "<fff"  # max |pulse V|, max width s, max |read V|
 ERROR_HEAD = "<B"  # code, then utf-8 message
 

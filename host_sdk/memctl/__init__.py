@@ -1,6 +1,6 @@
 """memctl host SDK: talk to memctl controller boards, real or emulated."""
 
-from memctl.board import ISPP, Adaptive, Board, BoardInfo, Limits, ProgramResult, WriteVerify
+from memctl.board import FFP, ISPP, Adaptive, Board, BoardInfo, FFPTable, Limits, ProgramResult, WriteVerify
 from memctl.errors import (
     AddressError,
     BoardTimeout,
@@ -14,6 +14,8 @@ from memctl.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "FFP",
+    "FFPTable",
     "ISPP",
     "Adaptive",
     "AddressError",

@@ -100,7 +100,45 @@ class Adaptive:
         ]  # fmt: skip
 
 
-Algorithm = ISPP | Adaptive
+@dataclass(frozen=True)
+class FFP:
+    """Feedforward pulses (paper 001): the board reads G and applies the write
+    voltage its V_w(G) table gives for a step inside [window_lo, window_hi]
+    (S); with learn on, each observed step refines the table. Needs a table:
+    see memctl.ffp.calibrate. Paper 001: 0.1 ohm < |dR| < 0.3 ohm, 0.8 s pulses."""
+
+    window_lo: float
+    window_hi: float
+    v_set_start: float = 0.5
+    v_reset_start: float = -0.5
+    v_step: float = 0.05
+    width: float = 0.8
+    learn: bool = True
+
+    code = wire.A_FFP
+
+    def params(self) -> list[float]:
+        return [
+            self.window_lo, self.window_hi, self.v_set_start, self.v_reset_start, self.v_step, self.width,
+            1.0 if self.learn else 0.0,
+        ]  # fmt: skip
+
+
+@dataclass
+class FFPTable:
+    """V_w(G) per direction over conductance bins; 0 = not learned."""
+
+    g_lo: float
+    g_hi: float
+    v_set: np.ndarray
+    v_reset: np.ndarray
+
+    @classmethod
+    def empty(cls, g_lo: float, g_hi: float, bins: int = 32) -> FFPTable:
+        return cls(g_lo, g_hi, np.zeros(bins), np.zeros(bins))
+
+
+Algorithm = ISPP | Adaptive | FFP
 
 
 @dataclass
@@ -268,6 +306,51 @@ class Board:
         m = info.read_mode if read_mode is None else modes[read_mode]
         self.link.request(wire.T_CONFIG, struct.pack(wire.CONFIG, v, s, m))
         self.info()
+
+    def ffp_table(self) -> FFPTable:
+        return self._parse_ffp_table(self.link.request(wire.T_FFP_TABLE))
+
+    def set_ffp_table(self, table: FFPTable) -> FFPTable:
+        bins = len(table.v_set)
+        if len(table.v_reset) != bins or not 1 <= bins <= wire.FFP_MAX_BINS:
+            raise ValueError(f"FFP table needs 1..{wire.FFP_MAX_BINS} bins per direction, the same for both")
+        volts = np.concatenate([table.v_set, table.v_reset])
+        _finite("FFP table", [table.g_lo, table.g_hi, *volts])
+        if (volts < 0).any():
+            raise ValueError("FFP table voltages are magnitudes (>= 0)")
+        head = struct.pack(wire.FFP_TABLE_HEAD, table.g_lo, table.g_hi, bins)
+        return self._parse_ffp_table(self.link.request(wire.T_FFP_TABLE, head + volts.astype("<f4").tobytes()))
+
+    @staticmethod
+    def _parse_ffp_table(p: bytes) -> FFPTable:
+        g_lo, g_hi, bins = struct.unpack_from(wire.FFP_TABLE_HEAD, p, 0)
+        v = np.frombuffer(p, "<f4", offset=wire.FFP_TABLE_HEAD_SIZE).astype(np.float64)
+        if len(v) != 2 * bins:
+            raise ProtocolError("FFP table reply does not match its bins")
+        return FFPTable(g_lo, g_hi, v[:bins].copy(), v[bins:].copy())
+
+    def ffp_trace(self, row: int, col: int, direction: int, ffp: FFP, max_events: int = 2000) -> tuple:
+        """Paper 001's continuous FFP sweep in one direction (+1 set, -1
+        reset) until the device stops moving at full drive or max_events.
+        Returns (G before each event, V applied), numpy arrays."""
+        self._check_device(row, col)
+        if direction not in (1, -1):
+            raise ValueError("direction must be +1 (set) or -1 (reset)")
+        params = (ffp.params() + [0.0] * 8)[:8]
+        _finite("FFP parameters", params)
+        g, v = [], []
+        while len(g) < max_events:
+            n = min(wire.FFP_TRACE_MAX, max_events - len(g))
+            p = self.link.request(wire.T_FFP_TRACE, struct.pack(wire.FFP_TRACE_REQ, row, col, direction, n, *params))
+            events, ended = struct.unpack_from(wire.FFP_TRACE_RESP, p, 0)
+            pairs = np.frombuffer(p, "<f4", offset=3).reshape(-1, 2)
+            if len(pairs) != events:
+                raise ProtocolError("FFP trace reply does not match its event count")
+            g.extend(pairs[:, 0])
+            v.extend(pairs[:, 1])
+            if ended:
+                break
+        return np.array(g, np.float64), np.array(v, np.float64)
 
     def pulse_train(
         self,
