@@ -68,3 +68,62 @@ def test_target_outside_range_is_reported(preset_board, algo):
     assert not res.ok[0, 0]
     assert res.status_names()[0, 0] in ("unreachable", "stuck", "at-safety-limit")
     assert res.pulses[0, 0] < 400 or res.status_names()[0, 0] == "at-safety-limit"
+
+
+@pytest.fixture(scope="module")
+def tio2_ffp():
+    """The four-terminal device with a calibrated V_w table (paper 001)."""
+    from memctl.ffp import calibrate
+
+    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal") as emu, memctl.Board(emu.port) as b:
+        b.set_limits(7.0, 2.0, 0.3)
+        b.configure(v_read=0.1)
+        ffp = memctl.FFP(window_lo=0.1 / 800**2, window_hi=0.3 / 800**2)
+        table = calibrate(b, 0, 0, ffp, 1 / 885, 1 / 735, sweeps=2)
+        yield b, ffp, table
+
+
+def test_ffp_trace_keeps_steps_in_the_window(tio2_ffp):
+    b, ffp, table = tio2_ffp
+    assert (table.v_set > 0).sum() > 20 and (table.v_reset > 0).sum() > 20
+    assert np.all(np.diff(table.v_set[table.v_set > 0][:-1]) >= -0.2)  # V_w(R) rises toward the LRS
+    for _ in range(10):
+        b.pulse(0, 0, -6.0, 0.8)
+    g, v = b.ffp_trace(0, 0, +1, ffp)
+    r = np.append(1 / g, 1 / b.read(0, 0))
+    steps = -np.diff(r)
+    assert r[0] == pytest.approx(880, abs=2) and r[-1] == pytest.approx(740, abs=2)
+    assert np.mean((steps > 0.1) & (steps < 0.3)) > 0.85  # 0.1 ohm < |dR| < 0.3 ohm
+    assert 0.3 <= np.abs(v).min() and np.abs(v).max() <= 7.0  # paper 001's V_w span
+
+
+def test_ffp_programs_targets_in_window_sized_steps(tio2_ffp):
+    """FFP trades speed for predictability: every step stays in the window, so
+    the pulse count follows the distance (|dR| / 0.3 ohm ... |dR| / 0.1 ohm)."""
+    b, ffp, _ = tio2_ffp
+    tol = 0.25 / 800**2  # 0.25 ohm
+    for r_target in (870.0, 820.0, 845.0, 760.0, 800.0):
+        r_start = 1 / b.read(0, 0)
+        res = b.program(np.array([[1 / r_target]]), tolerance=tol, max_pulses=2000, algorithm=ffp)
+        assert res.ok[0, 0], res.status_names()
+        distance = abs(r_start - r_target)
+        assert distance / 0.3 - 2 <= res.pulses[0, 0] <= distance / 0.1 + 10
+
+
+def test_ffp_table_is_validated_and_unchanged_on_error(tio2_ffp):
+    b, _, _ = tio2_ffp
+    before = b.ffp_table()
+    with pytest.raises(ValueError, match="finite"):
+        b.set_ffp_table(memctl.FFPTable(1e-3, 2e-3, np.array([np.nan]), np.array([1.0])))
+    with pytest.raises(memctl.FirmwareError, match="g_lo < g_hi"):
+        b.set_ffp_table(memctl.FFPTable(2e-3, 1e-3, np.ones(4), np.ones(4)))
+    after = b.ffp_table()
+    np.testing.assert_array_equal(before.v_set, after.v_set)
+    assert (before.g_lo, before.g_hi) == (after.g_lo, after.g_hi)
+
+
+def test_ffp_without_a_table_is_refused():
+    with EmulatedBoard(rows=1, cols=1, seed=1, device="tio2_4terminal") as emu, memctl.Board(emu.port) as b:
+        b.set_limits(7.0, 2.0, 0.3)
+        with pytest.raises(memctl.FirmwareError, match="V_w table"):
+            b.program(np.array([[1.2e-3]]), tolerance=1e-6, algorithm=memctl.FFP(1e-7, 4e-7))

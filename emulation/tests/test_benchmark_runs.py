@@ -34,3 +34,16 @@ def test_programming_benchmark_small(tmp_path):
     assert set(rows) == {"ispp", "adaptive", "oracle"}
     assert rows["oracle"]["pulses_vs_oracle"] == 1.0
     assert all(0 <= r["success"] <= 1 for r in rows.values())
+
+
+def test_ffp_levels_benchmark_small(tmp_path):
+    out = tmp_path / "ffp.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ffp_levels.py"), "--reps", "2", "--levels", "32",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    data = json.loads(out.read_text())
+    assert data["potentiation"]["share_in_window"] > 0.8  # FFP keeps |dR| in 0.1-0.3 ohm
+    assert data["levels"]["32"]["potentiation"]["skipped"] == 0  # paper 001: none at n = 32
