@@ -5,9 +5,11 @@
 import struct
 
 from errors import CommandError, LimitError
+from predictor import PREDICTOR
 from wire import (
     A_ADAPTIVE,
     A_FFP,
+    A_PREDICT,
     A_ISPP,
     FFP_MAX_BINS,
     S_LIMIT,
@@ -243,7 +245,75 @@ class FFP:
         return self.amp >= self.vmax
 
 
-ALGORITHMS = {A_ISPP: ISPP(), A_ADAPTIVE: Adaptive(), A_FFP: FFP()}
+class Predicted:
+    """Predictor-guided (paper 004): for candidate pulses of the needed
+    polarity, the on-board MLP predicts the scaled read-current increment;
+    apply the candidate whose prediction lands nearest the target, verify.
+
+    p = v_set_lo, v_set_hi, v_reset_lo, v_reset_hi (both < 0), t_lo, t_hi,
+    amplitude steps, width steps. Features: N = consecutive pulses of this
+    polarity, the candidate's t and V, t_off, t_r and V_anti at their
+    training means, and the present scaled read current.
+    """
+
+    def setup(self, p, limits):
+        self.v_set_lo, self.v_set_hi, self.v_reset_lo, self.v_reset_hi = p[0], p[1], p[2], p[3]
+        self.t_lo, self.t_hi = p[4], p[5]
+        self.n_v, self.n_t = int(p[6]), int(p[7])
+        if not PREDICTOR.loaded:
+            raise CommandError("predictor-guided programming needs a loaded predictor")
+        if not (0 < self.v_set_lo <= self.v_set_hi and self.v_reset_hi <= self.v_reset_lo < 0):
+            raise CommandError("need 0 < v_set_lo <= v_set_hi and v_reset_hi <= v_reset_lo < 0")
+        if not (0 < self.t_lo <= self.t_hi and 1 <= self.n_v <= 32 and 1 <= self.n_t <= 8):
+            raise CommandError("need 0 < t_lo <= t_hi, 1..32 amplitudes and 1..8 widths")
+        if not (self.v_set_hi <= limits.v_pulse and -self.v_reset_hi <= limits.v_pulse):
+            raise LimitError("candidate amplitude beyond safety limit")
+        if not self.t_hi <= limits.width:
+            raise LimitError("candidate width beyond safety limit")
+        self.p = PREDICTOR
+        self.v_read = 1.0
+
+    def start(self, g, target):
+        self.pol = 0
+        self.n = 0
+        self.amp = 0.0
+        self.width = self.t_lo
+        self.strongest = False
+        self.goal = self.p.scaled(target * self.v_read)
+
+    def next(self, err, g):
+        pol = 1 if err > 0 else -1
+        self.n = self.n + 1 if pol == self.pol else 1
+        self.pol = pol
+        pr = self.p
+        f = pr.feat
+        m = pr.mean
+        f[0], f[3], f[4], f[5] = self.n, m[3], m[4], m[5]
+        f[6] = pr.scaled(g * self.v_read)
+        lo, hi = (self.v_set_lo, self.v_set_hi) if pol > 0 else (self.v_reset_lo, self.v_reset_hi)
+        best = 1e30
+        for i in range(self.n_t):
+            t = self.t_lo if self.n_t == 1 else self.t_lo * (self.t_hi / self.t_lo) ** (i / (self.n_t - 1))
+            f[1] = t
+            for j in range(self.n_v):
+                v = lo if self.n_v == 1 else lo + (hi - lo) * j / (self.n_v - 1)
+                f[2] = v
+                d = f[6] + pr.predict(f) - self.goal
+                if d < 0:
+                    d = -d
+                if d < best:
+                    best, self.amp, self.width = d, v, t
+                    self.strongest = i == self.n_t - 1 and j == self.n_v - 1
+        return self.amp
+
+    def observe(self, err_before, err_after):
+        pass
+
+    def maxed(self):
+        return self.strongest
+
+
+ALGORITHMS = {A_ISPP: ISPP(), A_ADAPTIVE: Adaptive(), A_FFP: FFP(), A_PREDICT: Predicted()}
 
 
 def prepare(params, limits):
@@ -277,6 +347,7 @@ def program_device(array, r, c, target, params, algo, out):
     """
     tol = params.tol
     eps = tol * 0.25  # a change smaller than this is no response
+    algo.v_read = array.v_read
     g = array.read(r, c)
     algo.start(g, target)
     pulses = 0

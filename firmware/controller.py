@@ -15,6 +15,8 @@ from config import (
     V_READ,
 )
 from errors import AddressError, CommandError, LimitError, UnknownCommand
+from predictor import PREDICTOR
+from predictor_blob import MAX_BLOB
 from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
@@ -62,7 +64,10 @@ class Controller:
             wire.T_PULSE_TRAIN: self.do_pulse_train,
             wire.T_FFP_TABLE: self.do_ffp_table,
             wire.T_FFP_TRACE: self.do_ffp_trace,
+            wire.T_LOAD_PREDICTOR: self.do_load_predictor,
         }
+        self.blob = None  # staging buffer, allocated on the first LOAD_PREDICTOR
+        self.blob_len = 0
 
     # -- transport -------------------------------------------------------
     def serve_forever(self):
@@ -161,8 +166,8 @@ class Controller:
         off = HDR_SIZE + struct.calcsize(wire.INFO_RESP)
         off = wire.pack_str(self.raw, off, FW_VERSION)
         off = wire.pack_str(self.raw, off, self.hal_name + ":" + fe.name)
-        struct.pack_into("<I", self.raw, off, mem_peak())
-        return off + 4 - HDR_SIZE
+        struct.pack_into("<IH", self.raw, off, mem_peak(), PREDICTOR.n_params if PREDICTOR.loaded else 0)
+        return off + 6 - HDR_SIZE
 
     def do_read(self, p, seq):
         self.need(p, 4)
@@ -358,3 +363,34 @@ class Controller:
         events, ended = ffp_trace(a, r, c, direction, n, algo, pp.patience, self.raw, off)
         struct.pack_into(wire.FFP_TRACE_RESP, self.raw, HDR_SIZE, events, 1 if ended else 0)
         return 3 + 8 * events
+
+    def do_load_predictor(self, p, seq):
+        """Chunks arrive in order into a staging buffer; the complete blob is
+        checked (CRC, version, feature set, shapes) before it replaces the
+        loaded model, so a corrupt or truncated blob changes nothing."""
+        if len(p) < 4:
+            raise CommandError("short LOAD_PREDICTOR")
+        off, total = struct.unpack_from(wire.LOAD_PREDICTOR_REQ, p, 0)
+        n = len(p) - 4
+        if not 0 < total <= MAX_BLOB:
+            raise CommandError("predictor blob size out of range")
+        if self.blob is None:
+            self.blob = bytearray(MAX_BLOB)
+        if off == 0:
+            self.blob_len = 0
+        if off != self.blob_len or off + n > total:
+            self.blob_len = 0
+            raise CommandError("predictor chunk out of order: start again at offset 0")
+        self.blob[off : off + n] = p[4:]
+        self.blob_len = off + n
+        if self.blob_len == total:
+            self.blob_len = 0
+            try:
+                PREDICTOR.load(self.blob, total)
+            except ValueError as e:
+                raise CommandError(str(e)) from None
+            received = total
+        else:
+            received = self.blob_len
+        struct.pack_into(wire.LOAD_PREDICTOR_RESP, self.raw, HDR_SIZE, received, total, PREDICTOR.n_params)
+        return 6

@@ -43,6 +43,7 @@ T_CONFIG = const(0x08)
 T_PULSE_TRAIN = const(0x09)
 T_FFP_TABLE = const(0x0A)
 T_FFP_TRACE = const(0x0B)
+T_LOAD_PREDICTOR = const(0x0C)
 T_PROGRESS = const(0x7E)  # unsolicited keep-alive during long work
 T_ERROR = const(0x7F)
 RESP = const(0x80)
@@ -91,6 +92,7 @@ STATUS_NAMES = {
 A_ISPP = const(0)
 A_ADAPTIVE = const(1)
 A_FFP = const(2)
+A_PREDICT = const(3)
 
 # Payload layouts (little-endian, no padding). Variable parts follow the fixed
 # part; the docs list them per message.
@@ -118,6 +120,8 @@ FFP_TRACE_REQ = "<HHbH8f"  # row, col, direction (+1 set / -1 reset), max events
 FFP_TRACE_REQ_SIZE = const(39)
 FFP_TRACE_RESP = "<HB"  # events, ended (1: no more progress at full drive); then events x <ff G before, V
 FFP_TRACE_MAX = const(120)
+LOAD_PREDICTOR_REQ = "<HH"  # offset, total size; then the chunk's bytes
+LOAD_PREDICTOR_RESP = "<HHH"  # bytes received, total, parameters of the loaded model (0: none)
 LIMITS = "<fff"  # max |pulse V|, max width s, max |read V|
 ERROR_HEAD = "<B"  # code, then utf-8 message
 

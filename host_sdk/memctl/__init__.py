@@ -1,6 +1,17 @@
 """memctl host SDK: talk to memctl controller boards, real or emulated."""
 
-from memctl.board import FFP, ISPP, Adaptive, Board, BoardInfo, FFPTable, Limits, ProgramResult, WriteVerify
+from memctl.board import (
+    FFP,
+    ISPP,
+    Adaptive,
+    Board,
+    BoardInfo,
+    FFPTable,
+    Limits,
+    Predicted,
+    ProgramResult,
+    WriteVerify,
+)
 from memctl.errors import (
     AddressError,
     BoardTimeout,
@@ -24,6 +35,7 @@ __all__ = [
     "BoardTimeout",
     "FirmwareError",
     "Limits",
+    "Predicted",
     "MemctlError",
     "PortError",
     "ProgramResult",

@@ -46,6 +46,7 @@ class BoardInfo:
     bias_scheme: int  # 2 = V/2, 3 = V/3
     read_mode: int  # 0 = unselected lines grounded, 1 = floating
     cell: str  # "0T1R" passive or "1T1R" with row access transistors
+    predictor_params: int  # parameters of the loaded predictor (0: none)
     firmware: str
     hal: str
 
@@ -138,7 +139,32 @@ class FFPTable:
         return cls(g_lo, g_hi, np.zeros(bins), np.zeros(bins))
 
 
-Algorithm = ISPP | Adaptive | FFP
+@dataclass(frozen=True)
+class Predicted:
+    """Predictor-guided (paper 004): the board's MLP predicts each candidate
+    pulse's read-current increment and the nearest landing is applied, then
+    verified. Candidates: `amplitudes` between the lo/hi voltages of the
+    needed polarity times `widths` log-spaced widths. Needs a loaded predictor."""
+
+    v_set_lo: float = 1.0
+    v_set_hi: float = 3.0
+    v_reset_lo: float = -0.5
+    v_reset_hi: float = -2.5
+    t_lo: float = 0.02
+    t_hi: float = 0.5
+    amplitudes: int = 9
+    widths: int = 3
+
+    code = wire.A_PREDICT
+
+    def params(self) -> list[float]:
+        return [
+            self.v_set_lo, self.v_set_hi, self.v_reset_lo, self.v_reset_hi, self.t_lo, self.t_hi,
+            float(self.amplitudes), float(self.widths),
+        ]  # fmt: skip
+
+
+Algorithm = ISPP | Adaptive | FFP | Predicted
 
 
 @dataclass
@@ -220,12 +246,12 @@ class Board:
         off = struct.calcsize(wire.INFO_RESP)
         fw, off = wire.unpack_str(p, off)
         hal, off = wire.unpack_str(p, off)
-        (peak,) = struct.unpack_from("<I", p, off)
+        peak, predictor = struct.unpack_from("<IH", p, off)
         info = BoardInfo(
             protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
             limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
             i_lsb=f[12], i_full_scale=f[13], current_ranges=f[14], bias_scheme=f[15], read_mode=f[16],
-            cell="1T1R" if f[17] else "0T1R",
+            cell="1T1R" if f[17] else "0T1R", predictor_params=predictor,
             firmware=fw, hal=hal,
         )  # fmt: skip
         self._info = info
@@ -351,6 +377,25 @@ class Board:
             if ended:
                 break
         return np.array(g, np.float64), np.array(v, np.float64)
+
+    def load_predictor(self, blob: bytes, *, progress: bool | None = None) -> int:
+        """Stream a predictor blob to the board (chunks, checked whole on the
+        board before it replaces the loaded model). Returns its parameter count."""
+        from memctl_firmware.predictor_blob import check
+
+        check(blob, len(blob))  # refuse locally what the board would refuse
+        per = self._info.max_payload - 4
+        n_params = 0
+        with progress_bar("load predictor", len(blob), self.show_progress(progress)) as advance:
+            for off in range(0, len(blob), per):
+                chunk = blob[off : off + per]
+                p = self.link.request(
+                    wire.T_LOAD_PREDICTOR, struct.pack(wire.LOAD_PREDICTOR_REQ, off, len(blob)) + chunk
+                )
+                _, _, n_params = struct.unpack(wire.LOAD_PREDICTOR_RESP, p)
+                advance(len(chunk))
+        self.info()
+        return n_params
 
     def pulse_train(
         self,

@@ -1,0 +1,100 @@
+# The predictor blob: one codec for the host (writes it) and the firmware
+# (reads it), in the subset both interpreters run.
+#
+#   "MCPR" | <HBBBB version, dtype, layers, features, feature set
+#   | features x <f mean | features x <f std | <ff i_min, i_max
+#   | per layer: <HHB inputs, outputs, activation | outputs*inputs <f weights (row-major) | outputs <f bias
+#   | <I crc32 of everything before
+#
+# dtype 0 = float32 (int8 layouts come with the quantization work). Feature
+# set 1 = paper 004's six pulse features (N, t_set, V_set, t_off, t_r, V_anti)
+# plus the present min-max scaled read current; the output is the predicted
+# increment of the scaled read current for one pulse period.
+import struct
+from binascii import crc32
+
+MAGIC = b"MCPR"
+VERSION = 1
+DTYPE_F32 = 0
+FEATURES_P004_I = 1
+N_FEATURES = 7
+ACT_NONE = 0
+ACT_RELU = 1
+HEAD = "<HBBBB"
+MAX_BLOB = 16384
+
+
+class BlobError(ValueError):
+    pass
+
+
+def encode(layers, mean, std, i_min, i_max):
+    """layers: list of (weights rows of floats, bias list, activation)."""
+    out = bytearray(MAGIC)
+    out += struct.pack(HEAD, VERSION, DTYPE_F32, len(layers), len(mean), FEATURES_P004_I)
+    for v in list(mean) + list(std):
+        out += struct.pack("<f", v)
+    out += struct.pack("<ff", i_min, i_max)
+    for w, b, act in layers:
+        n_out, n_in = len(w), len(w[0])
+        out += struct.pack("<HHB", n_in, n_out, act)
+        for row in w:
+            for v in row:
+                out += struct.pack("<f", v)
+        for v in b:
+            out += struct.pack("<f", v)
+    out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def check(buf, n):
+    """Validate buf[:n] (magic, version, dtype, feature set, sizes, CRC)
+    without allocating; raises BlobError naming the problem."""
+    if n < 4 + 6 + 4 or n > MAX_BLOB:
+        raise BlobError("predictor blob size out of range")
+    if bytes(buf[0:4]) != MAGIC:
+        raise BlobError("not a memctl predictor blob")
+    (want,) = struct.unpack_from("<I", buf, n - 4)
+    if crc32(memoryview(buf)[: n - 4]) & 0xFFFFFFFF != want:
+        raise BlobError("predictor blob CRC mismatch")
+    version, dtype, n_layers, n_feat, fset = struct.unpack_from(HEAD, buf, 4)
+    if version != VERSION:
+        raise BlobError("predictor blob version not supported")
+    if dtype != DTYPE_F32:
+        raise BlobError("predictor blob dtype not supported")
+    if fset != FEATURES_P004_I or n_feat != N_FEATURES:
+        raise BlobError("predictor feature set does not match this firmware")
+    off = 10 + 8 * n_feat + 8
+    prev = n_feat
+    for _ in range(n_layers):
+        if off + 5 > n - 4:
+            raise BlobError("predictor blob truncated")
+        n_in, n_out, act = struct.unpack_from("<HHB", buf, off)
+        if n_in != prev or n_out < 1 or act > ACT_RELU:
+            raise BlobError("predictor layer shapes do not chain")
+        off += 5 + 4 * (n_in * n_out + n_out)
+        prev = n_out
+    if off != n - 4 or prev != 1:
+        raise BlobError("predictor blob length does not match its layers")
+    return n_layers
+
+
+def decode(buf, n):
+    """(mean, std, i_min, i_max, layers) as plain lists; layers as
+    (n_in, n_out, activation, weights flat list, bias list)."""
+    n_layers = check(buf, n)
+    n_feat = N_FEATURES
+    vals = struct.unpack_from("<" + str(2 * n_feat + 2) + "f", buf, 10)
+    mean, std = list(vals[:n_feat]), list(vals[n_feat : 2 * n_feat])
+    i_min, i_max = vals[-2], vals[-1]
+    off = 10 + 8 * n_feat + 8
+    layers = []
+    for _ in range(n_layers):
+        n_in, n_out, act = struct.unpack_from("<HHB", buf, off)
+        off += 5
+        w = list(struct.unpack_from("<" + str(n_in * n_out) + "f", buf, off))
+        off += 4 * n_in * n_out
+        b = list(struct.unpack_from("<" + str(n_out) + "f", buf, off))
+        off += 4 * n_out
+        layers.append((n_in, n_out, act, w, b))
+    return mean, std, i_min, i_max, layers

@@ -1,0 +1,175 @@
+"""Fit paper 004's predictor from `memctl characterize` files, in numpy.
+
+Features per pulse period: N, t_set, V_set, t_off, t_r, V_anti (paper 004
+eq. 1) plus the present min-max scaled read current; target: the increment of
+the scaled read current to the next period (eq. 2). Curves are split 3:1:1
+into train / validation / test (by curve, never by row); Adam with early
+stopping on validation; seeded. The result exports to the firmware blob
+(memctl_firmware.predictor_blob). Quantization and ONNX / TFLite export come
+with the predictor pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from memctl_firmware import predictor_blob
+
+FEATURES = ("N", "t_set", "V_set", "t_off", "t_r", "V_anti", "I_n")
+
+
+@dataclass
+class Dataset:
+    x: np.ndarray  # rows x 7 raw features
+    y: np.ndarray  # rows: increment of the scaled read current
+    curve: np.ndarray  # rows: curve id (for splitting)
+    i_min: float
+    i_max: float
+
+
+def load(paths: list[str | Path]) -> Dataset:
+    """Read one or more characterize files into features and targets."""
+    from memctl.characterize import read_hdf5
+
+    tables = []
+    offset = 0
+    for p in paths:
+        t, _ = read_hdf5(p)
+        t = t.copy()
+        t["curve"] += offset
+        offset = int(t["curve"].max()) + 1
+        tables.append(t)
+    t = np.concatenate(tables)
+    if len(t) == 0:
+        raise ValueError("no pulses in the characterization files")
+    i_min, i_max = float(t["I_r"].min()), float(t["I_r"].max())
+    if not i_max > i_min:
+        raise ValueError("read current never changes: nothing to learn")
+    i_n = (t["I_r"] - i_min) / (i_max - i_min)
+    xs, ys, cs = [], [], []
+    for c in np.unique(t["curve"]):
+        idx = np.flatnonzero(t["curve"] == c)
+        idx = idx[np.argsort(t["N"][idx])]
+        if len(idx) < 2:
+            continue
+        rows = idx[:-1]
+        feats = np.stack([t["N"][rows], t["t_set"][rows], t["V_set"][rows], t["t_off"][rows], t["t_r"][rows],
+                          t["V_anti"][rows], i_n[rows]], axis=1)  # fmt: skip
+        xs.append(feats)
+        ys.append(np.diff(i_n[idx]))
+        cs.append(np.full(len(rows), c))
+    return Dataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), i_min, i_max)
+
+
+@dataclass
+class MLP:
+    sizes: tuple[int, ...]
+    weights: list[np.ndarray] = field(default_factory=list)
+    biases: list[np.ndarray] = field(default_factory=list)
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(7))
+    std: np.ndarray = field(default_factory=lambda: np.ones(7))
+
+    @property
+    def n_params(self) -> int:
+        return sum(w.size + b.size for w, b in zip(self.weights, self.biases, strict=True))
+
+    def _forward(self, x: np.ndarray) -> list[np.ndarray]:
+        a = [(x - self.mean) / self.std]
+        for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            z = a[-1] @ w.T + b
+            a.append(np.maximum(z, 0) if k < len(self.weights) - 1 else z)
+        return a
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self._forward(x)[-1][:, 0]
+
+    def to_blob(self, i_min: float, i_max: float) -> bytes:
+        layers = [
+            (w.tolist(), b.tolist(), predictor_blob.ACT_RELU if k < len(self.weights) - 1 else predictor_blob.ACT_NONE)
+            for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True))
+        ]
+        std = np.where(self.std > 0, self.std, 0.0)
+        return predictor_blob.encode(layers, self.mean.tolist(), std.tolist(), i_min, i_max)
+
+
+@dataclass
+class FitResult:
+    model: MLP
+    mse: dict[str, float]
+    epochs: int
+    blob: bytes
+
+
+def split(curves: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks for train / validation / test, 3:1:1 by curve."""
+    ids = np.unique(curves)
+    np.random.default_rng(seed).shuffle(ids)
+    n = len(ids)
+    n_val, n_test = max(1, n // 5), max(1, n // 5)
+    val, test = ids[:n_val], ids[n_val : n_val + n_test]
+    is_val, is_test = np.isin(curves, val), np.isin(curves, test)
+    return ~(is_val | is_test), is_val, is_test
+
+
+def fit(
+    data: Dataset,
+    hidden: tuple[int, ...] = (16, 16),
+    *,
+    seed: int = 0,
+    epochs: int = 400,
+    batch: int = 64,
+    lr: float = 3e-3,
+    patience: int = 30,
+) -> FitResult:
+    rng = np.random.default_rng(seed)
+    tr, va, te = split(data.curve, seed)
+    if not tr.any() or not va.any():
+        raise ValueError("need at least 3 curves to split train / validation / test")
+    sizes = (data.x.shape[1], *hidden, 1)
+    m = MLP(sizes)
+    m.mean = data.x[tr].mean(axis=0)
+    m.std = data.x[tr].std(axis=0)
+    m.std = np.where(m.std > 1e-12, m.std, 1.0)
+    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        m.weights.append(rng.normal(0, np.sqrt(2 / n_in), (n_out, n_in)))
+        m.biases.append(np.zeros(n_out))
+    params = [*m.weights, *m.biases]
+    mom = [np.zeros_like(p) for p in params]
+    vel = [np.zeros_like(p) for p in params]
+    x, y = data.x[tr], data.y[tr]
+    best, best_params, since, step = np.inf, None, 0, 0
+    for epoch in range(epochs):
+        order = rng.permutation(len(x))
+        for s in range(0, len(x), batch):
+            bi = order[s : s + batch]
+            acts = m._forward(x[bi])
+            grad_out = 2 * (acts[-1][:, 0] - y[bi])[:, None] / len(bi)
+            grads_w, grads_b = [], []
+            g = grad_out
+            for k in range(len(m.weights) - 1, -1, -1):
+                grads_w.insert(0, g.T @ acts[k])
+                grads_b.insert(0, g.sum(axis=0))
+                if k:
+                    g = (g @ m.weights[k]) * (acts[k] > 0)
+            step += 1
+            for i, (p, gr) in enumerate(zip(params, [*grads_w, *grads_b], strict=True)):
+                mom[i] = 0.9 * mom[i] + 0.1 * gr
+                vel[i] = 0.999 * vel[i] + 0.001 * gr**2
+                p -= lr * (mom[i] / (1 - 0.9**step)) / (np.sqrt(vel[i] / (1 - 0.999**step)) + 1e-8)
+        val = float(np.mean((m.predict(data.x[va]) - data.y[va]) ** 2))
+        if val < best - 1e-12:
+            best, best_params, since = val, [p.copy() for p in params], 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    for p, b in zip(params, best_params, strict=True):
+        p[...] = b
+    mse = {
+        name: float(np.mean((m.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
+        for name, mask in (("train", tr), ("validation", va), ("test", te))
+    }
+    return FitResult(m, mse, epoch + 1, m.to_blob(data.i_min, data.i_max))
