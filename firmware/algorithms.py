@@ -280,6 +280,10 @@ class Predicted:
         self.width = self.t_lo
         self.strongest = False
         self.goal = self.p.scaled(target * self.v_read)
+        # Online adaptation: per device and polarity, the ratio of observed to
+        # predicted increments scales later predictions (cheap and bounded).
+        self.scale = [1.0, 1.0]
+        self.predicted = 0.0
 
     def next(self, err, g):
         pol = 1 if err > 0 else -1
@@ -291,6 +295,7 @@ class Predicted:
         f[0], f[3], f[4], f[5] = self.n, m[3], m[4], m[5]
         f[6] = pr.scaled(g * self.v_read)
         lo, hi = (self.v_set_lo, self.v_set_hi) if pol > 0 else (self.v_reset_lo, self.v_reset_hi)
+        k = self.scale[0 if pol > 0 else 1]
         best = 1e30
         for i in range(self.n_t):
             t = self.t_lo if self.n_t == 1 else self.t_lo * (self.t_hi / self.t_lo) ** (i / (self.n_t - 1))
@@ -298,16 +303,23 @@ class Predicted:
             for j in range(self.n_v):
                 v = lo if self.n_v == 1 else lo + (hi - lo) * j / (self.n_v - 1)
                 f[2] = v
-                d = f[6] + pr.predict(f) - self.goal
+                inc = k * pr.predict(f)
+                d = f[6] + inc - self.goal
                 if d < 0:
                     d = -d
                 if d < best:
-                    best, self.amp, self.width = d, v, t
+                    best, self.amp, self.width, self.predicted = d, v, t, inc / k
                     self.strongest = i == self.n_t - 1 and j == self.n_v - 1
         return self.amp
 
     def observe(self, err_before, err_after):
-        pass
+        observed = (err_before - err_after) * self.v_read / self.p.i_span
+        pred = self.predicted
+        if pred * self.pol > 1e-6:  # a prediction in the pulse's own direction
+            ratio = observed / pred
+            ratio = 0.05 if ratio < 0.05 else (20.0 if ratio > 20.0 else ratio)
+            i = 0 if self.pol > 0 else 1
+            self.scale[i] = 0.5 * self.scale[i] + 0.5 * ratio
 
     def maxed(self):
         return self.strongest

@@ -139,9 +139,12 @@ def fit(
     params = [*m.weights, *m.biases]
     mom = [np.zeros_like(p) for p in params]
     vel = [np.zeros_like(p) for p in params]
-    x, y = data.x[tr], data.y[tr]
-    best, best_params, since, step = np.inf, None, 0, 0
-    for epoch in range(epochs):
+    # Train on standardized targets; the scale folds into the last layer after.
+    y_mean, y_std = float(data.y[tr].mean()), float(data.y[tr].std()) or 1.0
+    x, y = data.x[tr], (data.y[tr] - y_mean) / y_std
+    best, best_params, since, step, ran = np.inf, None, 0, 0, 0
+    while ran < epochs:
+        ran += 1
         order = rng.permutation(len(x))
         for s in range(0, len(x), batch):
             bi = order[s : s + batch]
@@ -159,7 +162,7 @@ def fit(
                 mom[i] = 0.9 * mom[i] + 0.1 * gr
                 vel[i] = 0.999 * vel[i] + 0.001 * gr**2
                 p -= lr * (mom[i] / (1 - 0.9**step)) / (np.sqrt(vel[i] / (1 - 0.999**step)) + 1e-8)
-        val = float(np.mean((m.predict(data.x[va]) - data.y[va]) ** 2))
+        val = float(np.mean((m.predict(data.x[va]) * y_std + y_mean - data.y[va]) ** 2))
         if val < best - 1e-12:
             best, best_params, since = val, [p.copy() for p in params], 0
         else:
@@ -168,8 +171,10 @@ def fit(
                 break
     for p, b in zip(params, best_params, strict=True):
         p[...] = b
+    m.weights[-1] *= y_std
+    m.biases[-1] = m.biases[-1] * y_std + y_mean
     mse = {
         name: float(np.mean((m.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
     }
-    return FitResult(m, mse, epoch + 1, m.to_blob(data.i_min, data.i_max))
+    return FitResult(m, mse, ran, m.to_blob(data.i_min, data.i_max))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memctl.board import ISPP, Adaptive, Board, Limits
+from memctl.board import ISPP, Adaptive, Board, Limits, Predicted
 from memctl_emulation.devices import DeviceModel, load_device
 
 
@@ -21,6 +21,7 @@ class Settings:
     tolerance: float  # S
     ispp: ISPP
     adaptive: Adaptive
+    predicted: Predicted
 
 
 def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) -> Settings:
@@ -38,6 +39,33 @@ def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) ->
         tolerance=tolerance_fraction * (d.g_max - d.g_min),
         ispp=ISPP(v_set_start=set0, v_set_step=step, v_reset_start=reset0, v_reset_step=step, width=width),
         adaptive=Adaptive(v_set_start=set0, v_reset_start=reset0, v_step=5 * step, width=width, width_max=10 * width),
+        predicted=Predicted(
+            v_set_lo=set0,
+            v_set_hi=v_lim,
+            v_reset_lo=reset0,
+            v_reset_hi=-v_lim,
+            t_lo=0.2 * width,
+            t_hi=5 * width,
+            amplitudes=7,
+            widths=3,
+        ),  # fmt: skip
+    )
+
+
+def characterization_sweeps(device: DeviceModel | str, devices: list[tuple[int, int]], periods: int = 30) -> tuple:
+    """Set and reset pulse-train sweeps (memctl characterize) that span a
+    device family's settings: the data a predictor for it is trained on."""
+    from memctl.characterize import Sweep
+
+    d = load_device(device)
+    s = settings_for(d)
+    widths = [0.2 * d.pulse_width, d.pulse_width, 5 * d.pulse_width]
+    up = [float(v) for v in np.linspace(s.ispp.v_set_start, d.v_max, 5)]
+    down = [float(v) for v in np.linspace(s.ispp.v_reset_start, -d.v_max, 5)]
+    common = {"devices": devices, "periods": periods, "t_set": widths, "v_read": [d.v_read], "t_read": [1e-4]}
+    return (
+        Sweep(v_set=up, reset=(-0.9 * d.v_max, 5 * d.pulse_width, 20), **common),
+        Sweep(v_set=down, reset=(0.9 * d.v_max, 5 * d.pulse_width, 20), **common),
     )
 
 
