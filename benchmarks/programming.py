@@ -15,18 +15,22 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 import memctl
-from memctl.tuning import form, settings_for
+from memctl.characterize import characterize, write_hdf5
+from memctl.ffp import calibrate
+from memctl.tuning import characterization_sweeps, form, settings_for
 from memctl_emulation import EmulatedBoard
 from memctl_emulation import oracle as oracle_mod
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulation.array_network import LineDrive
 from memctl_emulation.devices import PRESETS
+from memctl_export.train import fit, load
 
 OUT = Path(__file__).with_name("results") / "programming.json"
 LEVELS = 256
@@ -49,7 +53,33 @@ def targets_for(name: str, rows: int, cols: int, repeats: int) -> tuple[np.ndarr
     return d.g_min + k * level, level
 
 
-def run_board(name: str, algo: str, targets: np.ndarray, tol: float) -> dict:
+def ffp_for(name: str, tol: float) -> memctl.FFP:
+    """FFP with a step window of 0.5-1.5 tolerances (paper 001: 0.1-0.3 ohm)."""
+    s = settings_for(name)
+    i = s.ispp
+    return memctl.FFP(tol * 0.5, tol * 1.5, i.v_set_start, i.v_reset_start, 0.01 * PRESETS[name].v_max, i.width)
+
+
+def train_predictor(name: str, rows: int, cols: int) -> bytes:
+    """Fit a predictor on other devices of the family (another seed): the
+    board under test never saw its own devices in training."""
+    s = settings_for(name)
+    devices = [(r, c) for r in range(min(rows, 4)) for c in range(min(cols, 4))]
+    with tempfile.TemporaryDirectory() as tmp:
+        with EmulatedBoard(rows=rows, cols=cols, seed=SEED + 100, device=name) as emu, memctl.Board(emu.port) as b:
+            b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
+            if PRESETS[name].v_form:
+                form(b, 0.9 * PRESETS[name].v_form)
+            files = []
+            for k, sweep in enumerate(characterization_sweeps(name, devices)):
+                files.append(Path(tmp) / f"{k}.h5")
+                write_hdf5(files[-1], characterize(b, sweep))
+        result = fit(load(files))
+    print(f"  predictor for {name}: {result.model.n_params} params, test MSE {result.mse['test']:.3g}")
+    return result.blob
+
+
+def run_board(name: str, algo: str, targets: np.ndarray, tol: float, blob: bytes | None = None) -> dict:
     repeats, rows, cols = targets.shape
     s = settings_for(name)
     start = time.monotonic()
@@ -59,8 +89,18 @@ def run_board(name: str, algo: str, targets: np.ndarray, tol: float) -> dict:
         b.configure(v_read=PRESETS[name].v_read)
         if PRESETS[name].v_form:
             form(b, 0.9 * PRESETS[name].v_form)
+        if algo == "ffp":
+            # Calibration pass (paper 001) on the first device: FFP sweeps up and
+            # down the range fill V_w(G); programming goes on refining it.
+            d = PRESETS[name]
+            algorithm = ffp_for(name, tol)
+            calibrate(b, 0, 0, algorithm, 0.5 * d.g_min, 1.5 * d.g_max, sweeps=2)
+        else:
+            algorithm = getattr(s, algo)
+        if blob is not None:
+            b.load_predictor(blob)
         for t in targets:
-            results.append(b.program(t, tolerance=tol, max_pulses=MAX_PULSES, algorithm=getattr(s, algo)))
+            results.append(b.program(t, tolerance=tol, max_pulses=MAX_PULSES, algorithm=algorithm))
     wall = time.monotonic() - start
     return {
         "final": np.stack([r.final for r in results]),
@@ -144,9 +184,12 @@ def main() -> None:
         rows, cols, repeats = shape_for(name, a.devices)
         targets, level = targets_for(name, rows, cols, repeats)
         tol = level / 2
+        blob = train_predictor(name, rows, cols)
         runs = {
             "ispp": run_board(name, "ispp", targets, tol),
             "adaptive": run_board(name, "adaptive", targets, tol),
+            "ffp": run_board(name, "ffp", targets, tol),
+            "predicted": run_board(name, "predicted", targets, tol, blob),
             "oracle": run_oracle(name, targets, tol),
         }
         common = np.logical_and.reduce([r["ok"] for r in runs.values()])

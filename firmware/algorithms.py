@@ -251,7 +251,7 @@ class Predicted:
     apply the candidate whose prediction lands nearest the target, verify.
 
     p = v_set_lo, v_set_hi, v_reset_lo, v_reset_hi (both < 0), t_lo, t_hi,
-    amplitude steps, width steps. Features: N = consecutive pulses of this
+    amplitude bisection steps, widths. Features: N = consecutive pulses of this
     polarity, the candidate's t and V, t_off, t_r and V_anti at their
     training means, and the present scaled read current.
     """
@@ -296,12 +296,21 @@ class Predicted:
         f[6] = pr.scaled(g * self.v_read)
         lo, hi = (self.v_set_lo, self.v_set_hi) if pol > 0 else (self.v_reset_lo, self.v_reset_hi)
         k = self.scale[0 if pol > 0 else 1]
+        need = (self.goal - f[6]) * pol  # the increment wanted, in the pulse's direction
         best = 1e30
         for i in range(self.n_t):
             t = self.t_lo if self.n_t == 1 else self.t_lo * (self.t_hi / self.t_lo) ** (i / (self.n_t - 1))
             f[1] = t
-            for j in range(self.n_v):
-                v = lo if self.n_v == 1 else lo + (hi - lo) * j / (self.n_v - 1)
+            # The increment grows with |V|: bisect the amplitude that lands on
+            # the target (n_v halvings), then keep the width that lands nearest.
+            a, z = lo, hi
+            for _ in range(self.n_v):
+                f[2] = (a + z) * 0.5
+                if k * pr.predict(f) * pol < need:
+                    a = f[2]
+                else:
+                    z = f[2]
+            for v in (a, z):
                 f[2] = v
                 inc = k * pr.predict(f)
                 d = f[6] + inc - self.goal
@@ -309,7 +318,7 @@ class Predicted:
                     d = -d
                 if d < best:
                     best, self.amp, self.width, self.predicted = d, v, t, inc / k
-                    self.strongest = i == self.n_t - 1 and j == self.n_v - 1
+                    self.strongest = i == self.n_t - 1 and v == hi
         return self.amp
 
     def observe(self, err_before, err_after):

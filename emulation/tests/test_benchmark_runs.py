@@ -31,7 +31,7 @@ def test_programming_benchmark_small(tmp_path):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     rows = json.loads(out.read_text())["presets"]["perovskite_lognormal"]
-    assert set(rows) == {"ispp", "adaptive", "oracle"}
+    assert set(rows) == {"ispp", "adaptive", "ffp", "predicted", "oracle"}
     assert rows["oracle"]["pulses_vs_oracle"] == 1.0
     assert all(0 <= r["success"] <= 1 for r in rows.values())
 

@@ -143,8 +143,9 @@ class FFPTable:
 class Predicted:
     """Predictor-guided (paper 004): the board's MLP predicts each candidate
     pulse's read-current increment and the nearest landing is applied, then
-    verified. Candidates: `amplitudes` between the lo/hi voltages of the
-    needed polarity times `widths` log-spaced widths. Needs a loaded predictor."""
+    verified. For each of `widths` log-spaced widths the board bisects the
+    amplitude (`amplitudes` halvings between the lo/hi voltages of the needed
+    polarity) and keeps the landing nearest the target. Needs a loaded predictor."""
 
     v_set_lo: float = 1.0
     v_set_hi: float = 3.0
@@ -152,7 +153,7 @@ class Predicted:
     v_reset_hi: float = -2.5
     t_lo: float = 0.02
     t_hi: float = 0.5
-    amplitudes: int = 9
+    amplitudes: int = 8
     widths: int = 3
 
     code = wire.A_PREDICT
