@@ -127,3 +127,69 @@ def test_ffp_without_a_table_is_refused():
         b.set_limits(7.0, 2.0, 0.3)
         with pytest.raises(memctl.FirmwareError, match="V_w table"):
             b.program(np.array([[1.2e-3]]), tolerance=1e-6, algorithm=memctl.FFP(1e-7, 4e-7))
+
+
+def _fresh_board(name: str, seed: int):
+    """A formed board of the preset with its starting settings applied."""
+    n = SIZE.get(name, 3)
+    emu = EmulatedBoard(rows=n, cols=n, seed=seed, device=name).start()
+    b = memctl.Board(emu.port)
+    s = settings_for(name)
+    b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
+    b.configure(v_read=PRESETS[name].v_read)
+    if PRESETS[name].v_form:
+        form(b, 0.9 * PRESETS[name].v_form)
+    return emu, b, s
+
+
+def _reachable_targets(emu, name: str) -> np.ndarray:
+    afe = emu.afe()
+    lo, hi = afe.ranges()
+    afe.close()
+    return lo + (hi - lo) * np.random.default_rng(4).uniform(*BAND.get(name, (0.2, 0.8)), lo.shape)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_ffp_converges_on_every_preset(name):
+    from memctl.ffp import calibrate
+
+    emu, b, s = _fresh_board(name, 17)
+    try:
+        d, i = PRESETS[name], s.ispp
+        ffp = memctl.FFP(s.tolerance * 0.5, s.tolerance * 1.5, i.v_set_start, i.v_reset_start, 0.01 * d.v_max, i.width)
+        calibrate(b, 0, 0, ffp, 0.5 * d.g_min, 1.5 * d.g_max, sweeps=2)
+        targets = _reachable_targets(emu, name)
+        res = b.program(targets, tolerance=s.tolerance, max_pulses=2000, algorithm=ffp)
+    finally:
+        b.close()
+        emu.stop()
+    assert res.ok.all(), (name, res.status_names(), res.pulses)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_predictor_guided_converges_on_every_preset(name, tmp_path):
+    from memctl.characterize import characterize, write_hdf5
+    from memctl.tuning import characterization_sweeps
+    from memctl_export.train import fit, load
+
+    train_emu, train_b, s = _fresh_board(name, 70)  # other devices than the ones programmed
+    try:
+        n = train_b.shape[0]
+        files = []
+        for k, sweep in enumerate(characterization_sweeps(name, [(r, c) for r in range(n) for c in range(n)])):
+            files.append(tmp_path / f"{k}.h5")
+            write_hdf5(files[-1], characterize(train_b, sweep))
+    finally:
+        train_b.close()
+        train_emu.stop()
+    blob = fit(load(files)).blob
+    emu, b, s = _fresh_board(name, 17)
+    try:
+        b.load_predictor(blob)
+        res = b.program(_reachable_targets(emu, name), tolerance=s.tolerance, max_pulses=1000, algorithm=s.predicted)
+    finally:
+        b.close()
+        emu.stop()
+    assert res.ok.all(), (name, res.status_names(), res.pulses)
