@@ -18,20 +18,9 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
-import memctl
-from memctl.ffp import PAPER_NU_D, PAPER_NU_P, PAPER_SKIPPED, calibrate, fit_nu, run_planned, segment, skipped_levels
-from memctl_emulation import EmulatedBoard
+from memctl.ffp import levels_study, print_levels
 
 OUT = Path(__file__).with_name("results") / "ffp_levels.json"
-WIDTH = 0.8  # paper 001: 0.8 s FFP write pulses
-INIT = 6.0  # paper 001: initialization to HRS / LRS with V_w = -/+6 V
-
-
-def init(b: memctl.Board, sign: float) -> None:
-    for _ in range(10):
-        b.pulse(0, 0, sign * INIT, WIDTH)
 
 
 def main() -> None:
@@ -41,71 +30,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
     start = time.monotonic()
-    report: dict = {"machine": platform.platform(), "reps": a.reps, "levels": {}}
-    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal") as emu, memctl.Board(emu.port) as b:
-        b.set_limits(7.0, 2.0, 0.3)
-        b.configure(v_read=0.1)
-        r_mid = 800.0
-        ffp = memctl.FFP(window_lo=0.1 / r_mid**2, window_hi=0.3 / r_mid**2, width=WIDTH)  # 0.1 < |dR| < 0.3 ohm
-        init(b, -1)
-        calibrate(b, 0, 0, ffp, 1 / 885, 1 / 735)
-        plans = {}
-        for name, sign in (("potentiation", -1), ("depression", +1)):
-            init(b, sign)  # start at HRS for potentiation, LRS for depression
-            g, v = b.ffp_trace(0, 0, -sign, ffp)
-            r = np.append(1 / g, 1 / b.read(0, 0))
-            steps = np.abs(np.diff(r))
-            plans[name] = (sign, r, v)
-            report[name] = {
-                "events": int(len(v)),
-                "paper_events": 494 if name == "potentiation" else 579,
-                "share_in_window": float(np.mean((steps > 0.1) & (steps < 0.3))),
-                "v_w_range": [float(np.abs(v).min()), float(np.abs(v).max())],
-            }
-        for n in a.levels:
-            row = {}
-            for name, (sign, r, v) in plans.items():
-                seg = segment(r, v, n)
-                reached = []
-                for _ in range(a.reps):
-                    init(b, sign)
-                    reached.append(run_planned(b, 0, 0, seg, WIDTH))
-                reached = np.array(reached)
-                y = reached.mean(axis=0)
-                y = (y - y.min()) / (y.max() - y.min())
-                if name == "depression":
-                    y = 1 - y  # eq. 3 runs from r_min up
-                row[name] = {
-                    "nu": fit_nu(y, potentiation=name == "potentiation"),
-                    "skipped": skipped_levels(reached, seg.targets),
-                    "unoccupied": int(sum(len(g_) == 0 for g_ in seg.groups)),
-                }
-            report["levels"][n] = row
+    report = {"machine": platform.platform(), **levels_study(reps=a.reps, levels=a.levels)}
     report["wall_s"] = time.monotonic() - start
-
-    print("### FFP on tio2_4terminal (paper 001)\n")
-    print("| sweep | events (ours / paper) | steps in 0.1-0.3 ohm | V_w range (V) |")
-    print("|---|---|---|---|")
-    for name in ("potentiation", "depression"):
-        s = report[name]
-        print(f"| {name} | {s['events']} / {s['paper_events']} | {s['share_in_window']:.0%} "
-              f"| {s['v_w_range'][0]:.2f}-{s['v_w_range'][1]:.2f} |")  # fmt: skip
-    print(f"\n### levels ({a.reps} replays each; paper: 66 samples)\n")
-    print(
-        "| n | nu_p ours | nu_p paper | nu_d ours | nu_d paper | skipped pot ours / paper | skipped dep ours / paper |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for n, row in report["levels"].items():
-        sp, sd = PAPER_SKIPPED.get(n, ("-", "-"))
-        pot, dep = row["potentiation"], row["depression"]
-        print(
-            f"| {n} | {pot['nu']:.3g} | {PAPER_NU_P.get(n, '-')} | {dep['nu']:.3g} | {PAPER_NU_D.get(n, '-')} "
-            f"| {pot['skipped']} / {sp} | {dep['skipped']} / {sd} |"
-        )
-    nu512 = report["levels"].get(512, {}).get("potentiation", {}).get("nu")
-    if nu512 is not None:
-        verdict = "met" if nu512 <= 2e-5 else "not met"
-        print(f"\nproject target: 512 levels at nu <= 2e-5 -> nu_p(512) = {nu512:.3g}: {verdict}")
+    print_levels(report)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {a.out} ({report['wall_s']:.0f} s)")

@@ -6,7 +6,9 @@ For each preset: the same random 8-bit targets across the nominal range
 (tolerance = half a level) are programmed on a fresh emulated board (same
 seed, so the same devices) by each firmware algorithm, and on isolated copies
 of the same devices by the oracle (emulation/oracle.py), the lower bound on
-pulses. Prints markdown tables and writes benchmarks/results/programming.json.
+pulses; then paper 001's levels study on tio2_4terminal (FFP segmentation
+into 32/128/512 levels, nu of eqs. 2-3, skipped levels at CPD 80 %). Prints
+markdown tables and writes benchmarks/results/programming.json.
 Ratios compare algorithms measured in the same run.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 
 import memctl
 from memctl.characterize import characterize, write_hdf5
-from memctl.ffp import calibrate
+from memctl.ffp import calibrate, levels_study, print_levels
 from memctl.tuning import characterization_sweeps, form, settings_for
 from memctl_emulation import EmulatedBoard
 from memctl_emulation import oracle as oracle_mod
@@ -178,6 +180,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=256)
     ap.add_argument("--presets", nargs="+", default=sorted(PRESETS))
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--level-reps", type=int, default=20, help="replays per plan in the levels study")
     a = ap.parse_args()
     report = {"machine": platform.platform(), "levels": LEVELS, "max_pulses": MAX_PULSES, "presets": {}}
     for name in a.presets:
@@ -212,8 +215,12 @@ def main() -> None:
                 f"| {v['board_time_s']:.3g} | {v['energy_J']:.3g} | {v['wall_s']:.1f} "
                 f"| {v['pulses_vs_oracle']:.2f} | {v['pulses_vs_ispp']:.2f} |"
             )
+    if "tio2_4terminal" in a.presets:  # paper 001's levels study on its device
+        print()
+        report["levels_study"] = levels_study(reps=a.level_reps)
+        print_levels(report["levels_study"])
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2) + "\n")
+    a.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"\nwrote {a.out}")
 
 
