@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from memctl.board import ISPP, Adaptive, Board
+from memctl.board import FFP, ISPP, Adaptive, Algorithm, Board, Predicted
 from memctl.errors import MemctlError
 from memctl_emulation.devices import PRESETS
 
@@ -83,12 +84,31 @@ def cmd_pulse(a: argparse.Namespace) -> int:
     return 0
 
 
+def _algorithm(a: argparse.Namespace) -> Algorithm:
+    """The algorithm's settings: from --device (preset or file) when given."""
+    if a.device:
+        from memctl.tuning import settings_for
+
+        s = settings_for(a.device)
+        base = {"ispp": s.ispp, "adaptive": s.adaptive, "predicted": s.predicted}.get(a.algorithm)
+    else:
+        base = {"ispp": ISPP(), "adaptive": Adaptive(), "predicted": Predicted()}.get(a.algorithm)
+    if a.algorithm == "ffp":
+        if not a.window:
+            raise SystemExit("--algorithm ffp needs --window LO HI (siemens per step)")
+        return FFP(a.window[0], a.window[1], **({"width": a.width} if a.width else {}))
+    if a.width and hasattr(base, "width"):
+        base = dataclasses.replace(base, width=a.width)
+    return base
+
+
 def cmd_program(a: argparse.Namespace) -> int:
     targets = _load_array(a.map, ndim=2)
+    algorithm = _algorithm(a)
     with _board(a) as b:
         r = b.program(
             targets, tolerance=a.tolerance, max_pulses=a.max_pulses, origin=(a.origin[0], a.origin[1]),
-            algorithm=ISPP(width=a.width) if a.algorithm == "ispp" else Adaptive(width=a.width),
+            algorithm=algorithm,
         )  # fmt: skip
     bad = int((~r.ok).sum())
     console.print(
@@ -154,6 +174,42 @@ def _pair(text: str) -> tuple[int, int]:
     return r, c
 
 
+def cmd_predictor_fit(a: argparse.Namespace) -> int:
+    from memctl_export.train import fit, load
+
+    data = load(a.data)
+    r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
+    Path(a.out).write_bytes(r.blob)
+    t = Table(title=f"predictor: {r.model.n_params} parameters, {len(data.y)} pulse periods, {r.epochs} epochs")
+    t.add_column("split")
+    t.add_column("MSE", justify="right")
+    for k, v in r.mse.items():
+        t.add_row(k, f"{v:.3g}")
+    console.print(t)
+    console.print(f"target variance {data.y.var():.3g}; wrote {a.out} ({len(r.blob)} bytes)")
+    return 0
+
+
+def cmd_predictor_load(a: argparse.Namespace) -> int:
+    blob = Path(a.model).read_bytes()
+    with _board(a) as b:
+        n = b.load_predictor(blob)
+    print(f"loaded a {n}-parameter predictor")
+    return 0
+
+
+def cmd_ffp_calibrate(a: argparse.Namespace) -> int:
+    from memctl.ffp import calibrate
+
+    with _board(a) as b:
+        table = calibrate(b, a.row, a.col, FFP(a.window[0], a.window[1], width=a.width), *a.g_range, sweeps=a.sweeps)
+    learned = int((table.v_set > 0).sum() + (table.v_reset > 0).sum())
+    print(f"V_w table: {learned} of {2 * len(table.v_set)} bins learned over {table.g_lo:.4g}..{table.g_hi:.4g} S")
+    if a.out:
+        np.savez(a.out, g_lo=table.g_lo, g_hi=table.g_hi, v_set=table.v_set, v_reset=table.v_reset)
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from memctl.demo import run_demo
 
@@ -213,8 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("map")
     g.add_argument("--tolerance", type=float, default=1e-6, help="S (default 1e-6)")
     g.add_argument("--max-pulses", type=int, default=100)
-    g.add_argument("--width", type=float, default=100e-6, help="(initial) pulse width, s")
-    g.add_argument("--algorithm", choices=["ispp", "adaptive"], default="ispp")
+    g.add_argument("--width", type=float, help="(initial) pulse width, s")
+    g.add_argument("--algorithm", choices=["ispp", "adaptive", "ffp", "predicted"], default="ispp")
+    g.add_argument("--device", help="preset or device file to take starting settings from")
+    g.add_argument("--window", type=float, nargs=2, metavar=("LO", "HI"), help="FFP step window, S")
     g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
     g.add_argument("--out", help="save per-device results to this .npz")
     g.set_defaults(fn=cmd_program)
@@ -241,6 +299,28 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--reset", type=float, nargs=3, metavar=("V", "WIDTH", "COUNT"), help="reset before each curve")
     ch.add_argument("--limits", type=float, nargs=3, metavar=("V_PULSE", "WIDTH", "V_READ"), help="set limits first")
     ch.set_defaults(fn=cmd_characterize)
+
+    pr = sub.add_parser("predictor", help="fit and load the pulse-increment predictor (paper 004)")
+    prs = pr.add_subparsers(dest="predictor_cmd", required=True)
+    pf = prs.add_parser("fit", help="train from memctl characterize files and write the firmware blob")
+    pf.add_argument("data", nargs="+", help="HDF5 files from memctl characterize")
+    pf.add_argument("--out", required=True)
+    pf.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
+    pf.add_argument("--seed", type=int, default=0)
+    pf.set_defaults(fn=cmd_predictor_fit)
+    pl = with_port(prs.add_parser("load", help="stream a predictor blob to the board"))
+    pl.add_argument("model")
+    pl.set_defaults(fn=cmd_predictor_load)
+
+    fc = with_port(sub.add_parser("ffp-calibrate", help="learn the board's FFP V_w(G) table on one device"))
+    fc.add_argument("--row", type=int, default=0)
+    fc.add_argument("--col", type=int, default=0)
+    fc.add_argument("--window", type=float, nargs=2, required=True, metavar=("LO", "HI"), help="step window, S")
+    fc.add_argument("--g-range", type=float, nargs=2, required=True, metavar=("LO", "HI"), help="table span, S")
+    fc.add_argument("--width", type=float, default=0.8)
+    fc.add_argument("--sweeps", type=int, default=3)
+    fc.add_argument("--out", help="save the table to this .npz")
+    fc.set_defaults(fn=cmd_ffp_calibrate)
 
     d = sub.add_parser("demo", help="program, read back and run a VMM on an emulated board")
     d.add_argument("--size", type=int, default=8)

@@ -1,0 +1,55 @@
+"""The algorithm workflows from the command line, as a user runs them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memctl.cli import main
+from memctl_emulation import EmulatedBoard
+
+
+def test_characterize_fit_load_program_predicted(tmp_path, capsys):
+    with EmulatedBoard(rows=3, cols=3, seed=40, device="hfo2_tio2_bilayer") as emu:
+        port = ["--port", emu.port, "--no-progress"]
+        devices = ["--devices", "0,0", "0,1", "1,0", "1,1", "2,2"]
+        common = ["--periods", "30", "--t-set", "0.02", "0.1", "0.5", "--t-read", "1e-4", *devices]
+        up = ["--v-set", "1.03", "1.5", "2", "2.5", "3", "--reset", "-2.7", "0.5", "20"]
+        down = ["--v-set", "-0.21", "-0.9", "-1.6", "-2.3", "-3", "--reset", "2.7", "0.5", "20"]
+        limits = ["--limits", "3", "1", "0.75"]
+        assert main(["characterize", *port, "--out", str(tmp_path / "up.h5"), *limits, *up, *common]) == 0
+        assert main(["characterize", *port, "--out", str(tmp_path / "down.h5"), *down, *common]) == 0
+        model = tmp_path / "model.mcpr"
+        assert main(["predictor", "fit", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"), "--out", str(model)]) == 0
+        assert "417 parameters" in " ".join(capsys.readouterr().out.split())
+        assert main(["predictor", "load", str(model), *port]) == 0
+        assert "417-parameter" in capsys.readouterr().out
+        targets = np.array([[12e-6, 16e-6]])
+        np.save(tmp_path / "t.npy", targets)
+        settings = ["--algorithm", "predicted", "--device", "hfo2_tio2_bilayer", "--tolerance", "0.5e-6"]
+        rc = main(["program", str(tmp_path / "t.npy"), *port, *settings, "--max-pulses", "300", "--origin", "2", "0"])
+        assert rc == 0, capsys.readouterr()
+        assert "2 within" in " ".join(capsys.readouterr().out.split())
+
+
+def test_ffp_calibrate_then_program(tmp_path, capsys):
+    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal") as emu:
+        port = ["--port", emu.port, "--no-progress"]
+        assert main(["set-limits", *port, "7", "2", "0.3"]) == 0
+        window = ["--window", str(0.1 / 800**2), str(0.3 / 800**2)]
+        assert main(["ffp-calibrate", *port, *window, "--g-range", str(1 / 885), str(1 / 735), "--sweeps", "2",
+                     "--out", str(tmp_path / "table.npz")]) == 0  # fmt: skip
+        assert "bins learned" in capsys.readouterr().out
+        table = np.load(tmp_path / "table.npz")
+        assert (table["v_set"] > 0).sum() > 10
+        np.save(tmp_path / "t.npy", np.array([[1 / 810.0]]))
+        rc = main(["program", str(tmp_path / "t.npy"), *port, "--algorithm", "ffp", *window,
+                   "--tolerance", str(0.25 / 800**2), "--max-pulses", "2000"])  # fmt: skip
+        assert rc == 0
+
+
+def test_ffp_without_window_is_a_clear_error(tmp_path):
+    import pytest
+
+    np.save(tmp_path / "t.npy", np.array([[1e-3]]))
+    with pytest.raises(SystemExit, match="needs --window"):
+        main(["program", str(tmp_path / "t.npy"), "--port", "/dev/null", "--algorithm", "ffp"])
