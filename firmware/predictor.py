@@ -1,33 +1,50 @@
 # On-board predictor (paper 004): an MLP that predicts the increment of the
 # min-max scaled read current for one pulse, from the pulse features and the
-# present scaled current. Float32 for now; weights live in array('f') so an
-# inference allocates nothing but its result.
+# present scaled read current. float32 or int8 (TFLite-style integer
+# arithmetic via fixedpoint.py, bit-exact with the host reference). Weights
+# live in arrays, so an inference allocates nothing but its result.
 import array
 
-from predictor_blob import ACT_RELU, N_FEATURES, decode
+from fixedpoint import mbqm
+from predictor_blob import ACT_RELU, DTYPE_I8, N_FEATURES, decode
 
 _WIDEST = 256
+
+
+def round_half_away(v):
+    return int(v + 0.5) if v >= 0 else -int(-v + 0.5)
 
 
 class Predictor:
     def __init__(self):
         self.loaded = False
         self.n_params = 0
+        self.dtype = 0
         self.x = array.array("f", [0.0] * N_FEATURES)
         self.feat = [0.0] * N_FEATURES
         self.scratch = (array.array("f", [0.0] * _WIDEST), array.array("f", [0.0] * _WIDEST))
+        self.iscratch = (array.array("i", [0] * _WIDEST), array.array("i", [0] * _WIDEST))
 
     def load(self, buf, n):
         """Decode and install a blob; on any error the old model stays."""
-        mean, std, i_min, i_max, layers = decode(buf, n)
-        for _, n_out, _, _, _ in layers:
-            if n_out > _WIDEST:
+        dtype, mean, std, i_min, i_max, quant, layers = decode(buf, n)
+        for layer in layers:
+            if layer[1] > _WIDEST or layer[0] > _WIDEST:
                 raise ValueError("predictor layer wider than the firmware supports")
-        self.mean = array.array("f", mean)
-        self.inv_std = array.array("f", [1.0 / s if s > 1e-12 else 0.0 for s in std])
+        # Keep the blob's float32 values as they are (host reference does too).
+        self.mean = list(mean)
+        self.std = list(std)
         self.i_min, self.i_span = i_min, (i_max - i_min) or 1.0
-        self.layers = [(i, o, a, array.array("f", w), array.array("f", b)) for i, o, a, w, b in layers]
-        self.n_params = sum(i * o + o for i, o, _, _, _ in layers)
+        if dtype == DTYPE_I8:
+            self.s_in, self.zp_in = quant
+            self.layers = [
+                (i, o, a, s, z, array.array("i", m0), array.array("b", sh), array.array("b", w), array.array("i", b))
+                for i, o, a, s, z, m0, sh, w, b in layers
+            ]
+        else:
+            self.layers = [(i, o, a, array.array("f", w), array.array("f", b)) for i, o, a, w, b in layers]
+        self.dtype = dtype
+        self.n_params = sum(layer[0] * layer[1] + layer[1] for layer in layers)
         self.loaded = True
 
     def scaled(self, current):
@@ -35,10 +52,12 @@ class Predictor:
 
     def predict(self, f):
         """f: the 7 raw features (N, t_set, V_set, t_off, t_r, V_anti, I_n)."""
+        if self.dtype == DTYPE_I8:
+            return self.predict_int8(f)
         x = self.x
-        m, s = self.mean, self.inv_std
+        m, s = self.mean, self.std
         for i in range(N_FEATURES):
-            x[i] = (f[i] - m[i]) * s[i]
+            x[i] = (f[i] - m[i]) / s[i] if s[i] > 0 else 0.0
         cur = x
         k = 0
         for n_in, n_out, act, w, b in self.layers:
@@ -54,6 +73,39 @@ class Predictor:
                 out[o] = acc
             cur = out
         return cur[0]
+
+    def quantize_input(self, f, out):
+        m, s, q, z = self.mean, self.std, self.s_in, self.zp_in
+        for i in range(N_FEATURES):
+            xn = (f[i] - m[i]) / s[i] if s[i] > 0 else 0.0
+            v = round_half_away(xn / q) + z
+            out[i] = -128 if v < -128 else (127 if v > 127 else v)
+
+    def run_int8(self, xq):
+        """Integer inference on quantized inputs; returns the int8 output."""
+        cur = xq
+        zp = self.zp_in
+        k = 0
+        for n_in, n_out, act, _, zp_out, m0, sh, w, b in self.layers:
+            out = self.iscratch[k]
+            k ^= 1
+            lo = zp_out if act == ACT_RELU else -128
+            for o in range(n_out):
+                acc = b[o]
+                base = o * n_in
+                for i in range(n_in):
+                    acc += w[base + i] * (cur[i] - zp)
+                y = zp_out + mbqm(acc, m0[o], sh[o])
+                out[o] = lo if y < lo else (127 if y > 127 else y)
+            cur = out
+            zp = zp_out
+        return cur[0]
+
+    def predict_int8(self, f):
+        xq = self.iscratch[1]  # the first layer writes iscratch[0]
+        self.quantize_input(f, xq)
+        layer = self.layers[-1]
+        return (self.run_int8(xq) - layer[4]) * layer[3]
 
 
 PREDICTOR = Predictor()

@@ -3,10 +3,16 @@
 #
 #   "MCPR" | <HBBBB version, dtype, layers, features, feature set
 #   | features x <f mean | features x <f std | <ff i_min, i_max
+#   dtype 0 (float32):
 #   | per layer: <HHB inputs, outputs, activation | outputs*inputs <f weights (row-major) | outputs <f bias
+#   dtype 1 (int8, TFLite-style):
+#   | <fb input scale, input zero point
+#   | per layer: <HHB inputs, outputs, activation | <fb output scale, zero point
+#     | outputs x <i multiplier m0 | outputs x <b shift | outputs*inputs int8 weights | outputs x <i bias
 #   | <I crc32 of everything before
 #
-# dtype 0 = float32 (int8 layouts come with the quantization work). Feature
+# int8 layers: acc = bias + sum w * (x - zp_in); y = zp_out + m0 * 2^(shift-31) * acc
+# (fixedpoint.mbqm), clamped to int8 (ReLU: from zp_out). Feature
 # set 1 = paper 004's six pulse features (N, t_set, V_set, t_off, t_r, V_anti)
 # plus the present min-max scaled read current; the output is the predicted
 # increment of the scaled read current for one pulse period.
@@ -16,6 +22,7 @@ from binascii import crc32
 MAGIC = b"MCPR"
 VERSION = 1
 DTYPE_F32 = 0
+DTYPE_I8 = 1
 FEATURES_P004_I = 1
 N_FEATURES = 7
 ACT_NONE = 0
@@ -47,6 +54,37 @@ def encode(layers, mean, std, i_min, i_max):
     return bytes(out)
 
 
+def encode_int8(layers, mean, std, i_min, i_max, s_in, zp_in):
+    """layers: list of (w rows of ints, bias ints, m0 ints, shifts, activation, s_out, zp_out)."""
+    out = bytearray(MAGIC)
+    out += struct.pack(HEAD, VERSION, DTYPE_I8, len(layers), len(mean), FEATURES_P004_I)
+    for v in list(mean) + list(std):
+        out += struct.pack("<f", v)
+    out += struct.pack("<ff", i_min, i_max)
+    out += struct.pack("<fb", s_in, zp_in)
+    for w, b, m0, shift, act, s_out, zp_out in layers:
+        n_out, n_in = len(w), len(w[0])
+        out += struct.pack("<HHB", n_in, n_out, act)
+        out += struct.pack("<fb", s_out, zp_out)
+        for v in m0:
+            out += struct.pack("<i", v)
+        for v in shift:
+            out += struct.pack("<b", v)
+        for row in w:
+            for v in row:
+                out += struct.pack("<b", v)
+        for v in b:
+            out += struct.pack("<i", v)
+    out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def _layer_size(dtype, n_in, n_out):
+    if dtype == DTYPE_F32:
+        return 5 + 4 * (n_in * n_out + n_out)
+    return 5 + 5 + 5 * n_out + n_in * n_out + 4 * n_out
+
+
 def check(buf, n):
     """Validate buf[:n] (magic, version, dtype, feature set, sizes, CRC)
     without allocating; raises BlobError naming the problem."""
@@ -60,11 +98,11 @@ def check(buf, n):
     version, dtype, n_layers, n_feat, fset = struct.unpack_from(HEAD, buf, 4)
     if version != VERSION:
         raise BlobError("predictor blob version not supported")
-    if dtype != DTYPE_F32:
+    if dtype not in (DTYPE_F32, DTYPE_I8):
         raise BlobError("predictor blob dtype not supported")
     if fset != FEATURES_P004_I or n_feat != N_FEATURES:
         raise BlobError("predictor feature set does not match this firmware")
-    off = 10 + 8 * n_feat + 8
+    off = 10 + 8 * n_feat + 8 + (5 if dtype == DTYPE_I8 else 0)
     prev = n_feat
     for _ in range(n_layers):
         if off + 5 > n - 4:
@@ -72,7 +110,7 @@ def check(buf, n):
         n_in, n_out, act = struct.unpack_from("<HHB", buf, off)
         if n_in != prev or n_out < 1 or act > ACT_RELU:
             raise BlobError("predictor layer shapes do not chain")
-        off += 5 + 4 * (n_in * n_out + n_out)
+        off += _layer_size(dtype, n_in, n_out)
         prev = n_out
     if off != n - 4 or prev != 1:
         raise BlobError("predictor blob length does not match its layers")
@@ -80,21 +118,41 @@ def check(buf, n):
 
 
 def decode(buf, n):
-    """(mean, std, i_min, i_max, layers) as plain lists; layers as
-    (n_in, n_out, activation, weights flat list, bias list)."""
+    """(dtype, mean, std, i_min, i_max, input quant, layers) as plain lists.
+    float32 layers: (n_in, n_out, activation, weights flat, bias); input quant None.
+    int8: input quant (scale, zero point); layers: (n_in, n_out, activation,
+    s_out, zp_out, m0 list, shift list, weights flat (bytes, signed), bias list)."""
     n_layers = check(buf, n)
+    dtype = struct.unpack_from(HEAD, buf, 4)[1]
     n_feat = N_FEATURES
     vals = struct.unpack_from("<" + str(2 * n_feat + 2) + "f", buf, 10)
     mean, std = list(vals[:n_feat]), list(vals[n_feat : 2 * n_feat])
     i_min, i_max = vals[-2], vals[-1]
     off = 10 + 8 * n_feat + 8
+    quant = None
+    if dtype == DTYPE_I8:
+        quant = struct.unpack_from("<fb", buf, off)
+        off += 5
     layers = []
     for _ in range(n_layers):
         n_in, n_out, act = struct.unpack_from("<HHB", buf, off)
         off += 5
-        w = list(struct.unpack_from("<" + str(n_in * n_out) + "f", buf, off))
-        off += 4 * n_in * n_out
-        b = list(struct.unpack_from("<" + str(n_out) + "f", buf, off))
+        if dtype == DTYPE_F32:
+            w = list(struct.unpack_from("<" + str(n_in * n_out) + "f", buf, off))
+            off += 4 * n_in * n_out
+            b = list(struct.unpack_from("<" + str(n_out) + "f", buf, off))
+            off += 4 * n_out
+            layers.append((n_in, n_out, act, w, b))
+            continue
+        s_out, zp_out = struct.unpack_from("<fb", buf, off)
+        off += 5
+        m0 = list(struct.unpack_from("<" + str(n_out) + "i", buf, off))
         off += 4 * n_out
-        layers.append((n_in, n_out, act, w, b))
-    return mean, std, i_min, i_max, layers
+        shift = list(struct.unpack_from("<" + str(n_out) + "b", buf, off))
+        off += n_out
+        w = bytes(buf[off : off + n_in * n_out])
+        off += n_in * n_out
+        b = list(struct.unpack_from("<" + str(n_out) + "i", buf, off))
+        off += 4 * n_out
+        layers.append((n_in, n_out, act, s_out, zp_out, m0, shift, w, b))
+    return dtype, mean, std, i_min, i_max, quant, layers

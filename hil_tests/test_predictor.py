@@ -85,3 +85,57 @@ def test_corrupt_or_truncated_blob_is_refused_and_old_model_stays(trained):
         with pytest.raises(memctl.FirmwareError, match="out of order"):
             b.link.request(wire.T_LOAD_PREDICTOR, struct.pack(wire.LOAD_PREDICTOR_REQ, 500, len(blob)) + blob[500:600])
         assert b.info().predictor_params == n
+
+
+def test_int8_quantization_keeps_accuracy(trained):
+    result, _ = trained
+    # Project target: int8 MSE <= 1.1 x float MSE (issue 5).
+    assert result.int8_mse["test"] <= 1.1 * result.mse["test"]
+    assert predictor_blob.check(result.int8_blob, len(result.int8_blob)) == 3
+    assert len(result.int8_blob) < 0.6 * len(result.blob)
+
+
+def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
+    """The board's integer inference under MicroPython equals the host's
+    integer reference on every input, including saturating ones."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    from memctl_emulation import micropython_executable
+    from memctl_export.quantize import quantize
+    from memctl_export.train import split
+
+    result, data = trained
+    tr, _, te = split(data.curve, 0)
+    q = quantize(result.model, data.x[tr])
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([data.x[te][:200], data.x.mean(0) + 4 * data.x.std(0) * rng.normal(size=(100, 7))])
+    (tmp_path / "rows.json").write_text(json.dumps(rows.tolist()))
+    (tmp_path / "m.mcpr").write_bytes(q.to_blob(data.i_min, data.i_max))
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [micropython_executable(), "-X", "heapsize=256K", str(root / "hil_tests" / "mpy_predictor_runner.py"),
+         str(root / "firmware"), str(tmp_path / "m.mcpr"), str(tmp_path / "rows.json")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    board = np.array(json.loads(out.stdout))
+    host = q.run_int(q.quantize_input(rows))[:, 0]
+    np.testing.assert_array_equal(board, host)
+    assert len(set(host.tolist())) > 20  # not a constant output
+
+
+def test_int8_predictor_guides_programming(trained):
+    result, _ = trained
+    s = settings_for(PRESET)
+    with EmulatedBoard(rows=3, cols=3, seed=53, device=PRESET) as emu, memctl.Board(emu.port) as b:
+        b.set_limits(s.limits.v_pulse, s.limits.width, s.limits.v_read)
+        b.configure(v_read=0.5)
+        b.load_predictor(result.int8_blob)
+        afe = emu.afe()
+        lo, hi = afe.ranges()
+        afe.close()
+        targets = lo + (hi - lo) * np.random.default_rng(3).uniform(0.2, 0.45, lo.shape)
+        res = b.program(targets, tolerance=s.tolerance, max_pulses=1000, algorithm=s.predicted)
+    assert res.ok.all(), res.status_names()

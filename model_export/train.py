@@ -100,7 +100,9 @@ class FitResult:
     model: MLP
     mse: dict[str, float]
     epochs: int
-    blob: bytes
+    blob: bytes  # float32 firmware blob
+    int8_blob: bytes = b""  # int8 firmware blob (post-training quantization)
+    int8_mse: dict[str, float] = field(default_factory=dict)
 
 
 def split(curves: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -177,4 +179,11 @@ def fit(
         name: float(np.mean((m.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
     }
-    return FitResult(m, mse, ran, m.to_blob(data.i_min, data.i_max))
+    from memctl_export.quantize import quantize
+
+    q = quantize(m, data.x[tr])
+    int8_mse = {
+        name: float(np.mean((q.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
+        for name, mask in (("train", tr), ("validation", va), ("test", te))
+    }
+    return FitResult(m, mse, ran, m.to_blob(data.i_min, data.i_max), q.to_blob(data.i_min, data.i_max), int8_mse)

@@ -179,14 +179,17 @@ def cmd_predictor_fit(a: argparse.Namespace) -> int:
 
     data = load(a.data)
     r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
-    Path(a.out).write_bytes(r.blob)
+    blob = r.int8_blob if a.int8 else r.blob
+    Path(a.out).write_bytes(blob)
     t = Table(title=f"predictor: {r.model.n_params} parameters, {len(data.y)} pulse periods, {r.epochs} epochs")
     t.add_column("split")
-    t.add_column("MSE", justify="right")
+    t.add_column("MSE float32", justify="right")
+    t.add_column("MSE int8", justify="right")
     for k, v in r.mse.items():
-        t.add_row(k, f"{v:.3g}")
+        t.add_row(k, f"{v:.3g}", f"{r.int8_mse[k]:.3g}")
     console.print(t)
-    console.print(f"target variance {data.y.var():.3g}; wrote {a.out} ({len(r.blob)} bytes)")
+    kind = "int8" if a.int8 else "float32"
+    console.print(f"target variance {data.y.var():.3g}; wrote {a.out} ({kind}, {len(blob)} bytes)")
     return 0
 
 
@@ -307,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--out", required=True)
     pf.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
     pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--int8", action="store_true", help="write the int8 (quantized) blob")
     pf.set_defaults(fn=cmd_predictor_fit)
     pl = with_port(prs.add_parser("load", help="stream a predictor blob to the board"))
     pl.add_argument("model")

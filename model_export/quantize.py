@@ -1,0 +1,113 @@
+"""Int8 post-training quantization of the predictor MLP, TFLite style:
+per-channel symmetric int8 weights, int32 bias, asymmetric int8 activations
+calibrated on training data, fixed-point requantization (gemmlowp). The
+integer reference here uses the firmware's own fixedpoint module, so host and
+board compute the same bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from memctl_export.train import MLP
+from memctl_firmware import predictor_blob
+from memctl_firmware.fixedpoint import mbqm, quantize_multiplier
+
+
+def _asym(lo: float, hi: float) -> tuple[float, int]:
+    """Scale and zero point covering [lo, hi] (always including 0) in int8."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = (hi - lo) / 255.0 or 1e-8
+    zp = int(round(-128 - lo / scale))
+    return scale, max(-128, min(127, zp))
+
+
+@dataclass
+class QLayer:
+    w: np.ndarray  # int8, out x in
+    b: np.ndarray  # int32, out
+    m0: np.ndarray  # int32 multipliers, out
+    shift: np.ndarray  # shifts, out
+    s_w: np.ndarray  # float per-channel weight scales
+    s_out: float
+    zp_out: int
+    relu: bool
+
+
+@dataclass
+class QModel:
+    mean: np.ndarray
+    std: np.ndarray
+    s_in: float
+    zp_in: int
+    layers: list[QLayer]
+
+    @property
+    def s_out(self) -> float:
+        return self.layers[-1].s_out
+
+    @property
+    def zp_out(self) -> int:
+        return self.layers[-1].zp_out
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """The firmware's arithmetic: float64 ops on the blob's float32
+        constants, rounding half away from zero (as TFLite's quantize)."""
+        std = np.where(self.std > 0, self.std, np.inf)
+        v = ((x - self.mean) / std) / self.s_in
+        q = np.sign(v) * np.floor(np.abs(v) + 0.5) + self.zp_in
+        return np.clip(q, -128, 127).astype(np.int64)
+
+    def run_int(self, xq: np.ndarray) -> np.ndarray:
+        """Integer inference: int8 inputs (rows x features) -> int8 outputs."""
+        a, zp = xq.astype(np.int64), self.zp_in
+        for layer in self.layers:
+            acc = (a - zp) @ layer.w.T.astype(np.int64) + layer.b
+            out = np.empty_like(acc)
+            for j in range(acc.shape[1]):
+                m0, sh = int(layer.m0[j]), int(layer.shift[j])
+                out[:, j] = [mbqm(int(v), m0, sh) for v in acc[:, j]]
+            out += layer.zp_out
+            lo = layer.zp_out if layer.relu else -128
+            a, zp = np.clip(out, lo, 127), layer.zp_out
+        return a
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return (self.run_int(self.quantize_input(x))[:, 0] - self.zp_out) * self.s_out
+
+    def to_blob(self, i_min: float, i_max: float) -> bytes:
+        layers = [
+            (q.w.tolist(), q.b.tolist(), q.m0.tolist(), q.shift.tolist(),
+             predictor_blob.ACT_RELU if q.relu else predictor_blob.ACT_NONE, q.s_out, q.zp_out)
+            for q in self.layers
+        ]  # fmt: skip
+        return predictor_blob.encode_int8(
+            layers, self.mean.tolist(), self.std.tolist(), i_min, i_max, self.s_in, self.zp_in
+        )
+
+
+def quantize(m: MLP, calibration: np.ndarray) -> QModel:
+    """Post-training quantization of a float MLP with calibration inputs."""
+    acts = m._forward(calibration)
+    s_in, zp_in = _asym(float(acts[0].min()), float(acts[0].max()))
+    layers, s_prev = [], s_in
+    for k, (w, b) in enumerate(zip(m.weights, m.biases, strict=True)):
+        s_w = np.maximum(np.abs(w).max(axis=1), 1e-12) / 127.0
+        wq = np.clip(np.rint(w / s_w[:, None]), -127, 127).astype(np.int8)
+        bq = np.rint(b / (s_prev * s_w)).astype(np.int64)
+        out = acts[k + 1]
+        s_out, zp_out = _asym(float(out.min()), float(out.max()))
+        mult = [quantize_multiplier(float(s_prev * sw / s_out)) for sw in s_w]
+        layers.append(
+            QLayer(
+                w=wq, b=bq, m0=np.array([p[0] for p in mult]), shift=np.array([p[1] for p in mult]), s_w=s_w,
+                s_out=s_out, zp_out=zp_out, relu=k < len(m.weights) - 1,
+            )
+        )  # fmt: skip
+        s_prev = s_out
+    f32 = lambda v: np.asarray(v, np.float32).astype(np.float64)  # noqa: E731  (what the blob stores)
+    for layer in layers:
+        layer.s_out = float(f32(layer.s_out))
+    return QModel(f32(m.mean), f32(m.std), float(f32(s_in)), zp_in, layers)
