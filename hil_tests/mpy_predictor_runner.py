@@ -1,6 +1,7 @@
-# Runs under MicroPython: the firmware's predictor on inputs from a JSON file.
-# argv: firmware dir, blob path, inputs JSON (rows of 7 features); prints
-# JSON: int8 output codes (int8 blob) or float predictions (float blob).
+# Runs under MicroPython: the firmware's predictor on inputs from a file.
+# argv: firmware dir, blob path, inputs (one JSON row of 7 features per line);
+# prints one result per line: the int8 output code (int8 blob) or the float
+# prediction (float blob). Rows stream, so the 256 KB heap holds any count.
 import sys
 
 sys.path.insert(0, sys.argv[1])
@@ -13,17 +14,17 @@ def main():
     with open(sys.argv[2], "rb") as f:
         blob = bytearray(f.read())
     PREDICTOR.load(blob, len(blob))
-    with open(sys.argv[3]) as f:
-        rows = json.load(f)
-    out = []
     xq = PREDICTOR.iscratch[1]
-    for r in rows:
-        if PREDICTOR.dtype == 1:
-            PREDICTOR.quantize_input(r, xq)
-            out.append(PREDICTOR.run_int8(xq))
-        else:
-            out.append(PREDICTOR.predict(r))
-    print(json.dumps(out))
+    with open(sys.argv[3]) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if PREDICTOR.dtype == 1:
+                PREDICTOR.quantize_input(r, xq)
+                print(PREDICTOR.run_int8(xq))
+            else:
+                print(repr(PREDICTOR.predict(r)))
 
 
 main()

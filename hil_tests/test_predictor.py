@@ -111,7 +111,7 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
     q = quantize(result.model, data.x[tr])
     rng = np.random.default_rng(0)
     rows = np.concatenate([data.x[te][:200], data.x.mean(0) + 4 * data.x.std(0) * rng.normal(size=(100, 7))])
-    (tmp_path / "rows.json").write_text(json.dumps(rows.tolist()))
+    (tmp_path / "rows.json").write_text("\n".join(json.dumps(r) for r in rows.tolist()))
     (tmp_path / "m.mcpr").write_bytes(q.to_blob(data.i_min, data.i_max))
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
@@ -120,7 +120,7 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    board = np.array(json.loads(out.stdout))
+    board = np.array([int(v) for v in out.stdout.split()])
     host = q.run_int(q.quantize_input(rows))[:, 0]
     np.testing.assert_array_equal(board, host)
     assert len(set(host.tolist())) > 20  # not a constant output
@@ -139,3 +139,20 @@ def test_int8_predictor_guides_programming(trained):
         targets = lo + (hi - lo) * np.random.default_rng(3).uniform(0.2, 0.45, lo.shape)
         res = b.program(targets, tolerance=s.tolerance, max_pulses=1000, algorithm=s.predicted)
     assert res.ok.all(), res.status_names()
+
+
+def test_export_and_cross_check_every_runtime(trained, tmp_path):
+    from memctl_export.check import cross_check, export
+
+    result, data = trained
+    d = export(result, data, tmp_path / "model")
+    assert {p.name for p in d.iterdir()} >= {"predictor_f32.mcpr", "predictor_int8.mcpr", "model_f32.onnx",
+                                              "model_int8.onnx", "check_inputs.npy", "meta.json"}  # fmt: skip
+    rows = {r.runtime: r for r in cross_check(d)}
+    scale = float(np.abs(data.y).max())
+    assert rows["onnxruntime float"].max_deviation < 1e-4 * scale
+    assert rows["firmware float (MicroPython)"].max_deviation < 1e-4 * scale
+    assert rows["firmware int8 (MicroPython)"].max_deviation == 0
+    assert rows["firmware int8 (MicroPython)"].verdict.startswith("exact")
+    assert rows["onnxruntime int8 QDQ"].max_deviation <= 1
+    assert "MISMATCH" not in {r.verdict for r in rows.values()}

@@ -103,6 +103,8 @@ class FitResult:
     blob: bytes  # float32 firmware blob
     int8_blob: bytes = b""  # int8 firmware blob (post-training quantization)
     int8_mse: dict[str, float] = field(default_factory=dict)
+    qmodel: object = None  # the memctl_export.quantize.QModel behind int8_blob
+    test_mask: np.ndarray | None = None  # rows of the held-out test curves
 
 
 def split(curves: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,4 +188,4 @@ def fit(
         name: float(np.mean((q.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
     }
-    return FitResult(m, mse, ran, m.to_blob(data.i_min, data.i_max), q.to_blob(data.i_min, data.i_max), int8_mse)
+    return FitResult(m, mse, ran, m.to_blob(data.i_min, data.i_max), q.to_blob(data.i_min, data.i_max), int8_mse, q, te)

@@ -193,6 +193,33 @@ def cmd_predictor_fit(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predictor_export(a: argparse.Namespace) -> int:
+    from memctl_export.check import export
+    from memctl_export.train import fit, load
+
+    data = load(a.data)
+    r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
+    d = export(r, data, a.out_dir)
+    console.print(
+        f"{r.model.n_params}-parameter predictor: test MSE {r.mse['test']:.3g} (float32), {r.int8_mse['test']:.3g} "
+        f"(int8); wrote {', '.join(sorted(p.name for p in d.iterdir()))} to {d}"
+    )
+    return 0
+
+
+def cmd_predictor_check(a: argparse.Namespace) -> int:
+    from memctl_export.check import cross_check
+
+    rows = cross_check(a.model_dir)
+    t = Table(title=f"predictor cross-check: {a.model_dir}")
+    for col in ("runtime", "compared with", "max deviation", "verdict"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.runtime, r.compared_with, f"{r.max_deviation:.3g} {r.unit}", r.verdict)
+    console.print(t)
+    return 1 if any(r.verdict == "MISMATCH" for r in rows) else 0
+
+
 def cmd_predictor_load(a: argparse.Namespace) -> int:
     blob = Path(a.model).read_bytes()
     with _board(a) as b:
@@ -312,6 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--seed", type=int, default=0)
     pf.add_argument("--int8", action="store_true", help="write the int8 (quantized) blob")
     pf.set_defaults(fn=cmd_predictor_fit)
+    pe = prs.add_parser("export", help="fit, then write firmware blobs and ONNX models to a directory")
+    pe.add_argument("data", nargs="+", help="HDF5 files from memctl characterize")
+    pe.add_argument("--out-dir", required=True)
+    pe.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
+    pe.add_argument("--seed", type=int, default=0)
+    pe.set_defaults(fn=cmd_predictor_export)
+    pc = prs.add_parser("check", help="run every export through its runtime and compare (max deviation)")
+    pc.add_argument("model_dir")
+    pc.set_defaults(fn=cmd_predictor_check)
     pl = with_port(prs.add_parser("load", help="stream a predictor blob to the board"))
     pl.add_argument("model")
     pl.set_defaults(fn=cmd_predictor_load)

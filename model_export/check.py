@@ -1,0 +1,124 @@
+"""Export a fitted predictor to a model directory and cross-check every
+runtime on the same inputs (issue 5: "three targets, one truth").
+
+    MODEL_DIR/
+      predictor_f32.mcpr   firmware blob, float32
+      predictor_int8.mcpr  firmware blob, int8
+      model_f32.onnx       float reference
+      model_int8.onnx      int8 QDQ
+      check_inputs.npy     inputs the check runs (held-out features)
+      meta.json            features, scaling, MSEs
+
+The int8 truth is the firmware's integer arithmetic (fixedpoint.py), which
+the host reference reproduces bit for bit. Runtimes that requantize in float
+(onnxruntime on a QDQ graph) agree within one LSB; the report says which.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from memctl_export import onnx_export
+from memctl_export.quantize import QModel
+from memctl_export.train import FEATURES, MLP, Dataset, FitResult
+
+
+def export(result: FitResult, data: Dataset, out_dir: str | Path, n_check: int = 500) -> Path:
+    """Write every target of one fitted predictor; check inputs are held-out rows."""
+    q = result.qmodel
+    test = data.x[result.test_mask] if result.test_mask is not None and result.test_mask.any() else data.x
+    inputs = test[:n_check]
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "predictor_f32.mcpr").write_bytes(result.blob)
+    (d / "predictor_int8.mcpr").write_bytes(result.int8_blob)
+    onnx.save(onnx_export.float_model(result.model), d / "model_f32.onnx")
+    onnx.save(onnx_export.qdq_model(q), d / "model_int8.onnx")
+    np.save(d / "check_inputs.npy", inputs)
+    meta = {"features": list(FEATURES), "i_min": data.i_min, "i_max": data.i_max, "params": result.model.n_params,
+            "mse": result.mse, "int8_mse": result.int8_mse}  # fmt: skip
+    (d / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return d
+
+
+@dataclass
+class Row:
+    runtime: str
+    compared_with: str
+    max_deviation: float
+    unit: str
+    verdict: str
+
+
+def _firmware(blob: Path, x: np.ndarray) -> np.ndarray:
+    """The firmware's own inference under MicroPython (int8 codes or floats)."""
+    from memctl_emulation import micropython_executable
+    from memctl_emulation.launcher import FIRMWARE_DIR
+
+    runner = Path(__file__).resolve().parents[1] / "hil_tests" / "mpy_predictor_runner.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = Path(tmp) / "rows.json"
+        rows.write_text("\n".join(json.dumps(r) for r in x.tolist()) + "\n")
+        out = subprocess.run(
+            [micropython_executable(), "-X", "heapsize=256K", str(runner), str(FIRMWARE_DIR), str(blob), str(rows)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(f"firmware inference failed: {(out.stderr or out.stdout)[-500:]}")
+    return np.array([float(v) for v in out.stdout.split()], dtype=np.float64)
+
+
+def cross_check(model_dir: str | Path) -> list[Row]:
+    from memctl_firmware import predictor_blob
+
+    d = Path(model_dir)
+    x = np.load(d / "check_inputs.npy")
+    blob_f = (d / "predictor_f32.mcpr").read_bytes()
+    blob_q = (d / "predictor_int8.mcpr").read_bytes()
+    m, q = _models(blob_f, blob_q)
+    rows = []
+    ref_f = m.predict(x)
+    onnx_f = onnx_export.run(onnx.load(d / "model_f32.onnx"), x)[0][:, 0]
+    rows.append(Row("onnxruntime float", "numpy float", float(np.abs(onnx_f - ref_f).max()), "increment",
+                    "float32 rounding"))  # fmt: skip
+    fw_f = _firmware(d / "predictor_f32.mcpr", x)
+    rows.append(Row("firmware float (MicroPython)", "numpy float", float(np.abs(fw_f - ref_f).max()), "increment",
+                    "float rounding"))  # fmt: skip
+    ref_q = q.run_int(q.quantize_input(x))[:, 0]
+    fw_q = _firmware(d / "predictor_int8.mcpr", x)
+    dev = float(np.abs(fw_q - ref_q).max())
+    rows.append(Row("firmware int8 (MicroPython)", "host int8 reference", dev, "LSB",
+                    "exact (same integer arithmetic)" if dev == 0 else "MISMATCH"))  # fmt: skip
+    _, code = onnx_export.run(onnx.load(d / "model_int8.onnx"), x)
+    dev = float(np.abs(code[:, 0].astype(np.int64) - ref_q).max())
+    verdict = "exact" if dev == 0 else ("within 1 LSB (float requantization)" if dev <= 1 else "MISMATCH")
+    rows.append(Row("onnxruntime int8 QDQ", "host int8 reference", dev, "LSB", verdict))
+    assert predictor_blob.check(blob_q, len(blob_q))
+    return rows
+
+
+def _models(blob_f: bytes, blob_q: bytes) -> tuple[MLP, QModel]:
+    """Rebuild the host models from the blobs themselves (what the board runs)."""
+    from memctl_export.quantize import QLayer
+    from memctl_firmware.predictor_blob import ACT_RELU, decode
+
+    _, mean, std, _, _, _, layers = decode(bytearray(blob_f), len(blob_f))
+    m = MLP(tuple([layers[0][0]] + [lay[1] for lay in layers]))
+    m.mean, m.std = np.array(mean), np.where(np.array(std) > 0, np.array(std), 1.0)
+    for n_in, n_out, _, w, b in layers:
+        m.weights.append(np.array(w).reshape(n_out, n_in))
+        m.biases.append(np.array(b))
+    _, mean, std, _, _, (s_in, zp_in), layers = decode(bytearray(blob_q), len(blob_q))
+    qlayers = []
+    for n_in, n_out, act, s_out, zp_out, m0, sh, w, b in layers:
+        wq = np.frombuffer(w, np.int8).reshape(n_out, n_in)
+        qlayers.append(QLayer(wq, np.array(b, np.int64), np.array(m0), np.array(sh), np.ones(n_out), s_out, zp_out,
+                              act == ACT_RELU))  # fmt: skip
+    return m, QModel(np.array(mean), np.array(std), s_in, zp_in, qlayers)
