@@ -16,10 +16,15 @@ from memctl_firmware import predictor_blob
 from memctl_firmware.fixedpoint import mbqm, quantize_multiplier
 
 
+def _f32(v):
+    """Scales live as float32 in every format (blob, ONNX, TFLite)."""
+    return np.asarray(v, np.float32).astype(np.float64)
+
+
 def _asym(lo: float, hi: float) -> tuple[float, int]:
     """Scale and zero point covering [lo, hi] (always including 0) in int8."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    scale = (hi - lo) / 255.0 or 1e-8
+    scale = float(_f32((hi - lo) / 255.0 or 1e-8))
     zp = int(round(-128 - lo / scale))
     return scale, max(-128, min(127, zp))
 
@@ -94,12 +99,13 @@ def quantize(m: MLP, calibration: np.ndarray) -> QModel:
     s_in, zp_in = _asym(float(acts[0].min()), float(acts[0].max()))
     layers, s_prev = [], s_in
     for k, (w, b) in enumerate(zip(m.weights, m.biases, strict=True)):
-        s_w = np.maximum(np.abs(w).max(axis=1), 1e-12) / 127.0
+        s_w = _f32(np.maximum(np.abs(w).max(axis=1), 1e-12) / 127.0)
         wq = np.clip(np.rint(w / s_w[:, None]), -127, 127).astype(np.int8)
         bq = np.rint(b / (s_prev * s_w)).astype(np.int64)
         out = acts[k + 1]
         s_out, zp_out = _asym(float(out.min()), float(out.max()))
-        mult = [quantize_multiplier(float(s_prev * sw / s_out)) for sw in s_w]
+        # The multiplier from the float32 scales, in double, as TFLite computes it.
+        mult = [quantize_multiplier(float(s_prev * sw) / s_out) for sw in s_w]
         layers.append(
             QLayer(
                 w=wq, b=bq, m0=np.array([p[0] for p in mult]), shift=np.array([p[1] for p in mult]), s_w=s_w,
@@ -107,7 +113,4 @@ def quantize(m: MLP, calibration: np.ndarray) -> QModel:
             )
         )  # fmt: skip
         s_prev = s_out
-    f32 = lambda v: np.asarray(v, np.float32).astype(np.float64)  # noqa: E731  (what the blob stores)
-    for layer in layers:
-        layer.s_out = float(f32(layer.s_out))
-    return QModel(f32(m.mean), f32(m.std), float(f32(s_in)), zp_in, layers)
+    return QModel(_f32(m.mean), _f32(m.std), s_in, zp_in, layers)
