@@ -147,7 +147,8 @@ def test_export_and_cross_check_every_runtime(trained, tmp_path):
     result, data = trained
     d = export(result, data, tmp_path / "model")
     assert {p.name for p in d.iterdir()} >= {"predictor_f32.mcpr", "predictor_int8.mcpr", "model_f32.onnx",
-                                              "model_int8.onnx", "check_inputs.npy", "meta.json"}  # fmt: skip
+                                              "model_int8.onnx", "model_int8.tflite", "check_inputs.npy",
+                                              "meta.json"}  # fmt: skip
     rows = {r.runtime: r for r in cross_check(d)}
     scale = float(np.abs(data.y).max())
     assert rows["onnxruntime float"].max_deviation < 1e-4 * scale
@@ -155,4 +156,7 @@ def test_export_and_cross_check_every_runtime(trained, tmp_path):
     assert rows["firmware int8 (MicroPython)"].max_deviation == 0
     assert rows["firmware int8 (MicroPython)"].verdict.startswith("exact")
     assert rows["onnxruntime int8 QDQ"].max_deviation <= 1
+    assert rows["TFLite Micro int8"].max_deviation == 0  # the runtime MCUs use: same arithmetic
+    assert rows["LiteRT int8 (builtin kernels)"].max_deviation <= 1  # optimized kernels round their own way
+    assert rows["LiteRT int8 (XNNPACK delegate)"].max_deviation <= 1
     assert "MISMATCH" not in {r.verdict for r in rows.values()}

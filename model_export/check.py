@@ -6,6 +6,7 @@ runtime on the same inputs (issue 5: "three targets, one truth").
       predictor_int8.mcpr  firmware blob, int8
       model_f32.onnx       float reference
       model_int8.onnx      int8 QDQ
+      model_int8.tflite    int8 FULLY_CONNECTED (LiteRT and TFLite Micro)
       check_inputs.npy     inputs the check runs (held-out features)
       meta.json            features, scaling, MSEs
 
@@ -41,6 +42,9 @@ def export(result: FitResult, data: Dataset, out_dir: str | Path, n_check: int =
     (d / "predictor_int8.mcpr").write_bytes(result.int8_blob)
     onnx.save(onnx_export.float_model(result.model), d / "model_f32.onnx")
     onnx.save(onnx_export.qdq_model(q), d / "model_int8.onnx")
+    from memctl_export.tflite_export import to_tflite
+
+    (d / "model_int8.tflite").write_bytes(to_tflite(q))
     np.save(d / "check_inputs.npy", inputs)
     meta = {"features": list(FEATURES), "i_min": data.i_min, "i_max": data.i_max, "params": result.model.n_params,
             "mse": result.mse, "int8_mse": result.int8_mse}  # fmt: skip
@@ -100,6 +104,18 @@ def cross_check(model_dir: str | Path) -> list[Row]:
     dev = float(np.abs(code[:, 0].astype(np.int64) - ref_q).max())
     verdict = "exact" if dev == 0 else ("within 1 LSB (float requantization)" if dev <= 1 else "MISMATCH")
     rows.append(Row("onnxruntime int8 QDQ", "host int8 reference", dev, "LSB", verdict))
+    from memctl_export import tflite_export
+
+    model = (d / "model_int8.tflite").read_bytes()
+    xq = q.quantize_input(x)
+    for name, out, why in (
+        ("LiteRT int8 (builtin kernels)", tflite_export.run_litert(model, xq), "optimized kernels"),
+        ("LiteRT int8 (XNNPACK delegate)", tflite_export.run_litert(model, xq, delegates=True), "XNNPACK rounding"),
+        ("TFLite Micro int8", tflite_export.run_tflm(model, xq), "gemmlowp"),
+    ):
+        dev = float(np.abs(out - ref_q).max())
+        verdict = f"exact ({why})" if dev == 0 else (f"within 1 LSB ({why})" if dev <= 1 else "MISMATCH")
+        rows.append(Row(name, "host int8 reference", dev, "LSB", verdict))
     assert predictor_blob.check(blob_q, len(blob_q))
     return rows
 
