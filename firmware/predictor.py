@@ -5,6 +5,7 @@
 # live in arrays, so an inference allocates nothing but its result.
 import array
 
+import micropython
 from fixedpoint import mbqm
 from predictor_blob import ACT_RELU, DTYPE_I8, N_FEATURES, decode
 
@@ -50,6 +51,7 @@ class Predictor:
     def scaled(self, current):
         return (current - self.i_min) / self.i_span
 
+    @micropython.native
     def predict(self, f):
         """f: the 7 raw features (N, t_set, V_set, t_off, t_r, V_anti, I_n)."""
         if self.dtype == DTYPE_I8:
@@ -81,6 +83,7 @@ class Predictor:
             v = round_half_away(xn / q) + z
             out[i] = -128 if v < -128 else (127 if v > 127 else v)
 
+    @micropython.native
     def run_int8(self, xq):
         """Integer inference on quantized inputs; returns the int8 output."""
         cur = xq

@@ -93,17 +93,23 @@ class QModel:
         )
 
 
-def quantize(m: MLP, calibration: np.ndarray) -> QModel:
+def _range(a: np.ndarray, percentile: float) -> tuple[float, float]:
+    """Calibration range; below 100 % it clips rare outliers for resolution."""
+    if percentile >= 100:
+        return float(a.min()), float(a.max())
+    return float(np.percentile(a, 100 - percentile)), float(np.percentile(a, percentile))
+
+
+def quantize(m: MLP, calibration: np.ndarray, percentile: float = 100.0) -> QModel:
     """Post-training quantization of a float MLP with calibration inputs."""
     acts = m._forward(calibration)
-    s_in, zp_in = _asym(float(acts[0].min()), float(acts[0].max()))
+    s_in, zp_in = _asym(*_range(acts[0], percentile))
     layers, s_prev = [], s_in
     for k, (w, b) in enumerate(zip(m.weights, m.biases, strict=True)):
         s_w = _f32(np.maximum(np.abs(w).max(axis=1), 1e-12) / 127.0)
         wq = np.clip(np.rint(w / s_w[:, None]), -127, 127).astype(np.int8)
         bq = np.rint(b / (s_prev * s_w)).astype(np.int64)
-        out = acts[k + 1]
-        s_out, zp_out = _asym(float(out.min()), float(out.max()))
+        s_out, zp_out = _asym(*_range(acts[k + 1], percentile))
         # The multiplier from the float32 scales, in double, as TFLite computes it.
         mult = [quantize_multiplier(float(s_prev * sw) / s_out) for sw in s_w]
         layers.append(

@@ -183,7 +183,11 @@ def fit(
     }
     from memctl_export.quantize import quantize
 
-    q = quantize(m, data.x[tr])
+    # Calibration range: the percentile that quantizes best on validation data.
+    def val_mse(qm: object) -> float:
+        return float(np.mean((qm.predict(data.x[va]) - data.y[va]) ** 2))
+
+    q = min((quantize(m, data.x[tr], percentile=p) for p in (100.0, 99.99, 99.9)), key=val_mse)
     int8_mse = {
         name: float(np.mean((q.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
