@@ -6,7 +6,9 @@
    a feature (paper 004 has only the six pulse features).
 2. Data-size study: test MSE against the share of data used, beside paper
    004 Fig. 4b (A1: 0.07 at 0.1 %, 0.006 at 20 %).
-3. Cost: us per inference in the MicroPython unix port (float and int8),
+3. Online adaptation: pulses of predictor-guided programming with and
+   without the per-device output scale, on devices the model never saw.
+4. Cost: us per inference in the MicroPython unix port (float and int8),
    numpy and onnxruntime on the same host, firmware heap used, operations per
    inference beside paper 004's 896 FLOP.
 Prints markdown tables and writes benchmarks/results/predictor.json.
@@ -15,6 +17,7 @@ Prints markdown tables and writes benchmarks/results/predictor.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import subprocess
@@ -78,6 +81,26 @@ def test_mse(data: Dataset, train_rows: np.ndarray, test_rows: np.ndarray) -> fl
     return float(np.mean((r.model.predict(data.x[test_rows]) - data.y[test_rows]) ** 2))
 
 
+def adaptation(blob: bytes, devices: int) -> dict:
+    """The same targets on the same (unseen) devices, adaptation on and off."""
+    s = settings_for(PRESET)
+    side = int(np.sqrt(devices))
+    out = {}
+    for adapt in (True, False):
+        with EmulatedBoard(rows=side, cols=side, seed=51, device=PRESET) as emu, memctl.Board(emu.port) as b:
+            b.set_limits(s.limits.v_pulse, s.limits.width, s.limits.v_read)
+            b.configure(v_read=0.5)
+            b.load_predictor(blob)
+            afe = emu.afe()
+            lo, hi = afe.ranges()
+            afe.close()
+            targets = lo + (hi - lo) * np.random.default_rng(5).uniform(0.2, 0.45, lo.shape)
+            algo = dataclasses.replace(s.predicted, adapt=adapt)
+            r = b.program(targets, tolerance=s.tolerance, max_pulses=300, algorithm=algo)
+        out["adaptive" if adapt else "static"] = {"success": float(r.ok.mean()), "pulses_mean": float(r.pulses.mean())}
+    return out
+
+
 def mpy_cost(blob: bytes) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "m.mcpr").write_bytes(blob)
@@ -126,6 +149,8 @@ def main() -> None:
         sizes[frac] = test_mse(data, rows, test_rows)
     report["data_size"] = sizes
 
+    report["online_adaptation"] = adaptation(full.int8_blob, a.devices)
+
     m = full.model
     x1 = data.x[:1]
     import onnxruntime as ort
@@ -158,6 +183,10 @@ def main() -> None:
     print("| share of data | test MSE (ours) | paper 004 A1 |\n|---|---|---|")
     for frac, mse in sizes.items():
         print(f"| {frac:.1%} | {mse:.3g} | {PAPER_A1.get(frac, '-')} |")
+    ad = report["online_adaptation"]
+    print("\n| predictor-guided (int8) | success | pulses mean |\n|---|---|---|")
+    for k, v in ad.items():
+        print(f"| {k} output scale | {v['success']:.0%} | {v['pulses_mean']:.1f} |")
     c = report["cost"]
     print("\n| cost | value |\n|---|---|")
     for k, v in c.items():

@@ -8,6 +8,7 @@ from errors import CommandError, LimitError
 from predictor import PREDICTOR
 from wire import (
     A_ADAPTIVE,
+    A_STATIC,
     A_FFP,
     A_PREDICT,
     A_ISPP,
@@ -328,7 +329,8 @@ class Predicted:
             ratio = observed / pred
             ratio = 0.05 if ratio < 0.05 else (20.0 if ratio > 20.0 else ratio)
             i = 0 if self.pol > 0 else 1
-            self.scale[i] = 0.5 * self.scale[i] + 0.5 * ratio
+            if self.adapt:
+                self.scale[i] = 0.5 * self.scale[i] + 0.5 * ratio
 
     def maxed(self):
         return self.strongest
@@ -338,9 +340,12 @@ ALGORITHMS = {A_ISPP: ISPP(), A_ADAPTIVE: Adaptive(), A_FFP: FFP(), A_PREDICT: P
 
 
 def prepare(params, limits):
-    algo = ALGORITHMS.get(params.algorithm)
+    """The algorithm byte's low 7 bits pick the algorithm; bit 7 (A_STATIC)
+    turns off online adaptation where an algorithm has it."""
+    algo = ALGORITHMS.get(params.algorithm & 0x7F)
     if algo is None:
         raise CommandError("unknown programming algorithm")
+    algo.adapt = not params.algorithm & A_STATIC
     if not (params.tol > 0 and params.tol < 1):
         raise CommandError("tolerance must be > 0 S")
     if params.patience < 1:

@@ -93,6 +93,7 @@ A_ISPP = const(0)
 A_ADAPTIVE = const(1)
 A_FFP = const(2)
 A_PREDICT = const(3)
+A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
 
 # Payload layouts (little-endian, no padding). Variable parts follow the fixed
 # part; the docs list them per message.

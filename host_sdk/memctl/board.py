@@ -155,8 +155,11 @@ class Predicted:
     t_hi: float = 0.5
     amplitudes: int = 8
     widths: int = 3
+    adapt: bool = True  # online per-device output scale from observed increments
 
-    code = wire.A_PREDICT
+    @property
+    def code(self) -> int:
+        return wire.A_PREDICT | (0 if self.adapt else wire.A_STATIC)
 
     def params(self) -> list[float]:
         return [
