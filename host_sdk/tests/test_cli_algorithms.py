@@ -21,6 +21,13 @@ def test_characterize_fit_load_program_predicted(tmp_path, capsys):
         model = tmp_path / "model.mcpr"
         assert main(["predictor", "fit", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"), "--out", str(model)]) == 0
         assert "417 parameters" in " ".join(capsys.readouterr().out.split())
+        model_dir = tmp_path / "exported"
+        assert main(["predictor", "export", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"),
+                     "--out-dir", str(model_dir)]) == 0  # fmt: skip
+        capsys.readouterr()
+        assert main(["predictor", "check", str(model_dir)]) == 0  # every runtime agrees (exact or 1 LSB)
+        report = " ".join(capsys.readouterr().out.split())
+        assert "TFLite Micro" in report and "exact" in report and "MISMATCH" not in report
         assert main(["predictor", "load", str(model), *port]) == 0
         assert "417-parameter" in capsys.readouterr().out
         targets = np.array([[12e-6, 16e-6]])
