@@ -123,9 +123,33 @@ def cmd_program(a: argparse.Namespace) -> int:
     return 0 if bad == 0 else 3
 
 
+def cmd_deploy(a: argparse.Namespace) -> int:
+    from memctl.deploy import deploy
+
+    with _board(a) as b:
+        dep = deploy(a.model, b, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in)
+    dep.save(a.manifest)
+    for p in dep.placements:
+        console.print(f"layer {p.layer}: {p.rows}x{p.cols} at {p.origin}, weight RMS error {p.weight_rms_error:.3g}")
+    console.print(f"manifest: {a.manifest}")
+    return 0
+
+
 def cmd_infer(a: argparse.Namespace) -> int:
     x = _load_array(a.inputs, ndim=None)
     batch = np.atleast_2d(x)
+    if a.manifest:
+        from memctl.deploy import Deployment
+
+        dep = Deployment.load(a.manifest)
+        with _board(a) as b:
+            out = dep.run(b, batch)
+        if a.out:
+            np.save(a.out, out)
+        else:
+            with np.printoptions(precision=4, linewidth=200):
+                print(out)
+        return 0
     with _board(a) as b:
         out = np.stack([b.vmm(v) for v in batch])
     if a.out:
@@ -307,8 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", help="save per-device results to this .npz")
     g.set_defaults(fn=cmd_program)
 
-    i = with_port(sub.add_parser("infer", help="VMM on the array for each input vector (.npy, volts)"))
+    dp = with_port(sub.add_parser("deploy", help="map an ONNX MLP onto the crossbar and program it"))
+    dp.add_argument("model", help="ONNX file: Gemm / MatMul+Add layers with Relu/Tanh/Sigmoid/Softmax")
+    dp.add_argument("--manifest", required=True, help="where to write the deployment manifest (JSON)")
+    dp.add_argument("--tolerance", type=float, default=0.5e-6)
+    dp.add_argument("--max-pulses", type=int, default=300)
+    dp.add_argument("--v-in", type=float, default=0.1, help="read volts per unit input")
+    dp.set_defaults(fn=cmd_deploy)
+
+    i = with_port(sub.add_parser("infer", help="run a deployed model (--manifest) or a raw VMM (volts)"))
     i.add_argument("inputs")
+    i.add_argument("--manifest", help="a deployment manifest from memctl deploy")
     i.add_argument("--out", help="save column currents (A) to this .npy")
     i.set_defaults(fn=cmd_infer)
 
@@ -377,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemctlError as e:
         err_console.print(f"[red]error:[/] {e}")
         return 2
-    except (ValueError, IndexError) as e:
+    except (ValueError, IndexError, OSError) as e:
         err_console.print(f"[red]error:[/] {e}")
         return 2
 
