@@ -93,3 +93,16 @@ def test_cli_deploy_then_infer_from_the_manifest(model, emu, tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert main(["infer", str(tmp_path / "x.npy"), *port, "--manifest", str(tmp_path / "bad.json")]) == 2
     assert "not a memctl deployment manifest" in capsys.readouterr().err
+
+
+def test_column_calibration_reduces_the_error(model, board):
+    """Coarse programming (loose tolerance) leaves gain/offset errors that a
+    per-output calibration removes (paper 002)."""
+    w, b, onnx_model = model
+    dep = deploy(onnx_model, board, tolerance=3e-6, max_pulses=100)
+    x = np.random.default_rng(4).uniform(-1, 1, (30, 4))
+    want = digital(w, b, x)
+    raw = np.abs(dep.run(board, x, calibrated=False) - want).mean()
+    dep.calibrate(board, samples=24)
+    cal = np.abs(dep.run(board, x) - want).mean()
+    assert cal < raw

@@ -128,6 +128,8 @@ def cmd_deploy(a: argparse.Namespace) -> int:
 
     with _board(a) as b:
         dep = deploy(a.model, b, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in)
+        if a.calibrate:
+            dep.calibrate(b)
     dep.save(a.manifest)
     for p in dep.placements:
         console.print(f"layer {p.layer}: {p.rows}x{p.cols} at {p.origin}, weight RMS error {p.weight_rms_error:.3g}")
@@ -337,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--tolerance", type=float, default=0.5e-6)
     dp.add_argument("--max-pulses", type=int, default=300)
     dp.add_argument("--v-in", type=float, default=0.1, help="read volts per unit input")
+    dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")
     dp.set_defaults(fn=cmd_deploy)
 
     i = with_port(sub.add_parser("infer", help="run a deployed model (--manifest) or a raw VMM (volts)"))

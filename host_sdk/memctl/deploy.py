@@ -93,6 +93,8 @@ class Placement:
     rows: int  # inputs + bias row
     cols: int  # 2 x outputs
     scale: float  # weight units per siemens of G+ - G-
+    gain: list = field(default_factory=list)  # per-output calibration (empty: none)
+    offset: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     achieved: list = field(default_factory=list)
     weight_rms_error: float = 0.0
@@ -143,18 +145,41 @@ class Deployment:
         placements = [Placement(**{**p, "origin": tuple(p["origin"])}) for p in m["placements"]]
         return cls(layers, placements, m["v_in"], m.get("port", ""))
 
-    def run(self, board: Board, x: np.ndarray) -> np.ndarray:
-        """Forward pass with every matrix product on the crossbar."""
+    def layer_output(self, board: Board, p: Placement, a: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """W a + b of one layer, measured on the crossbar."""
         rows, _ = board.shape
+        lim = board.limits().v_read
+        v = np.zeros(rows)
+        v[p.origin[0] : p.origin[0] + p.rows] = np.clip(np.append(a, 1.0) * self.v_in, -lim, lim)
+        i = board.vmm(v)[p.origin[1] : p.origin[1] + p.cols]
+        z = (i[0::2] - i[1::2]) * p.scale / self.v_in
+        if calibrated and p.gain:
+            z = np.asarray(p.gain) * z + np.asarray(p.offset)
+        return z
+
+    def calibrate(self, board: Board, samples: int = 16, seed: int = 0) -> None:
+        """Per-output gain and offset (paper 002's model-driven calibration):
+        run random inputs, fit measured against the layer's own weights."""
+        rng = np.random.default_rng(seed)
+        for layer, p in zip(self.layers, self.placements, strict=True):
+            x = rng.uniform(-1, 1, (samples, layer.weight.shape[1]))
+            want = x @ layer.weight.T + layer.bias
+            got = np.array([self.layer_output(board, p, xi, calibrated=False) for xi in x])
+            gain, offset = [], []
+            for j in range(want.shape[1]):
+                a_mat = np.stack([got[:, j], np.ones(samples)], 1)
+                (g, o), *_ = np.linalg.lstsq(a_mat, want[:, j], rcond=None)
+                gain.append(float(g))
+                offset.append(float(o))
+            p.gain, p.offset = gain, offset
+
+    def run(self, board: Board, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Forward pass with every matrix product on the crossbar."""
         out = []
         for sample in np.atleast_2d(np.asarray(x, float)):
             a = sample
             for layer, p in zip(self.layers, self.placements, strict=True):
-                v = np.zeros(rows)
-                drive = np.clip(np.append(a, 1.0) * self.v_in, -board.limits().v_read, board.limits().v_read)
-                v[p.origin[0] : p.origin[0] + p.rows] = drive
-                i = board.vmm(v)[p.origin[1] : p.origin[1] + p.cols]
-                z = (i[0::2] - i[1::2]) * p.scale / self.v_in
+                z = self.layer_output(board, p, a, calibrated)
                 f = ACTIVATIONS[layer.activation]
                 a = np.exp(z - z.max()) / np.exp(z - z.max()).sum() if layer.activation == "Softmax" else f(z)
             out.append(a)
@@ -190,7 +215,7 @@ def deploy(
         w_target = (t[:, 0::2] - t[:, 1::2]) * scale
         w_real = (achieved[:, 0::2] - achieved[:, 1::2]) * scale
         placements.append(Placement(
-            k, (0, c0), t.shape[0], t.shape[1], scale, t.tolist(), achieved.tolist(),
-            float(np.sqrt(np.mean((w_real - w_target) ** 2))),
+            layer=k, origin=(0, c0), rows=t.shape[0], cols=t.shape[1], scale=scale, targets=t.tolist(),
+            achieved=achieved.tolist(), weight_rms_error=float(np.sqrt(np.mean((w_real - w_target) ** 2))),
         ))  # fmt: skip
     return Deployment(layers, placements, v_in, board.link.port)
