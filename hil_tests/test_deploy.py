@@ -47,6 +47,7 @@ def test_deploy_then_infer_matches_the_digital_model(model, board, emu, tmp_path
     w, b, onnx_model = model
     dep = deploy(onnx_model, board, tolerance=0.3e-6, max_pulses=300)
     assert all(p.weight_rms_error < 0.05 * np.abs(w[p.layer]).max() for p in dep.placements)
+    assert len(dep.placements) == 2  # one tile per layer on a 32x32 array
     x = np.random.default_rng(1).uniform(-1, 1, (20, 4))
     want = digital(w, b, x)
     got = dep.run(board, x)
@@ -64,7 +65,7 @@ def test_bad_models_are_refused_before_any_pulse(model, board, emu):
     with pytest.raises(DeployError, match="NaN"):
         deploy(bad_nan, board)
     too_big = mlp_onnx([np.ones((20, 4))], [np.zeros(20)], [None])  # 40 columns > 32
-    with pytest.raises(DeployError, match="columns"):
+    with pytest.raises(DeployError, match="needs 40 columns"):
         deploy(too_big, board)
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
@@ -106,3 +107,25 @@ def test_column_calibration_reduces_the_error(model, board):
     dep.calibrate(board, samples=24)
     cal = np.abs(dep.run(board, x) - want).mean()
     assert cal < raw
+
+
+def test_a_layer_larger_than_one_array_is_tiled_across_boards():
+    """20 inputs x 6 outputs on two 16x16 boards: two row blocks (21 rows with
+    the bias), column bands split across the boards, partial sums on the host."""
+    from memctl_emulation import EmulatedBoard
+
+    rng = np.random.default_rng(6)
+    w, b = [rng.normal(size=(6, 20))], [rng.normal(size=6) * 0.3]
+    onnx_model = mlp_onnx(w, b, [None])
+    with EmulatedBoard(rows=16, cols=16, seed=1) as e1, EmulatedBoard(rows=16, cols=16, seed=2) as e2:
+        with memctl.Board(e1.port) as b1, memctl.Board(e2.port) as b2:
+            dep = deploy(onnx_model, [b1, b2], tolerance=0.3e-6, max_pulses=300)
+            assert {p.board for p in dep.placements} == {0, 1}
+            assert all(p.rows <= 16 and p.cols <= 16 for p in dep.placements)
+            assert {p.inputs for p in dep.placements} == {(0, 16), (16, 21)}
+            x = rng.uniform(-1, 1, (10, 20))
+            want = x @ w[0].T + b[0]
+            got = dep.run([b1, b2], x)
+            assert np.abs(got - want).max() < 0.1 * np.abs(want).max()
+            with pytest.raises(DeployError, match="offer"):
+                deploy(mlp_onnx([np.ones((20, 20))], [np.zeros(20)], [None]), [b1, b2])

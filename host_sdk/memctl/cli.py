@@ -24,6 +24,19 @@ def _board(a: argparse.Namespace) -> Board:
     return Board(a.port, baudrate=a.baud, timeout=a.timeout, progress=None if a.progress else False)
 
 
+def _boards(a: argparse.Namespace) -> list[Board]:
+    """--port plus any --more-ports, in order (a deployment's board indices)."""
+    boards = [_board(a)]
+    try:
+        for port in getattr(a, "more_ports", None) or []:
+            boards.append(Board(port, baudrate=a.baud, timeout=a.timeout, progress=None if a.progress else False))
+    except BaseException:
+        for b in boards:
+            b.close()
+        raise
+    return boards
+
+
 def cmd_emulate(a: argparse.Namespace) -> int:
     import threading
 
@@ -126,13 +139,20 @@ def cmd_program(a: argparse.Namespace) -> int:
 def cmd_deploy(a: argparse.Namespace) -> int:
     from memctl.deploy import deploy
 
-    with _board(a) as b:
-        dep = deploy(a.model, b, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in)
+    boards = _boards(a)
+    try:
+        dep = deploy(a.model, boards, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in)
         if a.calibrate:
-            dep.calibrate(b)
+            dep.calibrate(boards)
+    finally:
+        for b in boards:
+            b.close()
     dep.save(a.manifest)
     for p in dep.placements:
-        console.print(f"layer {p.layer}: {p.rows}x{p.cols} at {p.origin}, weight RMS error {p.weight_rms_error:.3g}")
+        console.print(
+            f"layer {p.layer} inputs {p.inputs} outputs {p.outputs}: board {p.board} at {p.origin}, "
+            f"weight RMS error {p.weight_rms_error:.3g}"
+        )
     console.print(f"manifest: {a.manifest}")
     return 0
 
@@ -144,8 +164,12 @@ def cmd_infer(a: argparse.Namespace) -> int:
         from memctl.deploy import Deployment
 
         dep = Deployment.load(a.manifest)
-        with _board(a) as b:
-            out = dep.run(b, batch)
+        boards = _boards(a)
+        try:
+            out = dep.run(boards, batch)
+        finally:
+            for b in boards:
+                b.close()
         if a.out:
             np.save(a.out, out)
         else:
@@ -340,11 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--max-pulses", type=int, default=300)
     dp.add_argument("--v-in", type=float, default=0.1, help="read volts per unit input")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")
+    dp.add_argument("--more-ports", nargs="+", default=[], help="further boards to tile the model across")
     dp.set_defaults(fn=cmd_deploy)
 
     i = with_port(sub.add_parser("infer", help="run a deployed model (--manifest) or a raw VMM (volts)"))
     i.add_argument("inputs")
     i.add_argument("--manifest", help="a deployment manifest from memctl deploy")
+    i.add_argument("--more-ports", nargs="+", default=[], help="the deployment's further boards, in order")
     i.add_argument("--out", help="save column currents (A) to this .npy")
     i.set_defaults(fn=cmd_infer)
 

@@ -86,18 +86,25 @@ def read_onnx(path_or_model) -> list[Layer]:
 
 @dataclass
 class Placement:
-    """Where one layer lives and how it was programmed (for the manifest)."""
+    """One tile: a block of a layer's inputs x outputs on one board."""
 
     layer: int
-    origin: tuple[int, int]
-    rows: int  # inputs + bias row
-    cols: int  # 2 x outputs
+    board: int  # index into the deployment's boards
+    origin: tuple[int, int]  # row, column of the tile's first device
+    inputs: tuple[int, int]  # input rows [start, stop) of the layer's mapped matrix (bias = last row)
+    outputs: tuple[int, int]  # outputs [start, stop)
     scale: float  # weight units per siemens of G+ - G-
-    gain: list = field(default_factory=list)  # per-output calibration (empty: none)
-    offset: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     achieved: list = field(default_factory=list)
     weight_rms_error: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return self.inputs[1] - self.inputs[0]
+
+    @property
+    def cols(self) -> int:
+        return 2 * (self.outputs[1] - self.outputs[0])
 
 
 def map_layer(layer: Layer, g_lo: float, g_hi: float) -> tuple[np.ndarray, float]:
@@ -114,19 +121,51 @@ def map_layer(layer: Layer, g_lo: float, g_hi: float) -> tuple[np.ndarray, float
     return t, scale
 
 
+def plan_tiles(layers: list[Layer], shapes: list[tuple[int, int]], g_range: tuple[float, float]) -> list:
+    """Split every layer into tiles and place them in column bands, board
+    after board. Row blocks are as tall as the smallest board; their partial
+    sums add up on the host. Raises DeployError, before any pulse, when the
+    model does not fit."""
+    block = min(r for r, _ in shapes)
+    mapped = [map_layer(layer, *g_range) for layer in layers]
+    need = sum(t.shape[1] * -(-t.shape[0] // block) for t, _ in mapped)
+    have = sum(c - c % 2 for _, c in shapes)
+    if need > have:
+        raise DeployError(
+            f"the model needs {need} columns of {block}-row tiles; {len(shapes)} board(s) {shapes} offer {have}: "
+            "give more boards (ports) or a smaller model"
+        )
+    free = [0] * len(shapes)
+    plans = []
+    for k, (t, scale) in enumerate(mapped):
+        n_in, n_out = t.shape[0], t.shape[1] // 2
+        for r0 in range(0, n_in, block):
+            r1 = min(n_in, r0 + block)
+            o0 = 0
+            while o0 < n_out:
+                bi = next(i for i, (_, c) in enumerate(shapes) if c - free[i] >= 2)
+                o1 = min(n_out, o0 + (shapes[bi][1] - free[bi]) // 2)
+                plans.append((k, bi, (0, free[bi]), (r0, r1), (o0, o1), scale, t[r0:r1, 2 * o0 : 2 * o1]))
+                free[bi] += 2 * (o1 - o0)
+                o0 = o1
+    return plans
+
+
 @dataclass
 class Deployment:
     layers: list[Layer]
     placements: list[Placement]
     v_in: float
-    port: str = ""
+    ports: list[str] = field(default_factory=list)
+    gain: list = field(default_factory=list)  # per layer, per output (empty: uncalibrated)
+    offset: list = field(default_factory=list)
 
     def manifest(self) -> dict:
         return {
-            "format": "memctl-deployment", "version": 1, "port": self.port, "v_in": self.v_in,
+            "format": "memctl-deployment", "version": 1, "ports": self.ports, "v_in": self.v_in,
             "layers": [{"weight": lay.weight.tolist(), "bias": lay.bias.tolist(), "activation": lay.activation}
                        for lay in self.layers],
-            "placements": [asdict(p) for p in self.placements],
+            "placements": [asdict(p) for p in self.placements], "gain": self.gain, "offset": self.offset,
         }  # fmt: skip
 
     def save(self, path: str | Path) -> None:
@@ -142,80 +181,85 @@ class Deployment:
         if m.get("format") != "memctl-deployment":
             raise DeployError(f"{path}: not a memctl deployment manifest")
         layers = [Layer(np.array(d["weight"]), np.array(d["bias"]), d["activation"]) for d in m["layers"]]
-        placements = [Placement(**{**p, "origin": tuple(p["origin"])}) for p in m["placements"]]
-        return cls(layers, placements, m["v_in"], m.get("port", ""))
+        placements = [
+            Placement(
+                **{**p, "origin": tuple(p["origin"]), "inputs": tuple(p["inputs"]), "outputs": tuple(p["outputs"])}
+            )
+            for p in m["placements"]
+        ]
+        return cls(layers, placements, m["v_in"], m.get("ports", []), m.get("gain", []), m.get("offset", []))
 
-    def layer_output(self, board: Board, p: Placement, a: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """W a + b of one layer, measured on the crossbar."""
-        rows, _ = board.shape
-        lim = board.limits().v_read
-        v = np.zeros(rows)
-        v[p.origin[0] : p.origin[0] + p.rows] = np.clip(np.append(a, 1.0) * self.v_in, -lim, lim)
-        i = board.vmm(v)[p.origin[1] : p.origin[1] + p.cols]
-        z = (i[0::2] - i[1::2]) * p.scale / self.v_in
-        if calibrated and p.gain:
-            z = np.asarray(p.gain) * z + np.asarray(p.offset)
+    def layer_output(self, boards: list[Board], k: int, a: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """W a + b of layer k: the sum of its tiles' crossbar products."""
+        x = np.append(a, 1.0)  # the bias row
+        z = np.zeros(self.layers[k].weight.shape[0])
+        for p in self.placements:
+            if p.layer != k:
+                continue
+            b = boards[p.board]
+            rows, _ = b.shape
+            lim = b.limits().v_read
+            v = np.zeros(rows)
+            v[p.origin[0] : p.origin[0] + p.rows] = np.clip(x[p.inputs[0] : p.inputs[1]] * self.v_in, -lim, lim)
+            i = b.vmm(v)[p.origin[1] : p.origin[1] + p.cols]
+            z[p.outputs[0] : p.outputs[1]] += (i[0::2] - i[1::2]) * p.scale / self.v_in
+        if calibrated and self.gain:
+            z = np.asarray(self.gain[k]) * z + np.asarray(self.offset[k])
         return z
 
-    def calibrate(self, board: Board, samples: int = 16, seed: int = 0) -> None:
+    def calibrate(self, boards: Board | list[Board], samples: int = 16, seed: int = 0) -> None:
         """Per-output gain and offset (paper 002's model-driven calibration):
         run random inputs, fit measured against the layer's own weights."""
+        boards = boards if isinstance(boards, list) else [boards]
         rng = np.random.default_rng(seed)
-        for layer, p in zip(self.layers, self.placements, strict=True):
+        self.gain, self.offset = [], []
+        for k, layer in enumerate(self.layers):
             x = rng.uniform(-1, 1, (samples, layer.weight.shape[1]))
             want = x @ layer.weight.T + layer.bias
-            got = np.array([self.layer_output(board, p, xi, calibrated=False) for xi in x])
-            gain, offset = [], []
-            for j in range(want.shape[1]):
-                a_mat = np.stack([got[:, j], np.ones(samples)], 1)
-                (g, o), *_ = np.linalg.lstsq(a_mat, want[:, j], rcond=None)
-                gain.append(float(g))
-                offset.append(float(o))
-            p.gain, p.offset = gain, offset
+            got = np.array([self.layer_output(boards, k, xi, calibrated=False) for xi in x])
+            fits = [np.linalg.lstsq(np.stack([got[:, j], np.ones(samples)], 1), want[:, j], rcond=None)[0]
+                    for j in range(want.shape[1])]  # fmt: skip
+            self.gain.append([float(f[0]) for f in fits])
+            self.offset.append([float(f[1]) for f in fits])
 
-    def run(self, board: Board, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """Forward pass with every matrix product on the crossbar."""
+    def run(self, boards: Board | list[Board], x: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Forward pass with every matrix product on the crossbar(s)."""
+        boards = boards if isinstance(boards, list) else [boards]
         out = []
         for sample in np.atleast_2d(np.asarray(x, float)):
             a = sample
-            for layer, p in zip(self.layers, self.placements, strict=True):
-                z = self.layer_output(board, p, a, calibrated)
-                f = ACTIVATIONS[layer.activation]
-                a = np.exp(z - z.max()) / np.exp(z - z.max()).sum() if layer.activation == "Softmax" else f(z)
+            for k, layer in enumerate(self.layers):
+                z = self.layer_output(boards, k, a, calibrated)
+                if layer.activation == "Softmax":
+                    e = np.exp(z - z.max())
+                    a = e / e.sum()
+                else:
+                    a = ACTIVATIONS[layer.activation](z)
             out.append(a)
         return np.array(out)
 
 
 def deploy(
-    model, board: Board, *, algorithm: Algorithm | None = None, tolerance: float | None = None,
+    model, boards: Board | list[Board], *, algorithm: Algorithm | None = None, tolerance: float | None = None,
     max_pulses: int = 200, v_in: float = 0.1, g_range: tuple[float, float] = (10e-6, 100e-6),
 ) -> Deployment:  # fmt: skip
-    """Map every layer, check it fits the board, then program tile by tile.
-    Layers sit side by side on one array (tiling across arrays comes later)."""
+    """Map every layer, tile it over the boards, check everything fits, then
+    program tile by tile (progress bar per tile) and record a manifest."""
+    boards = boards if isinstance(boards, list) else [boards]
     layers = read_onnx(model) if not isinstance(model, list) else model
-    rows, cols = board.shape
+    for b in boards:
+        if not 0 < v_in <= b.limits().v_read:
+            raise DeployError(f"v_in {v_in} V must be within the read limit {b.limits().v_read} V of {b.link.port}")
+    plans = plan_tiles(layers, [b.shape for b in boards], g_range)
     g_lo, g_hi = g_range
-    plans, col = [], 0
-    for k, layer in enumerate(layers):
-        t, scale = map_layer(layer, g_lo, g_hi)
-        if t.shape[0] > rows or col + t.shape[1] > cols:
-            raise DeployError(
-                f"layer {k} needs {t.shape[0]} rows x {t.shape[1]} columns; the {rows}x{cols} board has "
-                f"{cols - col} columns left (tiling across arrays is not implemented yet)"
-            )
-        plans.append((k, t, scale, col))
-        col += t.shape[1]
-    if not 0 < v_in <= board.limits().v_read:
-        raise DeployError(f"v_in {v_in} V must be within the read limit {board.limits().v_read} V")
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
     placements = []
-    for k, t, scale, c0 in plans:
-        res = board.program(t, tolerance=tol, max_pulses=max_pulses, origin=(0, c0), algorithm=algorithm)
-        achieved = res.final
+    for k, bi, origin, ins, outs, scale, t in plans:
+        res = boards[bi].program(t, tolerance=tol, max_pulses=max_pulses, origin=origin, algorithm=algorithm)
         w_target = (t[:, 0::2] - t[:, 1::2]) * scale
-        w_real = (achieved[:, 0::2] - achieved[:, 1::2]) * scale
+        w_real = (res.final[:, 0::2] - res.final[:, 1::2]) * scale
         placements.append(Placement(
-            layer=k, origin=(0, c0), rows=t.shape[0], cols=t.shape[1], scale=scale, targets=t.tolist(),
-            achieved=achieved.tolist(), weight_rms_error=float(np.sqrt(np.mean((w_real - w_target) ** 2))),
+            layer=k, board=bi, origin=origin, inputs=ins, outputs=outs, scale=scale, targets=t.tolist(),
+            achieved=res.final.tolist(), weight_rms_error=float(np.sqrt(np.mean((w_real - w_target) ** 2))),
         ))  # fmt: skip
-    return Deployment(layers, placements, v_in, board.link.port)
+    return Deployment(layers, placements, v_in, [b.link.port for b in boards])
