@@ -47,3 +47,15 @@ def test_ffp_levels_benchmark_small(tmp_path):
     data = json.loads(out.read_text())
     assert data["potentiation"]["share_in_window"] > 0.8  # FFP keeps |dR| in 0.1-0.3 ohm
     assert data["levels"]["32"]["potentiation"]["skipped"] == 0  # paper 001: none at n = 32
+
+
+def test_deploy_benchmark_letters(tmp_path):
+    out = tmp_path / "deploy.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "deploy.py"), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    r = json.loads(out.read_text())
+    assert r["digital"]["train"] == 1.0
+    assert r["deployed_calibrated"]["test"] >= r["digital"]["test"] - 0.01  # within 1 point of digital
