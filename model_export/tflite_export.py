@@ -127,6 +127,11 @@ def to_tflite(q: QModel) -> bytes:
     return bytes(b.Output())
 
 
+def _per_row(xq: np.ndarray, step) -> np.ndarray:
+    """Run a one-row interpreter over every row; step(row) -> int8 output."""
+    return np.array([int(step(row.reshape(1, 7).astype(np.int8))) for row in xq], np.int64)
+
+
 def run_litert(model: bytes, xq: np.ndarray, delegates: bool = False) -> np.ndarray:
     """int8 outputs of the LiteRT (TFLite) interpreter, row by row: its
     builtin kernels, or with the default (XNNPACK) delegate."""
@@ -136,12 +141,13 @@ def run_litert(model: bytes, xq: np.ndarray, delegates: bool = False) -> np.ndar
     it = Interpreter(model_content=model, experimental_op_resolver_type=kind)
     it.allocate_tensors()
     i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
-    out = np.empty(len(xq), np.int64)
-    for k, row in enumerate(xq):
-        it.set_tensor(i, row.reshape(1, 7).astype(np.int8))
+
+    def step(row: np.ndarray) -> int:
+        it.set_tensor(i, row)
         it.invoke()
-        out[k] = int(it.get_tensor(o)[0, 0])
-    return out
+        return it.get_tensor(o)[0, 0]
+
+    return _per_row(xq, step)
 
 
 def run_tflm(model: bytes, xq: np.ndarray) -> np.ndarray:
@@ -149,9 +155,10 @@ def run_tflm(model: bytes, xq: np.ndarray) -> np.ndarray:
     from tflite_micro.python.tflite_micro import runtime
 
     it = runtime.Interpreter.from_bytes(model)
-    out = np.empty(len(xq), np.int64)
-    for k, row in enumerate(xq):
-        it.set_input(row.reshape(1, 7).astype(np.int8), 0)
+
+    def step(row: np.ndarray) -> int:
+        it.set_input(row, 0)
         it.invoke()
-        out[k] = int(it.get_output(0)[0, 0])
-    return out
+        return it.get_output(0)[0, 0]
+
+    return _per_row(xq, step)
