@@ -99,6 +99,7 @@ def main() -> None:
         dep = deploy(to_onnx(w, b), board, tolerance=a.tolerance, max_pulses=300, v_in=0.2)  # +-0.2 V inputs
         report["program_s"] = time.monotonic() - start
         report["weight_rms_error"] = [p.weight_rms_error for p in dep.placements]
+        report["programming"] = dep.cost()
         raw_tr, raw_te = dep.run(board, xtr, calibrated=False), dep.run(board, xte, calibrated=False)
         dep.calibrate(board)
         cal_tr, cal_te = dep.run(board, xtr), dep.run(board, xte)
@@ -110,7 +111,9 @@ def main() -> None:
         print(f"| {k} | {report[k]['train']:.1%} | {report[k]['test']:.2%} |")
     print("| paper 003 software | 100 % | 82.34 % |\n| paper 003 hardware (oblivious / aware) | 95 % / 100 % "
           "| 79.06 % / 81.4 % |")  # fmt: skip
-    print(f"\nprogramming {report['program_s']:.1f} s wall; weight RMS error per layer {report['weight_rms_error']}")
+    c = report["programming"]
+    print(f"\nprogramming: {c['pulses']} pulses, {c['board_time_s']:.3g} s board time, {c['energy_J']:.3g} J, "
+          f"{report['program_s']:.1f} s wall; weight RMS error per layer {report['weight_rms_error']}")  # fmt: skip
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {a.out}")

@@ -48,6 +48,8 @@ def test_deploy_then_infer_matches_the_digital_model(model, board, emu, tmp_path
     dep = deploy(onnx_model, board, tolerance=0.3e-6, max_pulses=300)
     assert all(p.weight_rms_error < 0.05 * np.abs(w[p.layer]).max() for p in dep.placements)
     assert len(dep.placements) == 2  # one tile per layer on a 32x32 array
+    cost = dep.cost()
+    assert cost["pulses"] > 0 and cost["board_time_s"] > 0 and cost["energy_J"] > 0
     x = np.random.default_rng(1).uniform(-1, 1, (20, 4))
     want = digital(w, b, x)
     got = dep.run(board, x)

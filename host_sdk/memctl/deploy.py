@@ -97,6 +97,9 @@ class Placement:
     targets: list = field(default_factory=list)
     achieved: list = field(default_factory=list)
     weight_rms_error: float = 0.0
+    pulses: int = 0  # programming cost of this tile
+    board_time: float = 0.0  # s
+    energy: float = 0.0  # J (estimate)
 
     @property
     def rows(self) -> int:
@@ -159,6 +162,14 @@ class Deployment:
     ports: list[str] = field(default_factory=list)
     gain: list = field(default_factory=list)  # per layer, per output (empty: uncalibrated)
     offset: list = field(default_factory=list)
+
+    def cost(self) -> dict:
+        """Programming pulses, board time and energy of the whole deployment."""
+        return {
+            "pulses": sum(p.pulses for p in self.placements),
+            "board_time_s": sum(p.board_time for p in self.placements),
+            "energy_J": sum(p.energy for p in self.placements),
+        }
 
     def manifest(self) -> dict:
         return {
@@ -261,5 +272,6 @@ def deploy(
         placements.append(Placement(
             layer=k, board=bi, origin=origin, inputs=ins, outputs=outs, scale=scale, targets=t.tolist(),
             achieved=res.final.tolist(), weight_rms_error=float(np.sqrt(np.mean((w_real - w_target) ** 2))),
+            pulses=int(res.pulses.sum()), board_time=float(res.board_time), energy=float(res.energy.sum()),
         ))  # fmt: skip
     return Deployment(layers, placements, v_in, [b.link.port for b in boards])
