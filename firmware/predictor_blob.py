@@ -35,13 +35,24 @@ class BlobError(ValueError):
     pass
 
 
-def encode(layers, mean, std, i_min, i_max):
-    """layers: list of (weights rows of floats, bias list, activation)."""
+def _head(dtype, n_layers, mean, std, i_min, i_max):
+    """Magic, header, feature normalization and current scaling: shared by both dtypes."""
     out = bytearray(MAGIC)
-    out += struct.pack(HEAD, VERSION, DTYPE_F32, len(layers), len(mean), FEATURES_P004_I)
+    out += struct.pack(HEAD, VERSION, dtype, n_layers, len(mean), FEATURES_P004_I)
     for v in list(mean) + list(std):
         out += struct.pack("<f", v)
     out += struct.pack("<ff", i_min, i_max)
+    return out
+
+
+def _seal(out):
+    out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def encode(layers, mean, std, i_min, i_max):
+    """layers: list of (weights rows of floats, bias list, activation)."""
+    out = _head(DTYPE_F32, len(layers), mean, std, i_min, i_max)
     for w, b, act in layers:
         n_out, n_in = len(w), len(w[0])
         out += struct.pack("<HHB", n_in, n_out, act)
@@ -50,17 +61,12 @@ def encode(layers, mean, std, i_min, i_max):
                 out += struct.pack("<f", v)
         for v in b:
             out += struct.pack("<f", v)
-    out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
-    return bytes(out)
+    return _seal(out)
 
 
 def encode_int8(layers, mean, std, i_min, i_max, s_in, zp_in):
     """layers: list of (w rows of ints, bias ints, m0 ints, shifts, activation, s_out, zp_out)."""
-    out = bytearray(MAGIC)
-    out += struct.pack(HEAD, VERSION, DTYPE_I8, len(layers), len(mean), FEATURES_P004_I)
-    for v in list(mean) + list(std):
-        out += struct.pack("<f", v)
-    out += struct.pack("<ff", i_min, i_max)
+    out = _head(DTYPE_I8, len(layers), mean, std, i_min, i_max)
     out += struct.pack("<fb", s_in, zp_in)
     for w, b, m0, shift, act, s_out, zp_out in layers:
         n_out, n_in = len(w), len(w[0])
@@ -75,8 +81,7 @@ def encode_int8(layers, mean, std, i_min, i_max, s_in, zp_in):
                 out += struct.pack("<b", v)
         for v in b:
             out += struct.pack("<i", v)
-    out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
-    return bytes(out)
+    return _seal(out)
 
 
 def _layer_size(dtype, n_in, n_out):
