@@ -244,6 +244,11 @@ class Board:
     def shape(self) -> tuple[int, int]:
         return self._info.rows, self._info.cols
 
+    @property
+    def read_limit(self) -> float:
+        """Max |V| of a VMM input, as last reported (no round trip)."""
+        return self._info.limits.v_read
+
     def info(self) -> BoardInfo:
         p = self.link.request(wire.T_INFO)
         f = struct.unpack_from(wire.INFO_RESP, p, 0)
@@ -267,6 +272,7 @@ class Board:
     def set_limits(self, v_pulse: float, width: float, v_read: float) -> Limits:
         _finite("limits", [v_pulse, width, v_read])
         p = self.link.request(wire.T_SET_LIMITS, struct.pack(wire.LIMITS, v_pulse, width, v_read))
+        self.info()  # keep the cached limits (read_limit) in step with the board
         return Limits(*struct.unpack(wire.LIMITS, p))
 
     # -- instrument calls ------------------------------------------------

@@ -19,8 +19,14 @@ import numpy as np
 
 from memctl.board import Algorithm, Board
 
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
 ACTIVATIONS = {"Relu": lambda z: np.maximum(z, 0), "Tanh": np.tanh,
-               "Sigmoid": lambda z: 1 / (1 + np.exp(-z)), "Softmax": None, None: lambda z: z}  # fmt: skip
+               "Sigmoid": lambda z: 1 / (1 + np.exp(-z)), "Softmax": _softmax, None: lambda z: z}  # fmt: skip
 
 
 class DeployError(ValueError):
@@ -209,7 +215,7 @@ class Deployment:
                 continue
             b = boards[p.board]
             rows, _ = b.shape
-            lim = b.limits().v_read
+            lim = b.read_limit
             v = np.zeros(rows)
             v[p.origin[0] : p.origin[0] + p.rows] = np.clip(x[p.inputs[0] : p.inputs[1]] * self.v_in, -lim, lim)
             i = b.vmm(v)[p.origin[1] : p.origin[1] + p.cols]
@@ -240,12 +246,7 @@ class Deployment:
         for sample in np.atleast_2d(np.asarray(x, float)):
             a = sample
             for k, layer in enumerate(self.layers):
-                z = self.layer_output(boards, k, a, calibrated)
-                if layer.activation == "Softmax":
-                    e = np.exp(z - z.max())
-                    a = e / e.sum()
-                else:
-                    a = ACTIVATIONS[layer.activation](z)
+                a = ACTIVATIONS[layer.activation](self.layer_output(boards, k, a, calibrated))
             out.append(a)
         return np.array(out)
 
@@ -259,8 +260,8 @@ def deploy(
     boards = boards if isinstance(boards, list) else [boards]
     layers = read_onnx(model) if not isinstance(model, list) else model
     for b in boards:
-        if not 0 < v_in <= b.limits().v_read:
-            raise DeployError(f"v_in {v_in} V must be within the read limit {b.limits().v_read} V of {b.link.port}")
+        if not 0 < v_in <= b.read_limit:
+            raise DeployError(f"v_in {v_in} V must be within the read limit {b.read_limit} V of {b.link.port}")
     plans = plan_tiles(layers, [b.shape for b in boards], g_range)
     g_lo, g_hi = g_range
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
