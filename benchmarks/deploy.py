@@ -23,7 +23,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 import memctl
-from memctl.deploy import deploy
+from memctl.deployment import deploy
 from memctl_emulation import EmulatedBoard
 
 OUT = Path(__file__).with_name("results") / "deploy.json"

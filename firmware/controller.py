@@ -17,6 +17,8 @@ from config import (
 from errors import AddressError, CommandError, LimitError, UnknownCommand
 from predictor import PREDICTOR
 from predictor_blob import MAX_BLOB
+from network import NETWORK
+from network_blob import MAX_BLOB as MAX_NET_BLOB
 from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
@@ -65,9 +67,10 @@ class Controller:
             wire.T_FFP_TABLE: self.do_ffp_table,
             wire.T_FFP_TRACE: self.do_ffp_trace,
             wire.T_LOAD_PREDICTOR: self.do_load_predictor,
+            wire.T_LOAD_NETWORK: self.do_load_network,
+            wire.T_RUN_NETWORK: self.do_run_network,
         }
-        self.blob = None  # staging buffer, allocated on the first LOAD_PREDICTOR
-        self.blob_len = 0
+        self.staging = Staging(max(MAX_BLOB, MAX_NET_BLOB))
 
     # -- transport -------------------------------------------------------
     def serve_forever(self):
@@ -368,29 +371,90 @@ class Controller:
         """Chunks arrive in order into a staging buffer; the complete blob is
         checked (CRC, version, feature set, shapes) before it replaces the
         loaded model, so a corrupt or truncated blob changes nothing."""
-        if len(p) < 4:
-            raise CommandError("short LOAD_PREDICTOR")
-        off, total = struct.unpack_from(wire.LOAD_PREDICTOR_REQ, p, 0)
-        n = len(p) - 4
-        if not 0 < total <= MAX_BLOB:
-            raise CommandError("predictor blob size out of range")
-        if self.blob is None:
-            self.blob = bytearray(MAX_BLOB)
-        if off == 0:
-            self.blob_len = 0
-        if off != self.blob_len or off + n > total:
-            self.blob_len = 0
-            raise CommandError("predictor chunk out of order: start again at offset 0")
-        self.blob[off : off + n] = p[4:]
-        self.blob_len = off + n
-        if self.blob_len == total:
-            self.blob_len = 0
+        received, total = self.staging.take(wire.T_LOAD_PREDICTOR, p, MAX_BLOB)
+        if received == total:
             try:
-                PREDICTOR.load(self.blob, total)
+                PREDICTOR.load(self.staging.buf, total)
             except ValueError as e:
                 raise CommandError(str(e)) from None
-            received = total
-        else:
-            received = self.blob_len
         struct.pack_into(wire.LOAD_PREDICTOR_RESP, self.raw, HDR_SIZE, received, total, PREDICTOR.n_params)
         return 6
+
+    def do_load_network(self, p, seq):
+        """A deployed network's layout (network_blob.py), staged like a
+        predictor and checked whole against this array before it is installed."""
+        received, total = self.staging.take(wire.T_LOAD_NETWORK, p, MAX_NET_BLOB)
+        if received == total:
+            a = self.array
+            try:
+                NETWORK.load(self.staging.buf, total, a.rows, a.cols)
+            except ValueError as e:
+                raise CommandError(str(e)) from None
+        struct.pack_into(wire.LOAD_NETWORK_RESP, self.raw, HDR_SIZE, received, total, NETWORK.n_layers)
+        return 5
+
+    def do_run_network(self, p, seq):
+        """Whole-MLP inference for a batch of inputs: every sample is checked
+        (finite) before the first VMM; progress frames keep the host waiting."""
+        net = NETWORK
+        if not net.loaded:
+            raise CommandError("no network loaded: send LOAD_NETWORK first")
+        if len(p) < 3:
+            raise CommandError("short RUN_NETWORK")
+        n, flags = struct.unpack_from(wire.RUN_NETWORK_REQ, p, 0)
+        n_in, n_out = net.n_in, net.n_out
+        if n < 1 or len(p) != 3 + 4 * n * n_in:
+            raise CommandError("RUN_NETWORK length does not match samples x inputs")
+        if 4 + 4 * n * n_out > MAX_PAYLOAD:
+            raise CommandError("too many samples for one reply frame")
+        for i in range(n * n_in):
+            v = struct.unpack_from("<f", p, 3 + 4 * i)[0]
+            if not (v == v and -1e30 < v < 1e30):
+                raise CommandError("network inputs must be finite")
+        a = net.a
+        out = HDR_SIZE + 4
+        for k in range(n):
+            for i in range(n_in):
+                a[i] = struct.unpack_from("<f", p, 3 + 4 * (k * n_in + i))[0]
+            net.run(self.array, self.vin, flags & wire.RUN_CALIBRATED)
+            for j in range(n_out):
+                struct.pack_into("<f", self.raw, out, a[j])
+                out += 4
+            if k % 8 == 7:
+                self.send_progress(seq, k + 1, n)
+        struct.pack_into(wire.RUN_NETWORK_RESP, self.raw, HDR_SIZE, n, n_out)
+        return out - HDR_SIZE
+
+
+class Staging:
+    """One buffer that collects a blob's chunks in order (predictor or
+    network); allocated on first use, then reused."""
+
+    def __init__(self, size):
+        self.size = size
+        self.buf = None
+        self.kind = 0
+        self.len = 0
+
+    def take(self, kind, p, limit):
+        """Append one <HH offset, total chunk; returns (received, total)."""
+        if len(p) < 4:
+            raise CommandError("short blob chunk")
+        off, total = struct.unpack_from("<HH", p, 0)
+        n = len(p) - 4
+        if not 0 < total <= limit:
+            raise CommandError("blob size out of range")
+        if self.buf is None:
+            self.buf = bytearray(self.size)
+        if off == 0:
+            self.len = 0
+            self.kind = kind
+        if off != self.len or kind != self.kind or off + n > total:
+            self.len = 0
+            raise CommandError("blob chunk out of order: start again at offset 0")
+        self.buf[off : off + n] = p[4:]
+        self.len = off + n
+        if self.len == total:
+            self.len = 0
+            return total, total
+        return self.len, total

@@ -10,24 +10,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import memctl
-from memctl.deploy import DeployError, deploy, read_onnx
+from memctl.deployment import DeployError, Deployment, Layer, deploy, read_onnx
+from memctl.onnx_mlp import to_onnx
 
 
 def mlp_onnx(weights, biases, acts) -> onnx.ModelProto:
-    nodes, inits, x = [], [], "x"
-    for k, (w, b, act) in enumerate(zip(weights, biases, acts, strict=True)):
-        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{k}"),
-                  numpy_helper.from_array(b.astype(np.float32), f"b{k}")]  # fmt: skip
-        nodes.append(helper.make_node("Gemm", [x, f"w{k}", f"b{k}"], [f"h{k}"], transB=1))
-        x = f"h{k}"
-        if act:
-            nodes.append(helper.make_node(act, [x], [f"a{k}"]))
-            x = f"a{k}"
-    graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, weights[0].shape[1]])],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [None, weights[-1].shape[0]])], inits,
-    )  # fmt: skip
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return to_onnx(
+        [Layer(np.asarray(w, float), np.asarray(b, float), a) for w, b, a in zip(weights, biases, acts, strict=True)]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +113,7 @@ def test_a_layer_larger_than_one_array_is_tiled_across_boards():
         with memctl.Board(e1.port) as b1, memctl.Board(e2.port) as b2:
             dep = deploy(onnx_model, [b1, b2], tolerance=0.3e-6, max_pulses=300)
             assert {p.board for p in dep.placements} == {0, 1}
-            assert all(p.rows <= 16 and p.cols <= 16 for p in dep.placements)
+            assert all(len(p.rows) <= 16 and len(p.cols) <= 16 for p in dep.placements)
             assert {p.inputs for p in dep.placements} == {(0, 16), (16, 21)}
             x = rng.uniform(-1, 1, (10, 20))
             want = x @ w[0].T + b[0]
@@ -131,3 +121,107 @@ def test_a_layer_larger_than_one_array_is_tiled_across_boards():
             assert np.abs(got - want).max() < 0.1 * np.abs(want).max()
             with pytest.raises(DeployError, match="offer"):
                 deploy(mlp_onnx([np.ones((20, 20))], [np.zeros(20)], [None]), [b1, b2])
+
+
+def test_the_controller_runs_the_whole_mlp_like_the_host(model, board):
+    """RUN_NETWORK (firmware: VMM per tile, bias, gain/offset, activation,
+    next layer's input) gives what the host computes from per-tile VMMs, for a
+    batch larger than one frame."""
+    w, b, onnx_model = model
+    dep = deploy(onnx_model, board, tolerance=0.5e-6, max_pulses=300)
+    dep.calibrate(board)
+    x = np.random.default_rng(7).uniform(-1, 1, (70, 4))  # 70 x 4 floats: two RUN_NETWORK frames
+    on_board = dep.run(board, x)
+    on_host = dep.run(board, x, on_board=False)
+    assert board.network is not None
+    assert np.abs(on_board - on_host).max() < 1e-3 * np.abs(on_host).max()
+    assert np.all(np.argmax(on_board, 1) == np.argmax(digital(w, b, x), 1))
+    with pytest.raises(ValueError, match="shape"):
+        dep.run(board, np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="finite"):
+        dep.run(board, np.full((1, 4), np.nan))
+
+
+def test_a_bad_network_blob_is_refused_and_the_old_one_stays(model, board):
+    from memctl.errors import FirmwareError
+    from memctl_firmware import network_blob, wire
+
+    w, b, onnx_model = model
+    dep = deploy(onnx_model, board, tolerance=1e-6, max_pulses=200)
+    x = np.random.default_rng(8).uniform(-1, 1, (4, 4))
+    before = dep.run(board, x)
+    good = dep.network_blob()
+    rows, cols = board.shape
+    bad_row = dep.placements[0].rows[0]
+    dep.placements[0].rows[0] = rows  # outside the array
+    with pytest.raises(network_blob.BlobError, match="outside the array"):
+        board.load_network(dep.network_blob())
+    dep.placements[0].rows[0] = bad_row
+    corrupt = bytearray(good)
+    corrupt[20] ^= 0xFF
+    for blob in (bytes(corrupt), good[:-9] + good[-4:]):  # flipped byte, truncated
+        with pytest.raises(FirmwareError, match="CRC|truncated|length"):
+            board._stream_blob(wire.T_LOAD_NETWORK, blob, "raw", False)
+    assert np.abs(board.run_network(x) - before).max() < 0.01 * np.abs(before).max()
+
+
+def test_stuck_devices_are_placed_around(tmp_path):
+    """Paper 003: a few devices cannot be tuned. With 10 % stuck devices the
+    pre-scan finds them and hardware-aware placement (rows and pairs
+    permuted, partners compensating) gives a smaller weight error than
+    placing obliviously."""
+    from memctl_emulation import EmulatedBoard
+
+    dev = tmp_path / "stuck.json"
+    dev.write_text(json.dumps({"g_min": 10e-6, "g_max": 100e-6, "v_set": 0.85, "v_reset": -1.1, "stuck_fraction": 0.1}))
+    rng = np.random.default_rng(11)
+    w, b = [rng.normal(size=(8, 12))], [rng.normal(size=8) * 0.3]
+    layers = [Layer(w[0], b[0], None)]
+    errors = {}
+    for aware in (False, True):
+        with EmulatedBoard(rows=32, cols=32, seed=5, device=str(dev)) as emu, memctl.Board(emu.port) as board:
+            dep = deploy(layers, board, tolerance=0.5e-6, max_pulses=150, aware=aware)
+            errors[aware] = dep.layer_errors()[0]
+            if aware:
+                stuck = np.array(dep.scans[0]["defect"])
+                assert 0.03 < stuck[:, :16].mean() < 0.25
+                p = dep.placements[0]
+                assert len(set(p.rows)) == 13 and sorted(p.cols) == list(range(16))
+    assert errors[True] < 0.6 * errors[False]
+
+
+def test_an_interrupted_deployment_resumes_from_its_journal(model, emu, board, tmp_path):
+    """The manifest is a journal: after an interruption (here: its state
+    after the first of two tiles) deploy() programs only what is missing,
+    and a journal of another deployment is refused."""
+    w, b, onnx_model = model
+    journal = tmp_path / "dep.json"
+    full = deploy(onnx_model, board, tolerance=0.5e-6, max_pulses=300, manifest=journal)
+    assert full.complete and Deployment.load(journal).complete
+    m = json.loads(journal.read_text())
+    m["placements"] = m["placements"][:1]
+    journal.write_text(json.dumps(m))
+    assert not Deployment.load(journal).complete
+    with pytest.raises(DeployError, match="incomplete"):
+        Deployment.load(journal).run(board, np.zeros((1, 4)))
+    afe = emu.afe()
+    before, g0 = afe.truth()
+    resumed = deploy(onnx_model, board, tolerance=0.5e-6, max_pulses=300, manifest=journal)
+    after, g1 = afe.truth()
+    afe.close()
+    first = resumed.placements[0]
+    assert first.achieved == full.placements[0].achieved
+    r, c = np.meshgrid(first.rows, first.cols, indexing="ij")
+    assert np.array_equal(g0[r, c], g1[r, c])  # the finished tile was not touched
+    assert resumed.complete and after - before <= resumed.placements[1].pulses
+    other = mlp_onnx([w[0] * 2, w[1]], b, ["Relu", None])
+    with pytest.raises(DeployError, match="different deployment"):
+        deploy(other, board, manifest=journal)
+
+
+def test_levels_quantize_the_targets(model, board):
+    w, b, onnx_model = model
+    dep = deploy(onnx_model, board, tolerance=1e-6, max_pulses=200, levels=8)
+    t = np.concatenate([np.ravel(p.targets) for p in dep.placements])
+    steps = (t - 10e-6) / (90e-6 / 7)
+    assert np.allclose(steps, np.round(steps), atol=1e-6)

@@ -12,6 +12,7 @@ from memctl.board import (
     ProgramResult,
     WriteVerify,
 )
+from memctl.deployment import DeployError, Deployment, deploy
 from memctl.errors import (
     AddressError,
     BoardTimeout,
@@ -33,6 +34,8 @@ __all__ = [
     "Board",
     "BoardInfo",
     "BoardTimeout",
+    "DeployError",
+    "Deployment",
     "FirmwareError",
     "Limits",
     "Predicted",
@@ -42,4 +45,5 @@ __all__ = [
     "ProtocolError",
     "SafetyLimitError",
     "WriteVerify",
+    "deploy",
 ]

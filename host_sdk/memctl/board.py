@@ -218,6 +218,7 @@ class Board:
         self.link = Link(port, baudrate=baudrate, timeout=timeout, retries=retries)
         self.progress = progress
         self.vmm_resolution = 0.0
+        self.network: bytes | None = None  # the network blob this session loaded (run_network)
         try:
             self._info = self.info()
         except BaseException:
@@ -394,18 +395,60 @@ class Board:
         from memctl_firmware.predictor_blob import check
 
         check(blob, len(blob))  # refuse locally what the board would refuse
+        p = self._stream_blob(wire.T_LOAD_PREDICTOR, blob, "load predictor", progress)
+        self.info()
+        return struct.unpack(wire.LOAD_PREDICTOR_RESP, p)[2]
+
+    def load_network(self, blob: bytes, *, progress: bool | None = None) -> int:
+        """Install a deployed network's layout (memctl_firmware.network_blob)
+        so run_network() runs the whole MLP on the board. Returns its layers."""
+        from memctl_firmware.network_blob import decode
+
+        decode(blob, len(blob), *self.shape)  # refuse locally what the board would refuse
+        self.network = None
+        p = self._stream_blob(wire.T_LOAD_NETWORK, blob, "load network", progress)
+        self.network = blob
+        return struct.unpack(wire.LOAD_NETWORK_RESP, p)[2]
+
+    def run_network(self, x: np.ndarray, *, calibrated: bool = True, progress: bool | None = None) -> np.ndarray:
+        """The loaded network's outputs for a batch of inputs (samples x
+        inputs), streamed in as many samples per frame as fit."""
+        from memctl_firmware.network_blob import decode
+
+        if self.network is None:
+            raise ProtocolError("no network loaded by this session: call load_network first")
+        layers = decode(self.network, len(self.network), *self.shape)[1]
+        n_in, n_out = layers[0][0], layers[-1][1]
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"network inputs must have shape (samples, {n_in}), got {x.shape}")
+        _finite("network inputs", x)
+        size = self._info.max_payload
+        per = max(1, min((size - 3) // (4 * n_in), (size - 4) // (4 * n_out)))
+        out = np.empty((len(x), n_out))
+        flags = wire.RUN_CALIBRATED if calibrated else 0
+        with progress_bar("run network", len(x), self.show_progress(progress)) as advance:
+            for k in range(0, len(x), per):
+                part = x[k : k + per]
+                req = struct.pack(wire.RUN_NETWORK_REQ, len(part), flags) + part.astype("<f4").tobytes()
+                p = self.link.request(wire.T_RUN_NETWORK, req)
+                n, m = struct.unpack_from(wire.RUN_NETWORK_RESP, p, 0)
+                if n != len(part) or m != n_out or len(p) != 4 + 4 * n * m:
+                    raise ProtocolError("RUN_NETWORK reply does not match the batch sent")
+                out[k : k + n] = np.frombuffer(p, "<f4", offset=4).reshape(n, m)
+                advance(n)
+        return out
+
+    def _stream_blob(self, mtype: int, blob: bytes, label: str, progress: bool | None) -> bytes:
+        """Send a blob in <HH offset, total chunks; returns the last reply."""
         per = self._info.max_payload - 4
-        n_params = 0
-        with progress_bar("load predictor", len(blob), self.show_progress(progress)) as advance:
+        p = b""
+        with progress_bar(label, len(blob), self.show_progress(progress)) as advance:
             for off in range(0, len(blob), per):
                 chunk = blob[off : off + per]
-                p = self.link.request(
-                    wire.T_LOAD_PREDICTOR, struct.pack(wire.LOAD_PREDICTOR_REQ, off, len(blob)) + chunk
-                )
-                _, _, n_params = struct.unpack(wire.LOAD_PREDICTOR_RESP, p)
+                p = self.link.request(mtype, struct.pack("<HH", off, len(blob)) + chunk)
                 advance(len(chunk))
-        self.info()
-        return n_params
+        return p
 
     def pulse_train(
         self,
@@ -448,6 +491,7 @@ class Board:
         patience: int = 8,
         chunk: int | None = None,
         progress: bool | None = None,
+        label: str = "program",
     ) -> ProgramResult:
         """Write-verify every device of a target map (S) placed at origin.
 
@@ -487,7 +531,7 @@ class Board:
             tolerance=tolerance, wall_time=0.0,
         )  # fmt: skip
         start = time.monotonic()
-        with progress_bar("program", len(idx), self.show_progress(progress)) as advance:
+        with progress_bar(label, len(idx), self.show_progress(progress)) as advance:
             for k in range(0, len(idx), per):
                 part = idx[k : k + per]
                 head = struct.pack(

@@ -137,22 +137,32 @@ def cmd_program(a: argparse.Namespace) -> int:
 
 
 def cmd_deploy(a: argparse.Namespace) -> int:
-    from memctl.deploy import deploy
+    from memctl.deployment import deploy
 
     boards = _boards(a)
     try:
-        dep = deploy(a.model, boards, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in)
+        if Path(a.manifest).exists():
+            console.print(f"{a.manifest} exists: resuming the deployment it records")
+        dep = deploy(
+            a.model, boards, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in, aware=a.aware,
+            levels=a.levels, manifest=a.manifest,
+        )  # fmt: skip
         if a.calibrate:
             dep.calibrate(boards)
+            dep.save(a.manifest)
     finally:
         for b in boards:
             b.close()
-    dep.save(a.manifest)
     for p in dep.placements:
         console.print(
-            f"layer {p.layer} inputs {p.inputs} outputs {p.outputs}: board {p.board} at {p.origin}, "
-            f"weight RMS error {p.weight_rms_error:.3g}"
+            f"layer {p.layer} inputs {p.inputs} outputs {p.outputs}: board {p.board} columns "
+            f"{min(p.cols)}..{max(p.cols)}, weight RMS error {p.weight_rms_error:.3g}, {p.pulses} pulses"
         )
+    cost = dep.cost()
+    console.print(f"{cost['pulses']} pulses, board time {cost['board_time_s']:.2f} s, energy {cost['energy_J']:.3g} J")
+    if dep.scans:
+        found = sum(int(np.sum(s["defect"])) for s in dep.scans if s)
+        console.print(f"pre-scan: {found} defective device(s) placed around")
     console.print(f"manifest: {a.manifest}")
     return 0
 
@@ -161,7 +171,7 @@ def cmd_infer(a: argparse.Namespace) -> int:
     x = _load_array(a.inputs, ndim=None)
     batch = np.atleast_2d(x)
     if a.manifest:
-        from memctl.deploy import Deployment
+        from memctl.deployment import Deployment
 
         dep = Deployment.load(a.manifest)
         boards = _boards(a)
@@ -359,11 +369,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = with_port(sub.add_parser("deploy", help="map an ONNX MLP onto the crossbar and program it"))
     dp.add_argument("model", help="ONNX file: Gemm / MatMul+Add layers with Relu/Tanh/Sigmoid/Softmax")
-    dp.add_argument("--manifest", required=True, help="where to write the deployment manifest (JSON)")
+    dp.add_argument("--manifest", required=True,
+                    help="deployment manifest (JSON), also the journal an interrupted deploy resumes from")  # fmt: skip
     dp.add_argument("--tolerance", type=float, default=0.5e-6)
     dp.add_argument("--max-pulses", type=int, default=300)
     dp.add_argument("--v-in", type=float, default=0.1, help="read volts per unit input")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")
+    dp.add_argument("--aware", action="store_true", help="pre-scan for stuck devices and place around them")
+    dp.add_argument("--levels", type=int, help="quantize conductances to this many levels")
     dp.add_argument("--more-ports", nargs="+", default=[], help="further boards to tile the model across")
     dp.set_defaults(fn=cmd_deploy)
 
