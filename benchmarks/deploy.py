@@ -1,14 +1,24 @@
-"""Deploy benchmark, first task: paper 003's 4x4 letter classifier (16-10-4).
+"""Deploy benchmark: trained networks on emulated crossbars, digital vs deployed, in one run.
 
-    python benchmarks/deploy.py
+    python benchmarks/deploy.py [--tasks letters,digits,moons]
 
-Four 4x4 patterns (A, T, V, X); 40 training patterns (each letter and its
-nine one-pixel variants), 640 test patterns (every training pattern with one
-more pixel flipped). A 16-10-4 tanh MLP is trained in numpy, exported to
-ONNX, deployed on an emulated 32x32 board with +-0.2 V inputs (paper 003) and
-run there: accuracy digital vs deployed (with and without calibration),
-beside the paper's 100 % / 82.34 % (software) and 95 % / 79.06 % or 100 % /
-81.4 % (hardware). Writes benchmarks/results/deploy.json.
+letters  paper 003's 4x4 letter classifier (16-10-4, tanh): 40 training
+         patterns (A, T, V, X and nine one-pixel variants each), 640 test
+         patterns (one more pixel flipped), +-0.2 V inputs, on a 32x32
+         pt_al2o3_tio2_passive board (2 % stuck devices, formed first):
+         hardware-oblivious vs hardware-aware placement, beside the paper's
+         100 % / 82.34 % (software), 95 % / 79.06 % and 100 % / 81.4 % (hardware).
+digits   scikit-learn's 8x8 digits, 64-16-10, trained normally (ERM) and with
+         BayesMulti noise-aware training (paper 000) whose (p1, p2) a GP
+         Bayesian optimization picks against a Student-t program-error model
+         (paper 001 eqs. 4-5) fitted from the ERM deployment's own programming
+         results; deployed on 96x64 tio2_4terminal and pt_al2o3_tio2_passive
+         boards. Goal: deployed within 1 point of digital.
+moons    paper 000's crossbar task: two-moons on a 10x10 perovskite_lognormal
+         array (2-3-2), ERM vs BayesMulti.
+
+Every deployment reports pulses, board time and energy. Inference runs the
+whole MLP on the controller (RUN_NETWORK). Writes benchmarks/results/deploy.json.
 """
 
 from __future__ import annotations
@@ -20,13 +30,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
 
 import memctl
-from memctl.deployment import deploy
+from memctl.deployment import Deployment, deploy
+from memctl.noise_model import StudentTError
+from memctl.robust_training import TrainConfig, accuracy, bayes_multi, train_mlp
+from memctl.tuning import form, settings_for
 from memctl_emulation import EmulatedBoard
+from memctl_emulation.devices import PRESETS
 
 OUT = Path(__file__).with_name("results") / "deploy.json"
+SEED = 3
 LETTERS = {
     "A": ["0110", "1001", "1111", "1001"],
     "T": ["1111", "0110", "0110", "0110"],
@@ -35,7 +49,7 @@ LETTERS = {
 }
 
 
-def patterns(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def letter_patterns(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     base = np.array([[int(c) for c in "".join(rows)] for rows in LETTERS.values()]) * 2 - 1
     train_x, train_y = [], []
@@ -51,72 +65,146 @@ def patterns(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return train_x, train_y, test_x, np.repeat(train_y, 16)
 
 
-def train(x: np.ndarray, y: np.ndarray, hidden: int = 10, epochs: int = 3000, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    w1, b1 = rng.normal(0, 0.3, (hidden, 16)), np.zeros(hidden)
-    w2, b2 = rng.normal(0, 0.3, (4, hidden)), np.zeros(4)
-    t = np.eye(4)[y]
-    for _ in range(epochs):
-        h = np.tanh(x @ w1.T + b1)
-        o = h @ w2.T + b2
-        g = 2 * (o - t) / len(x)
-        gh = (g @ w2) * (1 - h**2)
-        w2 -= 0.05 * g.T @ h
-        b2 -= 0.05 * g.sum(0)
-        w1 -= 0.05 * gh.T @ x
-        b1 -= 0.05 * gh.sum(0)
-    return [w1, w2], [b1, b2]
+def g_range_of(preset: str) -> tuple[float, float]:
+    """The device's range less 5 % at each end, so every target is reachable."""
+    d = PRESETS[preset]
+    m = 0.05 * (d.g_max - d.g_min)
+    return d.g_min + m, d.g_max - m
 
 
-def to_onnx(w, b):
-    inits = [numpy_helper.from_array(a.astype(np.float32), n)
-             for n, a in (("w0", w[0]), ("b0", b[0]), ("w1", w[1]), ("b1", b[1]))]  # fmt: skip
-    nodes = [helper.make_node("Gemm", ["x", "w0", "b0"], ["h"], transB=1), helper.make_node("Tanh", ["h"], ["a"]),
-             helper.make_node("Gemm", ["a", "w1", "b1"], ["y"], transB=1)]  # fmt: skip
-    g = helper.make_graph(nodes, "letters", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 16])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], inits)  # fmt: skip
-    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+def deployed(layers, preset: str, shape: tuple[int, int], sets: dict, *, aware: bool, v_in: float | None = None):
+    """Deploy on a fresh emulated board (same seed: same devices and defects),
+    calibrate, run every data set on the controller. Returns (summary, deployment)."""
+    s = settings_for(preset)
+    g_range = g_range_of(preset)
+    start = time.monotonic()
+    with EmulatedBoard(rows=shape[0], cols=shape[1], seed=SEED, device=preset) as emu, memctl.Board(emu.port) as b:
+        s.apply(b)
+        if PRESETS[preset].v_form:
+            form(b, 0.9 * PRESETS[preset].v_form)
+        dep = deploy(layers, b, algorithm=s.adaptive, tolerance=s.tolerance, max_pulses=300, g_range=g_range,
+                     aware=aware, v_in=v_in)  # fmt: skip
+        wall = time.monotonic() - start
+        raw = {k: dep.run(b, x, calibrated=False) for k, (x, _) in sets.items()}
+        dep.calibrate(b, samples=32)
+        cal = {k: dep.run(b, x) for k, (x, _) in sets.items()}
+    acc = lambda out, y: float(np.mean(np.argmax(out, 1) == y))  # noqa: E731
+    summary = {
+        "raw": {k: acc(raw[k], y) for k, (_, y) in sets.items()},
+        "calibrated": {k: acc(cal[k], y) for k, (_, y) in sets.items()},
+        "layer_weight_rms_error": dep.layer_errors(), "v_in": dep.v_in, "wall_s": wall, **dep.cost(),
+        "defects_found": int(sum(np.sum(sc["defect"]) for sc in dep.scans if sc)) if aware else None,
+    }  # fmt: skip
+    return summary, dep
+
+
+def program_errors(dep: Deployment) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and achieved conductances of every programmed device."""
+    t = np.concatenate([np.ravel(p.targets) for p in dep.placements])
+    a = np.concatenate([np.ravel(p.achieved) for p in dep.placements])
+    return t, a
+
+
+def letters(report: dict) -> None:
+    xtr, ytr, xte, yte = letter_patterns()
+    layers = train_mlp(xtr, ytr, TrainConfig(hidden=(10,), activation="Tanh", epochs=400, seed=0))
+    sets = {"train": (xtr, ytr), "test": (xte, yte)}
+    r = {"digital": {k: accuracy(layers, x, y) for k, (x, y) in sets.items()}}
+    for aware in (False, True):
+        r["aware" if aware else "oblivious"], _ = deployed(layers, "pt_al2o3_tio2_passive", (32, 32), sets,
+                                                           aware=aware, v_in=0.2)  # fmt: skip
+    report["letters"] = r
+    print("\n### 4x4 letters, 16-10-4 (paper 003), pt_al2o3_tio2_passive 32x32, +-0.2 V inputs\n")
+    print("| model | train | test (640, one pixel flipped) |\n|---|---|---|")
+    print(f"| digital | {r['digital']['train']:.1%} | {r['digital']['test']:.2%} |")
+    for k in ("oblivious", "aware"):
+        for c in ("raw", "calibrated"):
+            print(f"| deployed, {k}, {c} | {r[k][c]['train']:.1%} | {r[k][c]['test']:.2%} |")
+    print("| paper 003 software | 100 % | 82.34 % |\n| paper 003 hardware (oblivious / aware) | 95 % / 100 % "
+          "| 79.06 % / 81.4 % |")  # fmt: skip
+    print(f"\nstuck devices found by the pre-scan: {r['aware']['defects_found']}; weight RMS error per layer "
+          f"oblivious {np.round(r['oblivious']['layer_weight_rms_error'], 4).tolist()}, aware "
+          f"{np.round(r['aware']['layer_weight_rms_error'], 4).tolist()}")  # fmt: skip
+
+
+def erm_vs_bayesmulti(name: str, preset: str, shape, data, config: TrainConfig, n_iter: int, v_in=None) -> dict:
+    """Train ERM, deploy it, fit the board's program error, search BayesMulti
+    against it, deploy that too."""
+    (xtr, ytr), (xva, yva), (xte, yte) = data
+    sets = {"test": (xte, yte)}
+    erm = train_mlp(xtr, ytr, config)
+    r = {"digital_erm": accuracy(erm, xte, yte)}
+    r["erm"], dep = deployed(erm, preset, shape, sets, aware=True, v_in=v_in)
+    model = StudentTError.fit(*program_errors(dep), g_range_of(preset))
+    r["program_error_model"] = {"loc": model.loc.tolist(), "scale": model.scale.tolist(), "df": model.df.tolist()}
+    search = bayes_multi(xtr, ytr, xva, yva, model, config, init_points=3, n_iter=n_iter, g_range=g_range_of(preset))
+    r["bayesmulti_p"] = [float(search.noise.p1), float(search.noise.p2)]
+    r["bo_trials"] = [[float(v) for v in t] for t in search.trials]
+    r["digital_bayesmulti"] = accuracy(search.layers, xte, yte)
+    r["bayesmulti"], _ = deployed(search.layers, preset, shape, sets, aware=True, v_in=v_in)
+    p1, p2 = r["bayesmulti_p"]
+    rows = (
+        ("ERM", r["digital_erm"], r["erm"]),
+        (f"BayesMulti {p1:.2f}/{p2:.2f}", r["digital_bayesmulti"], r["bayesmulti"]),
+    )
+    for label, digital, d in rows:
+        cells = [name, preset, label, f"{digital:.2%}", f"{d['raw']['test']:.2%}", f"{d['calibrated']['test']:.2%}",
+                 str(d["pulses"]), f"{d['board_time_s']:.3g}", f"{d['energy_J']:.3g}"]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
+    return r
+
+
+TABLE_HEAD = ("| task | device | training | digital | deployed | deployed, calibrated | pulses | board time s | "
+              "energy J |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+
+
+def digits(report: dict, n_iter: int) -> None:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order] / 16.0, y[order]
+    data = ((x[:1000], y[:1000]), (x[1000:1297], y[1000:1297]), (x[1297:], y[1297:]))
+    print("\n### scikit-learn digits (8x8), 64-16-10, 500 test images\n")
+    print(TABLE_HEAD)
+    cfg = TrainConfig(hidden=(16,), activation="Tanh", epochs=60, seed=0)
+    report["digits"] = {p: erm_vs_bayesmulti("digits", p, (96, 64), data, cfg, n_iter)
+                        for p in ("tio2_4terminal", "pt_al2o3_tio2_passive")}  # fmt: skip
+
+
+def moons(report: dict, n_iter: int) -> None:
+    from sklearn.datasets import make_moons
+
+    def split(seed: int, n: int):
+        x, y = make_moons(n, noise=0.15, random_state=seed)
+        return (x - [0.5, 0.25]) / [1.5, 0.75], y  # inputs within [-1, 1]
+
+    print("\n### two-moons (paper 000), 2-3-2 on a 10x10 array\n")
+    print(TABLE_HEAD)
+    cfg = TrainConfig(hidden=(3,), activation="Tanh", epochs=150, seed=0)
+    report["moons"] = erm_vs_bayesmulti("two-moons", "perovskite_lognormal", (10, 10),
+                                        (split(0, 300), split(1, 200), split(2, 400)), cfg, n_iter)  # fmt: skip
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--tolerance", type=float, default=0.5e-6)
+    ap.add_argument("--tasks", default="letters,digits,moons")
+    ap.add_argument("--bo-iterations", type=int, default=8, help="Bayesian-optimization steps after 3 random ones")
     a = ap.parse_args()
-    xtr, ytr, xte, yte = patterns()
-    w, b = train(xtr, ytr)
-
-    def digital(x):
-        return np.tanh(x @ w[0].T + b[0]) @ w[1].T + b[1]
-
-    acc = lambda out, y: float(np.mean(np.argmax(out, 1) == y))  # noqa: E731
-    report = {
-        "machine": platform.platform(),
-        "digital": {"train": acc(digital(xtr), ytr), "test": acc(digital(xte), yte)},
-    }
+    report: dict = {"machine": platform.platform(), "seed": SEED}
     start = time.monotonic()
-    with EmulatedBoard(seed=3) as emu, memctl.Board(emu.port) as board:
-        dep = deploy(to_onnx(w, b), board, tolerance=a.tolerance, max_pulses=300, v_in=0.2)  # +-0.2 V inputs
-        report["program_s"] = time.monotonic() - start
-        report["weight_rms_error"] = [p.weight_rms_error for p in dep.placements]
-        report["programming"] = dep.cost()
-        raw_tr, raw_te = dep.run(board, xtr, calibrated=False), dep.run(board, xte, calibrated=False)
-        dep.calibrate(board)
-        cal_tr, cal_te = dep.run(board, xtr), dep.run(board, xte)
-    report["deployed"] = {"train": acc(raw_tr, ytr), "test": acc(raw_te, yte)}
-    report["deployed_calibrated"] = {"train": acc(cal_tr, ytr), "test": acc(cal_te, yte)}
-    print("### 4x4 letters, 16-10-4 (paper 003)\n")
-    print("| model | train | test (640, one pixel flipped) |\n|---|---|---|")
-    for k in ("digital", "deployed", "deployed_calibrated"):
-        print(f"| {k} | {report[k]['train']:.1%} | {report[k]['test']:.2%} |")
-    print("| paper 003 software | 100 % | 82.34 % |\n| paper 003 hardware (oblivious / aware) | 95 % / 100 % "
-          "| 79.06 % / 81.4 % |")  # fmt: skip
-    c = report["programming"]
-    print(f"\nprogramming: {c['pulses']} pulses, {c['board_time_s']:.3g} s board time, {c['energy_J']:.3g} J, "
-          f"{report['program_s']:.1f} s wall; weight RMS error per layer {report['weight_rms_error']}")  # fmt: skip
+    tasks = a.tasks.split(",")
+    if "letters" in tasks:
+        letters(report)
+    if "digits" in tasks:
+        digits(report, a.bo_iterations)
+    if "moons" in tasks:
+        moons(report, a.bo_iterations)
+    report["wall_s"] = time.monotonic() - start
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {a.out}")
+    print(f"\n{report['wall_s']:.0f} s; wrote {a.out}")
 
 
 if __name__ == "__main__":

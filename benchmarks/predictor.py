@@ -63,7 +63,7 @@ def collect(devices: int, tmp: Path) -> Dataset:
     s = settings_for(PRESET)
     side = int(np.sqrt(devices))
     with EmulatedBoard(rows=side, cols=side, seed=50, device=PRESET) as emu, memctl.Board(emu.port) as b:
-        b.set_limits(s.limits.v_pulse, s.limits.width, s.limits.v_read)
+        s.apply(b)
         files = []
         cells = [(r, c) for r in range(side) for c in range(side)]
         for k, sweep in enumerate(characterization_sweeps(PRESET, cells)):
@@ -88,7 +88,7 @@ def adaptation(blob: bytes, devices: int) -> dict:
     out = {}
     for adapt in (True, False):
         with EmulatedBoard(rows=side, cols=side, seed=51, device=PRESET) as emu, memctl.Board(emu.port) as b:
-            b.set_limits(s.limits.v_pulse, s.limits.width, s.limits.v_read)
+            s.apply(b)
             b.configure(v_read=0.5)
             b.load_predictor(blob)
             afe = emu.afe()

@@ -69,7 +69,7 @@ def train_predictor(name: str, rows: int, cols: int) -> bytes:
     devices = [(r, c) for r in range(min(rows, 4)) for c in range(min(cols, 4))]
     with tempfile.TemporaryDirectory() as tmp:
         with EmulatedBoard(rows=rows, cols=cols, seed=SEED + 100, device=name) as emu, memctl.Board(emu.port) as b:
-            b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
+            s.apply(b, min_width=1e-3)
             if PRESETS[name].v_form:
                 form(b, 0.9 * PRESETS[name].v_form)
             files = []
@@ -87,8 +87,7 @@ def run_board(name: str, algo: str, targets: np.ndarray, tol: float, blob: bytes
     start = time.monotonic()
     results = []
     with EmulatedBoard(rows=rows, cols=cols, seed=SEED, device=name) as emu, memctl.Board(emu.port) as b:
-        b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
-        b.configure(v_read=PRESETS[name].v_read)
+        s.apply(b, min_width=1e-3)
         if PRESETS[name].v_form:
             form(b, 0.9 * PRESETS[name].v_form)
         if algo == "ffp":

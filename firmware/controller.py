@@ -272,6 +272,8 @@ class Controller:
             raise LimitError("width limit must be within the hardware maximum")
         if not 0 < vr <= v:
             raise LimitError("read limit must be positive and below the pulse limit")
+        if self.array.v_read > vr:
+            raise LimitError("read limit below the read voltage in use: lower V_read with CONFIG first")
         self.limits.set(v, w, vr)
         struct.pack_into(wire.LIMITS, self.raw, HDR_SIZE, v, w, vr)
         return 12

@@ -25,8 +25,7 @@ def preset_board(request):
     n = SIZE.get(name, 4)
     with EmulatedBoard(rows=n, cols=n, seed=17, device=name) as emu, memctl.Board(emu.port) as b:
         s = settings_for(name)
-        b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
-        b.configure(v_read=PRESETS[name].v_read)
+        s.apply(b, min_width=1e-3)
         if PRESETS[name].v_form:
             form(b, 0.9 * PRESETS[name].v_form)
         yield name, b, s, emu
@@ -135,8 +134,7 @@ def _fresh_board(name: str, seed: int):
     emu = EmulatedBoard(rows=n, cols=n, seed=seed, device=name).start()
     b = memctl.Board(emu.port)
     s = settings_for(name)
-    b.set_limits(s.limits.v_pulse, max(s.limits.width, 1e-3), s.limits.v_read)
-    b.configure(v_read=PRESETS[name].v_read)
+    s.apply(b, min_width=1e-3)
     if PRESETS[name].v_form:
         form(b, 0.9 * PRESETS[name].v_form)
     return emu, b, s

@@ -373,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="deployment manifest (JSON), also the journal an interrupted deploy resumes from")  # fmt: skip
     dp.add_argument("--tolerance", type=float, default=0.5e-6)
     dp.add_argument("--max-pulses", type=int, default=300)
-    dp.add_argument("--v-in", type=float, default=0.1, help="read volts per unit input")
+    dp.add_argument("--v-in", type=float, help="read volts per unit input (default: scaled to the current range)")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")
     dp.add_argument("--aware", action="store_true", help="pre-scan for stuck devices and place around them")
     dp.add_argument("--levels", type=int, help="quantize conductances to this many levels")

@@ -240,7 +240,7 @@ def _key(layers: list[Layer], boards: list[Board], **options) -> str:
 
 def deploy(
     model, boards: Board | list[Board], *, algorithm: Algorithm | None = None, tolerance: float | None = None,
-    max_pulses: int = 200, v_in: float = 0.1, g_range: tuple[float, float] = (10e-6, 100e-6),
+    max_pulses: int = 200, v_in: float | None = None, g_range: tuple[float, float] = (10e-6, 100e-6),
     aware: bool = False, levels: int | None = None, manifest: str | Path | None = None,
     progress: bool | None = None,
 ) -> Deployment:  # fmt: skip
@@ -250,6 +250,9 @@ def deploy(
     aware: pre-scan the used columns for stuck devices and place around them
     (rows and output pairs permuted, partners compensating, stuck devices not
     pulsed). levels: quantize targets to the device's level count.
+    v_in: read volts per unit input (paper 003: +-0.2 V for +-1 inputs); by
+    default the largest that keeps every column within half the board's top
+    current range for inputs in [-1, 1] (amplitude-scaled encoding).
     manifest: journal path; saved after the scan and after every tile, and
     resumed from (finished tiles skipped) when it holds the same deployment.
     """
@@ -257,12 +260,15 @@ def deploy(
     layers = read_onnx(model) if not isinstance(model, list) else model
     check_layers(layers)
     g_lo, g_hi = g_range
-    if not (np.isfinite([g_lo, g_hi, v_in]).all() and 0 < g_lo < g_hi < 1):
+    if not (np.isfinite([g_lo, g_hi]).all() and 0 < g_lo < g_hi < 1):
         raise DeployError(f"g_range must be 0 < g_lo < g_hi < 1 S, got {g_range}")
-    for b in boards:
-        if not 0 < v_in <= b.read_limit:
-            raise DeployError(f"v_in {v_in} V must be within the read limit {b.read_limit} V of {b.link.port}")
     specs = plan_tiles(layers, [b.shape for b in boards], g_range)
+    if v_in is None:
+        tall = max(s.inputs[1] - s.inputs[0] for s in specs)
+        v_in = min(min(b.read_limit for b in boards), min(0.5 * b.info().i_full_scale for b in boards) / (tall * g_hi))
+    for b in boards:
+        if not (np.isfinite(v_in) and 0 < v_in <= b.read_limit):
+            raise DeployError(f"v_in {v_in} V must be within the read limit {b.read_limit} V of {b.link.port}")
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
     key = _key(layers, boards, g_range=g_range, aware=aware, levels=levels, v_in=v_in, tol=tol)
     dep = Deployment(layers, [], v_in, [b.link.port for b in boards], key=key, tiles=len(specs))

@@ -22,6 +22,15 @@ class Settings:
     ispp: ISPP
     adaptive: Adaptive
     predicted: Predicted
+    v_read: float = 0.2  # the family's read voltage, V
+
+    def apply(self, board: Board, *, min_width: float = 0.0) -> None:
+        """Set the board's read voltage and safety limits, in an order the
+        firmware accepts (its read limit may never fall below V_read)."""
+        if board.info().v_read > self.limits.v_read:
+            board.configure(v_read=self.v_read)
+        board.set_limits(self.limits.v_pulse, max(self.limits.width, min_width), self.limits.v_read)
+        board.configure(v_read=self.v_read)
 
 
 def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) -> Settings:
@@ -37,6 +46,7 @@ def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) ->
     return Settings(
         limits=Limits(v_pulse=v_lim, width=10 * width, v_read=min(1.5 * d.v_read, v_lim)),
         tolerance=tolerance_fraction * (d.g_max - d.g_min),
+        v_read=d.v_read,
         ispp=ISPP(v_set_start=set0, v_set_step=step, v_reset_start=reset0, v_reset_step=step, width=width),
         adaptive=Adaptive(v_set_start=set0, v_reset_start=reset0, v_step=5 * step, width=width, width_max=10 * width),
         predicted=Predicted(
