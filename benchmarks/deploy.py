@@ -13,9 +13,9 @@ digits   scikit-learn's 8x8 digits, 64-16-10, trained normally (ERM) and with
          Bayesian optimization picks against a Student-t program-error model
          (paper 001 eqs. 4-5) fitted from the ERM deployment's own programming
          results; deployed on 96x64 tio2_4terminal and pt_al2o3_tio2_passive
-         boards. Goal: deployed within 1 point of digital.
+         1T1R boards (no write disturb). Goal: deployed within 1 point of digital.
 moons    paper 000's crossbar task: two-moons on a 10x10 perovskite_lognormal
-         array (2-3-2), ERM vs BayesMulti.
+         1T1R array (2-3-2), ERM vs BayesMulti.
 
 Every deployment reports pulses, board time and energy. Inference runs the
 whole MLP on the controller (RUN_NETWORK). Writes benchmarks/results/deploy.json.
@@ -72,13 +72,17 @@ def g_range_of(preset: str) -> tuple[float, float]:
     return d.g_min + m, d.g_max - m
 
 
-def deployed(layers, preset: str, shape: tuple[int, int], sets: dict, *, aware: bool, v_in: float | None = None):
+def deployed(layers, preset: str, shape: tuple[int, int], sets: dict, *, aware: bool, v_in: float | None = None,
+             cell: str = "0T1R"):  # fmt: skip
     """Deploy on a fresh emulated board (same seed: same devices and defects),
     calibrate, run every data set on the controller. Returns (summary, deployment)."""
     s = settings_for(preset)
     g_range = g_range_of(preset)
     start = time.monotonic()
-    with EmulatedBoard(rows=shape[0], cols=shape[1], seed=SEED, device=preset) as emu, memctl.Board(emu.port) as b:
+    with (
+        EmulatedBoard(rows=shape[0], cols=shape[1], seed=SEED, device=preset, cell=cell) as emu,
+        memctl.Board(emu.port) as b,
+    ):
         s.apply(b)
         if PRESETS[preset].v_form:
             form(b, 0.9 * PRESETS[preset].v_form)
@@ -127,21 +131,21 @@ def letters(report: dict) -> None:
           f"{np.round(r['aware']['layer_weight_rms_error'], 4).tolist()}")  # fmt: skip
 
 
-def erm_vs_bayesmulti(name: str, preset: str, shape, data, config: TrainConfig, n_iter: int, v_in=None) -> dict:
+def erm_vs_bayesmulti(name: str, preset: str, shape, data, config: TrainConfig, n_iter: int) -> dict:
     """Train ERM, deploy it, fit the board's program error, search BayesMulti
     against it, deploy that too."""
     (xtr, ytr), (xva, yva), (xte, yte) = data
     sets = {"test": (xte, yte)}
     erm = train_mlp(xtr, ytr, config)
     r = {"digital_erm": accuracy(erm, xte, yte)}
-    r["erm"], dep = deployed(erm, preset, shape, sets, aware=True, v_in=v_in)
+    r["erm"], dep = deployed(erm, preset, shape, sets, aware=True, cell="1T1R")
     model = StudentTError.fit(*program_errors(dep), g_range_of(preset))
     r["program_error_model"] = {"loc": model.loc.tolist(), "scale": model.scale.tolist(), "df": model.df.tolist()}
     search = bayes_multi(xtr, ytr, xva, yva, model, config, init_points=3, n_iter=n_iter, g_range=g_range_of(preset))
     r["bayesmulti_p"] = [float(search.noise.p1), float(search.noise.p2)]
     r["bo_trials"] = [[float(v) for v in t] for t in search.trials]
     r["digital_bayesmulti"] = accuracy(search.layers, xte, yte)
-    r["bayesmulti"], _ = deployed(search.layers, preset, shape, sets, aware=True, v_in=v_in)
+    r["bayesmulti"], _ = deployed(search.layers, preset, shape, sets, aware=True, cell="1T1R")
     p1, p2 = r["bayesmulti_p"]
     rows = (
         ("ERM", r["digital_erm"], r["erm"]),

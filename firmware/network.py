@@ -16,23 +16,21 @@ class Network:
         self.n_out = 0
         self.n_layers = 0
         self.layers = ()
-        self.v_in = 1.0
         self.a = array.array("f", [0.0] * (MAX_WIDTH + 1))
         self.z = array.array("f", [0.0] * MAX_WIDTH)
 
     def load(self, buf, n, rows, cols):
         """Decode and install a network; on any error the old one stays."""
-        v_in, layers, tiles = decode(buf, n, rows, cols)
+        layers, tiles = decode(buf, n, rows, cols)
         installed = []
         for k in range(len(layers)):
-            n_in, n_out, act, gain, offset = layers[k]
+            n_in, n_out, act, v_in, gain, offset = layers[k]
             mine = []
             for t in tiles:
                 if t[0] == k:
                     mine.append(t[1:6] + (array.array("H", t[6]), array.array("H", t[7])))
-            installed.append((n_in, n_out, act, array.array("f", gain), array.array("f", offset), mine))
+            installed.append((n_in, n_out, act, v_in, array.array("f", gain), array.array("f", offset), mine))
         self.layers = installed
-        self.v_in = v_in
         self.n_in = layers[0][0]
         self.n_out = layers[-1][1]
         self.n_layers = len(layers)
@@ -44,10 +42,9 @@ class Network:
         host's own encoding does."""
         a, z = self.a, self.z
         lim = xbar.limits.v_read
-        v_in = self.v_in
         rows = xbar.rows
         fe = xbar.fe
-        for n_in, n_out, act, gain, offset, tiles in self.layers:
+        for n_in, n_out, act, v_in, gain, offset, tiles in self.layers:
             a[n_in] = 1.0  # the bias row
             for j in range(n_out):
                 z[j] = 0.0

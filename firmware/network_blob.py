@@ -2,8 +2,9 @@
 # the controller can run the whole MLP per request (issue 6). One codec for
 # the host (writes it) and the firmware (reads it), in the subset both run.
 #
-#   "MNET" | <BBHf version, layers, tiles, v_in (V per unit input)
-#   | per layer: <HHB inputs, outputs, activation | outputs x <f gain | outputs x <f offset
+#   "MNET" | <BBH version, layers, tiles
+#   | per layer: <HHBf inputs, outputs, activation, v_in (read volts per unit input)
+#     | outputs x <f gain | outputs x <f offset
 #   | per tile:  <BHHHHf layer, in0, in1, out0, out1, scale (weight units per S)
 #     | (in1 - in0) x <H physical row of each input (input == inputs: the bias row)
 #     | 2 (out1 - out0) x <H physical columns: G+ then G- of each output
@@ -16,11 +17,11 @@ from binascii import crc32
 
 MAGIC = b"MNET"
 VERSION = 1
-HEAD = "<BBHf"
-LAYER = "<HHB"
+HEAD = "<BBH"
+LAYER = "<HHBf"
 TILE = "<BHHHHf"
-HEAD_SIZE = 12  # magic + HEAD
-LAYER_SIZE = 5
+HEAD_SIZE = 8  # magic + HEAD
+LAYER_SIZE = 9
 TILE_SIZE = 13
 MAX_BLOB = 8192
 MAX_WIDTH = 512  # widest layer (inputs or outputs) the firmware buffers
@@ -36,13 +37,13 @@ class BlobError(ValueError):
     pass
 
 
-def encode(v_in, layers, tiles):
-    """layers: (inputs, outputs, activation code, gains, offsets);
+def encode(layers, tiles):
+    """layers: (inputs, outputs, activation code, v_in, gains, offsets);
     tiles: (layer, in0, in1, out0, out1, scale, rows, cols)."""
     out = bytearray(MAGIC)
-    out += struct.pack(HEAD, VERSION, len(layers), len(tiles), v_in)
-    for n_in, n_out, act, gain, offset in layers:
-        out += struct.pack(LAYER, n_in, n_out, act)
+    out += struct.pack(HEAD, VERSION, len(layers), len(tiles))
+    for n_in, n_out, act, v_in, gain, offset in layers:
+        out += struct.pack(LAYER, n_in, n_out, act, v_in)
         for v in list(gain) + list(offset):
             out += struct.pack("<f", v)
     for k, i0, i1, o0, o1, scale, rows, cols in tiles:
@@ -58,7 +59,7 @@ def _finite(v):
 
 
 def decode(buf, n, rows, cols):
-    """(v_in, layers, tiles) as in encode, checked against an array of
+    """(layers, tiles) as in encode, checked against an array of
     rows x cols: CRC, shapes that chain, tiles inside their layer and the
     array, finite numbers. Raises BlobError naming the problem."""
     if n < HEAD_SIZE + 4 or n > MAX_BLOB:
@@ -68,10 +69,10 @@ def decode(buf, n, rows, cols):
     (want,) = struct.unpack_from("<I", buf, n - 4)
     if crc32(memoryview(buf)[: n - 4]) & 0xFFFFFFFF != want:
         raise BlobError("network blob CRC mismatch")
-    version, n_layers, n_tiles, v_in = struct.unpack_from(HEAD, buf, 4)
+    version, n_layers, n_tiles = struct.unpack_from(HEAD, buf, 4)
     if version != VERSION:
         raise BlobError("network blob version not supported")
-    if n_layers < 1 or n_tiles < n_layers or not (_finite(v_in) and v_in > 0):
+    if n_layers < 1 or n_tiles < n_layers:
         raise BlobError("network blob header out of range")
     end = n - 4
     off = HEAD_SIZE
@@ -80,10 +81,12 @@ def decode(buf, n, rows, cols):
     for _ in range(n_layers):
         if off + LAYER_SIZE > end:
             raise BlobError("network blob truncated")
-        n_in, n_out, act = struct.unpack_from(LAYER, buf, off)
+        n_in, n_out, act, v_in = struct.unpack_from(LAYER, buf, off)
         off += LAYER_SIZE
         if n_in < 1 or n_out < 1 or n_in > MAX_WIDTH or n_out > MAX_WIDTH or act > ACT_SOFTMAX:
             raise BlobError("network layer shape or activation out of range")
+        if not (_finite(v_in) and v_in > 0):
+            raise BlobError("network layer v_in must be a positive voltage")
         if prev >= 0 and n_in != prev:
             raise BlobError("network layer shapes do not chain")
         if off + 8 * n_out > end:
@@ -93,7 +96,7 @@ def decode(buf, n, rows, cols):
         for v in go:
             if not _finite(v):
                 raise BlobError("network gains and offsets must be finite")
-        layers.append((n_in, n_out, act, go[:n_out], go[n_out:]))
+        layers.append((n_in, n_out, act, v_in, go[:n_out], go[n_out:]))
         prev = n_out
     tiles = []
     for _ in range(n_tiles):
@@ -130,4 +133,4 @@ def decode(buf, n, rows, cols):
                 found = True
         if not found:
             raise BlobError("network layer without a tile")
-    return v_in, layers, tiles
+    return layers, tiles

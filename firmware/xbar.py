@@ -140,15 +140,22 @@ class Array:
     def pulse(self, r, c, v, width):
         """One pulse on (r, c); returns the applied volts.
 
-        V/2: selected row v, selected column 0, all other lines v/2, so
-        half-selected devices see v/2 and the rest 0. V/3: unselected rows
+        1T1R: only row r conducts and the other columns sit at v, so no
+        other device sees a voltage. V/2 (passive): selected row v, selected
+        column 0, all other lines v/2, so half-selected devices see v/2 and
+        the rest 0. V/3: unselected rows
         v/3, unselected columns 2v/3: half-selected see v/3, the rest -v/3.
         """
         self.check(r, c)
         check_pulse(self.limits, v, width)
         fe = self.fe
         self._select_row(r)
-        if self.scheme == SCHEME_V3:
+        if fe.one_t1r:
+            # Other rows' transistors are off; the unselected columns follow
+            # the selected row, so its other devices see 0 V: no half-select.
+            fe.fill(ROWS, 0.0)
+            fe.fill(COLS, v)
+        elif self.scheme == SCHEME_V3:
             fe.fill(ROWS, v / 3)
             fe.fill(COLS, v * 2 / 3)
         else:

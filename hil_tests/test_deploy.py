@@ -56,6 +56,12 @@ def test_bad_models_are_refused_before_any_pulse(model, board, emu):
     bad_nan = mlp_onnx([np.full((2, 4), np.nan)], [np.zeros(2)], [None])
     with pytest.raises(DeployError, match="NaN"):
         deploy(bad_nan, board)
+    with pytest.raises(DeployError, match="NaN or inf"):
+        deploy(mlp_onnx([np.ones((2, 4))], [np.array([np.inf, 0])], [None]), board)
+    with pytest.raises(DeployError, match="3 inputs, previous layer has 2 outputs"):
+        deploy([Layer(np.ones((2, 4)), np.zeros(2), None), Layer(np.ones((1, 3)), np.zeros(1), None)], board)
+    with pytest.raises(DeployError, match="do not match"):
+        deploy([Layer(np.ones((2, 4)), np.zeros(3), None)], board)
     too_big = mlp_onnx([np.ones((20, 4))], [np.zeros(20)], [None])  # 40 columns > 32
     with pytest.raises(DeployError, match="needs 40 columns"):
         deploy(too_big, board)
@@ -225,3 +231,18 @@ def test_levels_quantize_the_targets(model, board):
     t = np.concatenate([np.ravel(p.targets) for p in dep.placements])
     steps = (t - 10e-6) / (90e-6 / 7)
     assert np.allclose(steps, np.round(steps), atol=1e-6)
+
+
+def test_student_t_program_error_fitted_from_the_boards_own_results(board):
+    """Paper 001 eqs. 4-5: the error model comes from programming results on
+    this board; write-verify keeps its errors inside the tolerance."""
+    from memctl.noise_model import StudentTError
+
+    targets = np.random.default_rng(12).uniform(15e-6, 95e-6, (8, 8))
+    res = board.program(targets, tolerance=1e-6, max_pulses=200, origin=(16, 16))
+    assert res.ok.all()
+    model = StudentTError.fit(res.targets, res.final, (10e-6, 100e-6), bins=2)
+    span = 90e-6
+    assert np.all(np.abs(model.loc) < 1e-6 / span) and np.all(model.scale < 1e-6 / span)
+    y = model.sample(np.full(1000, 0.5), np.random.default_rng(0))
+    assert np.mean(np.abs(y - 0.5) < 1.5e-6 / span) > 0.9

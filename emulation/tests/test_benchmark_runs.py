@@ -49,13 +49,21 @@ def test_ffp_levels_benchmark_small(tmp_path):
     assert data["levels"]["32"]["potentiation"]["skipped"] == 0  # paper 001: none at n = 32
 
 
-def test_deploy_benchmark_letters(tmp_path):
+def test_deploy_benchmark_letters_and_moons(tmp_path):
+    """The deploy benchmark's small tasks; digits runs in the full benchmark only."""
     out = tmp_path / "deploy.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "deploy.py"), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, str(ROOT / "benchmarks" / "deploy.py"), "--out", str(out), "--tasks", "letters,moons",
+         "--bo-iterations", "1"],
+        capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     r = json.loads(out.read_text())
-    assert r["digital"]["train"] == 1.0
-    assert r["deployed_calibrated"]["test"] >= r["digital"]["test"] - 0.01  # within 1 point of digital
+    letters = r["letters"]
+    assert letters["digital"]["train"] == 1.0
+    assert letters["aware"]["calibrated"]["test"] >= letters["digital"]["test"] - 0.01  # within 1 point of digital
+    assert letters["aware"]["defects_found"] > 0
+    assert max(letters["aware"]["layer_weight_rms_error"]) < max(letters["oblivious"]["layer_weight_rms_error"])
+    moons = r["moons"]
+    assert moons["digital_erm"] > 0.9 and len(moons["bo_trials"]) == 5  # ERM probe + 3 random + 1 GP step
+    assert all(moons[k]["pulses"] > 0 and moons[k]["energy_J"] > 0 for k in ("erm", "bayesmulti"))

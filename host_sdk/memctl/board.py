@@ -417,7 +417,7 @@ class Board:
 
         if self.network is None:
             raise ProtocolError("no network loaded by this session: call load_network first")
-        layers = decode(self.network, len(self.network), *self.shape)[1]
+        layers = decode(self.network, len(self.network), *self.shape)[0]
         n_in, n_out = layers[0][0], layers[-1][1]
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         if x.ndim != 2 or x.shape[1] != n_in:

@@ -7,9 +7,9 @@ manifest it writes doubles as a journal: it is saved after the scan and after
 every tile, so a deployment stopped by a reset or a crash resumes where it
 stopped when deploy() is called again with the same manifest path.
 
-Inference encodes inputs as read voltages (x * v_in, clipped to the read
-limit), the bias as one more row at v_in; the column currents give
-W x = (I+ - I-) * scale / v_in. On a single board the whole MLP runs on the
+Inference encodes each layer's inputs as read voltages (x * v_in of that
+layer, clipped to the read limit), the bias as one more row at v_in; the
+column currents give W x = (I+ - I-) * scale / v_in. On a single board the whole MLP runs on the
 controller (LOAD_NETWORK / RUN_NETWORK); across boards the host composes the
 layers from per-tile VMMs.
 """
@@ -61,7 +61,7 @@ class Placement:
 class Deployment:
     layers: list[Layer]
     placements: list[Placement]
-    v_in: float
+    v_in: list  # read volts per unit input, per layer
     ports: list[str] = field(default_factory=list)
     gain: list = field(default_factory=list)  # per layer, per output (empty: uncalibrated)
     offset: list = field(default_factory=list)
@@ -128,7 +128,7 @@ class Deployment:
                 Placement(**{**p, "inputs": tuple(p["inputs"]), "outputs": tuple(p["outputs"])})
                 for p in m["placements"]
             ]
-            return cls(layers, placements, float(m["v_in"]), m.get("ports", []), m.get("gain", []),
+            return cls(layers, placements, [float(v) for v in m["v_in"]], m.get("ports", []), m.get("gain", []),
                        m.get("offset", []), m.get("key", ""), int(m.get("tiles", len(placements))),
                        m.get("scans", []))  # fmt: skip
         except DeployError:
@@ -155,9 +155,9 @@ class Deployment:
             b = boards[p.board]
             lim = b.read_limit
             v = np.zeros(b.shape[0])
-            v[p.rows] = np.clip(x[p.inputs[0] : p.inputs[1]] * self.v_in, -lim, lim)
+            v[p.rows] = np.clip(x[p.inputs[0] : p.inputs[1]] * self.v_in[k], -lim, lim)
             i = b.vmm(v)[p.cols]
-            z[p.outputs[0] : p.outputs[1]] += (i[0::2] - i[1::2]) * p.scale / self.v_in
+            z[p.outputs[0] : p.outputs[1]] += (i[0::2] - i[1::2]) * p.scale / self.v_in[k]
         if calibrated and self.gain:
             z = np.asarray(self.gain[k]) * z + np.asarray(self.offset[k])
         return z
@@ -185,9 +185,9 @@ class Deployment:
             n_out, n_in = lay.weight.shape
             gain = self.gain[k] if self.gain else [1.0] * n_out
             offset = self.offset[k] if self.offset else [0.0] * n_out
-            layers.append((n_in, n_out, network_blob.ACTIVATIONS[lay.activation], gain, offset))
+            layers.append((n_in, n_out, network_blob.ACTIVATIONS[lay.activation], self.v_in[k], gain, offset))
         tiles = [(p.layer, *p.inputs, *p.outputs, p.scale, p.rows, p.cols) for p in self.placements]
-        return network_blob.encode(self.v_in, layers, tiles)
+        return network_blob.encode(layers, tiles)
 
     def run(self, boards: Board | list[Board], x: np.ndarray, calibrated: bool = True,
             on_board: bool | None = None, progress: bool | None = None) -> np.ndarray:  # fmt: skip
@@ -228,6 +228,18 @@ def _as_list(boards: Board | list[Board]) -> list[Board]:
     return boards if isinstance(boards, list) else [boards]
 
 
+def input_bounds(layers: list[Layer], first: float = 1.0) -> list[float]:
+    """The largest |input| each layer can see when the network's inputs stay
+    within +-first (interval arithmetic through the weights)."""
+    bounds = [first]
+    for lay in layers[:-1]:
+        if lay.activation in ("Tanh", "Sigmoid", "Softmax"):
+            bounds.append(1.0)
+        else:
+            bounds.append(float(np.max(np.abs(lay.weight).sum(1) * bounds[-1] + np.abs(lay.bias))) or 1.0)
+    return bounds
+
+
 def _key(layers: list[Layer], boards: list[Board], **options) -> str:
     h = hashlib.sha256()
     for lay in layers:
@@ -250,9 +262,12 @@ def deploy(
     aware: pre-scan the used columns for stuck devices and place around them
     (rows and output pairs permuted, partners compensating, stuck devices not
     pulsed). levels: quantize targets to the device's level count.
-    v_in: read volts per unit input (paper 003: +-0.2 V for +-1 inputs); by
-    default the largest that keeps every column within half the board's top
-    current range for inputs in [-1, 1] (amplitude-scaled encoding).
+    v_in: read volts per unit input of the first layer (paper 003: +-0.2 V
+    for +-1 inputs); by default the largest that keeps every column within
+    half the board's top current range for inputs in [-1, 1]. Later layers
+    get the same budget divided by the largest input their predecessor can
+    produce (1 after Tanh/Sigmoid/Softmax, an interval bound after Relu or
+    none), so no hidden activation is clipped (amplitude-scaled encoding).
     manifest: journal path; saved after the scan and after every tile, and
     resumed from (finished tiles skipped) when it holds the same deployment.
     """
@@ -263,15 +278,19 @@ def deploy(
     if not (np.isfinite([g_lo, g_hi]).all() and 0 < g_lo < g_hi < 1):
         raise DeployError(f"g_range must be 0 < g_lo < g_hi < 1 S, got {g_range}")
     specs = plan_tiles(layers, [b.shape for b in boards], g_range)
-    if v_in is None:
-        tall = max(s.inputs[1] - s.inputs[0] for s in specs)
-        v_in = min(min(b.read_limit for b in boards), min(0.5 * b.info().i_full_scale for b in boards) / (tall * g_hi))
-    for b in boards:
-        if not (np.isfinite(v_in) and 0 < v_in <= b.read_limit):
-            raise DeployError(f"v_in {v_in} V must be within the read limit {b.read_limit} V of {b.link.port}")
+    limit = min(b.read_limit for b in boards)
+    if v_in is not None and not (np.isfinite(v_in) and 0 < v_in <= limit):
+        raise DeployError(f"v_in {v_in} V must be within the read limit {limit} V of the board(s)")
+    i_half = 0.5 * min(b.info().i_full_scale for b in boards)
+    volts = []
+    for k, bound in enumerate(input_bounds(layers)):
+        tall = max(s.inputs[1] - s.inputs[0] for s in specs if s.layer == k)
+        volts.append(min(limit, i_half / (tall * g_hi)) / bound)
+    if v_in is not None:
+        volts[0] = v_in
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
-    key = _key(layers, boards, g_range=g_range, aware=aware, levels=levels, v_in=v_in, tol=tol)
-    dep = Deployment(layers, [], v_in, [b.link.port for b in boards], key=key, tiles=len(specs))
+    key = _key(layers, boards, g_range=g_range, aware=aware, levels=levels, v_in=volts, tol=tol)
+    dep = Deployment(layers, [], volts, [b.link.port for b in boards], key=key, tiles=len(specs))
     if manifest is not None and Path(manifest).exists():
         old = Deployment.load(manifest)
         if old.key != key:

@@ -102,7 +102,7 @@ class Scan:
 
 def prescan(
     board: Board, g_range: tuple[float, float], columns: tuple[int, int] | None = None, *,
-    algorithm: Algorithm | None = None, max_pulses: int = 60, progress: bool | None = None,
+    algorithm: Algorithm | None = None, max_pulses: int = 40, progress: bool | None = None,
 ) -> Scan:  # fmt: skip
     """Program every device of the used columns to the middle of g_range at a
     loose tolerance (paper 003 found its stuck devices by trying to tune
@@ -112,7 +112,7 @@ def prescan(
     c0, c1 = columns or (0, cols)
     g_lo, g_hi = g_range
     mid = np.full((rows, c1 - c0), 0.5 * (g_lo + g_hi))
-    res = board.program(mid, tolerance=0.1 * (g_hi - g_lo), max_pulses=max_pulses, origin=(0, c0),
+    res = board.program(mid, tolerance=0.2 * (g_hi - g_lo), max_pulses=max_pulses, origin=(0, c0),
                         algorithm=algorithm, progress=progress)  # fmt: skip
     g = np.full((rows, cols), np.nan)
     defect = np.zeros((rows, cols), bool)
