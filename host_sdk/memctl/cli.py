@@ -157,6 +157,7 @@ def cmd_deploy(a: argparse.Namespace) -> int:
         console.print(
             f"layer {p.layer} inputs {p.inputs} outputs {p.outputs}: board {p.board} columns "
             f"{min(p.cols)}..{max(p.cols)}, weight RMS error {p.weight_rms_error:.3g}, {p.pulses} pulses"
+            + (f", [yellow]{len(p.failed)} device(s) missed their target[/]" if p.failed else "")
         )
     cost = dep.cost()
     console.print(f"{cost['pulses']} pulses, board time {cost['board_time_s']:.2f} s, energy {cost['energy_J']:.3g} J")

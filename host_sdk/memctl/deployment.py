@@ -28,7 +28,7 @@ from memctl.board import Algorithm, Board
 from memctl.onnx_mlp import ACTIVATIONS, DeployError, Layer, check_layers, read_onnx
 from memctl.placement import Scan, TileSpec, place_aware, place_oblivious, plan_tiles, prescan, quantize_levels
 from memctl.progress import progress_bar
-from memctl_firmware import network_blob
+from memctl_firmware import network_blob, wire
 
 __all__ = ["DeployError", "Deployment", "Layer", "Placement", "deploy", "read_onnx"]
 
@@ -50,6 +50,7 @@ class Placement:
     pulses: int = 0  # programming cost of this tile
     board_time: float = 0.0  # s
     energy: float = 0.0  # J (estimate)
+    failed: list = field(default_factory=list)  # [i, j, status name] of devices that missed their target
 
     def weights(self, g: np.ndarray) -> np.ndarray:
         """Weights (inputs x outputs) that conductances g in this tile's layout represent."""
@@ -264,7 +265,8 @@ def deploy(
     pulsed). levels: quantize targets to the device's level count.
     v_in: read volts per unit input of the first layer (paper 003: +-0.2 V
     for +-1 inputs); by default the largest that keeps every column within
-    half the board's top current range for inputs in [-1, 1]. Later layers
+    half the board's top current range for inputs in [-1, 1], and at most
+    half the read voltage (where a sinh-like I-V is still close to linear). Later layers
     get the same budget divided by the largest input their predecessor can
     produce (1 after Tanh/Sigmoid/Softmax, an interval bound after Relu or
     none), so no hidden activation is clipped (amplitude-scaled encoding).
@@ -281,11 +283,13 @@ def deploy(
     limit = min(b.read_limit for b in boards)
     if v_in is not None and not (np.isfinite(v_in) and 0 < v_in <= limit):
         raise DeployError(f"v_in {v_in} V must be within the read limit {limit} V of the board(s)")
-    i_half = 0.5 * min(b.info().i_full_scale for b in boards)
+    infos = [b.info() for b in boards]
+    i_half = 0.5 * min(i.i_full_scale for i in infos)
+    v_lin = 0.5 * min(i.v_read for i in infos)  # small-signal: a nonlinear I-V stays near its G(V_read)
     volts = []
     for k, bound in enumerate(input_bounds(layers)):
         tall = max(s.inputs[1] - s.inputs[0] for s in specs if s.layer == k)
-        volts.append(min(limit, i_half / (tall * g_hi)) / bound)
+        volts.append(min(limit, v_lin, i_half / (tall * g_hi)) / bound)
     if v_in is not None:
         volts[0] = v_in
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
@@ -346,6 +350,8 @@ def _program_tile(board: Board, spec: TileSpec, rows, cols, t, fixed, tol, max_p
         layer=spec.layer, board=spec.board, rows=[int(r) for r in rows], cols=[int(c) for c in cols],
         inputs=spec.inputs, outputs=spec.outputs, scale=spec.scale, targets=t.tolist(), achieved=achieved.tolist(),
         pulses=int(res.pulses.sum()), board_time=float(res.board_time), energy=float(res.energy.sum()),
+        failed=[[int(i), int(j), str(res.status_names()[ri[i, j], ci[i, j]])]
+                for i, j in np.argwhere(~fixed & (res.status[ri, ci] != wire.S_OK))],
     )  # fmt: skip
     want = p.weights(spec.targets)  # the weights asked for, before any compensation
     p.weight_rms_error = float(np.sqrt(np.mean((p.weights(achieved) - want) ** 2)))
