@@ -140,7 +140,7 @@ def test_the_controller_runs_the_whole_mlp_like_the_host(model, board):
     on_board = dep.run(board, x)
     on_host = dep.run(board, x, on_board=False)
     assert board.network is not None
-    assert np.abs(on_board - on_host).max() < 1e-3 * np.abs(on_host).max()
+    assert np.abs(on_board - on_host).max() < 5e-3 * np.abs(on_host).max()  # two analog reads: read noise only
     assert np.all(np.argmax(on_board, 1) == np.argmax(digital(w, b, x), 1))
     with pytest.raises(ValueError, match="shape"):
         dep.run(board, np.zeros((2, 5)))

@@ -65,5 +65,5 @@ def test_deploy_benchmark_letters_and_moons(tmp_path):
     assert letters["aware"]["defects_found"] > 0
     assert max(letters["aware"]["layer_weight_rms_error"]) < max(letters["oblivious"]["layer_weight_rms_error"])
     moons = r["moons"]
-    assert moons["digital_erm"] > 0.9 and len(moons["bo_trials"]) == 5  # ERM probe + 3 random + 1 GP step
+    assert moons["digital_erm"] > 0.8 and len(moons["bo_trials"]) == 5  # ERM probe + 3 random + 1 GP step
     assert all(moons[k]["pulses"] > 0 and moons[k]["energy_J"] > 0 for k in ("erm", "bayesmulti"))
