@@ -67,6 +67,11 @@ class AnalogFrontEnd:
         self.pulses = 0
         self.max_pulse_v = 0.0  # largest |V_row - V_col| any device could see in a pulse
         self.max_pulse_width = 0.0
+        # Injected faults (issue 7): pinned ADC columns and a pending brown-out.
+        self.saturated = np.zeros(config.cols, bool)
+        self.brownout: float | None = None  # share of the next pulse's width applied before power is lost
+        self.brownouts = 0
+        self.powered = True
 
     def volts(self, group: int) -> np.ndarray:
         return self.codes[group] * (self.config.dac_full_scale / self.dac_max)
@@ -128,6 +133,11 @@ class AnalogFrontEnd:
 
     def pulse(self, width_ns: int) -> None:
         width = width_ns * 1e-9
+        if self.brownout is not None:  # power fails part-way through this pulse
+            width *= self.brownout
+            self.brownout = None
+            self.brownouts += 1
+            self.powered = False
         drive = self.drive()
         vr, vc = drive.v_rows[drive.row_driven], drive.v_cols[drive.col_driven]
         if len(vr) and len(vc):
@@ -152,4 +162,25 @@ class AnalogFrontEnd:
         self.xbar.advance(t)
         self.clock += t
         codes = np.rint(amps / ranges[current_range] * self.adc_max)
+        codes[self.saturated] = np.where(codes[self.saturated] < 0, -self.adc_max - 1, self.adc_max)
         return np.clip(codes, -self.adc_max - 1, self.adc_max).astype("<i4")
+
+    def fault(self, kind: int, row: int, col: int, value: float) -> int:
+        """Inject a fault (afe_bus FAULT_*); returns the brown-outs so far."""
+        from memctl_firmware.hal import afe_bus as bus
+
+        if kind == bus.FAULT_STUCK:
+            xb = self.xbar
+            r, c = self._line(0, row), self._line(1, col)
+            xb.g_stuck[r, c] = xb.conductance[r, c]
+            xb.stuck[r, c] = True
+        elif kind == bus.FAULT_SATURATE:
+            cols = slice(None) if col == 0xFFFF else self._line(1, col)
+            self.saturated[cols] = bool(value)
+        elif kind == bus.FAULT_BROWNOUT:
+            if not 0 <= value <= 1:
+                raise ValueError("brown-out share of the pulse must be in [0, 1]")
+            self.brownout = float(value)
+        elif kind != bus.FAULT_QUERY:
+            raise ValueError(f"unknown fault kind {kind}")
+        return self.brownouts

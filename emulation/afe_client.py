@@ -53,5 +53,10 @@ class AFEClient:
         """(pulses, largest |V| any device could have seen, longest width)."""
         return struct.unpack("<Idd", self.transact(bytes([bus.OP_STATS])))
 
+    def fault(self, kind: int, row: int = 0, col: int = 0, value: float = 0.0) -> int:
+        """Inject a fault (afe_bus FAULT_*); returns the brown-outs so far."""
+        body = self.transact(struct.pack("<BBHHf", bus.OP_FAULT, kind, row, col, value))
+        return struct.unpack("<I", body)[0]
+
     def clock(self) -> float:
         return struct.unpack("<d", self.transact(bytes([bus.OP_CLOCK])))[0]

@@ -67,6 +67,8 @@ def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
             out += info_blob(afe.config)
         elif op == bus.OP_CLOCK:
             out += struct.pack("<d", afe.clock)
+        elif op == bus.OP_FAULT:
+            out += struct.pack("<I", afe.fault(*args))
         elif op == bus.OP_TRUTH:
             out += struct.pack("<I", afe.pulses) + afe.xbar.conductance.astype("<f8").tobytes()
     return bytes(out)
@@ -103,11 +105,17 @@ class _Handler(socketserver.BaseRequestHandler):
             body = _recv_exact(sock, length)
             if body is None:
                 return
+            afe = server.afe
             try:
                 with server.lock:
-                    result, status = execute(server.afe, body), 0
+                    result, status = execute(afe, body), 0
             except (ValueError, struct.error) as exc:
                 result, status = str(exc).encode()[:1000], 1
+            if not afe.powered:  # brown-out: this client never hears back
+                afe.powered = True
+                while sock.recv(4096):
+                    pass
+                return
             sock.sendall(struct.pack(bus.REPLY_HEAD, len(result), status) + result)
 
 

@@ -6,12 +6,17 @@
                                              |  pty B  <- host opens with pyserial
 
 The relay copies bytes between the two pty masters, so the host talks to a
-real serial device and the firmware to a real tty, and later work can inject
-corruption, drops or baud-rate timing in one place.
+real serial device and the firmware to a real tty; link faults (corruption,
+drops, duplicates, bursts: memctl_emulation.faults), baud-rate timing and
+cable unplug/replug happen there. The board can be reset (the firmware
+process killed and restarted; the crossbar, a separate process, keeps its
+state like the physical array) or browned out in the middle of a pulse. Its
+flash filesystem is a folder that survives resets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -31,9 +36,14 @@ import memctl_firmware
 from memctl_emulation.afe import AFEConfig
 from memctl_emulation.afe_client import AFEClient
 from memctl_emulation.devices import load_device
+from memctl_firmware import config as fw_config
+from memctl_firmware import persist
+from memctl_firmware.hal import afe_bus as bus
 
 FIRMWARE_DIR = Path(memctl_firmware.__file__).resolve().parent
 BOARD_HEAP = "256K"  # board RAM budget: the firmware runs with this heap
+# Limits an emulated board is provisioned with (a fresh real board has none).
+PROVISIONED = (fw_config.LIMIT_V_PULSE, fw_config.LIMIT_WIDTH, fw_config.LIMIT_V_READ)
 
 
 def _die_with_parent() -> None:
@@ -84,6 +94,8 @@ class _Relay(threading.Thread):
 
     `link_filter(direction, data) -> data` sees every chunk on its way
     ("to_host" or "to_board") and may corrupt, drop or duplicate bytes.
+    `baud` paces each chunk like a UART at that rate (10 bits per byte).
+    The host side can be detached (cable unplugged) and attached again.
     """
 
     def __init__(self, board_fd: int, host_fd: int):
@@ -91,14 +103,20 @@ class _Relay(threading.Thread):
         self.a, self.b = board_fd, host_fd
         self.stop_r, self.stop_w = os.pipe()
         self.link_filter: LinkFilter | None = None
+        self.baud: int | None = None
+        self.lock = threading.Lock()
 
     def run(self) -> None:
-        peer = {self.a: self.b, self.b: self.a}
         while True:
-            ready, _, _ = select.select([self.a, self.b, self.stop_r], [], [])
+            with self.lock:
+                a, b = self.a, self.b
+            fds = [self.a, self.stop_r] + ([b] if b >= 0 else [])
+            ready, _, _ = select.select(fds, [], [], 0.1)
             if self.stop_r in ready:
                 return
             for fd in ready:
+                if fd == self.stop_r:
+                    continue
                 try:
                     data = os.read(fd, 4096)
                 except OSError:  # the other side is not open yet or closed
@@ -106,9 +124,19 @@ class _Relay(threading.Thread):
                     continue
                 f = self.link_filter
                 if f is not None:
-                    data = f("to_host" if fd == self.a else "to_board", data)
-                if data:
-                    os.write(peer[fd], data)
+                    data = f("to_host" if fd == a else "to_board", data)
+                peer = b if fd == a else a
+                if data and peer >= 0:
+                    if self.baud:
+                        time.sleep(10 * len(data) / self.baud)
+                    try:
+                        os.write(peer, data)
+                    except OSError:
+                        pass  # unplugged while we slept
+
+    def set_host(self, fd: int) -> None:
+        with self.lock:
+            self.b = fd
 
     def stop(self) -> None:
         os.write(self.stop_w, b"x")
@@ -135,6 +163,8 @@ class EmulatedBoard:
         device: str | os.PathLike | None = None,
         line_resistance: float = 0.0,
         cell: str = "0T1R",
+        limits: tuple[float, float, float] | None = PROVISIONED,
+        baud: int | None = None,
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
         # Load the device here so a bad preset or file fails in the caller,
@@ -153,6 +183,14 @@ class EmulatedBoard:
         self._relay: _Relay | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self.log: list[str] = []  # output of the AFE and firmware processes
+        self.limits = limits  # written to flash before the first boot; None: an unprovisioned board
+        self.baud = baud  # None: the line is as fast as the pty
+        self.flash = ""  # the board's flash filesystem (a folder)
+        self.resets = 0
+        self._fw: subprocess.Popen | None = None
+        self._fw_slave = -1
+        self._host: tuple[int, int] = (-1, -1)
+        self._debug: AFEClient | None = None
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> EmulatedBoard:
@@ -176,23 +214,102 @@ class EmulatedBoard:
         self._procs.append(afe)
         self._wait_line(afe, "AFE READY", "analog front end")
 
+        self.flash = os.path.join(self._tmp.name, "flash")
+        os.mkdir(self.flash)
+        if self.limits is not None:
+            v, w, vr = self.limits
+            persist.save(self.flash, (v, w, vr, min(fw_config.V_READ, vr), 2, 0))
         fw_master, fw_slave = _raw_pty()
-        host_master, host_slave = _raw_pty()
-        # Keep both slaves open here so either side may close and reopen
-        # its end without the relay seeing a hang-up.
-        self._fds += [fw_master, fw_slave, host_master, host_slave]
-        self._relay = _Relay(fw_master, host_master)
+        # Keep the firmware's slave open here so the firmware may close and
+        # reopen its end (a reset) without the relay seeing a hang-up.
+        self._fds += [fw_master, fw_slave]
+        self._fw_slave = fw_slave
+        self._relay = _Relay(fw_master, -1)
+        self._relay.baud = self.baud
         self._relay.start()
+        self.port = os.path.join(self._tmp.name, "ttyMEMCTL0")  # stable across unplug/replug, like udev names
+        self.replug()
+        self._start_firmware()
 
-        env = dict(os.environ, MEMCTL_HAL="emulated", MEMCTL_UART=os.ttyname(fw_slave), MEMCTL_AFE=self.afe_socket)
+    def _start_firmware(self) -> None:
+        env = dict(os.environ, MEMCTL_HAL="emulated", MEMCTL_UART=os.ttyname(self._fw_slave),
+                   MEMCTL_AFE=self.afe_socket, MEMCTL_FLASH=self.flash)  # fmt: skip
         fw = subprocess.Popen(
             [micropython_executable(), "-X", f"heapsize={self.heap}", "main.py"],
             cwd=self.firmware_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._procs.append(fw)
+        self._fw = fw
         self._wait_line(fw, "memctl firmware ready", "firmware")
-        self.port = os.ttyname(host_slave)
+
+    # -- faults ------------------------------------------------------------
+    def reset(self) -> None:
+        """Kill the firmware and boot it again (a reset or power cycle). The
+        crossbar keeps its state; the UART's receive buffer is lost."""
+        fw = self._fw
+        if fw is not None:
+            fw.kill()
+            fw.wait()
+            self._procs.remove(fw)
+        termios.tcflush(self._fw_slave, termios.TCIFLUSH)
+        self.resets += 1
+        self._start_firmware()
+
+    def brownout(self, share: float = 0.5, timeout: float = 30.0) -> None:
+        """Power fails during the next pulse: `share` of its width reaches the
+        device, the firmware never finishes the command, the board reboots.
+        Blocks until that pulse happened (or raises EmulationError)."""
+        dbg = self.debug()
+        before = dbg.fault(bus.FAULT_QUERY)
+        dbg.fault(bus.FAULT_BROWNOUT, value=share)
+        deadline = time.monotonic() + timeout
+        while dbg.fault(bus.FAULT_QUERY) == before:
+            if time.monotonic() > deadline:
+                raise EmulationError("no pulse came to brown out")
+            time.sleep(0.005)
+        self.reset()
+
+    def stick(self, row: int, col: int) -> None:
+        """Device (row, col) sticks where it is now (it stops switching)."""
+        self.debug().fault(bus.FAULT_STUCK, row, col)
+
+    def saturate_adc(self, col: int | None = None, on: bool = True) -> None:
+        """Pin a column's ADC (None: every column) at full scale, or release it."""
+        self.debug().fault(bus.FAULT_SATURATE, 0, bus.ALL_LINES if col is None else col, 1.0 if on else 0.0)
+
+    def unplug(self) -> None:
+        """Pull the cable: the host's port goes away (reads and writes fail)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.port)
+        assert self._relay is not None
+        self._relay.set_host(-1)
+        for fd in self._host:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._host = (-1, -1)
+
+    def replug(self) -> None:
+        """Plug the cable back in: a fresh serial device at the same path."""
+        master, slave = _raw_pty()
+        self._host = (master, slave)
+        assert self._relay is not None
+        self._relay.set_host(master)
+        tmp = self.port + ".new"
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self.port)
+
+    def set_baud(self, baud: int | None) -> None:
+        """Pace the line like a UART at this rate (None: as fast as the pty)."""
+        assert self._relay is not None, "board not started"
+        self.baud = self._relay.baud = baud
+
+    def debug(self) -> AFEClient:
+        """The launcher's own debug connection to the front end (faults)."""
+        if self._debug is None:
+            self._debug = self.afe()
+        return self._debug
 
     def _wait_line(self, proc: subprocess.Popen, marker: str, what: str) -> None:
         """Collect the process's output in the log; return once marker appears."""
@@ -235,15 +352,20 @@ class EmulatedBoard:
                     p.kill()
                     p.wait()
         self._procs.clear()
+        self._fw = None
+        if self._debug is not None:
+            self._debug.close()
+            self._debug = None
         if self._relay is not None:
             self._relay.stop()
             self._relay = None
-        for fd in self._fds:
+        for fd in self._fds + [fd for fd in self._host if fd >= 0]:
             try:
                 os.close(fd)
             except OSError:
                 pass
         self._fds.clear()
+        self._host = (-1, -1)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

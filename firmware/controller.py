@@ -1,20 +1,14 @@
 # Command dispatch: frames in, frames out. Buffers are allocated once here;
 # handlers write their response payload straight into the tx frame buffer.
 import gc
+import os
 import struct
 
+import persist
 import wire
 from xbar import READ_FLOATING, SCHEME_V2, SCHEME_V3, Array, Limits, check_pulse, check_read
-from config import (
-    FW_VERSION,
-    HW_MAX_WIDTH,
-    LIMIT_V_PULSE,
-    LIMIT_V_READ,
-    LIMIT_WIDTH,
-    UART_POLL_MS,
-    V_READ,
-)
-from errors import AddressError, CommandError, LimitError, UnknownCommand
+from config import FW_VERSION, HW_MAX_WIDTH, UART_POLL_MS, V_READ
+from errors import AddressError, CommandError, HALError, LimitError, UnknownCommand
 from predictor import PREDICTOR
 from predictor_blob import MAX_BLOB
 from network import NETWORK
@@ -23,22 +17,37 @@ from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_d
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
 MAX_PAUSE = 60.0
+NAN = float("nan")
 
-try:
-    from micropython import mem_peak
-except ImportError:  # not every port has it
 
-    def mem_peak():
-        return 0
+class SessionError(CommandError):
+    code = wire.E_SESSION
+
+
+def _boot_id():
+    """A random nonzero id per boot whose low byte (the session tag) is nonzero."""
+    b = os.urandom(4)
+    return (b[0] | 1) | b[1] << 8 | b[2] << 16 | (b[3] & 0x7F) << 24
 
 
 class Controller:
-    def __init__(self, uart, fe, hal_name, heap_size):
+    def __init__(self, uart, fe, hal_name, heap_size, storage=""):
         self.uart = uart
         self.hal_name = hal_name
         self.heap_size = heap_size
-        self.limits = Limits(LIMIT_V_PULSE, LIMIT_WIDTH, LIMIT_V_READ)
+        self.heap_peak = 0
+        self.storage = storage
+        self.boot_id = _boot_id()
+        self.tag = self.boot_id & 0xFF
+        self.limits = Limits()
         self.array = Array(fe, self.limits, V_READ)
+        saved = persist.load(storage)
+        if saved is not None:  # limits and read configuration survive a reset
+            v, w, vr, v_read, scheme, mode = saved
+            if 0 < v <= fe.v_full_scale and 0 < w <= HW_MAX_WIDTH and 0 < v_read <= vr <= v:
+                self.limits.set(v, w, vr)
+                self.array.v_read = fe.quantize(v_read)
+                self.array.scheme, self.array.read_mode = scheme, mode
         self.dec = wire.FrameDecoder()
         self.rx = bytearray(256)
         self.raw = bytearray(wire.MAX_RAW)
@@ -98,6 +107,8 @@ class Controller:
             return
         handler = self.handlers.get(dec.mtype)
         try:
+            if dec.tag and dec.tag != self.tag:
+                raise SessionError("board reset since this session's INFO: re-synchronize")
             if handler is None:
                 raise UnknownCommand("unknown message type")
             plen = handler(dec.payload(), seq)
@@ -117,6 +128,9 @@ class Controller:
         self.last_seq = seq
         self.last_crc = crc
         self.uart.write(self.out, self.out_len)
+        used = gc.mem_alloc()
+        if used > self.heap_peak:
+            self.heap_peak = used
 
     def encode_error(self, raw, out, seq, code, msg):
         raw[HDR_SIZE] = code
@@ -169,8 +183,16 @@ class Controller:
         off = HDR_SIZE + struct.calcsize(wire.INFO_RESP)
         off = wire.pack_str(self.raw, off, FW_VERSION)
         off = wire.pack_str(self.raw, off, self.hal_name + ":" + fe.name)
-        struct.pack_into("<IH", self.raw, off, mem_peak(), PREDICTOR.n_params if PREDICTOR.loaded else 0)
-        return off + 6 - HDR_SIZE
+        struct.pack_into(
+            wire.INFO_TAIL,
+            self.raw,
+            off,
+            self.heap_peak,
+            PREDICTOR.n_params if PREDICTOR.loaded else 0,
+            self.boot_id,
+            1 if lim.valid else 0,
+        )
+        return off + struct.calcsize(wire.INFO_TAIL) - HDR_SIZE
 
     def do_read(self, p, seq):
         self.need(p, 4)
@@ -234,7 +256,10 @@ class Controller:
         for k in range(n):
             r, c, t = struct.unpack_from(wire.PROGRAM_ITEM, p, off)
             off += wire.PROGRAM_ITEM_SIZE
-            program_device(a, r, c, t, pp, algo, o)
+            try:
+                program_device(a, r, c, t, pp, algo, o)
+            except HALError:  # a reading that is not a value: report it, go on
+                o.g, o.status, o.pulses, o.energy = NAN, wire.S_SATURATED, 0, 0.0
             now = fe.clock()
             struct.pack_into(wire.PROGRAM_RESULT, self.raw, out, o.g, o.pulses, o.status, now - t_prev, o.energy)
             t_prev = now
@@ -272,8 +297,12 @@ class Controller:
             raise LimitError("width limit must be within the hardware maximum")
         if not 0 < vr <= v:
             raise LimitError("read limit must be positive and below the pulse limit")
-        if self.array.v_read > vr:
+        a = self.array
+        if self.limits.valid and a.v_read > vr:
             raise LimitError("read limit below the read voltage in use: lower V_read with CONFIG first")
+        if a.v_read > vr:  # first limits on a fresh board: bring V_read inside them
+            a.v_read = a.fe.quantize(vr)
+        persist.save(self.storage, (v, w, vr, a.v_read, a.scheme, a.read_mode))
         self.limits.set(v, w, vr)
         struct.pack_into(wire.LIMITS, self.raw, HDR_SIZE, v, w, vr)
         return 12
@@ -289,6 +318,8 @@ class Controller:
         if mode > READ_FLOATING:
             raise CommandError("read mode must be 0 (grounded) or 1 (floating)")
         a = self.array
+        lim = self.limits
+        persist.save(self.storage, (lim.v_pulse, lim.width, lim.v_read, a.fe.quantize(v), scheme, mode))
         a.v_read = a.fe.quantize(v)
         a.scheme, a.read_mode = scheme, mode
         struct.pack_into(wire.CONFIG, self.raw, HDR_SIZE, a.v_read, scheme, mode)

@@ -11,8 +11,8 @@ def heap_size():
 
 
 def main():
-    name, uart, fe = hal.connect()
-    ctl = Controller(uart, fe, name, heap_size())
+    name, uart, fe, storage = hal.connect()
+    ctl = Controller(uart, fe, name, heap_size(), storage)
     gc.collect()
     print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols)
     ctl.serve_forever()

@@ -5,7 +5,9 @@
 # preallocate them once and never allocate per byte.
 #
 # Frame on the line:  COBS( header | payload | crc32 ) 0x00
-#   header  = <BBHH  type, flags, seq, payload length   (6 bytes)
+#   header  = <BBHH  type, session tag, seq, payload length   (6 bytes)
+#             (tag 0: no check; else the low byte of the board's boot id the
+#             sender last saw; a board that has reset since refuses the frame)
 #   crc32   = <I     binascii.crc32 over header+payload  (4 bytes)
 # See docs/protocol.md for every message and golden byte examples.
 import struct
@@ -61,6 +63,7 @@ E_ADDRESS = const(7)
 E_HAL = const(8)
 E_MEMORY = const(9)
 E_INTERNAL = const(10)
+E_SESSION = const(11)
 
 ERROR_NAMES = {
     E_CRC: "crc",
@@ -73,6 +76,7 @@ ERROR_NAMES = {
     E_HAL: "hal",
     E_MEMORY: "memory",
     E_INTERNAL: "internal",
+    E_SESSION: "session",
 }
 
 # Program status per device (the stop reason).
@@ -81,6 +85,7 @@ S_MAX_PULSES = const(1)
 S_LIMIT = const(2)
 S_STUCK = const(3)
 S_UNREACHABLE = const(4)
+S_SATURATED = const(5)
 
 STATUS_NAMES = {
     S_OK: "ok",
@@ -88,6 +93,7 @@ STATUS_NAMES = {
     S_LIMIT: "at-safety-limit",
     S_STUCK: "stuck",
     S_UNREACHABLE: "unreachable",
+    S_SATURATED: "adc-saturated",
 }
 
 # Programming algorithms (PROGRAM's algorithm byte).
@@ -99,7 +105,8 @@ A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
 
 # Payload layouts (little-endian, no padding). Variable parts follow the fixed
 # part; the docs list them per message.
-INFO_RESP = "<HHHHIIffffffffBBBB"  # then fw version str, hal name str, <I peak heap
+INFO_RESP = "<HHHHIIffffffffBBBB"  # then fw version str, hal name str, INFO_TAIL
+INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
 READ_REQ = "<HH"  # row, col
 READ_RESP = "<ff"  # current A, conductance S
 READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S
@@ -193,19 +200,19 @@ def cobs_decode(buf, n):
     return out
 
 
-def finish_frame(raw, mtype, seq, plen, out):
+def finish_frame(raw, mtype, seq, plen, out, tag=0):
     """Seal a frame whose payload already sits at raw[HDR_SIZE:HDR_SIZE+plen].
 
     Writes header and CRC into raw, COBS-encodes into out; returns bytes in out.
     """
-    struct.pack_into(HDR_FMT, raw, 0, mtype, 0, seq, plen)
+    struct.pack_into(HDR_FMT, raw, 0, mtype, tag, seq, plen)
     end = HDR_SIZE + plen
     mv = memoryview(raw)
     struct.pack_into("<I", raw, end, crc32(mv[:end]) & 0xFFFFFFFF)
     return cobs_encode(raw, end + CRC_SIZE, out)
 
 
-def encode_frame(mtype, seq, payload=b""):
+def encode_frame(mtype, seq, payload=b"", tag=0):
     """Allocate and return one encoded frame (host side and tests)."""
     plen = len(payload)
     if plen > MAX_PAYLOAD:
@@ -213,7 +220,7 @@ def encode_frame(mtype, seq, payload=b""):
     raw = bytearray(HDR_SIZE + plen + CRC_SIZE)
     raw[HDR_SIZE : HDR_SIZE + plen] = payload
     out = bytearray(len(raw) + len(raw) // 254 + 2)
-    n = finish_frame(raw, mtype, seq, plen, out)
+    n = finish_frame(raw, mtype, seq, plen, out, tag)
     return bytes(out[:n])
 
 
@@ -242,6 +249,7 @@ class FrameDecoder:
         self.error = 0
         self.mtype = 0
         self.seq = 0
+        self.tag = 0
         self.plen = 0
 
     def feed(self, data, start, end):
@@ -287,8 +295,9 @@ class FrameDecoder:
         if crc32(self.mv[:body]) & 0xFFFFFFFF != want:
             self.error = E_CRC
             return
-        mtype, _flags, seq, plen = struct.unpack_from(HDR_FMT, self.buf, 0)
+        mtype, tag, seq, plen = struct.unpack_from(HDR_FMT, self.buf, 0)
         self.seq = seq
+        self.tag = tag
         if plen != body - HDR_SIZE:
             self.error = E_FRAME
             return

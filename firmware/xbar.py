@@ -4,7 +4,7 @@
 # front_end.pulse.
 import struct
 
-from errors import AddressError, LimitError
+from errors import AddressError, HALError, LimitError
 from hal import BOTH, COLS, ROWS
 
 SCHEME_V2 = 2
@@ -24,17 +24,27 @@ def f32(v):
 
 
 class Limits:
-    def __init__(self, v_pulse, width, v_read):
-        self.set(v_pulse, width, v_read)
+    """The safety limits in force. A board whose limits were never set (or
+    whose stored copy is corrupt) is locked: every pulse and read is refused."""
+
+    def __init__(self):
+        self.valid = False
+        self.v_pulse = self.width = self.v_read = 0.0
 
     def set(self, v_pulse, width, v_read):
         self.v_pulse = f32(v_pulse)
         self.width = f32(width)
         self.v_read = f32(v_read)
+        self.valid = True
+
+
+_UNSET = "safety limits not set: send SET_LIMITS first"
 
 
 def check_pulse(limits, v, width):
     # Written so NaN and inf fail the comparisons and are refused too.
+    if not limits.valid:
+        raise LimitError(_UNSET)
     if not abs(v) <= limits.v_pulse:
         raise LimitError("pulse amplitude beyond safety limit")
     if not 0 < width <= limits.width:
@@ -42,6 +52,8 @@ def check_pulse(limits, v, width):
 
 
 def check_read(limits, v):
+    if not limits.valid:
+        raise LimitError(_UNSET)
     if not abs(v) <= limits.v_read:
         raise LimitError("read voltage beyond read limit")
 
@@ -77,6 +89,8 @@ class Array:
             peak = abs(fe.code(col)) if col >= 0 else self._peak()
             if peak >= _HIGH * fe.adc_max and rng < top:
                 rng += 1
+            elif peak >= fe.adc_max:  # clipped on the widest range: the reading is not a value
+                raise HALError("ADC saturated on the widest current range")
             elif rng > 0 and peak * fe.ranges[rng] < _LOW * fe.ranges[rng - 1] * fe.adc_max:
                 rng -= 1
             else:

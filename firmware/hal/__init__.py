@@ -1,7 +1,8 @@
 # Hardware abstraction layer: the only firmware code that touches hardware.
 #
-# hal.connect() returns (backend name, uart, front_end); a backend module
-# provides connect() -> (uart, front_end):
+# hal.connect() returns (backend name, uart, front_end, storage); a backend
+# module provides connect() -> (uart, front_end, storage), storage being the
+# folder of the board's flash filesystem where settings survive a reset:
 #
 # uart
 #   readinto(buf, timeout_ms) -> n   bytes now available (0 on timeout)

@@ -40,6 +40,11 @@ OP_WAIT = const(10)  # <I microseconds with lines released -> nothing
 OP_GATE = const(11)  # <BH on, row (ALL_LINES = all): 1T1R word lines -> nothing
 OP_STATS = const(12)  # debug port: -> <Idd pulses, largest |V| across any device in a pulse, longest width
 OP_RANGES = const(13)  # debug port: -> rows*cols x <dd each device's lowest and highest reachable G
+OP_FAULT = const(14)  # debug port: <BHHf kind, row, col, value (FAULT_*) -> <I brown-outs so far
+FAULT_QUERY = const(0)  # change nothing
+FAULT_STUCK = const(1)  # device (row, col) sticks at its present conductance
+FAULT_SATURATE = const(2)  # column col's ADC pins at full scale (value 1) or recovers (0); col ALL_LINES: all
+FAULT_BROWNOUT = const(3)  # the next pulse gets value x its width, then the firmware's bus stalls (power lost)
 
 OP_ARGS = {
     OP_FILL: "<Bh",
@@ -55,6 +60,7 @@ OP_ARGS = {
     OP_GATE: "<BH",
     OP_STATS: "",
     OP_RANGES: "",
+    OP_FAULT: "<BHHf",
 }
 
 # rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count

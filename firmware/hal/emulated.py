@@ -165,4 +165,4 @@ def connect():
     afe_path = os.getenv("MEMCTL_AFE")
     if not uart_path or not afe_path:
         raise ValueError("emulated HAL needs MEMCTL_UART and MEMCTL_AFE")
-    return PtyUart(uart_path), FrontEnd(afe_path)
+    return PtyUart(uart_path), FrontEnd(afe_path), os.getenv("MEMCTL_FLASH") or ""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memctl.errors import ProtocolError
+from memctl.errors import BoardReset, BoardTimeout, ProtocolError, SessionLost
 from memctl.link import Link
 from memctl.progress import progress_bar
 from memctl_firmware import wire
@@ -49,6 +49,8 @@ class BoardInfo:
     predictor_params: int  # parameters of the loaded predictor (0: none)
     firmware: str
     hal: str
+    boot_id: int = 0  # changes at every reset
+    limits_set: bool = True  # False: a fresh board refuses to drive its array until set_limits
 
     @property
     def g_lsb(self) -> float:
@@ -219,6 +221,9 @@ class Board:
         self.progress = progress
         self.vmm_resolution = 0.0
         self.network: bytes | None = None  # the network blob this session loaded (run_network)
+        self._predictor: bytes | None = None  # what this session put in board RAM, restored after a reset
+        self._ffp: FFPTable | None = None
+        self.resets = 0  # board resets this session recovered from
         try:
             self._info = self.info()
         except BaseException:
@@ -256,23 +261,56 @@ class Board:
         off = struct.calcsize(wire.INFO_RESP)
         fw, off = wire.unpack_str(p, off)
         hal, off = wire.unpack_str(p, off)
-        peak, predictor = struct.unpack_from("<IH", p, off)
+        peak, predictor, boot_id, limits_set = struct.unpack_from(wire.INFO_TAIL, p, off)
         info = BoardInfo(
             protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
             limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
             i_lsb=f[12], i_full_scale=f[13], current_ranges=f[14], bias_scheme=f[15], read_mode=f[16],
             cell="1T1R" if f[17] else "0T1R", predictor_params=predictor,
-            firmware=fw, hal=hal,
+            firmware=fw, hal=hal, boot_id=boot_id, limits_set=bool(limits_set),
         )  # fmt: skip
         self._info = info
+        self.link.tag = boot_id & 0xFF
         return info
+
+    # Requests a reset may have half-done that must not run twice: raise instead.
+    _UNSAFE = {wire.T_PULSE: "PULSE", wire.T_PULSE_TRAIN: "PULSE_TRAIN", wire.T_FFP_TRACE: "FFP_TRACE"}
+
+    def _request(self, mtype: int, payload: bytes = b"", **kw) -> bytes:
+        """link.request, re-synchronized across a board reset: the firmware
+        refuses a frame tagged with an old session, so nothing runs twice by
+        accident; requests safe to repeat (reads, VMM, write-verify, loads)
+        are resent, a pulse raises BoardReset."""
+        try:
+            return self.link.request(mtype, payload, **kw)
+        except SessionLost:
+            self.resync()
+            if mtype in self._UNSAFE:
+                raise BoardReset(
+                    f"{self.link.port} reset while a {self._UNSAFE[mtype]} was in progress: it may have been "
+                    "applied once and was not repeated; read the device to see where it is"
+                ) from None
+            return self.link.request(mtype, payload, **kw)
+
+    def resync(self) -> None:
+        """After a reset: learn the new session and put back what lived in
+        board RAM (FFP table, predictor, network); limits and read
+        configuration survive in the board's flash."""
+        self.resets += 1
+        self.info()
+        if self._ffp is not None:
+            self.set_ffp_table(self._ffp)
+        if self._predictor is not None:
+            self.load_predictor(self._predictor, progress=False)
+        if self.network is not None:
+            self.load_network(self.network, progress=False)
 
     def limits(self) -> Limits:
         return self.info().limits
 
     def set_limits(self, v_pulse: float, width: float, v_read: float) -> Limits:
         _finite("limits", [v_pulse, width, v_read])
-        p = self.link.request(wire.T_SET_LIMITS, struct.pack(wire.LIMITS, v_pulse, width, v_read))
+        p = self._request(wire.T_SET_LIMITS, struct.pack(wire.LIMITS, v_pulse, width, v_read))
         self.info()  # keep the cached limits (read_limit) in step with the board
         return Limits(*struct.unpack(wire.LIMITS, p))
 
@@ -285,29 +323,30 @@ class Board:
     def read(self, row: int, col: int) -> float:
         """Conductance of one device, S (read at the board's V_read)."""
         self._check_device(row, col)
-        _, g = struct.unpack(wire.READ_RESP, self.link.request(wire.T_READ, struct.pack(wire.READ_REQ, row, col)))
+        _, g = struct.unpack(wire.READ_RESP, self._request(wire.T_READ, struct.pack(wire.READ_REQ, row, col)))
         return g
 
     def read_array(self, *, progress: bool | None = None) -> np.ndarray:
         """Conductance of every device, S, streamed in row blocks."""
         rows, cols = self.shape
-        per = max(1, self._info.max_payload // (4 * cols))
         out = np.empty((rows, cols))
         with progress_bar("read array", rows, self.show_progress(progress)) as advance:
-            for r0 in range(0, rows, per):
-                n = min(per, rows - r0)
-                p = self.link.request(wire.T_READ_ROWS, struct.pack(wire.READ_ROWS_REQ, r0, n))
+            r0 = 0
+            while r0 < rows:
+                n = min(max(1, self.link.budget // (4 * cols)), rows - r0)
+                p = self._request(wire.T_READ_ROWS, struct.pack(wire.READ_ROWS_REQ, r0, n))
                 if len(p) != 4 * n * cols:
                     raise ProtocolError(f"READ_ROWS returned {len(p)} bytes, expected {4 * n * cols}")
                 out[r0 : r0 + n] = np.frombuffer(p, "<f4").reshape(n, cols)
                 advance(n)
+                r0 += n
         return out
 
     def pulse(self, row: int, col: int, voltage: float, width: float) -> float:
         """One pulse with V/2 biasing; returns the DAC-quantized voltage applied."""
         self._check_device(row, col)
         _finite("pulse", [voltage, width])
-        p = self.link.request(wire.T_PULSE, struct.pack(wire.PULSE_REQ, row, col, voltage, width))
+        p = self._request(wire.T_PULSE, struct.pack(wire.PULSE_REQ, row, col, voltage, width))
         return struct.unpack(wire.PULSE_RESP, p)[0]
 
     def vmm(self, x: np.ndarray) -> np.ndarray:
@@ -321,7 +360,7 @@ class Board:
         if x.shape != (rows,):
             raise ValueError(f"vmm input must have shape ({rows},), got {x.shape}")
         _finite("vmm input", x)
-        p = self.link.request(wire.T_VMM, struct.pack(wire.VMM_REQ, rows) + x.astype("<f4").tobytes())
+        p = self._request(wire.T_VMM, struct.pack(wire.VMM_REQ, rows) + x.astype("<f4").tobytes())
         if len(p) != 4 + 4 * cols:
             raise ProtocolError(f"VMM returned {len(p)} bytes, expected {4 + 4 * cols}")
         (self.vmm_resolution,) = struct.unpack_from(wire.VMM_RESP, p, 0)
@@ -341,11 +380,11 @@ class Board:
             raise ValueError(f"read_mode must be one of {', '.join(modes)}")
         s = info.bias_scheme if bias is None else schemes[bias]
         m = info.read_mode if read_mode is None else modes[read_mode]
-        self.link.request(wire.T_CONFIG, struct.pack(wire.CONFIG, v, s, m))
+        self._request(wire.T_CONFIG, struct.pack(wire.CONFIG, v, s, m))
         self.info()
 
     def ffp_table(self) -> FFPTable:
-        return self._parse_ffp_table(self.link.request(wire.T_FFP_TABLE))
+        return self._parse_ffp_table(self._request(wire.T_FFP_TABLE))
 
     def set_ffp_table(self, table: FFPTable) -> FFPTable:
         bins = len(table.v_set)
@@ -356,7 +395,8 @@ class Board:
         if (volts < 0).any():
             raise ValueError("FFP table voltages are magnitudes (>= 0)")
         head = struct.pack(wire.FFP_TABLE_HEAD, table.g_lo, table.g_hi, bins)
-        return self._parse_ffp_table(self.link.request(wire.T_FFP_TABLE, head + volts.astype("<f4").tobytes()))
+        self._ffp = table
+        return self._parse_ffp_table(self._request(wire.T_FFP_TABLE, head + volts.astype("<f4").tobytes()))
 
     @staticmethod
     def _parse_ffp_table(p: bytes) -> FFPTable:
@@ -378,7 +418,7 @@ class Board:
         g, v = [], []
         while len(g) < max_events:
             n = min(wire.FFP_TRACE_MAX, max_events - len(g))
-            p = self.link.request(wire.T_FFP_TRACE, struct.pack(wire.FFP_TRACE_REQ, row, col, direction, n, *params))
+            p = self._request(wire.T_FFP_TRACE, struct.pack(wire.FFP_TRACE_REQ, row, col, direction, n, *params))
             events, ended = struct.unpack_from(wire.FFP_TRACE_RESP, p, 0)
             pairs = np.frombuffer(p, "<f4", offset=3).reshape(-1, 2)
             if len(pairs) != events:
@@ -396,6 +436,7 @@ class Board:
 
         check(blob, len(blob))  # refuse locally what the board would refuse
         p = self._stream_blob(wire.T_LOAD_PREDICTOR, blob, "load predictor", progress)
+        self._predictor = bytes(blob)
         self.info()
         return struct.unpack(wire.LOAD_PREDICTOR_RESP, p)[2]
 
@@ -423,31 +464,40 @@ class Board:
         if x.ndim != 2 or x.shape[1] != n_in:
             raise ValueError(f"network inputs must have shape (samples, {n_in}), got {x.shape}")
         _finite("network inputs", x)
-        size = self._info.max_payload
-        per = max(1, min((size - 3) // (4 * n_in), (size - 4) // (4 * n_out)))
         out = np.empty((len(x), n_out))
         flags = wire.RUN_CALIBRATED if calibrated else 0
         with progress_bar("run network", len(x), self.show_progress(progress)) as advance:
-            for k in range(0, len(x), per):
-                part = x[k : k + per]
+            k = 0
+            while k < len(x):
+                size = self.link.budget
+                part = x[k : k + max(1, min((size - 3) // (4 * n_in), (size - 4) // (4 * n_out)))]
                 req = struct.pack(wire.RUN_NETWORK_REQ, len(part), flags) + part.astype("<f4").tobytes()
-                p = self.link.request(wire.T_RUN_NETWORK, req)
+                p = self._request(wire.T_RUN_NETWORK, req)
                 n, m = struct.unpack_from(wire.RUN_NETWORK_RESP, p, 0)
                 if n != len(part) or m != n_out or len(p) != 4 + 4 * n * m:
                     raise ProtocolError("RUN_NETWORK reply does not match the batch sent")
                 out[k : k + n] = np.frombuffer(p, "<f4", offset=4).reshape(n, m)
                 advance(n)
+                k += n
         return out
 
     def _stream_blob(self, mtype: int, blob: bytes, label: str, progress: bool | None) -> bytes:
-        """Send a blob in <HH offset, total chunks; returns the last reply."""
-        per = self._info.max_payload - 4
+        """Send a blob in <HH offset, total chunks; returns the last reply. A
+        reset loses the board's staging buffer: the stream starts over."""
         p = b""
         with progress_bar(label, len(blob), self.show_progress(progress)) as advance:
-            for off in range(0, len(blob), per):
-                chunk = blob[off : off + per]
-                p = self.link.request(mtype, struct.pack("<HH", off, len(blob)) + chunk)
+            off = 0
+            while off < len(blob):
+                chunk = blob[off : off + self.link.budget - 4]
+                try:
+                    p = self.link.request(mtype, struct.pack("<HH", off, len(blob)) + chunk)
+                except SessionLost:
+                    self.resync()
+                    advance(-off)
+                    off = 0
+                    continue
                 advance(len(chunk))
+                off += len(chunk)
         return p
 
     def pulse_train(
@@ -468,12 +518,12 @@ class Board:
         anti-pulse, pause, read pulse, pause. Returns the n read currents, A."""
         self._check_device(row, col)
         _finite("pulse train", [v_set, t_set, v_anti, t_anti, t_off, v_read, t_read])
-        per = self._info.max_payload // 4
+        per = max(1, self.link.budget // 4)
         out = []
         for k in range(0, n, per):
             m = min(per, n - k)
             req = struct.pack(wire.PULSE_TRAIN_REQ, row, col, m, v_set, t_set, v_anti, t_anti, t_off, v_read, t_read)
-            p = self.link.request(wire.T_PULSE_TRAIN, req)
+            p = self._request(wire.T_PULSE_TRAIN, req)
             if len(p) != 4 * m:
                 raise ProtocolError(f"PULSE_TRAIN returned {len(p)} bytes, expected {4 * m}")
             out.append(np.frombuffer(p, "<f4"))
@@ -521,9 +571,6 @@ class Board:
             raise ValueError("patience must be 1..255 pulses")
         algo_params = (algo.params() + [0.0] * 8)[:8]
         _finite("algorithm parameters", algo_params)
-        fit = (self._info.max_payload - wire.PROGRAM_REQ_SIZE) // wire.PROGRAM_ITEM_SIZE
-        fit = min(fit, (self._info.max_payload - wire.PROGRAM_RESP_SIZE) // wire.PROGRAM_RESULT_SIZE)
-        per = min(fit, chunk or fit)
         idx = np.argwhere(m)
         res = ProgramResult(
             targets=t, final=np.full(t.shape, np.nan), pulses=np.zeros(t.shape, np.int64),
@@ -532,8 +579,12 @@ class Board:
         )  # fmt: skip
         start = time.monotonic()
         with progress_bar(label, len(idx), self.show_progress(progress)) as advance:
-            for k in range(0, len(idx), per):
-                part = idx[k : k + per]
+            k = 0
+            while k < len(idx):
+                budget = self.link.budget
+                fit = min((budget - wire.PROGRAM_REQ_SIZE) // wire.PROGRAM_ITEM_SIZE,
+                          (budget - wire.PROGRAM_RESP_SIZE) // wire.PROGRAM_RESULT_SIZE)  # fmt: skip
+                part = idx[k : k + max(1, min(fit, chunk or fit))]
                 head = struct.pack(
                     wire.PROGRAM_REQ, tolerance, max_pulses, len(part), algo.code, patience, *algo_params
                 )
@@ -544,7 +595,16 @@ class Board:
                     advance(n - done[0])
                     done[0] = n
 
-                p = self.link.request(wire.T_PROGRAM, head + items, progress=step)
+                try:
+                    p = self._request(wire.T_PROGRAM, head + items, progress=step)
+                except BoardTimeout:
+                    # The reply never got through whole (a noisy line): write-verify
+                    # reads first, so the same devices in smaller frames are safe.
+                    if len(part) == 1:
+                        raise
+                    advance(-done[0])
+                    self.link.fit(self.link.budget // 2)
+                    continue
                 advance(len(part) - done[0])
                 chunk_time, n = struct.unpack_from(wire.PROGRAM_RESP, p, 0)
                 if n != len(part) or len(p) != wire.PROGRAM_RESP_SIZE + n * wire.PROGRAM_RESULT_SIZE:
@@ -556,6 +616,7 @@ class Board:
                     )
                     res.final[i, j], res.pulses[i, j], res.status[i, j] = g, pulses, status
                     res.time[i, j], res.energy[i, j] = dt, e
+                k += len(part)
         res.wall_time = time.monotonic() - start
         return res
 

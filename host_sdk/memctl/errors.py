@@ -31,6 +31,15 @@ class FirmwareError(MemctlError):
         super().__init__(f"board error {code} ({self.name}): {message}")
 
 
+class SessionLost(FirmwareError):
+    """The board reset since this session last synchronized; the request was not executed."""
+
+
+class BoardReset(MemctlError):
+    """The board reset while executing a request that is not safe to repeat
+    (a pulse): it may have been applied once; it was not repeated."""
+
+
 class SafetyLimitError(FirmwareError):
     """A pulse or input was outside the firmware's safety limits; nothing was applied."""
 
@@ -39,7 +48,7 @@ class AddressError(FirmwareError):
     """A row, column or size outside the array."""
 
 
-_BY_CODE = {wire.E_LIMIT: SafetyLimitError, wire.E_ADDRESS: AddressError}
+_BY_CODE = {wire.E_LIMIT: SafetyLimitError, wire.E_ADDRESS: AddressError, wire.E_SESSION: SessionLost}
 
 
 def firmware_error(code: int, message: str) -> FirmwareError:

@@ -25,19 +25,54 @@ _RESEND = (wire.E_CRC, wire.E_FRAME, wire.E_TOO_LONG)
 class Link:
     """One serial connection to a board; thread-unsafe, like the line itself."""
 
-    def __init__(self, port: str, *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 3):
+    def __init__(
+        self, port: str, *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 3,
+        reconnect: float = 10.0, max_payload: int = wire.MAX_PAYLOAD,
+    ):  # fmt: skip
         self.port = port
+        self.baudrate = baudrate
         self.timeout = timeout
         self.retries = retries
-        try:
-            self.ser = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
-        except (serial.SerialException, ValueError) as e:
-            raise PortError(f"cannot open {port}: {e}") from e
+        self.reconnect_timeout = reconnect
+        self.tag = 0  # session tag: low byte of the board's boot id (0: none yet)
+        self.max_payload = max_payload
+        self.budget = max_payload  # payload bytes per frame the link carries well now
+        self.ser = self._open()
         self.decoder = wire.FrameDecoder()
         # Random start so a new session never repeats the last session's
         # (seq, request) pair that the firmware keeps for idempotency.
         self._seq = random.randrange(1, 0x10000)
-        self.stats = {"requests": 0, "retries": 0, "bad_frames": 0}
+        self.stats = {"requests": 0, "retries": 0, "bad_frames": 0, "reconnects": 0}
+
+    def _open(self) -> serial.SerialBase:
+        try:
+            return serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05)
+        except (serial.SerialException, ValueError, OSError) as e:
+            raise PortError(f"cannot open {self.port}: {e}") from e
+
+    def _reconnect(self, error: Exception) -> None:
+        """The port failed (cable pulled?): reopen the same path until it is
+        back or reconnect_timeout passes."""
+        try:
+            self.ser.close()
+        except (serial.SerialException, OSError):
+            pass
+        deadline = time.monotonic() + self.reconnect_timeout
+        while True:
+            try:
+                self.ser = self._open()
+                self.decoder = wire.FrameDecoder()
+                self.stats["reconnects"] += 1
+                return
+            except PortError:
+                if time.monotonic() > deadline:
+                    raise PortError(f"{self.port} failed ({error}) and did not come back within "
+                                    f"{self.reconnect_timeout:.0f} s") from error  # fmt: skip
+                time.sleep(0.1)
+
+    def fit(self, size: int) -> None:
+        """Adapt the frame budget: halve it after trouble, grow it back slowly."""
+        self.budget = max(64, min(self.max_payload, size))
 
     def close(self) -> None:
         self.ser.close()
@@ -56,15 +91,22 @@ class Link:
         firmware answers a repeat from its cache instead of acting twice.
         """
         seq = self._next_seq()
-        frame = wire.encode_frame(mtype, seq, payload)
+        frame = wire.encode_frame(mtype, seq, payload, 0 if mtype == wire.T_INFO else self.tag)
         self.stats["requests"] += 1
         wait = self.timeout if timeout is None else timeout
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats["retries"] += 1
-            self.ser.write(frame)
-            answer = self._await(seq, mtype, wait, progress)
+                self.fit(self.budget // 2)
+            try:
+                self.ser.write(frame)
+                answer = self._await(seq, mtype, wait, progress)
+            except (serial.SerialException, OSError) as e:
+                self._reconnect(e)
+                continue
             if answer is not None:
+                if not attempt:
+                    self.fit(self.budget + self.budget // 4)
                 return answer
         raise BoardTimeout(
             f"no valid answer from {self.port} to message 0x{mtype:02x} after {self.retries + 1} attempts "

@@ -1,0 +1,55 @@
+# Settings that survive a reset, kept in the board's flash filesystem: the
+# safety limits (a board with none refuses to drive its array) and the read
+# configuration. One codec for the firmware and the host, which provisions
+# emulated boards with it. Written to a temporary file and renamed, so a
+# reset mid-write leaves the old settings, never a torn file.
+import struct
+from binascii import crc32
+
+try:
+    import os
+except ImportError:  # pragma: no cover
+    import uos as os
+
+NAME = "memctl_settings.bin"
+MAGIC = b"MSET"
+FMT = "<fffffBB"  # pulse limit V, width limit s, read limit V, read V, spare, bias scheme, read mode
+SIZE = 4 + 22 + 4
+
+
+def encode(v_pulse, width, v_read_limit, v_read, scheme, mode):
+    out = bytearray(MAGIC)
+    out += struct.pack(FMT, v_pulse, width, v_read_limit, v_read, 0.0, scheme, mode)
+    out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def decode(data):
+    """(v_pulse, width, v_read_limit, v_read, scheme, mode), or None when the
+    file is missing, torn or corrupt."""
+    if data is None or len(data) != SIZE or bytes(data[:4]) != MAGIC:
+        return None
+    (want,) = struct.unpack_from("<I", data, SIZE - 4)
+    if crc32(memoryview(data)[: SIZE - 4]) & 0xFFFFFFFF != want:
+        return None
+    f = struct.unpack_from(FMT, data, 4)
+    return f[0], f[1], f[2], f[3], f[5], f[6]
+
+
+def path(folder):
+    return folder + "/" + NAME if folder else NAME
+
+
+def load(folder):
+    try:
+        with open(path(folder), "rb") as fh:
+            return decode(fh.read())
+    except OSError:
+        return None
+
+
+def save(folder, values):
+    p = path(folder)
+    with open(p + ".tmp", "wb") as fh:
+        fh.write(encode(*values))
+    os.rename(p + ".tmp", p)
