@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def emulate():
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     port = proc.stdout.readline().strip()
-    assert port.startswith("/dev/"), proc.stderr.read() if proc.poll() is not None else port
+    assert os.path.realpath(port).startswith("/dev/"), proc.stderr.read() if proc.poll() is not None else port
     yield port
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 0
@@ -100,7 +101,7 @@ def test_emulate_leaves_no_processes_behind(sig):
         [sys.executable, "-m", "memctl.cli", "emulate", "--rows", "4", "--cols", "4"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
-    assert proc.stdout.readline().startswith("/dev/")
+    assert os.path.realpath(proc.stdout.readline().strip()).startswith("/dev/")
     kids = _children(proc.pid)
     assert len(kids) == 2  # the analog front end and the firmware
     proc.send_signal(sig)
