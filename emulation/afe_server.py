@@ -106,13 +106,13 @@ class _Handler(socketserver.BaseRequestHandler):
             if body is None:
                 return
             afe = server.afe
-            try:
-                with server.lock:
+            with server.lock:
+                try:
                     result, status = execute(afe, body), 0
-            except (ValueError, struct.error) as exc:
-                result, status = str(exc).encode()[:1000], 1
-            if not afe.powered:  # brown-out: this client never hears back
-                afe.powered = True
+                except (ValueError, struct.error) as exc:
+                    result, status = str(exc).encode()[:1000], 1
+                browned, afe.powered = not afe.powered, True
+            if browned:  # power lost during this transaction: its sender never hears back
                 while sock.recv(4096):
                     pass
                 return

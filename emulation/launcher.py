@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pty
+import queue
 import select
 import shutil
 import signal
@@ -54,6 +55,42 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+class _Spawner(threading.Thread):
+    """Starts the board's processes from one long-lived thread: the kernel's
+    parent-death signal fires when the *thread* that forked a child ends, so
+    a firmware restarted from a short-lived thread (a timer's reset) would
+    be killed as soon as that thread returned."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="memctl-emu-spawner")
+        self.jobs: queue.Queue = queue.Queue()
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            args, kw, done = job
+            try:
+                done.append(subprocess.Popen(args, **kw))
+            except BaseException as e:  # handed to the caller
+                done.append(e)
+            done.append(None)
+
+    def popen(self, args: list, **kw) -> subprocess.Popen:
+        done: list = []
+        self.jobs.put((args, kw, done))
+        while len(done) < 2:
+            time.sleep(0.001)
+        if isinstance(done[0], BaseException):
+            raise done[0]
+        return done[0]
+
+    def stop(self) -> None:
+        self.jobs.put(None)
 
 
 class EmulationError(RuntimeError):
@@ -191,6 +228,7 @@ class EmulatedBoard:
         self._fw_slave = -1
         self._host: tuple[int, int] = (-1, -1)
         self._debug: AFEClient | None = None
+        self._spawner: _Spawner | None = None
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> EmulatedBoard:
@@ -204,7 +242,8 @@ class EmulatedBoard:
     def _start(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="memctl-emu-")
         self.afe_socket = os.path.join(self._tmp.name, "afe.sock")
-        afe = subprocess.Popen(
+        self._spawner = _Spawner()
+        afe = self._spawner.popen(
             [sys.executable, "-m", "memctl_emulation.afe_server", "--socket", self.afe_socket,
              "--rows", str(self.rows), "--cols", str(self.cols), "--seed", str(self.seed),
              "--line-resistance", repr(self.line_resistance), "--cell", self.cell]
@@ -234,7 +273,8 @@ class EmulatedBoard:
     def _start_firmware(self) -> None:
         env = dict(os.environ, MEMCTL_HAL="emulated", MEMCTL_UART=os.ttyname(self._fw_slave),
                    MEMCTL_AFE=self.afe_socket, MEMCTL_FLASH=self.flash)  # fmt: skip
-        fw = subprocess.Popen(
+        assert self._spawner is not None
+        fw = self._spawner.popen(
             [micropython_executable(), "-X", f"heapsize={self.heap}", "main.py"],
             cwd=self.firmware_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             preexec_fn=_die_with_parent,
@@ -353,6 +393,9 @@ class EmulatedBoard:
                     p.wait()
         self._procs.clear()
         self._fw = None
+        if self._spawner is not None:
+            self._spawner.stop()
+            self._spawner = None
         if self._debug is not None:
             self._debug.close()
             self._debug = None

@@ -20,6 +20,10 @@ MAX_PAUSE = 60.0
 NAN = float("nan")
 
 
+# What a board without safety limits still accepts: nothing that drives the array.
+_UNLOCKED = (wire.T_INFO, wire.T_SET_LIMITS, wire.T_FFP_TABLE, wire.T_LOAD_PREDICTOR, wire.T_LOAD_NETWORK)
+
+
 class SessionError(CommandError):
     code = wire.E_SESSION
 
@@ -111,6 +115,8 @@ class Controller:
                 raise SessionError("board reset since this session's INFO: re-synchronize")
             if handler is None:
                 raise UnknownCommand("unknown message type")
+            if not self.limits.valid and dec.mtype not in _UNLOCKED:
+                raise LimitError("safety limits not set: send SET_LIMITS first")
             plen = handler(dec.payload(), seq)
             self.out_len = wire.finish_frame(self.raw, dec.mtype | RESP, seq, plen, self.out)
         except Exception as e:  # every failure becomes an error reply
@@ -128,6 +134,9 @@ class Controller:
         self.last_seq = seq
         self.last_crc = crc
         self.uart.write(self.out, self.out_len)
+        # What stays allocated once a request's garbage is collected (buffers,
+        # predictor, network, staging): its peak is what INFO reports.
+        gc.collect()
         used = gc.mem_alloc()
         if used > self.heap_peak:
             self.heap_peak = used

@@ -1,0 +1,192 @@
+"""Reliability under faults (issue 7): a noisy line, resets, brown-outs,
+unplugged cables, stuck devices, a saturated ADC, a board without limits.
+
+What must hold: every command completes or fails loudly; no device is
+reported programmed when it is not (each final conductance is checked
+against the front end's ground truth); nothing runs twice by accident."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import memctl
+from memctl.errors import BoardReset, FirmwareError, SafetyLimitError
+from memctl_emulation import EmulatedBoard
+from memctl_emulation.faults import LinkFaults
+
+TOL = 1e-6
+
+
+def targets(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(20e-6, 90e-6, (n, n))
+
+
+def check_truthful(board_result, truth: np.ndarray, origin=(0, 0)) -> None:
+    """Zero undetected errors: what the board reports is what the array holds."""
+    r0, c0 = origin
+    n, m = board_result.targets.shape
+    real = truth[r0 : r0 + n, c0 : c0 + m]
+    assert board_result.ok.all(), board_result.status_names()
+    assert np.abs(real - board_result.targets).max() <= TOL * 1.05
+    assert np.abs(real - board_result.final).max() < 0.05 * TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "faults",
+    [LinkFaults(corrupt=0.01, seed=1), LinkFaults(drop=0.01, seed=2), LinkFaults(duplicate=0.01, seed=3),
+     LinkFaults(burst=0.002, burst_len=6, seed=4)],
+    ids=["corrupt-1%", "drop-1%", "duplicate-1%", "bursts"],
+)  # fmt: skip
+def test_a_noisy_line_completes_every_command_without_undetected_errors(faults):
+    with EmulatedBoard(seed=21) as emu, memctl.Board(emu.port, timeout=0.4, retries=6, progress=False) as b:
+        emu.set_link_filter(faults)
+        res = b.program(targets(6, 1), tolerance=TOL, max_pulses=200, origin=(2, 2))
+        g = b.read_array()
+        x = np.r_[np.full(8, 0.1), np.zeros(24)]
+        i = b.vmm(x)
+        emu.set_link_filter(None)
+        afe = emu.afe()
+        _, truth = afe.truth()
+        afe.close()
+    check_truthful(res, truth, (2, 2))
+    assert np.abs(g - truth).max() < 0.05 * TOL  # the read-back map is the array's
+    assert np.abs(i - x @ truth).max() < 1e-3 * np.abs(x @ truth).max()
+    affected = sum(v for k, v in faults.counts.items() if k != "bytes")
+    assert affected > 0 and b.link.stats["retries"] > 0  # faults happened and were recovered from
+
+
+def test_a_reset_during_a_weight_map_stream_is_resynchronized_and_resumed():
+    """The board reboots after some devices of a chunk are done: the host sees
+    the new session, re-sends the chunk (write-verify reads first), and the
+    devices done before the reset are not pulsed again."""
+    with EmulatedBoard(seed=22) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        afe = emu.afe()
+        seen: dict = {}
+
+        def step(n: int, total: int) -> None:
+            if n >= 20 and not seen:
+                emu.reset()  # the firmware dies mid-chunk; the crossbar keeps its state
+                seen["truth"] = afe.truth()[1].copy()
+                seen["done"] = n
+
+        t = targets(8, 2)
+        res = _program_with_hook(b, t, step)
+        _, truth = afe.truth()
+        afe.close()
+    assert emu.resets == 1 and b.resets == 1
+    check_truthful(res, truth)
+    done = seen["done"]
+    first = np.unravel_index(np.arange(done), t.shape)
+    assert np.array_equal(seen["truth"][first], truth[first])  # finished before the reset: untouched since
+
+
+def _program_with_hook(b: memctl.Board, t: np.ndarray, hook):
+    """board.program with the link's progress frames passed to hook(n, total)."""
+    original = b.link.request
+
+    def request(mtype, payload=b"", **kw):
+        inner = kw.get("progress")
+
+        def both(n: int, total: int) -> None:
+            if inner:
+                inner(n, total)
+            hook(n, total)
+
+        kw["progress"] = both
+        return original(mtype, payload, **kw)
+
+    b.link.request = request  # type: ignore[method-assign]
+    try:
+        return b.program(t, tolerance=TOL, max_pulses=200, chunk=64)
+    finally:
+        b.link.request = original  # type: ignore[method-assign]
+
+
+def test_a_brownout_mid_pulse_is_recovered_and_a_bare_pulse_is_not_repeated():
+    with EmulatedBoard(seed=23) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        t = targets(4, 3)
+        worker = threading.Thread(target=emu.brownout, args=(0.4,))
+        worker.start()
+        res = b.program(t, tolerance=TOL, max_pulses=200)
+        worker.join()
+        afe = emu.afe()
+        _, truth = afe.truth()
+        check_truthful(res, truth)
+        assert emu.resets == 1 and b.resets == 1
+        # A single PULSE cut by a brown-out is reported, not silently resent.
+        n0, _ = afe.truth()
+        worker = threading.Thread(target=emu.brownout, args=(0.5,))
+        worker.start()
+        with pytest.raises(BoardReset, match="PULSE"):
+            b.pulse(10, 10, 1.2, 1e-4)
+        worker.join()
+        n1, _ = afe.truth()
+        afe.close()
+        assert n1 - n0 == 1  # applied once (cut short), never twice
+
+
+def test_an_unplugged_cable_is_reconnected():
+    with EmulatedBoard(seed=24) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        g0 = b.read_array()
+        emu.unplug()
+        timer = threading.Timer(0.8, emu.replug)
+        timer.start()
+        g1 = b.read_array()
+        timer.join()
+    assert b.link.stats["reconnects"] >= 1
+    assert np.abs(g1 - g0).max() < 0.05 * TOL
+
+
+def test_limits_persist_across_reset_and_a_fresh_board_is_locked():
+    with EmulatedBoard(seed=25, limits=None) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        afe = emu.afe()
+        assert not b.info().limits_set
+        for call in (lambda: b.read(0, 0), lambda: b.pulse(0, 0, 1.0, 1e-4), lambda: b.vmm(np.zeros(32)),
+                     lambda: b.program(np.full((1, 1), 50e-6)), lambda: b.configure(v_read=0.1)):  # fmt: skip
+            with pytest.raises(SafetyLimitError, match="limits not set"):
+                call()
+        assert afe.truth()[0] == 0  # nothing reached the array
+        b.set_limits(1.5, 5e-4, 0.25)
+        b.configure(v_read=0.15, bias="V/3")
+        emu.reset()
+        b.read(0, 0)  # the first request after the reset re-synchronizes
+        info = b.info()
+        afe.close()
+    assert b.resets == 1 and info.limits_set
+    assert (info.limits.v_pulse, info.limits.width, info.limits.v_read) == pytest.approx((1.5, 5e-4, 0.25))
+    assert info.v_read == pytest.approx(0.15, abs=1e-3) and info.bias_scheme == 3
+
+
+def test_stuck_devices_and_a_saturated_adc_are_reported_never_hidden():
+    with EmulatedBoard(seed=26) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        g = b.read(3, 3)
+        emu.stick(3, 3)
+        res = b.program(np.array([[g + 30e-6 if g < 60e-6 else g - 30e-6]]), origin=(3, 3), tolerance=TOL)
+        assert res.status_names()[0, 0] in ("stuck", "unreachable")
+        emu.saturate_adc(5)
+        with pytest.raises(FirmwareError, match="ADC saturated"):
+            b.vmm(np.full(32, 0.1))
+        res = b.program(np.full((2, 2), 50e-6), origin=(0, 4), tolerance=TOL)
+        assert list(res.status_names()[:, 1]) == ["adc-saturated"] * 2  # column 5
+        assert res.ok[:, 0].all()  # the others in the same request still programmed
+        emu.saturate_adc(5, on=False)
+        assert b.read(0, 5) > 0
+
+
+def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path):
+    """A full deployment (paper 003's 16-10-4) in the 256 KB heap, no MemoryError."""
+    from memctl.deployment import Layer, deploy
+
+    rng = np.random.default_rng(9)
+    layers = [Layer(rng.normal(size=(10, 16)), rng.normal(size=10), "Tanh"),
+              Layer(rng.normal(size=(4, 10)), rng.normal(size=4), None)]  # fmt: skip
+    with EmulatedBoard(seed=27) as emu, memctl.Board(emu.port, progress=False) as b:
+        dep = deploy(layers, b, tolerance=1e-6, max_pulses=200)
+        dep.run(b, rng.uniform(-1, 1, (40, 16)))
+        info = b.info()
+    assert 0 < info.heap_peak < 0.5 * info.heap_size and info.heap_size <= 256 * 1024
+    assert not any("MemoryError" in line for line in emu.log)
