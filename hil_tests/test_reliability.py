@@ -42,7 +42,7 @@ def check_truthful(board_result, truth: np.ndarray, origin=(0, 0)) -> None:
     ids=["corrupt-1%", "drop-1%", "duplicate-1%", "bursts"],
 )  # fmt: skip
 def test_a_noisy_line_completes_every_command_without_undetected_errors(faults):
-    with EmulatedBoard(seed=21) as emu, memctl.Board(emu.port, timeout=0.4, retries=6, progress=False) as b:
+    with EmulatedBoard(seed=21) as emu, memctl.Board(emu.port, timeout=0.4, progress=False) as b:
         emu.set_link_filter(faults)
         res = b.program(targets(6, 1), tolerance=TOL, max_pulses=200, origin=(2, 2))
         g = b.read_array()

@@ -20,6 +20,8 @@ ProgressFn = Callable[[int, int], None]
 
 # Errors the firmware sends when our request arrived damaged: resend it.
 _RESEND = (wire.E_CRC, wire.E_FRAME, wire.E_TOO_LONG)
+_DAMAGED = object()  # _await's answer when a frame arrived damaged
+_GRACE = 0.03  # s to keep listening after a damaged frame before resending
 
 
 class Link:
@@ -27,12 +29,13 @@ class Link:
 
     def __init__(
         self, port: str, *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 3,
-        reconnect: float = 10.0, max_payload: int = wire.MAX_PAYLOAD,
+        reconnect: float = 10.0, max_payload: int = wire.MAX_PAYLOAD, noisy_retries: int = 300,
     ):  # fmt: skip
         self.port = port
         self.baudrate = baudrate
         self.timeout = timeout
-        self.retries = retries
+        self.retries = retries  # silent timeouts tolerated per request
+        self.noisy_retries = noisy_retries  # damaged answers tolerated per request (the line is alive)
         self.reconnect_timeout = reconnect
         self.tag = 0  # session tag: low byte of the board's boot id (0: none yet)
         self.max_payload = max_payload
@@ -89,51 +92,65 @@ class Link:
         Resends the identical frame (same sequence number) on silence, on a
         damaged reply, or when the board says our frame arrived damaged; the
         firmware answers a repeat from its cache instead of acting twice.
+        `retries` bounds the silent timeouts; damaged answers (a noisy but
+        live line) are resent at once, up to `noisy_retries` times.
         """
         seq = self._next_seq()
         frame = wire.encode_frame(mtype, seq, payload, 0 if mtype == wire.T_INFO else self.tag)
         self.stats["requests"] += 1
         wait = self.timeout if timeout is None else timeout
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self.stats["retries"] += 1
-                self.fit(self.budget // 2)
+        silent = noisy = 0
+        while True:
             try:
                 self.ser.write(frame)
                 answer = self._await(seq, mtype, wait, progress)
             except (serial.SerialException, OSError) as e:
                 self._reconnect(e)
-                continue
-            if answer is not None:
-                if not attempt:
+                answer = None
+            if isinstance(answer, bytes):
+                if not silent and not noisy:
                     self.fit(self.budget + self.budget // 4)
                 return answer
-        raise BoardTimeout(
-            f"no valid answer from {self.port} to message 0x{mtype:02x} after {self.retries + 1} attempts "
-            f"({wait:.1f} s silence each)"
-        )
+            if answer is _DAMAGED:
+                noisy += 1
+            else:
+                silent += 1
+            if silent > self.retries or noisy > self.noisy_retries:
+                raise BoardTimeout(
+                    f"no valid answer from {self.port} to message 0x{mtype:02x}: {silent} silent timeouts "
+                    f"({wait:.1f} s each), {noisy} damaged answers"
+                )
+            self.stats["retries"] += 1
+            self.fit(self.budget // 2)
 
-    def _await(self, seq: int, mtype: int, wait: float, progress: ProgressFn | None) -> bytes | None:
+    def _await(self, seq: int, mtype: int, wait: float, progress: ProgressFn | None) -> bytes | object | None:
+        """The reply's payload; _DAMAGED for a damaged frame; None on silence."""
         dec = self.decoder
         deadline = time.monotonic() + wait
+        damaged = False
         while time.monotonic() < deadline:
             data = self.ser.read(max(1, self.ser.in_waiting))
             i, n = 0, len(data)
             while i < n:
                 i = dec.feed(data, i, n)
                 if dec.status == wire.F_BAD:
+                    # Maybe the reply, maybe a progress frame of a long command:
+                    # listen a little longer before resending (the board replays).
                     self.stats["bad_frames"] += 1
-                    return None  # damaged reply: resend, the board replays it
+                    damaged = True
+                    deadline = min(deadline, time.monotonic() + _GRACE)
+                    continue
                 if dec.status != wire.F_OK:
                     continue
                 rtype, payload = dec.mtype, bytes(dec.payload())
                 if rtype == wire.T_ERROR | wire.RESP and payload and payload[0] in _RESEND:
                     self.stats["bad_frames"] += 1
-                    return None
+                    return _DAMAGED
                 if dec.seq != seq:
                     continue  # a stale reply to an earlier attempt
                 if rtype == wire.T_PROGRESS | wire.RESP:
                     deadline = time.monotonic() + wait
+                    damaged = False
                     if progress is not None and len(payload) == 4:
                         progress(*struct.unpack(wire.PROGRESS, payload))
                     continue
@@ -143,4 +160,4 @@ class Link:
                 if rtype != mtype | wire.RESP:
                     raise ProtocolError(f"reply type 0x{rtype:02x} to request 0x{mtype:02x}")
                 return payload
-        return None
+        return _DAMAGED if damaged else None
