@@ -7,6 +7,7 @@ against the front end's ground truth); nothing runs twice by accident."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -74,7 +75,8 @@ def test_a_reset_during_a_weight_map_stream_is_resynchronized_and_resumed():
                 seen["done"] = n
 
         t = targets(8, 2)
-        res = _program_with_hook(b, t, step)
+        with progress_hook(b, step):
+            res = b.program(t, tolerance=TOL, max_pulses=200, chunk=64)
         _, truth = afe.truth()
         afe.close()
     assert emu.resets == 1 and b.resets == 1
@@ -84,8 +86,9 @@ def test_a_reset_during_a_weight_map_stream_is_resynchronized_and_resumed():
     assert np.array_equal(seen["truth"][first], truth[first])  # finished before the reset: untouched since
 
 
-def _program_with_hook(b: memctl.Board, t: np.ndarray, hook):
-    """board.program with the link's progress frames passed to hook(n, total)."""
+@contextlib.contextmanager
+def progress_hook(b: memctl.Board, hook):
+    """Pass every progress frame the link receives to hook(n, total) too."""
     original = b.link.request
 
     def request(mtype, payload=b"", **kw):
@@ -101,9 +104,41 @@ def _program_with_hook(b: memctl.Board, t: np.ndarray, hook):
 
     b.link.request = request  # type: ignore[method-assign]
     try:
-        return b.program(t, tolerance=TOL, max_pulses=200, chunk=64)
+        yield
     finally:
         b.link.request = original  # type: ignore[method-assign]
+
+
+def test_a_reset_during_a_deployment_resumes_and_the_map_is_right(tmp_path):
+    from memctl.deployment import Layer, deploy
+
+    rng = np.random.default_rng(5)
+    layers = [Layer(rng.normal(size=(6, 8)), rng.normal(size=6) * 0.3, "Relu"),
+              Layer(rng.normal(size=(3, 6)), rng.normal(size=3) * 0.3, None)]  # fmt: skip
+    x = rng.uniform(-1, 1, (10, 8))
+    with EmulatedBoard(seed=28) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        fired: list = []
+
+        def hook(n: int, total: int) -> None:
+            if n == 30 and not fired:
+                fired.append(n)
+                emu.reset()
+
+        with progress_hook(b, hook):
+            dep = deploy(layers, b, tolerance=TOL, max_pulses=200, manifest=tmp_path / "m.json")
+        y = dep.run(b, x)
+        afe = emu.afe()
+        _, truth = afe.truth()
+        afe.close()
+    assert fired and emu.resets == 1 and b.resets == 1
+    for p in dep.placements:  # every device holds its target: nothing skipped, the record is the array's
+        real = truth[np.ix_(p.rows, p.cols)]
+        assert np.abs(real - np.array(p.targets)).max() <= 1.05 * TOL
+        assert np.abs(real - np.array(p.achieved)).max() < 0.05 * TOL
+    from memctl.onnx_mlp import forward
+
+    want = forward(layers, x)
+    assert np.abs(y - want).max() < 0.1 * np.abs(want).max()
 
 
 def test_a_brownout_mid_pulse_is_recovered_and_a_bare_pulse_is_not_repeated():
