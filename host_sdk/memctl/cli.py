@@ -117,6 +117,14 @@ def _algorithm(a: argparse.Namespace) -> Algorithm:
 
 def cmd_program(a: argparse.Namespace) -> int:
     targets = _load_array(a.map, ndim=2)
+    if getattr(a, "device", None):
+        from memctl_emulation.devices import load_device
+
+        d = load_device(a.device)
+        outside = int(((targets < d.g_min) | (targets > d.g_max)).sum())
+        if outside:
+            raise ValueError(f"{outside} target(s) outside the {d.name} range {d.g_min:.4g}..{d.g_max:.4g} S; "
+                             "nothing was programmed")  # fmt: skip
     algorithm = _algorithm(a)
     with _board(a) as b:
         r = b.program(
