@@ -67,3 +67,16 @@ def test_deploy_benchmark_letters_and_moons(tmp_path):
     moons = r["moons"]
     assert moons["digital_erm"] > 0.8 and len(moons["bo_trials"]) == 5  # ERM probe + 3 random + 1 GP step
     assert all(moons[k]["pulses"] > 0 and moons[k]["energy_J"] > 0 for k in ("erm", "bayesmulti"))
+
+
+def test_reliability_benchmark_quick(tmp_path):
+    out = tmp_path / "reliability.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "reliability.py"), "--out", str(out), "--quick"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())["scenarios"]
+    assert [r["fault"] for r in rows] == ["none", "byte corruption", "board reset mid-program"]
+    assert all(r["completed"] == r["attempted"] and r["undetected"] == 0 for r in rows)
+    assert rows[1]["retries"] > 0 and rows[2]["resyncs"] == 1

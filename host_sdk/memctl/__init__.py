@@ -15,12 +15,14 @@ from memctl.board import (
 from memctl.deployment import DeployError, Deployment, deploy
 from memctl.errors import (
     AddressError,
+    BoardReset,
     BoardTimeout,
     FirmwareError,
     MemctlError,
     PortError,
     ProtocolError,
     SafetyLimitError,
+    SessionLost,
 )
 
 __version__ = "0.1.0"
@@ -33,6 +35,7 @@ __all__ = [
     "AddressError",
     "Board",
     "BoardInfo",
+    "BoardReset",
     "BoardTimeout",
     "DeployError",
     "Deployment",
@@ -44,6 +47,7 @@ __all__ = [
     "ProgramResult",
     "ProtocolError",
     "SafetyLimitError",
+    "SessionLost",
     "WriteVerify",
     "deploy",
 ]

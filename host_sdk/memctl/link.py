@@ -134,9 +134,11 @@ class Link:
             while i < n:
                 i = dec.feed(data, i, n)
                 if dec.status == wire.F_BAD:
-                    # Maybe the reply, maybe a progress frame of a long command:
-                    # listen a little longer before resending (the board replays).
                     self.stats["bad_frames"] += 1
+                    if progress is None:
+                        return _DAMAGED  # damaged reply: resend, the board replays it
+                    # A long command: maybe the reply, maybe one of its progress
+                    # frames; listen a little longer before resending.
                     damaged = True
                     deadline = min(deadline, time.monotonic() + _GRACE)
                     continue
