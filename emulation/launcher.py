@@ -296,19 +296,29 @@ class EmulatedBoard:
         self.resets += 1
         self._start_firmware()
 
-    def brownout(self, share: float = 0.5, timeout: float = 30.0) -> None:
+    def brownout(self, share: float = 0.5, timeout: float = 30.0, *, block: bool = True) -> threading.Thread | None:
         """Power fails during the next pulse: `share` of its width reaches the
         device, the firmware never finishes the command, the board reboots.
-        Blocks until that pulse happened (or raises EmulationError)."""
+        Armed before returning; block=True waits for that pulse and the reboot,
+        block=False returns the thread that will (join it)."""
         dbg = self.debug()
         before = dbg.fault(bus.FAULT_QUERY)
         dbg.fault(bus.FAULT_BROWNOUT, value=share)
-        deadline = time.monotonic() + timeout
-        while dbg.fault(bus.FAULT_QUERY) == before:
-            if time.monotonic() > deadline:
-                raise EmulationError("no pulse came to brown out")
-            time.sleep(0.005)
-        self.reset()
+
+        def reboot_after_it() -> None:
+            deadline = time.monotonic() + timeout
+            while dbg.fault(bus.FAULT_QUERY) == before:
+                if time.monotonic() > deadline:
+                    raise EmulationError("no pulse came to brown out")
+                time.sleep(0.005)
+            self.reset()
+
+        if block:
+            reboot_after_it()
+            return None
+        worker = threading.Thread(target=reboot_after_it, daemon=True, name="memctl-brownout")
+        worker.start()
+        return worker
 
     def stick(self, row: int, col: int) -> None:
         """Device (row, col) sticks where it is now (it stops switching)."""

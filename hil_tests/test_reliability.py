@@ -144,8 +144,7 @@ def test_a_reset_during_a_deployment_resumes_and_the_map_is_right(tmp_path):
 def test_a_brownout_mid_pulse_is_recovered_and_a_bare_pulse_is_not_repeated():
     with EmulatedBoard(seed=23) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
         t = targets(4, 3)
-        worker = threading.Thread(target=emu.brownout, args=(0.4,))
-        worker.start()
+        worker = emu.brownout(0.4, block=False)
         res = b.program(t, tolerance=TOL, max_pulses=200)
         worker.join()
         afe = emu.afe()
@@ -154,8 +153,7 @@ def test_a_brownout_mid_pulse_is_recovered_and_a_bare_pulse_is_not_repeated():
         assert emu.resets == 1 and b.resets == 1
         # A single PULSE cut by a brown-out is reported, not silently resent.
         n0, _ = afe.truth()
-        worker = threading.Thread(target=emu.brownout, args=(0.5,))
-        worker.start()
+        worker = emu.brownout(0.5, block=False)
         with pytest.raises(BoardReset, match="PULSE"):
             b.pulse(10, 10, 1.2, 1e-4)
         worker.join()
