@@ -147,7 +147,7 @@ def test_the_firmware_survives_100k_random_and_mutated_frames():
 
 
 def test_the_host_decoder_flags_every_damaged_frame():
-    stream = corpus(20_000, seed=1)
+    stream = corpus(FRAMES, seed=1)
     dec = wire.FrameDecoder()
     bad = ok = 0
     i = 0

@@ -141,6 +141,20 @@ def test_a_reset_during_a_deployment_resumes_and_the_map_is_right(tmp_path):
     assert np.abs(y - want).max() < 0.1 * np.abs(want).max()
 
 
+@pytest.mark.parametrize("delay", np.random.default_rng(7).uniform(0.02, 0.3, 3).round(3).tolist())
+def test_a_reset_at_a_random_moment_of_a_stream(delay):
+    with EmulatedBoard(seed=29) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        timer = threading.Timer(delay, emu.reset)
+        timer.start()
+        res = b.program(targets(8, 4), tolerance=TOL, max_pulses=200)
+        timer.join()
+        afe = emu.afe()
+        _, truth = afe.truth()
+        afe.close()
+    assert emu.resets == 1 and b.resets == 1  # it hit the stream, and the host noticed
+    check_truthful(res, truth)
+
+
 def test_a_brownout_mid_pulse_is_recovered_and_a_bare_pulse_is_not_repeated():
     with EmulatedBoard(seed=23) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
         t = targets(4, 3)
@@ -196,10 +210,16 @@ def test_limits_persist_across_reset_and_a_fresh_board_is_locked():
 
 def test_stuck_devices_and_a_saturated_adc_are_reported_never_hidden():
     with EmulatedBoard(seed=26) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
-        g = b.read(3, 3)
-        emu.stick(3, 3)
-        res = b.program(np.array([[g + 30e-6 if g < 60e-6 else g - 30e-6]]), origin=(3, 3), tolerance=TOL)
-        assert res.status_names()[0, 0] in ("stuck", "unreachable")
+        row = b.read_array()[3, :4]
+        t = np.where(row < 55e-6, row + 30e-6, row - 30e-6)[None, :]  # every device has to move
+
+        def hook(n: int, total: int) -> None:
+            if n == 1:
+                emu.stick(3, 3)  # the last device of the request sticks while the first is done
+
+        with progress_hook(b, hook):
+            res = b.program(t, origin=(3, 0), tolerance=TOL, max_pulses=200)
+        assert res.ok[0, :3].all() and res.status_names()[0, 3] in ("stuck", "unreachable")
         emu.saturate_adc(5)
         with pytest.raises(FirmwareError, match="ADC saturated"):
             b.vmm(np.full(32, 0.1))
