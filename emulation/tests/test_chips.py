@@ -108,3 +108,94 @@ def test_the_same_driver_under_micropython_sends_the_same_frames():
                          text=True, timeout=30)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [g[2].hex() for g in GOLDEN_AD5676]
+
+
+# ADS131M08 datasheet, command table: 16-bit command words, MSB-aligned in 24-bit words.
+GOLDEN_ADS131M08 = [
+    ("NULL", lambda d: d.frame(0x0000), "000000"),
+    ("RESET", lambda d: d.frame(0x0011), "001100"),
+    ("STANDBY", lambda d: d.frame(0x0022), "002200"),
+    ("WAKEUP", lambda d: d.frame(0x0033), "003300"),
+    ("LOCK", lambda d: d.frame(0x0555), "055500"),
+    ("UNLOCK", lambda d: d.frame(0x0655), "065500"),
+    ("RREG ID (address 0, one register)", lambda d: d.frame(0xA000), "a00000"),
+    ("RREG STATUS (address 1)", lambda d: d.frame(0xA000 | 1 << 7), "a08000"),
+    ("WREG address 3 = 0x1234", lambda d: d.frame(0x6000 | 3 << 7, 0x1234), "618000123400"),
+]
+
+
+def adc(source=None):
+    from memctl_emulation.chips.ads131m08 import ADS131M08Model
+    from memctl_firmware.hal.ads131m08 import ADS131M08
+
+    bus, cs = SPIBus(), Pin("CS")
+    model = ADS131M08Model("adc0", cs, source)
+    bus.attach(model)
+    return bus, cs, model, ADS131M08(bus, cs)
+
+
+@pytest.mark.parametrize("what,op,head", GOLDEN_ADS131M08, ids=[g[0] for g in GOLDEN_ADS131M08])
+def test_ads131m08_driver_sends_the_datasheet_command_words(what, op, head):
+    bus, _, _, drv = adc()
+    op(drv)
+    ((chip, frame),) = bus.log
+    assert chip == "adc0" and len(frame) == 30  # ten 24-bit words
+    assert frame.hex().startswith(head) and not any(frame[len(head) // 2 :])
+
+
+def test_ads131m08_responses_come_one_frame_later_and_conversions_are_signed():
+    codes = [0, 1, -1, 0x7FFFFF, -0x800000, 1234, -5678, 42]
+    bus, _, model, drv = adc(lambda: codes)
+    assert drv.reset()  # RESET, then the next frame carries 0xFF28
+    assert drv.read_register(0x00) >> 8 == 0x28  # ID: an 8-channel part
+    assert drv.write_register(0x03, 0x1234) == 0x4000 | 0x03 << 7
+    assert drv.read_register(0x03) == 0x1234
+    out = [0] * 8
+    status = drv.read(out)
+    assert out == codes and status & 0xFF == 0xFF  # DRDY for every channel
+    drv.frame(0x0555)  # LOCK: writes are ignored until UNLOCK
+    drv.write_register(0x03, 0x9999)
+    assert drv.read_register(0x03) == 0x1234
+
+
+def test_ads131m08_model_refuses_malformed_frames():
+    bus, cs, _, drv = adc()
+    cs(0)
+    bus.write(bytes(24))  # eight words: too short while the ADCs convert
+    with pytest.raises(ChipProtocolError, match="30 bytes"):
+        cs(1)
+    cs(0)
+    bus.write(bytes([0, 0, 7]) + bytes(27))
+    with pytest.raises(ChipProtocolError, match="must be 0"):
+        cs(1)
+    with pytest.raises(ChipProtocolError, match="read-only"):
+        drv.write_register(0x00, 1)
+
+
+RUNNER_ADC = """
+import sys
+sys.path.insert(0, "hal")
+from ads131m08 import ADS131M08
+class Pin:
+    def __call__(self, v=None):
+        pass
+class SPI:
+    def write_readinto(self, tx, rx):
+        print(bytes(tx).hex())
+d = ADS131M08(SPI(), Pin())
+for cmd, data in ((0x0000, 0), (0x0011, 0), (0x0022, 0), (0x0033, 0), (0x0555, 0), (0x0655, 0), (0xA000, 0),
+                  (0xA080, 0), (0x6180, 0x1234)):
+    d.frame(cmd, data)
+"""
+
+
+def test_the_adc_driver_under_micropython_sends_the_same_frames():
+    out = subprocess.run([micropython_executable(), "-c", RUNNER_ADC], cwd=Path(FIRMWARE_DIR), capture_output=True,
+                         text=True, timeout=30)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    want = []
+    for _, op, _ in GOLDEN_ADS131M08:
+        bus, _, _, drv = adc()
+        op(drv)
+        want.append(bus.log[0][1].hex())
+    assert out.stdout.split() == want
