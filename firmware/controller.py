@@ -28,6 +28,18 @@ class SessionError(CommandError):
     code = wire.E_SESSION
 
 
+def _image_hash():
+    """The first 16 hex digits of the running image's hash (its manifest), or
+    "source" when the firmware runs from .py files without one."""
+    try:
+        import json
+
+        with open("manifest.json") as fh:
+            return json.load(fh)["image_hash"][:16]
+    except (OSError, ValueError, KeyError, ImportError):
+        return "source"
+
+
 def _boot_id():
     """A random nonzero id per boot whose low byte (the session tag) is nonzero."""
     b = os.urandom(4)
@@ -42,6 +54,7 @@ class Controller:
         self.heap_peak = 0
         self.storage = storage
         self.boot_id = _boot_id()
+        self.image = _image_hash()
         self.tag = self.boot_id & 0xFF
         self.limits = Limits()
         self.array = Array(fe, self.limits, V_READ)
@@ -201,7 +214,8 @@ class Controller:
             self.boot_id,
             1 if lim.valid else 0,
         )
-        return off + struct.calcsize(wire.INFO_TAIL) - HDR_SIZE
+        off = wire.pack_str(self.raw, off + struct.calcsize(wire.INFO_TAIL), self.image)
+        return off - HDR_SIZE
 
     def do_read(self, p, seq):
         self.need(p, 4)

@@ -107,6 +107,7 @@ A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
 # part; the docs list them per message.
 INFO_RESP = "<HHHHIIffffffffBBBB"  # then fw version str, hal name str, INFO_TAIL
 INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
+# then the image hash str (16 hex digits of the firmware image's manifest hash, or "source")
 READ_REQ = "<HH"  # row, col
 READ_RESP = "<ff"  # current A, conductance S
 READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S

@@ -48,7 +48,11 @@ def test_a_corrupt_or_partial_image_is_refused(tmp_path):
 def test_the_compiled_firmware_boots_and_programs_on_the_emulated_board(tmp_path, capsys):
     assert main(["build-firmware", "--arch", "x64", "--out", str(tmp_path)]) == 0
     assert "image hash" in capsys.readouterr().out
+    manifest = verify(tmp_path / "memctl-firmware-0.1.0-x64.zip")
     with EmulatedBoard(firmware_dir=tmp_path / "x64", seed=2) as emu, memctl.Board(emu.port, progress=False) as b:
         res = b.program(np.full((4, 4), 50e-6), tolerance=1e-6)
         assert res.ok.all()
+        assert b.info().image == manifest["image_hash"][:16]  # INFO names the running image
+    with EmulatedBoard(seed=2) as emu, memctl.Board(emu.port, progress=False) as b:
+        assert b.info().image == "source"
     assert not list((tmp_path / "x64").glob("controller.py"))  # it really ran the .mpy build
