@@ -1,7 +1,6 @@
 # Command dispatch: frames in, frames out. Buffers are allocated once here;
 # handlers write their response payload straight into the tx frame buffer.
 import gc
-import os
 import struct
 
 import persist
@@ -40,12 +39,6 @@ def _image_hash():
         return "source"
 
 
-def _boot_id():
-    """A random nonzero id per boot whose low byte (the session tag) is nonzero."""
-    b = os.urandom(4)
-    return (b[0] | 1) | b[1] << 8 | b[2] << 16 | (b[3] & 0x7F) << 24
-
-
 class Controller:
     def __init__(self, uart, fe, hal_name, heap_size, storage=""):
         self.uart = uart
@@ -53,7 +46,7 @@ class Controller:
         self.heap_size = heap_size
         self.heap_peak = 0
         self.storage = storage
-        self.boot_id = _boot_id()
+        self.boot_id = persist.next_boot_id(storage)
         self.image = _image_hash()
         self.tag = self.boot_id & 0xFF
         self.limits = Limits()

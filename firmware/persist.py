@@ -48,6 +48,33 @@ def load(folder):
         return None
 
 
+BOOT = "memctl_boot.bin"
+
+
+def next_boot_id(folder):
+    """A random 32-bit boot id whose low byte (the session tag) is nonzero
+    and differs from the previous boot's, so a reset always changes the tag
+    (a random byte alone would repeat once in 128 resets)."""
+    p = path(folder).replace(NAME, BOOT)
+    last = 0
+    try:
+        with open(p, "rb") as fh:
+            b = fh.read(1)
+            last = b[0] if b else 0
+    except OSError:
+        pass
+    r = os.urandom(4)
+    tag = r[0] | 1
+    if tag == last:
+        tag = (tag + 2) & 0xFF or 1
+    try:
+        with open(p, "wb") as fh:
+            fh.write(bytes([tag]))
+    except OSError:
+        pass  # a read-only filesystem: the id is still random
+    return tag | r[1] << 8 | r[2] << 16 | (r[3] & 0x7F) << 24
+
+
 def save(folder, values):
     p = path(folder)
     with open(p + ".tmp", "wb") as fh:

@@ -243,3 +243,14 @@ def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path):
         info = b.info()
     assert 0 < info.heap_peak < 0.5 * info.heap_size and info.heap_size <= 256 * 1024
     assert not any("MemoryError" in line for line in emu.log)
+
+
+def test_every_reset_changes_the_session_tag():
+    """A random byte alone would repeat once in 128 resets and let a stale
+    frame through; the firmware keeps the last tag in flash and never reuses it."""
+    with EmulatedBoard(seed=30) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        tags = []
+        for _ in range(6):
+            tags.append(b.info().boot_id & 0xFF)
+            emu.reset()
+    assert all(t % 2 == 1 for t in tags) and all(x != y for x, y in zip(tags, tags[1:]))
