@@ -4,43 +4,32 @@ registers, power-down modes, readback over SDO."""
 
 from __future__ import annotations
 
-from memctl_emulation.chips.bus import ChipProtocolError, Pin
+from memctl_emulation.chips.bus import ChipProtocolError, FramedChip, Pin
 
 _COMMANDS = {0x0: "nop", 0x1: "write input", 0x2: "update", 0x3: "write and update", 0x4: "power",
              0x5: "ldac mask", 0x6: "reset", 0x7: "reference", 0x8: "daisy chain", 0x9: "readback"}  # fmt: skip
 
 
-class AD5676Model:
+class AD5676Model(FramedChip):
     CHANNELS = 8
+    FRAME_BYTES = 3
+    SELECT = "SYNC"
 
     def __init__(self, name: str, sync: Pin, vref: float = 2.5, gain: int = 2):
-        self.name = name
+        super().__init__(name, sync)
         self.vref, self.gain = vref, gain
         self.input = [0] * self.CHANNELS
         self.dac = [0] * self.CHANNELS
         self.power_mode = [0] * self.CHANNELS
-        self.frame = bytearray()
         self._readback: int | None = None
-        self.selected = False
-        sync.on_change(self._sync)
 
-    def _sync(self, level: int) -> None:
-        if level == 0:
-            self.selected = True
-            self.frame = bytearray()
-            return
-        self.selected = False
-        if len(self.frame) != 3:
-            raise ChipProtocolError(f"{self.name}: SYNC framed {8 * len(self.frame)} bits; a frame is 24")
-        self._execute(self.frame[0] >> 4, self.frame[0] & 0xF, self.frame[1] << 8 | self.frame[2])
+    def output_frame(self) -> bytes:
+        """SDO: the register a readback command asked for, else zeros."""
+        r = self._readback
+        return bytes(3) if r is None else bytes([0, r >> 8, r & 0xFF])
 
-    def shift(self, data: bytes) -> bytes:
-        if len(self.frame) + len(data) > 3:
-            raise ChipProtocolError(f"{self.name}: more than 24 bits inside one SYNC frame")
-        out = bytes(3) if self._readback is None else bytes([0, self._readback >> 8, self._readback & 0xFF])
-        out = out[len(self.frame) : len(self.frame) + len(data)]
-        self.frame += data
-        return out
+    def end_frame(self, frame: bytes) -> None:
+        self._execute(frame[0] >> 4, frame[0] & 0xF, frame[1] << 8 | frame[2])
 
     def _channel(self, cmd: int, a: int) -> int:
         if a >= self.CHANNELS:

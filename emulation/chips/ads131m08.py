@@ -7,20 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from memctl_emulation.chips.bus import ChipProtocolError, Pin
+from memctl_emulation.chips.bus import ChipProtocolError, FramedChip, Pin
 
 FRAME = 30
 ID = 0x2800  # upper byte: ADS131M08 (8 channels)
 
 
-class ADS131M08Model:
+class ADS131M08Model(FramedChip):
+    FRAME_BYTES = FRAME
+
     def __init__(self, name: str, cs: Pin, source: Callable[[], list[int]] | None = None):
-        self.name = name
+        super().__init__(name, cs)
         self.source = source or (lambda: [0] * 8)
         self._power_on()
-        self.frame = bytearray()
-        self.selected = False
-        cs.on_change(self._cs)
 
     def _power_on(self) -> None:
         self.registers = {0x00: ID}
@@ -33,30 +32,18 @@ class ADS131M08Model:
         # LOCK (bit 15), RESET (bit 10), WLENGTH = 01 (24-bit words, bits 9:8), DRDY7..0.
         return self.locked << 15 | self.reset_flag << 10 | 1 << 8 | (0 if self.standby else 0xFF)
 
-    def _cs(self, level: int) -> None:
-        if level == 0:
-            self.selected = True
-            self.frame = bytearray()
-            return
-        self.selected = False
-        if len(self.frame) != FRAME:
-            raise ChipProtocolError(f"{self.name}: a frame is 10 words of 24 bits (30 bytes), got {len(self.frame)}")
-        if self.frame[2]:
+    def end_frame(self, frame: bytes) -> None:
+        if frame[2]:
             raise ChipProtocolError(f"{self.name}: the command word's low byte pads a 16-bit command and must be 0")
-        self.response = self._execute(self.frame[0] << 8 | self.frame[1], self.frame[3] << 8 | self.frame[4])
+        self.response = self._execute(frame[0] << 8 | frame[1], frame[3] << 8 | frame[4])
 
-    def shift(self, data: bytes) -> bytes:
-        start = len(self.frame)
-        if start + len(data) > FRAME:
-            raise ChipProtocolError(f"{self.name}: more than 30 bytes inside one CS frame")
-        if start == 0:  # the output frame is fixed when CS falls
-            codes = [0] * 8 if self.standby else self.source()
-            out = bytearray([self.response >> 8, self.response & 0xFF, 0])
-            for c in codes:
-                out += (c & 0xFFFFFF).to_bytes(3, "big")
-            self._out = bytes(out + bytes(3))
-        self.frame += data
-        return self._out[start : start + len(data)]
+    def output_frame(self) -> bytes:
+        """The previous command's response, eight conversion words, a (zero) CRC word."""
+        codes = [0] * 8 if self.standby else self.source()
+        out = bytearray([self.response >> 8, self.response & 0xFF, 0])
+        for c in codes:
+            out += (c & 0xFFFFFF).to_bytes(3, "big")
+        return bytes(out + bytes(3))
 
     def _execute(self, cmd: int, data: int) -> int:
         if self.locked and cmd not in (0x0000, 0x0655) and cmd >> 13 != 0b101:

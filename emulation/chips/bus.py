@@ -34,6 +34,52 @@ class Pin:
     value = __call__
 
 
+class FramedChip:
+    """An SPI chip whose select line frames one fixed-length command: the
+    frame starts when the line falls, its output is fixed then, and it is
+    checked and acted on when the line rises. Subclasses give FRAME_BYTES,
+    output_frame() and end_frame(frame)."""
+
+    FRAME_BYTES = 0
+    SELECT = "CS"  # the datasheet's name for the select line, for messages
+
+    def __init__(self, name: str, select: Pin):
+        self.name = name
+        self.frame = bytearray()
+        self.selected = False
+        self._out = b""
+        select.on_change(self._select)
+
+    def _select(self, level: int) -> None:
+        if level == 0:
+            self.selected = True
+            self.frame = bytearray()
+            return
+        self.selected = False
+        n, want = len(self.frame), self.FRAME_BYTES
+        if n != want:
+            raise ChipProtocolError(f"{self.name}: {self.SELECT} framed {8 * n} bits; a frame is {8 * want} bits "
+                                    f"({want} bytes)")  # fmt: skip
+        self.end_frame(bytes(self.frame))
+
+    def shift(self, data: bytes) -> bytes:
+        start = len(self.frame)
+        if start + len(data) > self.FRAME_BYTES:
+            raise ChipProtocolError(
+                f"{self.name}: more than {8 * self.FRAME_BYTES} bits inside one {self.SELECT} frame"
+            )
+        if start == 0:
+            self._out = self.output_frame()
+        self.frame += data
+        return self._out[start : start + len(data)]
+
+    def output_frame(self) -> bytes:
+        raise NotImplementedError
+
+    def end_frame(self, frame: bytes) -> None:
+        raise NotImplementedError
+
+
 class SPIBus:
     """One SPI bus; the chip whose chip-select is low gets the bytes."""
 

@@ -27,11 +27,39 @@ GOLDEN_AD5676 = [
 ]  # fmt: skip
 
 
-def dac():
-    bus, sync = SPIBus(), Pin("SYNC")
-    model = AD5676Model("dac0", sync)
+def wired(model_cls, driver_cls, name: str, select: str, *model_args):
+    """A driver and its chip model on one bus: (bus, select pin, model, driver)."""
+    bus, pin = SPIBus(), Pin(select)
+    model = model_cls(name, pin, *model_args)
     bus.attach(model)
-    return bus, sync, model, AD5676(bus, sync)
+    return bus, pin, model, driver_cls(bus, pin)
+
+
+# MicroPython side: the driver modules from firmware/hal, a bus that prints every frame it is given.
+RECORDER = """
+import sys
+sys.path.insert(0, "hal")
+class Pin:
+    def __call__(self, v=None):
+        pass
+class SPI:
+    def write(self, b):
+        print(bytes(b).hex())
+    def write_readinto(self, tx, rx):
+        print(bytes(tx).hex())
+"""
+
+
+def run_micropython(script: str) -> list[str]:
+    """The frames a driver script sends under the real MicroPython interpreter."""
+    out = subprocess.run([micropython_executable(), "-c", RECORDER + script], cwd=Path(FIRMWARE_DIR),
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def dac():
+    return wired(AD5676Model, AD5676, "dac0", "SYNC")
 
 
 @pytest.mark.parametrize("what,op,frame", GOLDEN_AD5676, ids=[g[0] for g in GOLDEN_AD5676])
@@ -88,15 +116,7 @@ def test_adg1408_driver_breaks_before_it_makes():
 
 
 RUNNER = """
-import sys
-sys.path.insert(0, "hal")
 from ad5676 import AD5676, POWER_1K, POWER_100K, POWER_NORMAL, POWER_TRISTATE
-class Pin:
-    def __call__(self, v=None):
-        pass
-class SPI:
-    def write(self, b):
-        print(bytes(b).hex())
 d = AD5676(SPI(), Pin())
 d.write(3, 0x8000); d.stage(7, 0xFFFF); d.update(0)
 d.power([POWER_1K, POWER_100K] + [POWER_NORMAL] * 5 + [POWER_TRISTATE]); d.reset()
@@ -104,10 +124,7 @@ d.power([POWER_1K, POWER_100K] + [POWER_NORMAL] * 5 + [POWER_TRISTATE]); d.reset
 
 
 def test_the_same_driver_under_micropython_sends_the_same_frames():
-    out = subprocess.run([micropython_executable(), "-c", RUNNER], cwd=Path(FIRMWARE_DIR), capture_output=True,
-                         text=True, timeout=30)  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [g[2].hex() for g in GOLDEN_AD5676]
+    assert run_micropython(RUNNER) == [g[2].hex() for g in GOLDEN_AD5676]
 
 
 # ADS131M08 datasheet, command table: 16-bit command words, MSB-aligned in 24-bit words.
@@ -128,10 +145,7 @@ def adc(source=None):
     from memctl_emulation.chips.ads131m08 import ADS131M08Model
     from memctl_firmware.hal.ads131m08 import ADS131M08
 
-    bus, cs = SPIBus(), Pin("CS")
-    model = ADS131M08Model("adc0", cs, source)
-    bus.attach(model)
-    return bus, cs, model, ADS131M08(bus, cs)
+    return wired(ADS131M08Model, ADS131M08, "adc0", "CS", source)
 
 
 @pytest.mark.parametrize("what,op,head", GOLDEN_ADS131M08, ids=[g[0] for g in GOLDEN_ADS131M08])
@@ -173,15 +187,7 @@ def test_ads131m08_model_refuses_malformed_frames():
 
 
 RUNNER_ADC = """
-import sys
-sys.path.insert(0, "hal")
 from ads131m08 import ADS131M08
-class Pin:
-    def __call__(self, v=None):
-        pass
-class SPI:
-    def write_readinto(self, tx, rx):
-        print(bytes(tx).hex())
 d = ADS131M08(SPI(), Pin())
 for cmd, data in ((0x0000, 0), (0x0011, 0), (0x0022, 0), (0x0033, 0), (0x0555, 0), (0x0655, 0), (0xA000, 0),
                   (0xA080, 0), (0x6180, 0x1234)):
@@ -190,12 +196,10 @@ for cmd, data in ((0x0000, 0), (0x0011, 0), (0x0022, 0), (0x0033, 0), (0x0555, 0
 
 
 def test_the_adc_driver_under_micropython_sends_the_same_frames():
-    out = subprocess.run([micropython_executable(), "-c", RUNNER_ADC], cwd=Path(FIRMWARE_DIR), capture_output=True,
-                         text=True, timeout=30)  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    got = run_micropython(RUNNER_ADC)
     want = []
     for _, op, _ in GOLDEN_ADS131M08:
         bus, _, _, drv = adc()
         op(drv)
         want.append(bus.log[0][1].hex())
-    assert out.stdout.split() == want
+    assert got == want
