@@ -73,21 +73,19 @@ class _Spawner(threading.Thread):
             job = self.jobs.get()
             if job is None:
                 return
-            args, kw, done = job
+            args, kw, reply = job
             try:
-                done.append(subprocess.Popen(args, **kw))
+                reply.put(subprocess.Popen(args, **kw))
             except BaseException as e:  # handed to the caller
-                done.append(e)
-            done.append(None)
+                reply.put(e)
 
     def popen(self, args: list, **kw) -> subprocess.Popen:
-        done: list = []
-        self.jobs.put((args, kw, done))
-        while len(done) < 2:
-            time.sleep(0.001)
-        if isinstance(done[0], BaseException):
-            raise done[0]
-        return done[0]
+        reply: queue.Queue = queue.Queue(1)
+        self.jobs.put((args, kw, reply))
+        result = reply.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def stop(self) -> None:
         self.jobs.put(None)
