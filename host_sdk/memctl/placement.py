@@ -95,10 +95,6 @@ class Scan:
     g: np.ndarray
     defect: np.ndarray
 
-    @property
-    def fraction(self) -> float:
-        return float(self.defect.mean())
-
 
 def prescan(
     board: Board, g_range: tuple[float, float], columns: tuple[int, int] | None = None, *,
