@@ -17,14 +17,17 @@ import threading
 import numpy as np
 
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
+from memctl_emulation.chips.board import BoardModel
+from memctl_emulation.chips.bus import ChipProtocolError
 from memctl_emulation.devices import load_device
 from memctl_firmware.hal import afe_bus as bus
 
 _ARG_STRUCTS = {op: struct.Struct(fmt) for op, fmt in bus.OP_ARGS.items()}
 
 
-def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
-    """Run one transaction's ops in order; returns their concatenated results."""
+def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -> bytes:
+    """Run one transaction's ops in order; returns their concatenated results.
+    board: the chip-level model the board backend's wires reach."""
     out = bytearray()
     i, n = 0, len(body)
     while i < n:
@@ -48,6 +51,22 @@ def execute(afe: AnalogFrontEnd, body: bytes) -> bytes:
                 raise ValueError("truncated line codes")
             afe.set_lines(group, first, np.frombuffer(body, "<i2", count, i).astype(np.int32))
             i = end
+        elif op in (bus.OP_SPI, bus.OP_XFER):
+            end = i + args[0]
+            if end > n or board is None:
+                raise ValueError("truncated SPI transfer" if board else "no board model on this bus")
+            data = body[i:end]
+            i = end
+            if op == bus.OP_SPI:
+                board.spi.write(data)
+            else:
+                rx = bytearray(len(data))
+                board.spi.write_readinto(data, rx)
+                out += rx
+        elif op in (bus.OP_PIN, bus.OP_STROBE):
+            if board is None:
+                raise ValueError("no board model on this bus")
+            board.set_pin(*args) if op == bus.OP_PIN else board.strobe(args[0])
         elif op == bus.OP_PULSE:
             afe.pulse(args[0])
         elif op == bus.OP_SAMPLE:
@@ -108,8 +127,8 @@ class _Handler(socketserver.BaseRequestHandler):
             afe = server.afe
             with server.lock:
                 try:
-                    result, status = execute(afe, body), 0
-                except (ValueError, struct.error) as exc:
+                    result, status = execute(afe, body, server.board), 0
+                except (ValueError, struct.error, ChipProtocolError) as exc:
                     result, status = str(exc).encode()[:1000], 1
                 browned, afe.powered = not afe.powered, True
             if browned:  # power lost during this transaction: its sender never hears back
@@ -124,6 +143,7 @@ class AFEServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, path: str, afe: AnalogFrontEnd):
         self.afe = afe
+        self.board = BoardModel(afe)
         self.lock = threading.Lock()
         super().__init__(path, _Handler)
 

@@ -91,6 +91,9 @@ class _Spawner(threading.Thread):
         self.jobs.put(None)
 
 
+HALS = ("emulated", "board")
+
+
 class EmulationError(RuntimeError):
     """The emulated board failed to start or died."""
 
@@ -200,8 +203,14 @@ class EmulatedBoard:
         cell: str = "0T1R",
         limits: tuple[float, float, float] | None = PROVISIONED,
         baud: int | None = None,
+        hal: str | None = None,
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
+        # "emulated": the firmware's front end in semantic bus operations; "board": the reference board's chip
+        # drivers against chip-level models. Default: $MEMCTL_HAL, else "emulated".
+        self.hal = hal or os.environ.get("MEMCTL_HAL") or "emulated"
+        if self.hal not in HALS:
+            raise ValueError(f"hal must be one of {', '.join(HALS)}, got {self.hal!r}")
         # Load the device here so a bad preset or file fails in the caller,
         # with the parameter named, before any process starts.
         self.device = load_device(device)
@@ -269,7 +278,7 @@ class EmulatedBoard:
         self._start_firmware()
 
     def _start_firmware(self) -> None:
-        env = dict(os.environ, MEMCTL_HAL="emulated", MEMCTL_UART=os.ttyname(self._fw_slave),
+        env = dict(os.environ, MEMCTL_HAL=self.hal, MEMCTL_UART=os.ttyname(self._fw_slave),
                    MEMCTL_AFE=self.afe_socket, MEMCTL_FLASH=self.flash)  # fmt: skip
         assert self._spawner is not None
         fw = self._spawner.popen(

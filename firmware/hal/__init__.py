@@ -33,8 +33,9 @@
 # bus sends one message per commit; an SPI backend can act immediately).
 #
 # Backends: "emulated" (hal/emulated.py, the unix port talking to the
-# emulated analog front end). A real-board backend ("board") follows the
-# same interface.
+# emulated analog front end in semantic operations) and "board" (hal/board.py,
+# the reference board's chip drivers; in emulation their SPI and GPIO reach
+# the chip models through hal/board_emulated.py).
 from .afe_bus import BOTH, COLS, ROWS  # noqa: F401  (line groups, re-exported)
 
 
@@ -49,4 +50,8 @@ def connect():
         from hal import emulated
 
         return (name,) + emulated.connect()
+    if name == "board":
+        from hal import board_emulated
+
+        return (name,) + board_emulated.connect()
     raise ValueError("unknown HAL backend: " + name)

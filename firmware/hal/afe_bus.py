@@ -45,6 +45,11 @@ FAULT_QUERY = const(0)  # change nothing
 FAULT_STUCK = const(1)  # device (row, col) sticks at its present conductance
 FAULT_SATURATE = const(2)  # column col's ADC pins at full scale (value 1) or recovers (0); col ALL_LINES: all
 FAULT_BROWNOUT = const(3)  # the next pulse gets value x its width, then the firmware's bus stalls (power lost)
+# The board backend's wires (hal/board_emulated.py -> emulation/chips/board.py):
+OP_PIN = const(15)  # <HB GPIO number, level -> nothing
+OP_SPI = const(16)  # <H n, then n bytes clocked out to the selected chip -> nothing
+OP_XFER = const(17)  # <H n, then n bytes out -> the n bytes clocked in
+OP_STROBE = const(18)  # <I ns: the pulse gate's one-shot -> nothing
 
 OP_ARGS = {
     OP_FILL: "<Bh",
@@ -61,6 +66,10 @@ OP_ARGS = {
     OP_STATS: "",
     OP_RANGES: "",
     OP_FAULT: "<BHHf",
+    OP_PIN: "<HB",
+    OP_SPI: "<H",
+    OP_XFER: "<H",
+    OP_STROBE: "<I",
 }
 
 # rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count

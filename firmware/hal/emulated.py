@@ -9,6 +9,7 @@ import struct
 import termios
 from errors import HALError
 from hal import afe_bus as bus
+from hal.frontend import Converters
 
 _TX_SIZE = 4096
 
@@ -41,7 +42,10 @@ class PtyUart:
             done += w or 0
 
 
-class FrontEnd:
+class AFESocket:
+    """One connection to the analog front end process: ops queue in tx, and
+    commit() sends them as one message and leaves the reply body in rx."""
+
     def __init__(self, path):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(struct.pack("H", socket.AF_UNIX) + path.encode() + b"\x00")
@@ -51,99 +55,22 @@ class FrontEnd:
         self.head = bytearray(bus.REPLY_HEAD_SIZE)
         self.rx = bytearray(256)
         self.rxmv = memoryview(self.rx)
-        self._op(bus.OP_INFO)
-        self.commit()
-        rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(bus.INFO_FMT, self.rx, 0)
-        self.one_t1r = bool(one_t1r)
-        off = bus.INFO_SIZE
-        self.ranges = struct.unpack_from("<" + str(nr) + "f", self.rx, off)
-        off += 4 * nr
-        self.name = bytes(self.rx[off + 1 : off + 1 + self.rx[off]]).decode()
-        self.rows = rows
-        self.cols = cols
-        self.dac_max = (1 << (dac_bits - 1)) - 1
-        self.adc_max = (1 << (adc_bits - 1)) - 1
-        self.v_full_scale = vfs
-        self.v_lsb = vfs / self.dac_max
-        self.sample_time = t_sample
-        self.rx = bytearray(max(4 * cols, 256))
-        self.rxmv = memoryview(self.rx)
-        self.last_range = 0
 
-    def dac_code(self, v):
-        c = int(round(v / self.v_lsb))
-        if not -self.dac_max - 1 <= c <= self.dac_max:
-            raise HALError("voltage outside DAC range")
-        return c
+    def room(self, size):
+        return self.n + 1 + size <= _TX_SIZE
 
-    def quantize(self, v):
-        return self.dac_code(v) * self.v_lsb
-
-    def lsb(self, range_index):
-        return self.ranges[range_index] / self.adc_max
-
-    def _op(self, op):
-        if self.n + 8 > _TX_SIZE:
+    def op(self, op, size=0):
+        """Queue op with size argument bytes; returns where the arguments go."""
+        if not self.room(size):
             raise HALError("bus transaction too long")
         self.tx[self.n] = op
-        self.n += 1
+        self.n += 1 + size
+        return self.n - size
 
-    def fill(self, group, v):
-        self._op(bus.OP_FILL)
-        struct.pack_into("<Bh", self.tx, self.n, group, self.dac_code(v))
-        self.n += 3
-
-    def set_line(self, group, line, v):
-        self._op(bus.OP_SET)
-        struct.pack_into("<BHh", self.tx, self.n, group, line, self.dac_code(v))
-        self.n += 5
-
-    def set_lines(self, group, values, n):
-        self._op(bus.OP_LINES)
-        if self.n + 5 + 2 * n > _TX_SIZE:
-            raise HALError("bus transaction too long")
-        struct.pack_into("<BHH", self.tx, self.n, group, 0, n)
-        self.n += 5
-        for i in range(n):
-            struct.pack_into("<h", self.tx, self.n, self.dac_code(values[i]))
-            self.n += 2
-
-    def pulse(self, width_s):
-        self._op(bus.OP_PULSE)
-        struct.pack_into("<I", self.tx, self.n, int(width_s * 1e9 + 0.5))
-        self.n += 4
-
-    def float_line(self, group, line):
-        self._op(bus.OP_FLOAT)
-        struct.pack_into("<BH", self.tx, self.n, group, bus.ALL_LINES if line < 0 else line)
-        self.n += 3
-
-    def gate(self, row, on):
-        self._op(bus.OP_GATE)
-        struct.pack_into("<BH", self.tx, self.n, 1 if on else 0, bus.ALL_LINES if row < 0 else row)
-        self.n += 3
-
-    def wait(self, seconds):
-        self._op(bus.OP_WAIT)
-        struct.pack_into("<I", self.tx, self.n, int(seconds * 1e6 + 0.5))
-        self.n += 4
-
-    def sample(self, range_index, integration_s=0.0):
-        self._op(bus.OP_SAMPLE)
-        struct.pack_into("<BI", self.tx, self.n, range_index, int(integration_s * 1e9 + 0.5))
-        self.n += 5
-        self.last_range = range_index
-
-    def clock(self):
-        self._op(bus.OP_CLOCK)
-        self.commit()
-        return struct.unpack_from("<d", self.rx, 0)[0]
-
-    def code(self, col):
-        return struct.unpack_from("<i", self.rx, 4 * col)[0]
-
-    def current(self, col):
-        return self.code(col) * self.ranges[self.last_range] / self.adc_max
+    def reply_room(self, size):
+        if len(self.rx) < size:
+            self.rx = bytearray(size)
+            self.rxmv = memoryview(self.rx)
 
     def commit(self):
         struct.pack_into(bus.MSG_HEAD, self.tx, 0, self.n - 2)
@@ -158,6 +85,72 @@ class FrontEnd:
             self.sock.readinto(self.rxmv[:length], length)
         if status:
             raise HALError("front end: " + bytes(self.rx[:length]).decode())
+        return length
+
+    def info(self):
+        """The board description (Converters' info tuple) from OP_INFO."""
+        self.op(bus.OP_INFO)
+        self.commit()
+        rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(bus.INFO_FMT, self.rx, 0)
+        off = bus.INFO_SIZE
+        ranges = struct.unpack_from("<" + str(nr) + "f", self.rx, off)
+        off += 4 * nr
+        name = bytes(self.rx[off + 1 : off + 1 + self.rx[off]]).decode()
+        return rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, ranges, name
+
+
+class FrontEnd(Converters):
+    """The front end in semantic bus operations, one message per commit()."""
+
+    def __init__(self, path):
+        self.link = AFESocket(path)
+        Converters.__init__(self, self.link.info())
+        self.link.reply_room(4 * self.cols)
+
+    def fill(self, group, v):
+        o = self.link.op(bus.OP_FILL, 3)
+        struct.pack_into("<Bh", self.link.tx, o, group, self.dac_code(v))
+
+    def set_line(self, group, line, v):
+        o = self.link.op(bus.OP_SET, 5)
+        struct.pack_into("<BHh", self.link.tx, o, group, line, self.dac_code(v))
+
+    def set_lines(self, group, values, n):
+        o = self.link.op(bus.OP_LINES, 5 + 2 * n)
+        tx = self.link.tx
+        struct.pack_into("<BHH", tx, o, group, 0, n)
+        for i in range(n):
+            struct.pack_into("<h", tx, o + 5 + 2 * i, self.dac_code(values[i]))
+
+    def pulse(self, width_s):
+        struct.pack_into("<I", self.link.tx, self.link.op(bus.OP_PULSE, 4), int(width_s * 1e9 + 0.5))
+
+    def float_line(self, group, line):
+        o = self.link.op(bus.OP_FLOAT, 3)
+        struct.pack_into("<BH", self.link.tx, o, group, bus.ALL_LINES if line < 0 else line)
+
+    def gate(self, row, on):
+        o = self.link.op(bus.OP_GATE, 3)
+        struct.pack_into("<BH", self.link.tx, o, 1 if on else 0, bus.ALL_LINES if row < 0 else row)
+
+    def wait(self, seconds):
+        struct.pack_into("<I", self.link.tx, self.link.op(bus.OP_WAIT, 4), int(seconds * 1e6 + 0.5))
+
+    def sample(self, range_index, integration_s=0.0):
+        o = self.link.op(bus.OP_SAMPLE, 5)
+        struct.pack_into("<BI", self.link.tx, o, range_index, int(integration_s * 1e9 + 0.5))
+        self.last_range = range_index
+
+    def clock(self):
+        self.link.op(bus.OP_CLOCK)
+        self.link.commit()
+        return struct.unpack_from("<d", self.link.rx, 0)[0]
+
+    def code(self, col):
+        return struct.unpack_from("<i", self.link.rx, 4 * col)[0]
+
+    def commit(self):
+        self.link.commit()
 
 
 def connect():
