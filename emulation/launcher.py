@@ -39,6 +39,7 @@ from memctl_emulation.afe_client import AFEClient
 from memctl_emulation.devices import load_device
 from memctl_firmware import config as fw_config
 from memctl_firmware import persist
+from memctl_firmware.hal import REBOOT_EXIT
 from memctl_firmware.hal import afe_bus as bus
 
 FIRMWARE_DIR = Path(memctl_firmware.__file__).resolve().parent
@@ -204,6 +205,7 @@ class EmulatedBoard:
         limits: tuple[float, float, float] | None = PROVISIONED,
         baud: int | None = None,
         hal: str | None = None,
+        bare: bool = False,
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
         # "emulated": the firmware's front end in semantic bus operations; "board": the reference board's chip
@@ -231,6 +233,11 @@ class EmulatedBoard:
         self.baud = baud  # None: the line is as fast as the pty
         self.flash = ""  # the board's flash filesystem (a folder)
         self.resets = 0
+        self.reboots = 0  # boots the board asked for (updates, soft resets)
+        # bare: a board with MicroPython only; it boots main.py from its flash, else the REPL on its UART
+        # (what `memctl flash` installs onto with mpremote).
+        self.bare = bare
+        self._boot_lock = threading.RLock()
         self._fw: subprocess.Popen | None = None
         self._fw_slave = -1
         self._host: tuple[int, int] = (-1, -1)
@@ -278,30 +285,53 @@ class EmulatedBoard:
         self._start_firmware()
 
     def _start_firmware(self) -> None:
+        """Boot: main.py (from firmware_dir, or a bare board's flash), else a bare board's REPL on the UART."""
         env = dict(os.environ, MEMCTL_HAL=self.hal, MEMCTL_UART=os.ttyname(self._fw_slave),
                    MEMCTL_AFE=self.afe_socket, MEMCTL_FLASH=self.flash)  # fmt: skip
         assert self._spawner is not None
-        fw = self._spawner.popen(
-            [micropython_executable(), "-X", f"heapsize={self.heap}", "main.py"],
-            cwd=self.firmware_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
+        cmd = [micropython_executable(), "-X", f"heapsize={self.heap}"]
+        repl = self.bare and not os.path.exists(os.path.join(self.flash, "main.py"))
+        if repl:  # the interpreter's own REPL on the UART, as on a board with nothing installed
+            fw = self._spawner.popen(cmd, cwd=self.flash, env=env, stdin=self._fw_slave, stdout=self._fw_slave,
+                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # fmt: skip
+        else:
+            fw = self._spawner.popen(
+                cmd + ["main.py"], cwd=self.flash if self.bare else self.firmware_dir, env=env,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent,
+            )  # fmt: skip
         self._procs.append(fw)
         self._fw = fw
-        self._wait_line(fw, "memctl firmware ready", "firmware")
+        threading.Thread(target=self._supervise, args=(fw, repl), daemon=True, name="memctl-emu-boot").start()
+        if not repl:
+            self._wait_line(fw, "memctl firmware ready", "firmware")
+
+    def _supervise(self, fw: subprocess.Popen, repl: bool) -> None:
+        """Boot again when the firmware asks for it (an update), or when a REPL soft-resets."""
+        code = fw.wait()
+        with self._boot_lock:
+            if fw is not self._fw or not (repl or code == REBOOT_EXIT):
+                return
+            self._procs.remove(fw)
+            termios.tcflush(self._fw_slave, termios.TCIFLUSH)
+            self.reboots += 1
+            try:
+                self._start_firmware()
+            except EmulationError as e:
+                self.log.append(f"[board] reboot failed: {e}")
 
     # -- faults ------------------------------------------------------------
     def reset(self) -> None:
         """Kill the firmware and boot it again (a reset or power cycle). The
         crossbar keeps its state; the UART's receive buffer is lost."""
-        fw = self._fw
-        if fw is not None:
-            fw.kill()
-            fw.wait()
-            self._procs.remove(fw)
-        termios.tcflush(self._fw_slave, termios.TCIFLUSH)
-        self.resets += 1
-        self._start_firmware()
+        with self._boot_lock:
+            fw, self._fw = self._fw, None
+            if fw is not None:
+                fw.kill()
+                fw.wait()
+                self._procs.remove(fw)
+            termios.tcflush(self._fw_slave, termios.TCIFLUSH)
+            self.resets += 1
+            self._start_firmware()
 
     def brownout(self, share: float = 0.5, timeout: float = 30.0, *, block: bool = True) -> threading.Thread | None:
         """Power fails during the next pulse: `share` of its width reaches the
@@ -400,6 +430,8 @@ class EmulatedBoard:
         return bool(self._procs) and all(p.poll() is None for p in self._procs)
 
     def stop(self) -> None:
+        with self._boot_lock:
+            self._fw = None  # no reboots from here on
         for p in reversed(self._procs):
             if p.poll() is None:
                 p.terminate()

@@ -3,6 +3,7 @@
 import gc
 import struct
 
+import hal
 import persist
 import wire
 from xbar import READ_FLOATING, SCHEME_V2, SCHEME_V3, Array, Limits, check_pulse, check_read
@@ -14,40 +15,53 @@ from network import NETWORK
 from network_blob import MAX_BLOB as MAX_NET_BLOB
 from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
+from update import Updater, fw_dir
 
 MAX_PAUSE = 60.0
 NAN = float("nan")
 
 
 # What a board without safety limits still accepts: nothing that drives the array.
-_UNLOCKED = (wire.T_INFO, wire.T_SET_LIMITS, wire.T_FFP_TABLE, wire.T_LOAD_PREDICTOR, wire.T_LOAD_NETWORK)
+_UNLOCKED = (wire.T_INFO, wire.T_SET_LIMITS, wire.T_FFP_TABLE, wire.T_LOAD_PREDICTOR, wire.T_LOAD_NETWORK, wire.T_UPDATE)
 
 
 class SessionError(CommandError):
     code = wire.E_SESSION
 
 
-def _image_hash():
+def _arch():
+    import sys
+
+    a = sys.implementation._mpy >> 10
+    return wire.MPY_ARCHES[a] if a < len(wire.MPY_ARCHES) else "unknown"
+
+
+_ARCH = _arch()
+
+
+def _image_hash(folder):
     """The first 16 hex digits of the running image's hash (its manifest), or
     "source" when the firmware runs from .py files without one."""
     try:
         import json
 
-        with open("manifest.json") as fh:
+        with open(folder + "manifest.json") as fh:
             return json.load(fh)["image_hash"][:16]
     except (OSError, ValueError, KeyError, ImportError):
         return "source"
 
 
 class Controller:
-    def __init__(self, uart, fe, hal_name, heap_size, storage=""):
+    def __init__(self, uart, fe, hal_name, heap_size, storage="", slot=None):
         self.uart = uart
         self.hal_name = hal_name
         self.heap_size = heap_size
         self.heap_peak = 0
         self.storage = storage
         self.boot_id = persist.next_boot_id(storage)
-        self.image = _image_hash()
+        self.image = _image_hash(fw_dir(storage) + "/" + slot + "/" if slot else "")
+        self.updater = Updater(storage, slot)
+        self.reboot = False
         self.tag = self.boot_id & 0xFF
         self.limits = Limits()
         self.array = Array(fe, self.limits, V_READ)
@@ -88,6 +102,7 @@ class Controller:
             wire.T_LOAD_PREDICTOR: self.do_load_predictor,
             wire.T_LOAD_NETWORK: self.do_load_network,
             wire.T_RUN_NETWORK: self.do_run_network,
+            wire.T_UPDATE: self.do_update,
         }
         self.staging = Staging(max(MAX_BLOB, MAX_NET_BLOB))
 
@@ -140,6 +155,8 @@ class Controller:
         self.last_seq = seq
         self.last_crc = crc
         self.uart.write(self.out, self.out_len)
+        if self.reboot:  # a committed update: the reply is out, boot the new image
+            hal.reboot()
         # What stays allocated once a request's garbage is collected (buffers,
         # predictor, network, staging): its peak is what INFO reports.
         gc.collect()
@@ -208,6 +225,7 @@ class Controller:
             1 if lim.valid else 0,
         )
         off = wire.pack_str(self.raw, off + struct.calcsize(wire.INFO_TAIL), self.image)
+        off = wire.pack_str(self.raw, off, _ARCH)
         return off - HDR_SIZE
 
     def do_read(self, p, seq):
@@ -473,6 +491,28 @@ class Controller:
                 self.send_progress(seq, k + 1, n)
         struct.pack_into(wire.RUN_NETWORK_RESP, self.raw, HDR_SIZE, n, n_out)
         return out - HDR_SIZE
+
+    def do_update(self, p, seq):
+        if len(p) < 5:
+            raise CommandError("short UPDATE")
+        step, value = struct.unpack_from(wire.UPDATE_REQ, p, 0)
+        u = self.updater
+        off = HDR_SIZE + 5
+        if step == wire.U_BEGIN:
+            value = u.begin()
+        elif step == wire.U_FILE:
+            u.file(bytes(p[5:]).decode(), value)
+            value = 0
+        elif step == wire.U_DATA:
+            value = u.data(value, p[5:])
+        elif step == wire.U_COMMIT:
+            off = wire.pack_str(self.raw, off, u.commit())
+            value = 0
+            self.reboot = True
+        else:
+            raise CommandError("unknown update step")
+        struct.pack_into(wire.UPDATE_RESP, self.raw, HDR_SIZE, step, value)
+        return off - HDR_SIZE
 
 
 class Staging:

@@ -1,21 +1,43 @@
-# memctl firmware entry point: bring up the HAL and serve the host forever.
-import gc
-
-import hal
-from controller import Controller
-
-
-def heap_size():
-    gc.collect()
-    return gc.mem_free() + gc.mem_alloc()
+# Boot stub, never replaced by an update: run the image fw/active names
+# (memctl flash writes it), else the modules beside this file. An image
+# that fails to import falls back to the other slot, then to those modules,
+# so a bad update cannot leave the board without firmware.
+import sys
 
 
-def main():
-    name, uart, fe, storage = hal.connect()
-    ctl = Controller(uart, fe, name, heap_size(), storage)
-    gc.collect()
-    print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols)
-    ctl.serve_forever()
+def flash_root():
+    try:
+        import os
+
+        return os.getenv("MEMCTL_FLASH") or ""
+    except (ImportError, AttributeError):  # a real board: the filesystem root is the cwd
+        return ""
 
 
-main()
+def boot():
+    fw = flash_root() + "/fw" if flash_root() else "fw"
+    try:
+        with open(fw + "/active") as fh:
+            first = fh.read().strip()
+    except OSError:
+        first = ""
+    order = [first, "b" if first == "a" else "a", None] if first in ("a", "b") else [None]
+    for slot in order:
+        before = set(sys.modules)
+        if slot:
+            sys.path.insert(0, fw + "/" + slot)
+        try:
+            import app
+
+            return app, slot
+        except Exception as e:  # a missing, partial or foreign image
+            print("memctl boot: image", slot, "does not load:", repr(e))
+            for name in set(sys.modules) - before:
+                del sys.modules[name]
+            if slot:
+                sys.path.pop(0)
+    raise SystemExit("memctl boot: no firmware to run")
+
+
+app, slot = boot()
+app.main(slot)

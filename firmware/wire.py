@@ -48,6 +48,7 @@ T_FFP_TRACE = const(0x0B)
 T_LOAD_PREDICTOR = const(0x0C)
 T_LOAD_NETWORK = const(0x0D)
 T_RUN_NETWORK = const(0x0E)
+T_UPDATE = const(0x0F)  # firmware update (firmware/update.py): one step per request, UPDATE_REQ's first byte
 T_PROGRESS = const(0x7E)  # unsolicited keep-alive during long work
 T_ERROR = const(0x7F)
 RESP = const(0x80)
@@ -107,7 +108,10 @@ A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
 # part; the docs list them per message.
 INFO_RESP = "<HHHHIIffffffffBBBB"  # then fw version str, hal name str, INFO_TAIL
 INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
-# then the image hash str (16 hex digits of the firmware image's manifest hash, or "source")
+# then the image hash str (16 hex digits of the firmware image's manifest hash, or "source"),
+# then the .mpy architecture str (MPY_ARCHES[sys.implementation._mpy >> 10], mpy-cross's -march name)
+MPY_ARCHES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
+              "xtensawin", "rv32imc")  # fmt: skip
 READ_REQ = "<HH"  # row, col
 READ_RESP = "<ff"  # current A, conductance S
 READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S
@@ -137,6 +141,12 @@ LOAD_NETWORK_REQ = "<HH"  # offset, total size; then the chunk's bytes (network_
 LOAD_NETWORK_RESP = "<HHB"  # bytes received, total, layers of the loaded network (0: none)
 RUN_NETWORK_REQ = "<HB"  # samples, flags (bit 0: apply gain/offset); then samples x inputs float32
 RUN_NETWORK_RESP = "<HH"  # samples, outputs; then samples x outputs float32
+UPDATE_REQ = "<BI"  # step, value: BEGIN -, FILE size (then the name), DATA offset (then bytes), COMMIT -
+UPDATE_RESP = "<BI"  # step, value: BEGIN slot index, FILE 0, DATA bytes written, COMMIT 0 (then the image hash str)
+U_BEGIN = const(0)
+U_FILE = const(1)
+U_DATA = const(2)
+U_COMMIT = const(3)  # on success the board reboots into the new image once the reply is out
 RUN_CALIBRATED = const(1)
 LIMITS = "<fff"  # max |pulse V|, max width s, max |read V|
 ERROR_HEAD = "<B"  # code, then utf-8 message

@@ -38,6 +38,20 @@
 # the chip models through hal/board_emulated.py).
 from .afe_bus import BOTH, COLS, ROWS  # noqa: F401  (line groups, re-exported)
 
+REBOOT_EXIT = 75  # emulation: the firmware process exits with this to be booted again
+
+
+def reboot():
+    """Restart the board into whatever main.py boots now."""
+    import sys
+
+    try:
+        import machine
+
+        machine.reset()
+    except (ImportError, AttributeError):  # the unix port: the emulated board's launcher boots us again
+        sys.exit(REBOOT_EXIT)
+
 
 def connect():
     try:

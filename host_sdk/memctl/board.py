@@ -52,6 +52,7 @@ class BoardInfo:
     boot_id: int = 0  # changes at every reset
     limits_set: bool = True  # False: a fresh board refuses to drive its array until set_limits
     image: str = ""  # hash of the running firmware image (memctl build-firmware), or "source"
+    arch: str = ""  # the firmware's .mpy architecture (mpy-cross -march): the image `memctl flash` builds
 
     @property
     def g_lsb(self) -> float:
@@ -264,13 +265,15 @@ class Board:
         hal, off = wire.unpack_str(p, off)
         peak, predictor, boot_id, limits_set = struct.unpack_from(wire.INFO_TAIL, p, off)
         off += struct.calcsize(wire.INFO_TAIL)
-        image = wire.unpack_str(p, off)[0] if off < len(p) else ""
+        image, off = wire.unpack_str(p, off) if off < len(p) else ("", off)
+        arch = wire.unpack_str(p, off)[0] if off < len(p) else ""
         info = BoardInfo(
             protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
             limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
             i_lsb=f[12], i_full_scale=f[13], current_ranges=f[14], bias_scheme=f[15], read_mode=f[16],
             cell="1T1R" if f[17] else "0T1R", predictor_params=predictor,
             firmware=fw, hal=hal, boot_id=boot_id, limits_set=bool(limits_set), image=image,
+            arch=arch,
         )  # fmt: skip
         self._info = info
         self.link.tag = boot_id & 0xFF
