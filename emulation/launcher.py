@@ -93,6 +93,14 @@ class _Spawner(threading.Thread):
 
 
 HALS = ("emulated", "board")
+# A bare board's `machine` module: the unix port has no machine.reset(), which
+# mpremote's `reset` calls; here it powers the emulated board through a reboot.
+_MACHINE_PY = f"""import sys
+
+
+def reset():
+    sys.exit({REBOOT_EXIT})
+"""
 
 
 class EmulationError(RuntimeError):
@@ -292,6 +300,10 @@ class EmulatedBoard:
         cmd = [micropython_executable(), "-X", f"heapsize={self.heap}"]
         repl = self.bare and not os.path.exists(os.path.join(self.flash, "main.py"))
         if repl:  # the interpreter's own REPL on the UART, as on a board with nothing installed
+            rom = os.path.join(self._tmp.name, "rom")  # type: ignore[union-attr]
+            os.makedirs(rom, exist_ok=True)
+            Path(rom, "machine.py").write_text(_MACHINE_PY)
+            env["MICROPYPATH"] = rom + ":.frozen"
             fw = self._spawner.popen(cmd, cwd=self.flash, env=env, stdin=self._fw_slave, stdout=self._fw_slave,
                                      stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # fmt: skip
         else:
@@ -306,7 +318,7 @@ class EmulatedBoard:
             self._wait_line(fw, "memctl firmware ready", "firmware")
 
     def _supervise(self, fw: subprocess.Popen, repl: bool) -> None:
-        """Boot again when the firmware asks for it (an update), or when a REPL soft-resets."""
+        """Boot again when the firmware or the REPL asks for it (an update, machine.reset(), a soft reset)."""
         code = fw.wait()
         with self._boot_lock:
             if fw is not self._fw or not (repl or code == REBOOT_EXIT):

@@ -15,14 +15,20 @@ from network import NETWORK
 from network_blob import MAX_BLOB as MAX_NET_BLOB
 from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
-from update import Updater, fw_dir
 
 MAX_PAUSE = 60.0
 NAN = float("nan")
 
 
 # What a board without safety limits still accepts: nothing that drives the array.
-_UNLOCKED = (wire.T_INFO, wire.T_SET_LIMITS, wire.T_FFP_TABLE, wire.T_LOAD_PREDICTOR, wire.T_LOAD_NETWORK, wire.T_UPDATE)
+_UNLOCKED = (
+    wire.T_INFO,
+    wire.T_SET_LIMITS,
+    wire.T_FFP_TABLE,
+    wire.T_LOAD_PREDICTOR,
+    wire.T_LOAD_NETWORK,
+    wire.T_UPDATE,
+)
 
 
 class SessionError(CommandError):
@@ -59,8 +65,9 @@ class Controller:
         self.heap_peak = 0
         self.storage = storage
         self.boot_id = persist.next_boot_id(storage)
-        self.image = _image_hash(fw_dir(storage) + "/" + slot + "/" if slot else "")
-        self.updater = Updater(storage, slot)
+        self.image = _image_hash(persist.fw_dir(storage) + "/" + slot + "/" if slot else "")
+        self.slot = slot
+        self.updater = None  # firmware/update.py, loaded by the first UPDATE (4 KB of bytecode)
         self.reboot = False
         self.tag = self.boot_id & 0xFF
         self.limits = Limits()
@@ -496,6 +503,10 @@ class Controller:
         if len(p) < 5:
             raise CommandError("short UPDATE")
         step, value = struct.unpack_from(wire.UPDATE_REQ, p, 0)
+        if self.updater is None:
+            from update import Updater
+
+            self.updater = Updater(self.storage, self.slot)
         u = self.updater
         off = HDR_SIZE + 5
         if step == wire.U_BEGIN:

@@ -40,6 +40,11 @@ def path(folder):
     return folder + "/" + NAME if folder else NAME
 
 
+def fw_dir(folder):
+    """Where firmware image slots live (fw/a, fw/b, fw/active); main.py's boot stub looks there too."""
+    return folder + "/fw" if folder else "fw"
+
+
 def load(folder):
     try:
         with open(path(folder), "rb") as fh:

@@ -9,6 +9,7 @@ import json
 from binascii import hexlify
 
 from errors import CommandError
+from persist import fw_dir
 
 try:
     import os
@@ -17,10 +18,6 @@ except ImportError:  # pragma: no cover
 
 SLOTS = ("a", "b")
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-./"
-
-
-def fw_dir(storage):
-    return storage + "/fw" if storage else "fw"
 
 
 def _exists(path):

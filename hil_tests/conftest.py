@@ -9,11 +9,22 @@ import serial
 
 import memctl
 from memctl_emulation import EmulatedBoard
+from memctl_emulation.launcher import HALS
 from memctl_firmware import wire
 
 
+@pytest.fixture(scope="module", params=HALS, autouse=True)
+def hal(request):
+    """Every HIL test runs on both firmware front ends: semantic bus operations
+    ("emulated") and the reference board's chip drivers against chip-level
+    models ("board"). Boards a test starts itself follow it through $MEMCTL_HAL."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEMCTL_HAL", request.param)
+        yield request.param
+
+
 @pytest.fixture(scope="module")
-def emu():
+def emu(hal):
     with EmulatedBoard(seed=1234) as e:
         yield e
 

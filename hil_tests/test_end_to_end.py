@@ -11,11 +11,11 @@ import memctl
 from memctl_firmware import wire
 
 
-def test_info_describes_board(board):
+def test_info_describes_board(board, emu):
     info = board.info()
     assert info.protocol == wire.PROTOCOL_VERSION
     assert (info.rows, info.cols) == (32, 32)
-    assert info.hal.startswith("emulated")
+    assert info.hal == f"{emu.hal}:memctl-emulated-afe"
     assert info.firmware == "0.1.0"
     # 256 KB heap budget: the firmware runs inside it with room to spare.
     assert 200_000 < info.heap_size <= 256 * 1024

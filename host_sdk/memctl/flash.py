@@ -21,9 +21,9 @@ from pathlib import Path
 from memctl.board import Board
 from memctl.errors import BoardTimeout, FirmwareError, MemctlError, PortError, SessionLost
 from memctl.firmware_image import ENTRY, ImageError, build, verify
+from memctl.progress import progress_bar
 from memctl_firmware import wire
 
-Progress = Callable[[int, int], None]
 _ATTEMPTS = 3
 
 
@@ -56,10 +56,8 @@ def _step(board: Board, step: int, value: int = 0, data: bytes = b"") -> tuple[i
     return value, p[5:]
 
 
-def _stream(board: Board, files: dict[str, bytes], progress: Progress | None) -> None:
+def _stream(board: Board, files: dict[str, bytes], advance: Callable[[int], None]) -> None:
     chunk = board.info().max_payload - 5
-    total = sum(len(d) for d in files.values())
-    done = 0
     _step(board, wire.U_BEGIN)
     for name, data in files.items():
         _step(board, wire.U_FILE, len(data), name.encode())
@@ -67,12 +65,10 @@ def _stream(board: Board, files: dict[str, bytes], progress: Progress | None) ->
             written, _ = _step(board, wire.U_DATA, off, data[off : off + chunk])
             if written != min(off + chunk, len(data)):
                 raise FlashError(f"board has {written} bytes of {name}, expected {off + chunk}")
-            done += min(chunk, len(data) - off)
-            if progress:
-                progress(done, total)
+            advance(min(chunk, len(data) - off))
 
 
-def update(board: Board, image: str | Path, *, force: bool = False, progress: Progress | None = None) -> str:
+def update(board: Board, image: str | Path, *, force: bool = False, progress: bool | None = None) -> str:
     """Update a board running memctl to `image`; returns the new image hash
     (as INFO reports it). FlashError if the board does not end up running it."""
     manifest, files = image_files(image)
@@ -80,7 +76,8 @@ def update(board: Board, image: str | Path, *, force: bool = False, progress: Pr
     want = manifest["image_hash"][:16]
     for attempt in range(_ATTEMPTS):
         try:
-            _stream(board, files, progress)
+            with progress_bar("firmware update", sum(map(len, files.values())), progress) as advance:
+                _stream(board, files, advance)
             break
         except (SessionLost, BoardTimeout, FirmwareError) as e:  # a reset or a refused chunk: start over
             if attempt == _ATTEMPTS - 1 or (isinstance(e, FirmwareError) and "begin again" not in e.message):
@@ -97,8 +94,10 @@ def update(board: Board, image: str | Path, *, force: bool = False, progress: Pr
         pass  # the reply may have been lost to the reboot; INFO tells
     running = _wait_for_boot(board, boot)
     if running != want:
-        raise FlashError(f"the board rebooted into image {running}, not {want}: the new image did not start, "
-                         "so the board went back to the previous one")
+        raise FlashError(
+            f"the board rebooted into image {running}, not {want}: the new image did not start, "
+            "so the board went back to the previous one"
+        )
     return running
 
 
@@ -141,9 +140,29 @@ def board_arch(port: str) -> str:
     raise FlashError(f"no answer from MicroPython's REPL on {port}: {out.strip()[-200:]}")
 
 
+# Run on the board before the copy: fw/ exists and fw/a is gone (a reinstall starts clean).
+_CLEAR_SLOT_A = """import os
+def rm(p):
+    if os.stat(p)[0] & 0x4000:
+        for n in os.listdir(p):
+            rm(p + '/' + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+try:
+    os.mkdir('fw')
+except OSError:
+    pass
+try:
+    rm('fw/a')
+except OSError:
+    pass
+"""
+
+
 def install(port: str, image: str | Path) -> dict:
     """First install through MicroPython's REPL with mpremote: the boot stub
-    as main.py and the image in slot a; then a soft reset boots it."""
+    as main.py and the image in slot a; then a hard reset boots it."""
     manifest, files = image_files(image)
     _check_compatible(manifest, board_arch(port), False)
     with tempfile.TemporaryDirectory(prefix="memctl-flash-") as tmp:
@@ -155,24 +174,34 @@ def install(port: str, image: str | Path) -> dict:
         (root / "fw" / "active").write_text("a")
         (root / "main.py").write_bytes(files[ENTRY])
         # fw/ first, main.py last: a board cut off mid-copy has no main.py and stays at its REPL.
-        _mpremote(port, "fs", "cp", "-r", str(root / "fw"), ":", "+", "fs", "cp", str(root / "main.py"), ":main.py",
-                  "+", "soft-reset")  # fmt: skip
+        _mpremote(port, "exec", _CLEAR_SLOT_A, "+", "fs", "cp", "-r", str(root / "fw" / "a"), ":fw/a",
+                  "+", "fs", "cp", str(root / "fw" / "active"), ":fw/active",
+                  "+", "fs", "cp", str(root / "main.py"), ":main.py", "+", "reset")  # fmt: skip
     return manifest
 
 
 def flash(port: str, image: str | Path | None = None, *, out: str | Path | None = None, force: bool = False,
-          progress: Progress | None = None, timeout: float = 2.0) -> str:  # fmt: skip
+          progress: bool | None = None, timeout: float = 1.0) -> str:  # fmt: skip
     """Install or update: a board answering the memctl protocol is updated
     over it, anything else gets a first install through mpremote. Without an
-    image, one is built for the board's architecture. Returns the image hash."""
+    image, one is built (into `out`) for the board's architecture. Returns
+    the image hash the board runs afterwards."""
+    out = out or tempfile.mkdtemp(prefix="memctl-image-")
     try:
-        board = Board(port, timeout=timeout, progress=False)
+        board = Board(port, timeout=timeout, retries=1, progress=False)
     except (BoardTimeout, FirmwareError):
         board = None
-    if board is None:
-        arch = board_arch(port)
-        image = image or build(out or tempfile.mkdtemp(prefix="memctl-image-"), arch)
-        return install(port, image)["image_hash"][:16]
-    with board:
-        image = image or build(out or tempfile.mkdtemp(prefix="memctl-image-"), board.info().arch)
-        return update(board, image, force=force, progress=progress)
+    if board is not None:
+        with board:
+            return update(board, image or build(out, board.info().arch), force=force, progress=progress)
+    want = install(port, image or build(out, board_arch(port)))["image_hash"][:16]
+    for _ in range(10):  # the board boots the image: it should answer INFO with its hash
+        try:
+            with Board(port, timeout=timeout, retries=1, progress=False) as b:
+                running = b.info().image
+        except (BoardTimeout, FirmwareError):
+            continue
+        if running != want:
+            raise FlashError(f"the board runs image {running} after installing {want}")
+        return running
+    raise FlashError(f"installed image {want}, but the board on {port} does not answer memctl INFO")
