@@ -203,3 +203,73 @@ def test_the_adc_driver_under_micropython_sends_the_same_frames():
         op(drv)
         want.append(bus.log[0][1].hex())
     assert got == want
+
+
+# ADG1414 datasheet: 8 bits per chip, D7..D0 = S8..S1 (1 = closed); in a daisy chain the first byte
+# shifted out reaches the chip farthest from the controller.
+def switches(chips=2):
+    from memctl_emulation.chips.adg1414 import ADG1414Chain
+    from memctl_firmware.hal.adg1414 import ADG1414
+
+    bus, pin = SPIBus(), Pin("SYNC")
+    model = ADG1414Chain("sw", pin, chips)
+    bus.attach(model)
+    return bus, pin, model, ADG1414(bus, pin, chips)
+
+
+def test_adg1414_chain_gets_the_datasheet_frame_and_closes_those_switches():
+    bus, _, model, drv = switches()
+    drv.set(0, True)  # chip 0 S1
+    drv.set(15, True)  # chip 1 S8
+    drv.set(9, True)
+    drv.set(9, False)
+    assert not any(model.closed)  # nothing moves before the latch
+    drv.latch()
+    assert bus.log == [("sw", b"\x80\x01")]
+    assert [i for i, c in enumerate(model.closed) if c] == [0, 15]
+    sync = bus.chips[0]
+    with pytest.raises(ChipProtocolError, match="framed 8 bits; a frame is 16 bits"):
+        sync._select(0)
+        bus.write(b"\x00")
+        sync._select(1)
+
+
+def test_the_board_model_refuses_what_the_reference_board_cannot_do():
+    from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
+    from memctl_emulation.chips.board import BoardModel
+
+    board = BoardModel(AnalogFrontEnd(AFEConfig(rows=4, cols=4), seed=0))
+    with pytest.raises(ChipProtocolError, match="GPIO99 is not wired"):
+        board.set_pin(99, 0)
+    board.set_pin(26, 0)  # range mux EN low: the TIAs' feedback is open
+    with pytest.raises(ChipProtocolError, match="TIA feedback open"):
+        board.strobe(1000)
+    assert board.afe.pulses == 0
+
+
+RUNNER_BOARD = """
+sys.path.insert(0, ".")
+from hal.board import FrontEnd
+class ResetAckSPI(SPI):
+    def write_readinto(self, tx, rx):
+        rx[0], rx[1] = 0xFF, 0x28  # every ADC frame answers as a freshly reset ADS131M08
+pins = {}
+def pin(n):
+    return pins.setdefault(n, Pin())
+fe = FrontEnd(ResetAckSPI(), pin, type("T", (), {"pulse": lambda s, ns: print("gate", ns), "sync": lambda s: None})(),
+              (2, 2, 16, 2.5, 24, 1e-4, 0, (1e-5, 1e-4), "x"))
+print("--")
+fe.set_line(0, 1, 1.25)
+fe.set_line(0, 1, 1.25)
+fe.float_line(1, 0)
+fe.pulse(1e-6)
+"""
+
+
+def test_the_board_backend_under_micropython_writes_only_what_changes():
+    """One DAC frame for a new line voltage (none for a repeat), one switch-chain frame, then the gate."""
+    out = run_micropython(RUNNER_BOARD)
+    after = out[out.index("--") + 1 :]
+    v = round(1.25 / (2.5 / 32767)) + 32768  # code 32768 = 0 V
+    # DAC0 channel 1 write-and-update; the chain (column chip first): column 1 only, rows 0 and 1
+    assert after == [f"31{v:04x}", "0203", "gate", "1000"]

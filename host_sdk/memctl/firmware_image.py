@@ -17,7 +17,7 @@ import memctl_firmware
 from memctl_firmware import config, wire
 
 FIRMWARE_DIR = Path(memctl_firmware.__file__).resolve().parent
-# mpy-cross -march values; rv32imc is the reference board's ESP32-C3, x64 the emulated board on a PC.
+# mpy-cross -march values; rv32imc is the reference board's RP2350 (RISC-V), x64 the emulated board on a PC.
 ARCHES = ("x64", "x86", "armv6m", "armv7m", "armv7emsp", "armv7emdp", "xtensa", "xtensawin", "rv32imc")
 ENTRY = "main.py"  # stays source: MicroPython runs main.py at boot
 
