@@ -2,12 +2,12 @@
 # the pulse timer, forwarded to the chip models of emulation/chips over the
 # analog bus (afe_bus OP_PIN / OP_SPI / OP_XFER / OP_STROBE). Writes queue;
 # a transfer that reads, the clock and sync() send the queue, in order.
-import os
 import struct
 
 from hal import afe_bus as bus
 from hal.board import FrontEnd
-from hal.emulated import AFESocket, PtyUart
+from hal import emulated
+from hal.emulated import AFESocket
 
 
 class Pin:
@@ -76,11 +76,10 @@ class Timer:
             self.link.commit()
 
 
-def connect():
-    uart_path = os.getenv("MEMCTL_UART")
-    afe_path = os.getenv("MEMCTL_AFE")
-    if not uart_path or not afe_path:
-        raise ValueError("board HAL in emulation needs MEMCTL_UART and MEMCTL_AFE")
+def board_front_end(afe_path):
     link = AFESocket(afe_path)
-    fe = FrontEnd(SPI(link), lambda n: Pin(link, n), Timer(link), link.info())
-    return PtyUart(uart_path), fe, os.getenv("MEMCTL_FLASH") or ""
+    return FrontEnd(SPI(link), lambda n: Pin(link, n), Timer(link), link.info())
+
+
+def connect():
+    return emulated.connect(board_front_end)

@@ -153,9 +153,12 @@ class FrontEnd(Converters):
         self.link.commit()
 
 
-def connect():
+def connect(front_end=FrontEnd):
+    """(uart, front end, flash folder) from the launcher's environment;
+    front_end(AFE socket path) builds the front end (hal/board_emulated.py
+    passes the board backend's)."""
     uart_path = os.getenv("MEMCTL_UART")
     afe_path = os.getenv("MEMCTL_AFE")
     if not uart_path or not afe_path:
-        raise ValueError("emulated HAL needs MEMCTL_UART and MEMCTL_AFE")
-    return PtyUart(uart_path), FrontEnd(afe_path), os.getenv("MEMCTL_FLASH") or ""
+        raise ValueError("emulated boards need MEMCTL_UART and MEMCTL_AFE")
+    return PtyUart(uart_path), front_end(afe_path), os.getenv("MEMCTL_FLASH") or ""
