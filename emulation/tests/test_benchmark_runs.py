@@ -80,3 +80,13 @@ def test_reliability_benchmark_quick(tmp_path):
     assert [r["fault"] for r in rows] == ["none", "byte corruption", "board reset mid-program"]
     assert all(r["completed"] == r["attempted"] and r["undetected"] == 0 for r in rows)
     assert rows[1]["retries"] > 0 and rows[2]["resyncs"] == 1
+
+
+def test_board_hal_benchmark_quick(tmp_path):
+    out = tmp_path / "board_hal.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "board_hal.py"), "--out", str(out), "--quick"],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = {r["operation"]: r for r in json.loads(out.read_text())["rows"]}
+    assert all(r["same_result"] for r in rows.values() if r["same_result"] is not None)  # same physics on both
+    assert len(rows) == 5 and all(r["ratio"] > 0 for r in rows.values())
