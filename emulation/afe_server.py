@@ -51,22 +51,29 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -
                 raise ValueError("truncated line codes")
             afe.set_lines(group, first, np.frombuffer(body, "<i2", count, i).astype(np.int32))
             i = end
-        elif op in (bus.OP_SPI, bus.OP_XFER):
-            end = i + args[0]
+        elif op in (bus.OP_SPI, bus.OP_XFER, bus.OP_FRAME):
+            end = i + args[-1]
             if end > n or board is None:
                 raise ValueError("truncated SPI transfer" if board else "no board model on this bus")
             data = body[i:end]
             i = end
-            if op == bus.OP_SPI:
-                board.spi.write(data)
-            else:
+            if op == bus.OP_XFER:
                 rx = bytearray(len(data))
                 board.spi.write_readinto(data, rx)
                 out += rx
+            elif op == bus.OP_SPI:
+                board.spi.write(data)
+            else:
+                board.set_pin(args[0], 0)
+                board.spi.write(data)
+                board.set_pin(args[0], 1)
         elif op in (bus.OP_PIN, bus.OP_STROBE):
             if board is None:
                 raise ValueError("no board model on this bus")
-            board.set_pin(*args) if op == bus.OP_PIN else board.strobe(args[0])
+            if op == bus.OP_PIN:
+                board.set_pin(*args)
+            else:
+                board.strobe(args[0])
         elif op == bus.OP_PULSE:
             afe.pulse(args[0])
         elif op == bus.OP_SAMPLE:

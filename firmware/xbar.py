@@ -83,7 +83,7 @@ class Array:
         top = len(fe.ranges) - 1
         while True:
             setup(arg)
-            fe.sample(rng, t_int)
+            fe.sample(rng, t_int, col)
             fe.fill(BOTH, 0.0)
             fe.commit()
             peak = abs(fe.code(col)) if col >= 0 else self._peak()

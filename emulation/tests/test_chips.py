@@ -258,16 +258,19 @@ def pin(n):
     return pins.setdefault(n, Pin())
 fe = FrontEnd(ResetAckSPI(), pin, type("T", (), {"pulse": lambda s, ns: print("gate", ns), "sync": lambda s: None})(),
               (2, 2, 16, 2.5, 24, 1e-4, 0, (1e-5, 1e-4), "x"))
+fe.pulse(1e-6)  # the first gate writes every channel
 print("--")
 fe.set_line(0, 1, 1.25)
-fe.set_line(0, 1, 1.25)
+fe.set_line(0, 0, 0.5)
+fe.set_line(0, 0, 0.0)  # back where it was before any gate: no frame for row 0
 fe.float_line(1, 0)
 fe.pulse(1e-6)
 """
 
 
 def test_the_board_backend_under_micropython_writes_only_what_changes():
-    """One DAC frame for a new line voltage (none for a repeat), one switch-chain frame, then the gate."""
+    """At the gate: one DAC frame per line whose voltage differs from what its channel holds (none for a line set
+    and set back), one switch-chain frame, then the gate."""
     out = run_micropython(RUNNER_BOARD)
     after = out[out.index("--") + 1 :]
     v = round(1.25 / (2.5 / 32767)) + 32768  # code 32768 = 0 V

@@ -50,6 +50,7 @@ OP_PIN = const(15)  # <HB GPIO number, level -> nothing
 OP_SPI = const(16)  # <H n, then n bytes clocked out to the selected chip -> nothing
 OP_XFER = const(17)  # <H n, then n bytes out -> the n bytes clocked in
 OP_STROBE = const(18)  # <I ns: the pulse gate's one-shot -> nothing
+OP_FRAME = const(19)  # <HH GPIO, n, then n bytes: that pin low, the bytes written, the pin high -> nothing
 
 OP_ARGS = {
     OP_FILL: "<Bh",
@@ -70,6 +71,7 @@ OP_ARGS = {
     OP_SPI: "<H",
     OP_XFER: "<H",
     OP_STROBE: "<I",
+    OP_FRAME: "<HH",
 }
 
 # rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count

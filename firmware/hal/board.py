@@ -36,6 +36,7 @@ class FrontEnd(Converters):
         a = PIN_MUX_A
         self.mux = ADG1408(pin(a[0]), pin(a[1]), pin(a[2]), pin(PIN_MUX_EN))
         self.held = array("i", [-1] * (self.rows + self.cols))  # code on each DAC channel (-1: unknown)
+        self.want = array("i", [MIDSCALE] * (self.rows + self.cols))  # code each line should have at the gate
         self.codes = array("i", [0] * self.cols)
         self.chunk = array("i", [0] * 8)
         self.mux_at = -1
@@ -50,10 +51,7 @@ class FrontEnd(Converters):
 
     # Lines: index i < rows is row i, rows + c is column c.
     def _drive(self, i, code):
-        u = code + MIDSCALE
-        if self.held[i] != u:
-            self.held[i] = u
-            self.dacs[i >> 3].write(i & 7, u)
+        self.want[i] = code + MIDSCALE
         self._switch(i if i < self.rows else self.col_sw + i - self.rows, True)
 
     def _switch(self, s, closed):
@@ -101,6 +99,14 @@ class FrontEnd(Converters):
             self._switch(self.wl_sw + r, on)
 
     def _arm(self, source):
+        # DAC writes wait for the gate: the array sees the lines only then, so
+        # a line set back and forth between gates costs no frame at all.
+        want, held, dacs = self.want, self.held, self.dacs
+        for i in range(len(want)):
+            u = want[i]
+            if held[i] != u:
+                held[i] = u
+                dacs[i >> 3].write(i & 7, u)
         if self.dirty:
             self.switches.latch()
             self.dirty = False
@@ -112,14 +118,14 @@ class FrontEnd(Converters):
         self._arm(WRITE_MODE)
         self.timer.pulse(int(width_s * 1e9 + 0.5))
 
-    def sample(self, range_index, integration_s=0.0):
+    def sample(self, range_index, integration_s=0.0, col=-1):
         if not 0 <= range_index < len(self.ranges):
             raise HALError("no such current range")
         self._arm(range_index)
         self.timer.pulse(int((integration_s or self.sample_time) * 1e9 + 0.5))
         self.last_range = range_index
         chunk, codes, cols = self.chunk, self.codes, self.cols
-        for k in range(len(self.adcs)):
+        for k in range(len(self.adcs)) if col < 0 else (col >> 3,):  # one device: only its column's ADC
             self.adcs[k].read(chunk)
             for j in range(min(8, cols - 8 * k)):
                 codes[8 * k + j] = chunk[j]

@@ -55,6 +55,7 @@ class AFESocket:
         self.head = bytearray(bus.REPLY_HEAD_SIZE)
         self.rx = bytearray(256)
         self.rxmv = memoryview(self.rx)
+        self.sent = 0  # messages sent so far
 
     def room(self, size):
         return self.n + 1 + size <= _TX_SIZE
@@ -76,6 +77,7 @@ class AFESocket:
         struct.pack_into(bus.MSG_HEAD, self.tx, 0, self.n - 2)
         self.sock.write(self.txmv[: self.n])
         self.n = 2
+        self.sent += 1
         if self.sock.readinto(self.head, bus.REPLY_HEAD_SIZE) != bus.REPLY_HEAD_SIZE:
             raise HALError("analog front end closed the bus")
         length, status = struct.unpack_from(bus.REPLY_HEAD, self.head, 0)
@@ -136,7 +138,7 @@ class FrontEnd(Converters):
     def wait(self, seconds):
         struct.pack_into("<I", self.link.tx, self.link.op(bus.OP_WAIT, 4), int(seconds * 1e6 + 0.5))
 
-    def sample(self, range_index, integration_s=0.0):
+    def sample(self, range_index, integration_s=0.0, col=-1):
         o = self.link.op(bus.OP_SAMPLE, 5)
         struct.pack_into("<BI", self.link.tx, o, range_index, int(integration_s * 1e9 + 0.5))
         self.last_range = range_index
