@@ -60,6 +60,18 @@ def test_an_update_streams_switches_and_reboots_into_the_new_image(image):
         assert _active(emu) == "b" and b.info().image == want
 
 
+def test_an_update_over_a_noisy_line_arrives_whole(image):
+    from memctl_emulation.faults import LinkFaults
+
+    want = verify(image)["image_hash"][:16]
+    with EmulatedBoard(seed=9) as emu, memctl.Board(emu.port, progress=False) as b:
+        faults = LinkFaults(corrupt=0.0005, drop=0.0005, seed=12)
+        emu.set_link_filter(faults)
+        assert fl.update(b, image) == want  # every file hash-checked on the board before the switch
+        emu.set_link_filter(None)
+        assert b.link.stats["retries"] > 0 and emu.reboots == 1
+
+
 def test_an_interrupted_update_keeps_the_old_firmware(image):
     with EmulatedBoard(seed=4) as emu, memctl.Board(emu.port, progress=False) as b:
         manifest, files = fl.image_files(image)

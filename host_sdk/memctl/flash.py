@@ -49,7 +49,9 @@ def _check_compatible(manifest: dict, arch: str, force: bool) -> None:
 
 
 def _step(board: Board, step: int, value: int = 0, data: bytes = b"") -> tuple[int, bytes]:
-    p = board._request(wire.T_UPDATE, struct.pack(wire.UPDATE_REQ, step, value) + data)
+    req = struct.pack(wire.UPDATE_REQ, step, value) + data
+    # COMMIT is never resent across a reset: the reset may be the reboot into the new image.
+    p = board.link.request(wire.T_UPDATE, req) if step == wire.U_COMMIT else board._request(wire.T_UPDATE, req)
     got, value = struct.unpack_from(wire.UPDATE_RESP, p, 0)
     if got != step:
         raise FlashError(f"board answered update step {got} to step {step}")
@@ -64,7 +66,7 @@ def _stream(board: Board, files: dict[str, bytes], advance: Callable[[int], None
         for off in range(0, len(data), chunk):
             written, _ = _step(board, wire.U_DATA, off, data[off : off + chunk])
             if written != min(off + chunk, len(data)):
-                raise FlashError(f"board has {written} bytes of {name}, expected {off + chunk}")
+                raise FlashError(f"board has {written} bytes of {name}, expected {min(off + chunk, len(data))}")
             advance(min(chunk, len(data) - off))
 
 
@@ -85,13 +87,10 @@ def update(board: Board, image: str | Path, *, force: bool = False, progress: bo
     boot = board.info().boot_id
     try:
         _step(board, wire.U_COMMIT)
+    except (SessionLost, BoardTimeout):
+        pass  # committed, and the reply was lost to the reboot - or not: INFO tells
     except FirmwareError as e:
-        if isinstance(e, SessionLost):  # committed, and the reply was lost to the reboot
-            pass
-        else:
-            raise FlashError(f"the board refused the image and keeps its firmware: {e.message}") from e
-    except BoardTimeout:
-        pass  # the reply may have been lost to the reboot; INFO tells
+        raise FlashError(f"the board refused the image and keeps its firmware: {e.message}") from e
     running = _wait_for_boot(board, boot)
     if running != want:
         raise FlashError(
