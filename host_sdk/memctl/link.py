@@ -92,17 +92,19 @@ class Link:
         Resends the identical frame (same sequence number) on silence, on a
         damaged reply, or when the board says our frame arrived damaged; the
         firmware answers a repeat from its cache instead of acting twice.
-        `retries` bounds the silent timeouts; damaged answers (a noisy but
+        `retries` bounds the silent timeouts in a row; damaged answers (a noisy but
         live line) are resent at once, up to `noisy_retries` times.
         """
         seq = self._next_seq()
         frame = wire.encode_frame(mtype, seq, payload, 0 if mtype == wire.T_INFO else self.tag)
         self.stats["requests"] += 1
         wait = self.timeout if timeout is None else timeout
-        silent = noisy = 0
+        silent = silences = noisy = 0
         while True:
             try:
-                self.ser.write(frame)
+                # A resend opens with a delimiter: if the last one lost its own, the board's decoder
+                # drops the torn bytes as one bad frame instead of gluing them to this one.
+                self.ser.write(b"\x00" + frame if silent or noisy else frame)
                 answer = self._await(seq, mtype, wait, progress)
             except (serial.SerialException, OSError) as e:
                 self._reconnect(e)
@@ -113,12 +115,17 @@ class Link:
                 return answer
             if answer is _DAMAGED:
                 noisy += 1
+                silent = 0  # the line is alive: only silence in a row means it is not
             else:
                 silent += 1
+                silences += 1
+                # A reply whose delimiter was lost sits torn in the decoder; end it so the next one decodes.
+                self.decoder.feed(b"\x00", 0, 1)
+                self.decoder.status = wire.F_NONE
             if silent > self.retries or noisy > self.noisy_retries:
                 raise BoardTimeout(
-                    f"no valid answer from {self.port} to message 0x{mtype:02x}: {silent} silent timeouts "
-                    f"({wait:.1f} s each), {noisy} damaged answers"
+                    f"no valid answer from {self.port} to message 0x{mtype:02x}: {silences} silent timeouts "
+                    f"({silent} in a row, {wait:.1f} s each), {noisy} damaged answers"
                 )
             self.stats["retries"] += 1
             self.fit(self.budget // 2)
