@@ -23,6 +23,7 @@ from memctl_emulation.devices import load_device
 from memctl_firmware.hal import afe_bus as bus
 
 _ARG_STRUCTS = {op: struct.Struct(fmt) for op, fmt in bus.OP_ARGS.items()}
+_BOARD_OPS = (bus.OP_PIN, bus.OP_SPI, bus.OP_FRAME, bus.OP_XFER, bus.OP_STROBE)  # the board backend's wires
 
 
 def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -> bytes:
@@ -40,6 +41,8 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -
             raise ValueError(f"truncated arguments for op {op}")
         args = st.unpack_from(body, i)
         i += st.size
+        if op in _BOARD_OPS and board is None:
+            raise ValueError("no board model on this bus")
         if op == bus.OP_FILL:
             afe.fill(*args)
         elif op == bus.OP_SET:
@@ -53,8 +56,8 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -
             i = end
         elif op in (bus.OP_SPI, bus.OP_XFER, bus.OP_FRAME):
             end = i + args[-1]
-            if end > n or board is None:
-                raise ValueError("truncated SPI transfer" if board else "no board model on this bus")
+            if end > n:
+                raise ValueError("truncated SPI transfer")
             data = body[i:end]
             i = end
             if op == bus.OP_XFER:
@@ -67,13 +70,10 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -
                 board.set_pin(args[0], 0)
                 board.spi.write(data)
                 board.set_pin(args[0], 1)
-        elif op in (bus.OP_PIN, bus.OP_STROBE):
-            if board is None:
-                raise ValueError("no board model on this bus")
-            if op == bus.OP_PIN:
-                board.set_pin(*args)
-            else:
-                board.strobe(args[0])
+        elif op == bus.OP_PIN:
+            board.set_pin(*args)
+        elif op == bus.OP_STROBE:
+            board.strobe(args[0])
         elif op == bus.OP_PULSE:
             afe.pulse(args[0])
         elif op == bus.OP_SAMPLE:

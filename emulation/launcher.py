@@ -323,13 +323,18 @@ class EmulatedBoard:
         with self._boot_lock:
             if fw is not self._fw or not (repl or code == REBOOT_EXIT):
                 return
-            self._procs.remove(fw)
-            termios.tcflush(self._fw_slave, termios.TCIFLUSH)
             self.reboots += 1
             try:
-                self._start_firmware()
+                self._boot_again(fw)
             except EmulationError as e:
                 self.log.append(f"[board] reboot failed: {e}")
+
+    def _boot_again(self, ended: subprocess.Popen | None) -> None:
+        """After the firmware process ended: the UART's receive buffer is lost, the board boots (hold _boot_lock)."""
+        if ended is not None:
+            self._procs.remove(ended)
+        termios.tcflush(self._fw_slave, termios.TCIFLUSH)
+        self._start_firmware()
 
     # -- faults ------------------------------------------------------------
     def reset(self) -> None:
@@ -340,10 +345,8 @@ class EmulatedBoard:
             if fw is not None:
                 fw.kill()
                 fw.wait()
-                self._procs.remove(fw)
-            termios.tcflush(self._fw_slave, termios.TCIFLUSH)
             self.resets += 1
-            self._start_firmware()
+            self._boot_again(fw)
 
     def brownout(self, share: float = 0.5, timeout: float = 30.0, *, block: bool = True) -> threading.Thread | None:
         """Power fails during the next pulse: `share` of its width reaches the

@@ -15,7 +15,8 @@ def flash_root():
 
 
 def boot():
-    fw = flash_root() + "/fw" if flash_root() else "fw"
+    root = flash_root()
+    fw = root + "/fw" if root else "fw"
     try:
         with open(fw + "/active") as fh:
             first = fh.read().strip()

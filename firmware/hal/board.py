@@ -50,9 +50,12 @@ class FrontEnd(Converters):
         self.commit()
 
     # Lines: index i < rows is row i, rows + c is column c.
+    def _line_switch(self, i):
+        return i if i < self.rows else self.col_sw + i - self.rows
+
     def _drive(self, i, code):
         self.want[i] = code + MIDSCALE
-        self._switch(i if i < self.rows else self.col_sw + i - self.rows, True)
+        self._switch(self._line_switch(i), True)
 
     def _switch(self, s, closed):
         m = 1 << (s & 7)
@@ -90,7 +93,7 @@ class FrontEnd(Converters):
         first, end = self._lines(group)
         lines = range(first, end) if line < 0 else (first + line,)
         for i in lines:
-            self._switch(i if i < self.rows else self.col_sw + i - self.rows, False)
+            self._switch(self._line_switch(i), False)
 
     def gate(self, row, on):
         if not self.one_t1r:

@@ -30,9 +30,7 @@ class Wires:
         if level and number == self.frame and self._last():
             self.frame = -1  # the frame already ends with this edge
             return
-        if not link.room(3):
-            link.commit()
-        o = link.op(bus.OP_PIN, 3)
+        o = link.queue(bus.OP_PIN, 3)
         struct.pack_into("<HB", link.tx, o, number, level)
         self.sel, self.sel_at = (-1, 0) if level else (number, o - 1)
         self.mark = (link.sent, link.n)
@@ -49,9 +47,7 @@ class Wires:
             self.frame, self.sel = self.sel, -1
             self.mark = (link.sent, link.n)
             return
-        if not link.room(2 + n):
-            link.commit()
-        o = link.op(op, 2 + n)
+        o = link.queue(op, 2 + n)
         struct.pack_into("<H", link.tx, o, n)
         link.tx[o + 2 : o + 2 + n] = buf
         self.sel = self.frame = -1
@@ -91,10 +87,7 @@ class Timer:
         self.link = link
 
     def _op(self, op, value):
-        link = self.link
-        if not link.room(4):
-            link.commit()
-        struct.pack_into("<I", link.tx, link.op(op, 4), value)
+        struct.pack_into("<I", self.link.tx, self.link.queue(op, 4), value)
 
     def pulse(self, ns):
         self._op(bus.OP_STROBE, ns)

@@ -68,6 +68,12 @@ class AFESocket:
         self.n += 1 + size
         return self.n - size
 
+    def queue(self, op, size):
+        """op() for write-only traffic: a full message is sent first instead of refused."""
+        if not self.room(size):
+            self.commit()
+        return self.op(op, size)
+
     def reply_room(self, size):
         if len(self.rx) < size:
             self.rx = bytearray(size)
