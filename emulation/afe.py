@@ -65,11 +65,15 @@ class AnalogFrontEnd:
         self.gate = np.ones(config.rows, bool) if config.cell == "1T1R" else None
         self.clock = 0.0
         self.pulses = 0
+        self.conversions = 0
+        # Peaks since the last clear_peaks(): what the safety tests hold the firmware to.
         self.max_pulse_v = 0.0  # largest |V_row - V_col| any device could see in a pulse
         self.max_pulse_width = 0.0
+        self.max_read_v = 0.0  # the same during a conversion (reads, VMMs)
         # Injected faults (issue 7): pinned ADC columns and a pending brown-out.
         self.saturated = np.zeros(config.cols, bool)
         self.brownout: float | None = None  # share of the next pulse's width applied before power is lost
+        self.brownout_after = 0  # pulses that pass untouched before that one
         self.brownouts = 0
         self.powered = True
 
@@ -131,17 +135,28 @@ class AnalogFrontEnd:
         else:
             self.gate[self._line(0, row)] = bool(on)
 
+    @staticmethod
+    def _largest_across(drive: LineDrive) -> float:
+        """Largest |V_row - V_col| between any driven row and driven column."""
+        vr, vc = drive.v_rows[drive.row_driven], drive.v_cols[drive.col_driven]
+        if not (len(vr) and len(vc)):
+            return 0.0
+        return max(float(vr.max() - vc.min()), float(vc.max() - vr.min()))
+
+    def clear_peaks(self) -> None:
+        self.max_pulse_v = self.max_pulse_width = self.max_read_v = 0.0
+
     def pulse(self, width_ns: int) -> None:
         width = width_ns * 1e-9
-        if self.brownout is not None:  # power fails part-way through this pulse
+        if self.brownout is not None and self.brownout_after:
+            self.brownout_after -= 1
+        elif self.brownout is not None:  # power fails part-way through this pulse
             width *= self.brownout
             self.brownout = None
             self.brownouts += 1
             self.powered = False
         drive = self.drive()
-        vr, vc = drive.v_rows[drive.row_driven], drive.v_cols[drive.col_driven]
-        if len(vr) and len(vc):
-            self.max_pulse_v = max(self.max_pulse_v, float(vr.max() - vc.min()), float(vc.max() - vr.min()))
+        self.max_pulse_v = max(self.max_pulse_v, self._largest_across(drive))
         self.max_pulse_width = max(self.max_pulse_width, width)
         self.xbar.apply(drive, width)
         self.clock += width
@@ -157,8 +172,11 @@ class AnalogFrontEnd:
         if not 0 <= current_range < len(ranges):
             raise ValueError(f"current range {current_range} outside 0..{len(ranges) - 1}")
         t = integration_ns * 1e-9 or self.config.sample_time
+        drive = self.drive()
+        self.max_read_v = max(self.max_read_v, self._largest_across(drive))
+        self.conversions += 1
         # Longer integration averages more samples: noise falls as 1/sqrt(t).
-        amps = self.xbar.column_currents(self.drive(), noise_scale=float(np.sqrt(self.config.sample_time / t)))
+        amps = self.xbar.column_currents(drive, noise_scale=float(np.sqrt(self.config.sample_time / t)))
         self.xbar.advance(t)
         self.clock += t
         codes = np.rint(amps / ranges[current_range] * self.adc_max)
@@ -181,6 +199,7 @@ class AnalogFrontEnd:
             if not 0 <= value <= 1:
                 raise ValueError("brown-out share of the pulse must be in [0, 1]")
             self.brownout = float(value)
+            self.brownout_after = row
         elif kind != bus.FAULT_QUERY:
             raise ValueError(f"unknown fault kind {kind}")
         return self.brownouts

@@ -6,10 +6,24 @@ from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 
 from memctl_firmware.hal import afe_bus as bus
+
+
+@dataclass(frozen=True)
+class FrontEndStats:
+    """What the front end saw: counts since it started, peaks since they were last cleared."""
+
+    pulses: int
+    conversions: int
+    chip_frames: int  # SPI transfers that reached the chip models (board backend)
+    gate_windows: int  # pulse gate windows (board backend)
+    peak_pulse_v: float  # largest |V| across any device during a pulse
+    peak_width: float  # longest pulse, s
+    peak_read_v: float  # largest |V| across any device during a conversion (reads, VMM)
 
 
 class AFEClient:
@@ -49,9 +63,9 @@ class AFEClient:
         both = np.frombuffer(self.transact(bytes([bus.OP_RANGES])), "<f8").reshape(self.rows, self.cols, 2)
         return both[..., 0].copy(), both[..., 1].copy()
 
-    def pulse_stats(self) -> tuple[int, float, float]:
-        """(pulses, largest |V| any device could have seen, longest width)."""
-        return struct.unpack("<Idd", self.transact(bytes([bus.OP_STATS])))
+    def stats(self, *, clear: bool = False) -> FrontEndStats:
+        """Counts and peaks; clear=True starts new peaks after reporting these."""
+        return FrontEndStats(*struct.unpack(bus.STATS_FMT, self.transact(bytes([bus.OP_STATS, int(clear)]))))
 
     def fault(self, kind: int, row: int = 0, col: int = 0, value: float = 0.0) -> int:
         """Inject a fault (afe_bus FAULT_*); returns the brown-outs so far."""

@@ -88,7 +88,11 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -
             lo, hi = afe.xbar.ranges()
             out += np.stack([lo, hi], axis=-1).astype("<f8").tobytes()
         elif op == bus.OP_STATS:
-            out += struct.pack("<Idd", afe.pulses, afe.max_pulse_v, afe.max_pulse_width)
+            frames, windows = (board.frames, board.windows) if board is not None else (0, 0)
+            peaks = (afe.max_pulse_v, afe.max_pulse_width, afe.max_read_v)
+            out += struct.pack(bus.STATS_FMT, afe.pulses, afe.conversions, frames, windows, *peaks)
+            if args[0]:
+                afe.clear_peaks()
         elif op == bus.OP_INFO:
             out += info_blob(afe.config)
         elif op == bus.OP_CLOCK:

@@ -228,7 +228,8 @@ class EmulatedBoard:
         AFEConfig(rows=rows, cols=cols, device=self.device, line_resistance=line_resistance, cell=cell).validate()
         self.line_resistance = line_resistance
         self.cell = cell
-        self.firmware_dir = Path(firmware_dir or FIRMWARE_DIR)
+        # $MEMCTL_FIRMWARE_DIR: boards run a modified copy of the firmware (.ci/mutants.py).
+        self.firmware_dir = Path(firmware_dir or os.environ.get("MEMCTL_FIRMWARE_DIR") or FIRMWARE_DIR)
         self.startup_timeout = startup_timeout
         self.port = ""
         self.afe_socket = ""
@@ -251,6 +252,7 @@ class EmulatedBoard:
         self._host: tuple[int, int] = (-1, -1)
         self._debug: AFEClient | None = None
         self._spawner: _Spawner | None = None
+        self.front_end: str | None = None  # the front end the running firmware reported at boot
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> EmulatedBoard:
@@ -315,7 +317,10 @@ class EmulatedBoard:
         self._fw = fw
         threading.Thread(target=self._supervise, args=(fw, repl), daemon=True, name="memctl-emu-boot").start()
         if not repl:
-            self._wait_line(fw, "memctl firmware ready", "firmware")
+            words = self._wait_line(fw, "memctl firmware ready", "firmware").split()
+            self.front_end = words[words.index("end") + 1] if "end" in words else None
+            if self.front_end != self.hal:
+                raise EmulationError(f"the firmware booted with front end {self.front_end!r}, not {self.hal!r}")
 
     def _supervise(self, fw: subprocess.Popen, repl: bool) -> None:
         """Boot again when the firmware or the REPL asks for it (an update, machine.reset(), a soft reset)."""
@@ -348,14 +353,20 @@ class EmulatedBoard:
             self.resets += 1
             self._boot_again(fw)
 
-    def brownout(self, share: float = 0.5, timeout: float = 30.0, *, block: bool = True) -> threading.Thread | None:
-        """Power fails during the next pulse: `share` of its width reaches the
+    def brownout(
+        self, share: float = 0.5, timeout: float = 30.0, *, after: int = 0, block: bool = True
+    ) -> threading.Thread | None:
+        """Power fails during a pulse: the next one, or the one after `after`
+        more (counted by the front end, so the moment is an event of the
+        workload, not of the wall clock). `share` of its width reaches the
         device, the firmware never finishes the command, the board reboots.
         Armed before returning; block=True waits for that pulse and the reboot,
         block=False returns the thread that will (join it)."""
+        if not 0 <= after <= 0xFFFF:
+            raise ValueError(f"after must be 0..65535 pulses, got {after}")
         dbg = self.debug()
         before = dbg.fault(bus.FAULT_QUERY)
-        dbg.fault(bus.FAULT_BROWNOUT, value=share)
+        dbg.fault(bus.FAULT_BROWNOUT, row=after, value=share)
 
         def reboot_after_it() -> None:
             deadline = time.monotonic() + timeout
@@ -370,6 +381,15 @@ class EmulatedBoard:
             return None
         worker = threading.Thread(target=reboot_after_it, daemon=True, name="memctl-brownout")
         worker.start()
+        return worker
+
+    def reset_at_pulse(self, n: int, timeout: float = 30.0) -> threading.Thread:
+        """The board resets right after the n-th pulse from now (n >= 1) has been
+        applied in full; returns the thread that performs the reset (join it)."""
+        if n < 1:
+            raise ValueError(f"n counts pulses from 1, got {n}")
+        worker = self.brownout(1.0, timeout, after=n - 1, block=False)
+        assert worker is not None
         return worker
 
     def stick(self, row: int, col: int) -> None:
@@ -413,15 +433,17 @@ class EmulatedBoard:
             self._debug = self.afe()
         return self._debug
 
-    def _wait_line(self, proc: subprocess.Popen, marker: str, what: str) -> None:
-        """Collect the process's output in the log; return once marker appears."""
+    def _wait_line(self, proc: subprocess.Popen, marker: str, what: str) -> str:
+        """Collect the process's output in the log; return the line with marker once it appears."""
         seen = threading.Event()
+        found: list[str] = []
 
         def drain() -> None:
             assert proc.stdout is not None
             for line in proc.stdout:
                 self.log.append(f"[{what}] {line.rstrip()}")
-                if marker in line:
+                if marker in line and not found:
+                    found.append(line.strip())
                     seen.set()
 
         threading.Thread(target=drain, daemon=True).start()
@@ -431,6 +453,7 @@ class EmulatedBoard:
                 time.sleep(0.1)  # let the drain thread catch the last lines
                 state = f"exited with {proc.returncode}" if proc.poll() is not None else "did not start"
                 raise EmulationError(f"{what} {state}:\n" + "\n".join(self.log[-30:]))
+        return found[0]
 
     def set_link_filter(self, link_filter: LinkFilter | None) -> None:
         """Intercept the serial line: link_filter(direction, data) -> data."""

@@ -16,5 +16,5 @@ def main(slot=None):
     name, uart, fe, storage = hal.connect()
     ctl = Controller(uart, fe, name, heap_size(), storage, slot)
     gc.collect()
-    print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols, "image", ctl.image)
+    print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols, "front end", name, "image", ctl.image)
     ctl.serve_forever()

@@ -77,7 +77,7 @@ class Controller:
             v, w, vr, v_read, scheme, mode = saved
             if 0 < v <= fe.v_full_scale and 0 < w <= HW_MAX_WIDTH and 0 < v_read <= vr <= v:
                 self.limits.set(v, w, vr)
-                self.array.v_read = fe.quantize(v_read)
+                self.array.v_read = fe.within(v_read, vr)
                 self.array.scheme, self.array.read_mode = scheme, mode
         self.dec = wire.FrameDecoder()
         self.rx = bytearray(256)
@@ -342,7 +342,7 @@ class Controller:
         if self.limits.valid and a.v_read > vr:
             raise LimitError("read limit below the read voltage in use: lower V_read with CONFIG first")
         if a.v_read > vr:  # first limits on a fresh board: bring V_read inside them
-            a.v_read = a.fe.quantize(vr)
+            a.v_read = a.fe.within(vr, vr)
         persist.save(self.storage, (v, w, vr, a.v_read, a.scheme, a.read_mode))
         self.limits.set(v, w, vr)
         struct.pack_into(wire.LIMITS, self.raw, HDR_SIZE, v, w, vr)
@@ -360,8 +360,9 @@ class Controller:
             raise CommandError("read mode must be 0 (grounded) or 1 (floating)")
         a = self.array
         lim = self.limits
-        persist.save(self.storage, (lim.v_pulse, lim.width, lim.v_read, a.fe.quantize(v), scheme, mode))
-        a.v_read = a.fe.quantize(v)
+        v = a.fe.within(v, lim.v_read)
+        persist.save(self.storage, (lim.v_pulse, lim.width, lim.v_read, v, scheme, mode))
+        a.v_read = v
         a.scheme, a.read_mode = scheme, mode
         struct.pack_into(wire.CONFIG, self.raw, HDR_SIZE, a.v_read, scheme, mode)
         return 6

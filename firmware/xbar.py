@@ -128,8 +128,10 @@ class Array:
     def read_current(self, r, c, v=None, t_int=0.0):
         """Current of device (r, c) at read voltage v (default V_read), A."""
         self.check(r, c)
+        lim = self.limits
         v = self.v_read if v is None else v
-        check_read(self.limits, v)
+        check_read(lim, v)
+        v = self.fe.within(v, lim.v_read)
         self.read_range = self._convert(self._setup_row, (r, c, v), self.read_range, t_int, c)
         return self.fe.current(c)
 
@@ -161,8 +163,13 @@ class Array:
         v/3, unselected columns 2v/3: half-selected see v/3, the rest -v/3.
         """
         self.check(r, c)
-        check_pulse(self.limits, v, width)
+        lim = self.limits
+        check_pulse(lim, v, width)
         fe = self.fe
+        # The amplitude goes onto the DAC grid without passing the limit. Widths
+        # round to the nearest timer tick, so one within the limit never passes
+        # the limit's own nearest tick: that tick is the width limit.
+        v = fe.within(v, lim.v_pulse)
         self._select_row(r)
         if fe.one_t1r:
             # Other rows' transistors are off; the unselected columns follow
@@ -179,7 +186,7 @@ class Array:
         fe.pulse(width)
         fe.fill(BOTH, 0.0)
         fe.commit()
-        return fe.quantize(v)
+        return v
 
     def wait(self, seconds):
         if seconds > 0:
@@ -198,6 +205,8 @@ class Array:
         """Drive rows with volts[:n], columns at virtual ground; sample all."""
         if n != self.rows:
             raise AddressError("VMM needs one input per row")
+        fe, lim = self.fe, self.limits
         for i in range(n):
-            check_read(self.limits, volts[i])
+            check_read(lim, volts[i])
+            volts[i] = fe.within(volts[i], lim.v_read)
         self.vmm_range = self._convert(self._setup_vmm, (volts, n), self.vmm_range, 0.0, -1)

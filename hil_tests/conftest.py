@@ -17,15 +17,50 @@ from memctl_firmware import wire
 def hal(request):
     """Every HIL test runs on both firmware front ends: semantic bus operations
     ("emulated") and the reference board's chip drivers against chip-level
-    models ("board"). Boards a test starts itself follow it through $MEMCTL_HAL."""
+    models ("board"). A fixture that starts a board depends on this one (so it
+    starts again for each front end); boards a test starts itself follow it
+    through $MEMCTL_HAL."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEMCTL_HAL", request.param)
         yield request.param
 
 
+@pytest.fixture(scope="session", autouse=True)
+def started_boards():
+    """Every emulated board the HIL tests start, in order."""
+    started: list[EmulatedBoard] = []
+    original = EmulatedBoard.start
+
+    def start(self: EmulatedBoard) -> EmulatedBoard:
+        started.append(self)
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(EmulatedBoard, "start", start)
+        yield started
+
+
+@pytest.fixture(autouse=True)
+def board_matches_label(hal, started_boards):
+    """A test labelled with a front end runs on boards whose firmware booted
+    that front end: the ones running when it starts (module fixtures) and the
+    ones it starts itself."""
+
+    def check(boards) -> None:
+        for b in boards:
+            booted = b.front_end if b.front_end is not None or not b.bare else b.hal  # a bare REPL runs no firmware
+            assert (b.hal, booted) == (hal, hal), f"[{hal}] test on a board that booted front end {booted!r}"
+
+    started_boards[:] = [b for b in started_boards if b.alive()]
+    first = len(started_boards)
+    check(started_boards)
+    yield
+    check(started_boards[first:])
+
+
 @pytest.fixture(scope="module")
 def emu(hal):
-    with EmulatedBoard(seed=1234) as e:
+    with EmulatedBoard(seed=1234, hal=hal) as e:
         yield e
 
 

@@ -20,10 +20,10 @@ BAND = {"hfo2_tio2_bilayer": (0.2, 0.45)}
 
 
 @pytest.fixture(scope="module", params=sorted(PRESETS))
-def preset_board(request):
+def preset_board(request, hal):
     name = request.param
     n = SIZE.get(name, 4)
-    with EmulatedBoard(rows=n, cols=n, seed=17, device=name) as emu, memctl.Board(emu.port) as b:
+    with EmulatedBoard(rows=n, cols=n, seed=17, device=name, hal=hal) as emu, memctl.Board(emu.port) as b:
         s = settings_for(name)
         s.apply(b, min_width=1e-3)
         if PRESETS[name].v_form:
@@ -70,11 +70,11 @@ def test_target_outside_range_is_reported(preset_board, algo):
 
 
 @pytest.fixture(scope="module")
-def tio2_ffp():
+def tio2_ffp(hal):
     """The four-terminal device with a calibrated V_w table (paper 001)."""
     from memctl.ffp import calibrate
 
-    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal") as emu, memctl.Board(emu.port) as b:
+    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal", hal=hal) as emu, memctl.Board(emu.port) as b:
         b.set_limits(7.0, 2.0, 0.3)
         b.configure(v_read=0.1)
         ffp = memctl.FFP(window_lo=0.1 / 800**2, window_hi=0.3 / 800**2)

@@ -22,8 +22,8 @@ def early_share(i: np.ndarray, n: int = 20) -> float:
 
 
 @pytest.fixture(scope="module")
-def hfo2():
-    with EmulatedBoard(rows=4, cols=4, seed=11, device="hfo2_tio2_bilayer") as emu:
+def hfo2(hal):
+    with EmulatedBoard(rows=4, cols=4, seed=11, device="hfo2_tio2_bilayer", hal=hal) as emu:
         with memctl.Board(emu.port, progress=False) as b:
             b.set_limits(2.5, 2.0, 0.6)
             yield b
@@ -67,9 +67,9 @@ def test_paper004_anti_pulse_slows_and_linearizes(hfo2):
 
 
 @pytest.fixture(scope="module")
-def tio2():
+def tio2(hal):
     # One four-terminal device: a 1x1 array, so no neighbour is half-selected.
-    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal") as emu:
+    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal", hal=hal) as emu:
         with memctl.Board(emu.port, progress=False) as b:
             b.set_limits(7.0, 2.0, 0.3)
             b.configure(v_read=0.1)

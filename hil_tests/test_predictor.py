@@ -17,12 +17,12 @@ PRESET = "hfo2_tio2_bilayer"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A predictor fitted on one board's devices (seed 50)."""
+def trained(tmp_path_factory, hal):
+    """A predictor fitted on one board's devices (seed 50), characterized on this front end."""
     tmp = tmp_path_factory.mktemp("predictor")
     s = settings_for(PRESET)
     devices = [(r, c) for r in range(3) for c in range(3)]
-    with EmulatedBoard(rows=3, cols=3, seed=50, device=PRESET) as emu, memctl.Board(emu.port) as b:
+    with EmulatedBoard(rows=3, cols=3, seed=50, device=PRESET, hal=hal) as emu, memctl.Board(emu.port) as b:
         b.set_limits(s.limits.v_pulse, s.limits.width, s.limits.v_read)
         files = []
         for k, sweep in enumerate(characterization_sweeps(PRESET, devices)):

@@ -1,115 +1,177 @@
-"""Whatever the host sends, no pulse leaves the safety limits (property test).
+"""Whatever the host sends, no pulse or read leaves the safety limits (property test).
 
-Random PULSE, PROGRAM and PULSE_TRAIN requests, raw frames with arbitrary
-floats (NaN, inf, huge, negative), go straight to the firmware; the analog
-front end records the largest voltage any device could see in a pulse and
-the longest pulse. Both must stay within the limits in force.
+Generated PULSE, PULSE_TRAIN, PROGRAM (every algorithm), FFP_TRACE, VMM,
+RUN_NETWORK and CONFIG + READ requests go to the firmware as raw frames. Most
+values sit within a few DAC steps (or timer ticks) inside a limit, some just
+beyond it, some anywhere, some arbitrary floats (NaN, inf, huge). For each
+request the test knows from the limits alone whether it must be applied or
+refused, and holds the firmware to that; a refused request reaches nothing,
+and nothing any request does passes a limit (the front end's own record).
 """
 
 from __future__ import annotations
 
-import struct
-
-import pytest
-from hypothesis import HealthCheck, given, settings
+import numpy as np
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from limits_probe import (
+    DOWN,
+    TICK,
+    UP,
+    Limits,
+    Probe,
+    config,
+    f32,
+    ffp_trace,
+    program,
+    pulse,
+    read,
+    run_network,
+    train,
+    vmm,
+)
 
-import memctl
-from memctl_emulation import EmulatedBoard
 from memctl_firmware import wire
 
-V_LIMIT, W_LIMIT, R_LIMIT = 1.5, 200e-6, 0.25
-
-floats = st.one_of(
-    st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.floats(-3.0, 3.0, width=32),
-    st.sampled_from([1.5, -1.5, 1.5000001, 2e-4, 2.0000001e-4, 0.25, 0.2500001, 0.0, -0.0]),
+# A value relative to a limit: ("near", k) is k DAC steps or ticks inside it (k < 0: beyond),
+# ("share", f) is f times the limit, ("raw", x) an arbitrary float32.
+inside = st.one_of(
+    st.integers(0, 3).map(lambda k: ("near", k)),
+    st.integers(0, 40).map(lambda k: ("near", k)),
+    st.floats(0.05, 1.0).map(lambda f: ("share", f)),
 )
-# Mostly plausible values (so pulses really happen), some beyond the limits
-# (the DAC reaches +-2.5 V), some arbitrary floats.
-volts = st.one_of(st.floats(-2.4, 2.4), st.floats(-2.4, 2.4), floats)
-widths = st.one_of(st.floats(1e-7, 2.4e-4), st.floats(1e-7, 2.4e-4), floats)
-ispp = st.tuples(
-    st.floats(0.5, 2.0), st.floats(0, 0.3), st.floats(-2.0, -0.5), st.floats(0, 0.3), widths, floats, floats, floats
-)
-adaptive = st.tuples(
-    st.floats(0.5, 2.0), st.floats(-2.0, -0.5), st.floats(0.01, 0.5), widths, widths, st.floats(0.05, 0.9),
-    st.floats(1.1, 3.0), floats,
-)  # fmt: skip
-small = st.integers(0, 7)
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatedBoard(rows=8, cols=8, seed=21) as e:
-        yield e
-
-
-@pytest.fixture(scope="module")
-def board(emu):
-    with memctl.Board(emu.port) as b:
-        b.set_limits(V_LIMIT, W_LIMIT, R_LIMIT)
-        yield b
-
-
-def pulse_req(r, c, v, w):
-    return wire.T_PULSE, struct.pack(wire.PULSE_REQ, r, c, v, w)
-
-
-def program_req(tol, max_pulses, algo, patience, params, r, c, target):
-    head = struct.pack(wire.PROGRAM_REQ, tol, max_pulses, 1, algo, patience, *params)
-    return wire.T_PROGRAM, head + struct.pack(wire.PROGRAM_ITEM, r, c, target)
-
-
-def train_req(r, c, n, vals):
-    return wire.T_PULSE_TRAIN, struct.pack(wire.PULSE_TRAIN_REQ, r, c, n, *vals)
-
-
-requests = st.one_of(
-    st.builds(pulse_req, small, small, volts, widths),
-    st.builds(
-        program_req,
-        st.one_of(st.floats(1e-7, 5e-6), floats),
-        st.integers(0, 30),
-        st.integers(0, 2),
-        st.integers(0, 10),
-        st.one_of(ispp, adaptive, st.tuples(*[volts] * 8)),
-        small,
-        small,
-        st.one_of(floats, st.floats(10e-6, 100e-6)),
-    ),
-    st.builds(
-        train_req, small, small, st.integers(0, 20), st.tuples(volts, widths, volts, widths, floats, volts, widths)
-    ),
+outside = st.one_of(
+    st.just(("near", -1)), st.integers(-3, -1).map(lambda k: ("near", k)), st.floats(width=32).map(lambda x: ("raw", x))
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(requests, min_size=1, max_size=4))
-def test_no_pulse_outside_limits(board, raw, afe, reqs):
-    for mtype, payload in reqs:
-        seq = raw_seq()
-        rtype, rseq, body = raw.request(mtype, seq, payload)
-        assert rseq == seq
-        assert rtype in (mtype | wire.RESP, wire.T_ERROR | wire.RESP)
-    pulses, v_max, w_max = afe.pulse_stats()
-    lsb = board.info().dac_lsb
-    _applied.append(pulses)
-    assert v_max <= V_LIMIT + 2 * lsb
-    assert w_max <= W_LIMIT * (1 + 1e-6) + 1e-9
+def value(s: tuple, limit: float, step: float, sign: int = 1) -> float:
+    kind, x = s
+    if kind == "near":
+        return sign * (limit - x * step)
+    return sign * x * limit if kind == "share" else x
 
 
-_seq = [1000]
+def amp_ok(lim: Limits, *volts: float) -> bool:
+    return all(abs(f32(v)) <= lim.v_pulse for v in volts)
 
 
-def raw_seq() -> int:
-    _seq[0] = _seq[0] % 60000 + 1
-    return _seq[0]
+def width_ok(lim: Limits, *widths: float) -> bool:
+    return all(0 < f32(w) <= lim.width for w in widths)
 
 
-_applied: list[int] = []
+def pulse_case(lim: Limits, a, w, sign):
+    v, t = value(a, lim.v_pulse, lim.lsb, sign), value(w, lim.width, TICK)
+    return [pulse(v, t)], amp_ok(lim, v) and width_ok(lim, t)
 
 
-def test_the_property_test_applied_pulses():
-    """Guards the test above against only ever sending refused requests."""
-    assert _applied and _applied[-1] >= 40, _applied[-1]
+def train_case(lim: Limits, a, w, anti, r, sign):
+    v, t, vr = value(a, lim.v_pulse, lim.lsb, sign), value(w, lim.width, TICK), value(r, lim.v_read, lim.lsb, -sign)
+    ok = amp_ok(lim, v) and width_ok(lim, t) and lim.read_ok(vr)
+    if anti is None:
+        return [train(v, t, v_r=vr)], ok
+    va, ta = value(anti[0], lim.v_pulse, lim.lsb, -sign), value(anti[1], lim.width, TICK)
+    return [train(v, t, va, ta, vr)], ok and (f32(ta) == 0 or (amp_ok(lim, va) and width_ok(lim, ta)))
+
+
+def program_case(lim: Limits, algo, a_set, a_reset, w, target, n):
+    """Each algorithm's limit-bound parameters from the specs; the rest valid."""
+    vs, vr = value(a_set, lim.v_pulse, lim.lsb), value(a_reset, lim.v_pulse, lim.lsb, -1)
+    t = value(w, lim.width, TICK)
+    ok = f32(vs) > 0 and f32(vr) < 0 and amp_ok(lim, vs, vr) and width_ok(lim, t)
+    if algo == wire.A_ISPP:
+        params = (vs, 0.3, vr, 0.3, t)
+    elif algo == wire.A_ADAPTIVE:
+        params = (vs, vr, 0.3, t, 10 * lim.width, 0.5, 2.0)
+    elif algo == wire.A_FFP:
+        params = (1e-7, 1e-6, vs, vr, 0.1, t, 0.0)
+    else:  # candidates from 0.1 V and W/10 up to the specs
+        params = (0.1, vs, -0.1, vr, lim.width / 10, t, 4, 2)
+        ok = ok and f32(vs) >= 0.1 and f32(vr) <= -0.1 and f32(t) >= f32(lim.width / 10)
+    return [program(algo, params, target, n)], ok
+
+
+def trace_case(lim: Limits, a_set, a_reset, w, direction, n):
+    vs, vr = value(a_set, lim.v_pulse, lim.lsb), value(a_reset, lim.v_pulse, lim.lsb, -1)
+    t = value(w, lim.width, TICK)
+    ok = f32(vs) > 0 and f32(vr) < 0 and amp_ok(lim, vs, vr) and width_ok(lim, t)
+    return [ffp_trace((1e-7, 1e-6, vs, vr, 0.1, t, 0.0), direction, n)], ok
+
+
+def vmm_case(lim: Limits, row, r, sign):
+    v = value(r, lim.v_read, lim.lsb, sign)
+    return [vmm(4, row, v)], lim.read_ok(v)
+
+
+def config_case(lim: Limits, r):
+    v = value(r, lim.v_read, lim.lsb)
+    return [config(v), read()], 0 < f32(v) <= lim.v_read
+
+
+# Limit-bound values each kind of request takes from the specs.
+FIELDS = {"pulse": 2, "train": 5, "program": 3, "trace": 3, "vmm": 1, "network": 0, "config": 1}
+
+
+@st.composite
+def cases(draw):
+    """A request as a function of the limits: (requests, whether they must be applied).
+    Every limit-bound value starts inside its limit; a quarter of the requests get
+    one of them beyond it or arbitrary."""
+    # Hypothesis favours the first of a choice; these choices should spread evenly.
+    rnd = draw(st.randoms(use_true_random=False))
+    kind = rnd.choice(sorted(FIELDS))
+    specs = [draw(inside) for _ in range(5)]
+    if FIELDS[kind] and rnd.random() < 0.25:
+        specs[rnd.randrange(FIELDS[kind])] = draw(outside)
+    sign = rnd.choice([1, -1])
+    if kind == "pulse":
+        return lambda L: pulse_case(L, specs[0], specs[1], sign)
+    if kind == "train":
+        anti = (specs[2], specs[3]) if draw(st.booleans()) else None
+        return lambda L: train_case(L, specs[0], specs[1], anti, specs[4], sign)
+    if kind == "program":
+        algo = draw(st.sampled_from([wire.A_ISPP, wire.A_ADAPTIVE, wire.A_FFP, wire.A_PREDICT]))
+        target, n = draw(st.sampled_from([UP, DOWN])), draw(st.integers(1, 4))
+        return lambda L: program_case(L, algo, specs[0], specs[1], specs[2], target, n)
+    if kind == "trace":
+        n = draw(st.integers(1, 3))
+        return lambda L: trace_case(L, specs[0], specs[1], specs[2], sign, n)
+    if kind == "vmm":
+        row = draw(st.integers(0, 3))
+        return lambda L: vmm_case(L, row, specs[0], sign)
+    if kind == "network":
+        x = draw(st.tuples(*[st.floats(-1e6, 1e6, width=32)] * 2))
+        return lambda L: ([run_network(*x)], True)
+    return lambda L: config_case(L, specs[0])
+
+
+def test_no_request_passes_a_limit_and_each_is_applied_or_refused_as_the_limits_say(hal):
+    probe = Probe(hal, seed=21)
+    lim = probe.limits
+    applied, refused, peaks = [], [], np.zeros(3)
+    try:
+
+        @settings(max_examples=300, deadline=None)
+        @given(st.lists(cases(), min_size=1, max_size=3))
+        def requests_keep_the_limits(draws):
+            for draw in draws:
+                reqs, ok = draw(lim)
+                o = probe.send(*reqs)
+                probe.assert_within(o)
+                if ok:
+                    assert not o.refused, f"refused within the limits: {o.error}"
+                    applied.append(o.seen.pulses + o.seen.conversions)
+                    peaks[:] = np.maximum(peaks, (o.seen.peak_pulse_v, o.seen.peak_width, o.seen.peak_read_v))
+                else:
+                    assert o.refused, f"applied beyond the limits: {o.seen}"
+                    assert (o.seen.pulses, o.seen.conversions) == (0, 0), f"refused, but the array saw {o.seen}"
+                    refused.append(1)
+            probe.send(config(0.1))
+
+        requests_keep_the_limits()
+    finally:
+        probe.close()
+    # The generator mostly makes requests that are applied, and they reach the limits themselves.
+    assert len(applied) > 2 * len(refused) and sum(applied) > 300, (len(applied), len(refused), sum(applied))
+    assert peaks[0] >= lim.v_pulse - lim.lsb and abs(peaks[1] - lim.width_ticks * TICK) < 1e-15
+    assert peaks[2] >= lim.v_read - lim.lsb

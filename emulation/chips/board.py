@@ -25,7 +25,7 @@ class BoardModel:
         dac, adc, chips, self.col_sw, self.wl_sw = wiring.wiring(c.rows, c.cols, c.cell == "1T1R")
         self.pins: dict[int, Pin] = {}
         self.spi = SPIBus()
-        self.spi.log = _NoLog()  # a long run would keep every frame
+        self.spi.log = _FrameCount()  # a long run would keep every frame: count them instead
         self.dacs = [AD5676Model(f"DAC{k} (AD5676R)", self._pin(p)) for k, p in enumerate(dac)]
         self.adcs = [ADS131M08Model(f"ADC{k} (ADS131M08)", self._pin(p), self._source(k)) for k, p in enumerate(adc)]
         self.switches = ADG1414Chain("line switches (ADG1414 chain)", self._pin(wiring.PIN_SWITCH_SYNC), chips)
@@ -34,6 +34,12 @@ class BoardModel:
         a0, a1, a2 = (self._pin(p) for p in wiring.PIN_MUX_A)
         self.mux = ADG1408Model("TIA range mux (ADG1408)", a0, a1, a2, self._pin(wiring.PIN_MUX_EN))
         self.converted = np.zeros(8 * len(self.adcs), np.int64)
+        self.windows = 0  # pulse gate windows (writes and conversions)
+
+    @property
+    def frames(self) -> int:
+        """SPI transfers the chips have seen."""
+        return self.spi.log.count
 
     def _pin(self, number: int) -> Pin:
         self.pins[number] = Pin(f"GPIO{number}")
@@ -64,6 +70,7 @@ class BoardModel:
     def strobe(self, ns: int) -> None:
         """The pulse gate: lines on the array for ns; a write or a conversion."""
         self._apply_lines()
+        self.windows += 1
         source = self.mux.connected
         if source == wiring.WRITE_MODE:
             self.afe.pulse(ns)
@@ -74,6 +81,8 @@ class BoardModel:
                                     f"an unused source {source})")  # fmt: skip
 
 
-class _NoLog(list):
+class _FrameCount(list):
+    count = 0
+
     def append(self, item) -> None:
-        pass
+        self.count += 1

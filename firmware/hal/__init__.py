@@ -15,6 +15,7 @@
 #   ranges                           TIA full-scale currents (amps), increasing
 #   adc_max                          largest ADC code magnitude
 #   quantize(v) -> v                 the voltage the DAC really produces
+#   within(v, limit) -> v            the same, stepped back inside +-limit if rounding passed it
 #   lsb(range_index) -> amps         current per ADC code on a range
 #   fill(group, v)                   all lines of ROWS, COLS or BOTH to v
 #   set_line(group, line, v)         one line to v

@@ -38,13 +38,13 @@ OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <
 OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high impedance) -> nothing
 OP_WAIT = const(10)  # <I microseconds with lines released -> nothing
 OP_GATE = const(11)  # <BH on, row (ALL_LINES = all): 1T1R word lines -> nothing
-OP_STATS = const(12)  # debug port: -> <Idd pulses, largest |V| across any device in a pulse, longest width
+OP_STATS = const(12)  # debug port: <B clear peaks after reporting -> STATS_FMT
 OP_RANGES = const(13)  # debug port: -> rows*cols x <dd each device's lowest and highest reachable G
 OP_FAULT = const(14)  # debug port: <BHHf kind, row, col, value (FAULT_*) -> <I brown-outs so far
 FAULT_QUERY = const(0)  # change nothing
 FAULT_STUCK = const(1)  # device (row, col) sticks at its present conductance
 FAULT_SATURATE = const(2)  # column col's ADC pins at full scale (value 1) or recovers (0); col ALL_LINES: all
-FAULT_BROWNOUT = const(3)  # the next pulse gets value x its width, then the firmware's bus stalls (power lost)
+FAULT_BROWNOUT = const(3)  # after row more pulses, the next gets value x its width, then the bus stalls (power lost)
 # The board backend's wires (hal/board_emulated.py -> emulation/chips/board.py):
 OP_PIN = const(15)  # <HB GPIO number, level -> nothing
 OP_SPI = const(16)  # <H n, then n bytes clocked out to the selected chip -> nothing
@@ -64,7 +64,7 @@ OP_ARGS = {
     OP_FLOAT: "<BH",
     OP_WAIT: "<I",
     OP_GATE: "<BH",
-    OP_STATS: "",
+    OP_STATS: "<B",
     OP_RANGES: "",
     OP_FAULT: "<BHHf",
     OP_PIN: "<HB",
@@ -73,6 +73,10 @@ OP_ARGS = {
     OP_STROBE: "<I",
     OP_FRAME: "<HH",
 }
+
+# Counts since start: pulses, conversions, chip frames and gate windows (board backend traffic); peaks since the
+# last clear: largest |V_row - V_col| across any device in a pulse, longest pulse (s), largest in a conversion.
+STATS_FMT = "<IIIIddd"
 
 # rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count
 INFO_FMT = "<HHBfBfBB"

@@ -18,7 +18,7 @@ from hal.adg1414 import ADG1414
 from hal.ads131m08 import ADS131M08
 from hal.afe_bus import BOTH, ROWS
 from hal.board_wiring import MIDSCALE, PIN_MUX_A, PIN_MUX_EN, PIN_SWITCH_SYNC, WRITE_MODE, wiring
-from hal.frontend import Converters
+from hal.frontend import Converters, ticks
 
 
 class FrontEnd(Converters):
@@ -119,13 +119,13 @@ class FrontEnd(Converters):
 
     def pulse(self, width_s):
         self._arm(WRITE_MODE)
-        self.timer.pulse(int(width_s * 1e9 + 0.5))
+        self.timer.pulse(ticks(width_s))
 
     def sample(self, range_index, integration_s=0.0, col=-1):
         if not 0 <= range_index < len(self.ranges):
             raise HALError("no such current range")
         self._arm(range_index)
-        self.timer.pulse(int((integration_s or self.sample_time) * 1e9 + 0.5))
+        self.timer.pulse(ticks(integration_s or self.sample_time))
         self.last_range = range_index
         chunk, codes, cols = self.chunk, self.codes, self.cols
         for k in range(len(self.adcs)) if col < 0 else (col >> 3,):  # one device: only its column's ADC

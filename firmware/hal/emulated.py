@@ -9,7 +9,7 @@ import struct
 import termios
 from errors import HALError
 from hal import afe_bus as bus
-from hal.frontend import Converters
+from hal.frontend import Converters, ticks
 
 _TX_SIZE = 4096
 
@@ -131,7 +131,7 @@ class FrontEnd(Converters):
             struct.pack_into("<h", tx, o + 5 + 2 * i, self.dac_code(values[i]))
 
     def pulse(self, width_s):
-        struct.pack_into("<I", self.link.tx, self.link.op(bus.OP_PULSE, 4), int(width_s * 1e9 + 0.5))
+        struct.pack_into("<I", self.link.tx, self.link.op(bus.OP_PULSE, 4), ticks(width_s))
 
     def float_line(self, group, line):
         o = self.link.op(bus.OP_FLOAT, 3)
@@ -146,7 +146,7 @@ class FrontEnd(Converters):
 
     def sample(self, range_index, integration_s=0.0, col=-1):
         o = self.link.op(bus.OP_SAMPLE, 5)
-        struct.pack_into("<BI", self.link.tx, o, range_index, int(integration_s * 1e9 + 0.5))
+        struct.pack_into("<BI", self.link.tx, o, range_index, ticks(integration_s))
         self.last_range = range_index
 
     def clock(self):

@@ -2,6 +2,12 @@
 # conversions between volts/amps and DAC/ADC codes. Backends subclass it.
 from errors import HALError
 
+TICK = 1e-9  # the pulse timer's step, s: gate windows are whole ticks
+
+
+def ticks(seconds):
+    return int(seconds / TICK + 0.5)
+
 
 class Converters:
     def __init__(self, info):
@@ -27,6 +33,16 @@ class Converters:
 
     def quantize(self, v):
         return self.dac_code(v) * self.v_lsb
+
+    def within(self, v, limit):
+        """The DAC voltage nearest v that stays inside +-limit: the nearest
+        code alone can pass the limit by half a step."""
+        c = self.dac_code(v)
+        if c * self.v_lsb > limit:
+            c -= 1
+        elif c * self.v_lsb < -limit:
+            c += 1
+        return c * self.v_lsb
 
     def lsb(self, range_index):
         return self.ranges[range_index] / self.adc_max

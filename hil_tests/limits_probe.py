@@ -1,0 +1,174 @@
+"""Requests at and around the safety limits, sent past the SDK's own checks,
+with the front end's record of what reached the array as the truth.
+
+Shared by the boundary tests (test_safety_limits.py) and the property test
+(test_safety_property.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import astuple, dataclass
+
+import numpy as np
+
+import memctl
+from memctl_emulation import EmulatedBoard
+from memctl_emulation.afe_client import FrontEndStats
+from memctl_firmware import network_blob, predictor_blob, wire
+
+TICK = 1e-9  # the pulse timer's step (firmware/hal/frontend.py)
+ROW, COL = 1, 2  # the device the single-device requests address
+
+
+def f32(x: float) -> float:
+    """x as the wire carries it."""
+    return float(np.float32(x))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits chosen to sit between DAC codes, nearer the upper one, so that
+    rounding to the nearest code alone would pass them."""
+
+    lsb: float  # DAC step, V
+    v_pulse: float
+    width: float
+    v_read: float
+
+    @classmethod
+    def between_codes(cls, lsb: float) -> Limits:
+        return cls(lsb, f32(19660.7 * lsb), f32(200e-6), f32(3276.6 * lsb))  # ~1.5 V, 200 us, ~0.25 V
+
+    @property
+    def width_ticks(self) -> int:
+        """The longest pulse the limit allows: its nearest whole tick."""
+        return int(self.width / TICK + 0.5)
+
+    def pulse_ok(self, v: float, w: float) -> bool:
+        return abs(f32(v)) <= self.v_pulse and 0 < f32(w) <= self.width
+
+    def read_ok(self, v: float) -> bool:
+        return abs(f32(v)) <= self.v_read
+
+
+# -- request payloads (raw: no SDK checks) ------------------------------------
+def pulse(v: float, w: float, row: int = ROW, col: int = COL) -> tuple[int, bytes]:
+    return wire.T_PULSE, struct.pack(wire.PULSE_REQ, row, col, v, w)
+
+
+def train(
+    v_set: float, t_set: float, v_anti: float = 0.0, t_anti: float = 0.0, v_r: float = 0.1, n: int = 2
+) -> tuple[int, bytes]:
+    fields = (ROW, COL, n, v_set, t_set, v_anti, t_anti, 0.0, v_r, 0.0)
+    return wire.T_PULSE_TRAIN, struct.pack(wire.PULSE_TRAIN_REQ, *fields)
+
+
+def program(algorithm: int, params: tuple, target: float, max_pulses: int = 4) -> tuple[int, bytes]:
+    p = (list(params) + [0.0] * 8)[:8]
+    head = struct.pack(wire.PROGRAM_REQ, 1e-7, max_pulses, 1, algorithm, 8, *p)
+    return wire.T_PROGRAM, head + struct.pack(wire.PROGRAM_ITEM, ROW, COL, target)
+
+
+def ffp_trace(params: tuple, direction: int = 1, n: int = 3) -> tuple[int, bytes]:
+    p = (list(params) + [0.0] * 8)[:8]
+    return wire.T_FFP_TRACE, struct.pack(wire.FFP_TRACE_REQ, ROW, COL, direction, n, *p)
+
+
+def vmm(rows: int, row: int, v: float) -> tuple[int, bytes]:
+    volts = np.zeros(rows, "<f4")
+    volts[row] = v
+    return wire.T_VMM, struct.pack(wire.VMM_REQ, rows) + volts.tobytes()
+
+
+def config(v_read: float) -> tuple[int, bytes]:
+    return wire.T_CONFIG, struct.pack(wire.CONFIG, v_read, 2, 0)
+
+
+def read() -> tuple[int, bytes]:
+    return wire.T_READ, struct.pack(wire.READ_REQ, ROW, COL)
+
+
+NET_V_IN = 0.1  # read volts per unit input of the probe network
+
+
+def run_network(*x: float) -> tuple[int, bytes]:
+    return wire.T_RUN_NETWORK, struct.pack(wire.RUN_NETWORK_REQ, 1, 0) + np.asarray(x, "<f4").tobytes()
+
+
+# Far targets: write-verify keeps pulsing one way (at most max_pulses).
+UP, DOWN = 0.5, 1e-9  # S
+
+# -- what the board holds for the probes ---------------------------------------
+FFP_VOLTS = 5.0  # every V_w table entry: beyond any limit here, so FFP must clamp
+
+
+def probe_predictor() -> bytes:
+    """A linear model whose predicted increment grows with V and t: guided
+    programming toward a far target always picks its strongest candidate."""
+    w = [[0.0, 1000.0, 1.0, 0.0, 0.0, 0.0, 0.0]]
+    return predictor_blob.encode([(w, [0.0], predictor_blob.ACT_NONE)], [0.0] * 7, [1.0] * 7, 0.0, 1e-7)
+
+
+def probe_network() -> bytes:
+    """Two inputs and a bias on rows 0-2, one output on columns 0/1."""
+    layer = (2, 1, network_blob.ACT_NONE, NET_V_IN, [1.0], [0.0])
+    return network_blob.encode([layer], [(0, 0, 3, 0, 1, 1.0, [0, 1, 2], [0, 1])])
+
+
+@dataclass
+class Outcome:
+    reply: bytes | None
+    error: memctl.FirmwareError | None
+    seen: FrontEndStats  # counts are this request's, peaks its own
+
+    @property
+    def refused(self) -> bool:
+        return self.error is not None
+
+
+class Probe:
+    """A board with limits between DAC codes, an FFP table beyond them, a
+    predictor and a network loaded; send() reports what reached the array."""
+
+    def __init__(self, hal: str, seed: int = 5):
+        self.emu = EmulatedBoard(rows=4, cols=4, seed=seed, hal=hal).start()
+        try:
+            self.board = memctl.Board(self.emu.port, progress=False)
+            self.afe = self.emu.afe()
+            self.limits = Limits.between_codes(self.board.info().dac_lsb)
+            lim = self.limits
+            self.board.set_limits(lim.v_pulse, lim.width, lim.v_read)
+            self.board.configure(v_read=0.1)
+            self.board.set_ffp_table(memctl.FFPTable(1e-6, 200e-6, np.full(8, FFP_VOLTS), np.full(8, FFP_VOLTS)))
+            self.board.load_predictor(probe_predictor())
+            self.board.load_network(probe_network())
+        except BaseException:
+            self.emu.stop()
+            raise
+
+    def close(self) -> None:
+        self.afe.close()
+        self.board.close()
+        self.emu.stop()
+
+    def send(self, *requests: tuple[int, bytes]) -> Outcome:
+        """Send requests in order, stopping at the first refused one."""
+        before = self.afe.stats(clear=True)
+        reply, error = None, None
+        for mtype, payload in requests:
+            try:
+                reply = self.board.link.request(mtype, payload)
+            except memctl.FirmwareError as e:
+                reply, error = None, e
+                break
+        after = self.afe.stats()
+        counts = [a - b for a, b in zip(astuple(after)[:4], astuple(before)[:4], strict=True)]
+        return Outcome(reply, error, FrontEndStats(*counts, *astuple(after)[4:]))
+
+    def assert_within(self, o: Outcome) -> None:
+        """Nothing beyond a limit reached the array: the property every request keeps."""
+        lim = self.limits
+        assert o.seen.peak_pulse_v <= lim.v_pulse + 1e-9, (o.seen.peak_pulse_v, lim.v_pulse)
+        assert o.seen.peak_width <= lim.width_ticks * TICK + 1e-15, (o.seen.peak_width, lim.width_ticks)
+        assert o.seen.peak_read_v <= lim.v_read + 1e-9, (o.seen.peak_read_v, lim.v_read)
