@@ -147,7 +147,7 @@ _preset(
         rate_spread=0.3,
         c2c_sigma=0.2,
         read_noise_rel=5e-5,  # reads average 10,000 samples over 50 us
-        stuck_fraction=0.02,  # 1-2.5 % could not be formed, stuck in range
+        stuck_fraction=0.015,  # stuck in range; with the ~0.6 % a 2.5 V ramp cannot form: 1-2.5 % (paper 003)
         v_form=2.0,
         g_pristine=0.5e-6,
         iv_b=2.5,  # nonlinear I-V from the Al2O3 barrier

@@ -53,6 +53,7 @@ def test_bad_models_are_refused_before_any_pulse(model, board, emu):
     w, b, _ = model
     afe = emu.afe()
     n0, _ = afe.truth()
+    before, net = board.info(), board.network
     bad_nan = mlp_onnx([np.full((2, 4), np.nan)], [np.zeros(2)], [None])
     with pytest.raises(DeployError, match="NaN"):
         deploy(bad_nan, board)
@@ -73,7 +74,9 @@ def test_bad_models_are_refused_before_any_pulse(model, board, emu):
         read_onnx(helper.make_model(graph))
     assert afe.truth()[0] == n0
     afe.close()
-    assert isinstance(board, memctl.Board)
+    after = board.info()  # nor was anything configured or loaded
+    kept = ("limits", "v_read", "bias_scheme", "predictor_params")
+    assert [getattr(after, k) for k in kept] == [getattr(before, k) for k in kept] and board.network is net
 
 
 def test_cli_deploy_then_infer_from_the_manifest(model, emu, tmp_path, capsys):

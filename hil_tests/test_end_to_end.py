@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import memctl
+from memctl_emulation.afe import AFEConfig
 from memctl_firmware import wire
 
 
@@ -66,6 +67,28 @@ def test_program_8x8_reads_back_within_tolerance(board):
     readback = board.read_array()[8:16, 8:16]
     # Read-back is a fresh measurement: tolerance plus read resolution.
     assert np.abs(readback - targets).max() <= tol + 3 * board.info().g_lsb
+
+
+def test_program_reports_the_energy_and_board_time_the_front_end_saw(board, afe):
+    """Three identical 1.2 V, 100 us pulses toward an unreachable target: the
+    board time is the front end's clock over the request (pulses plus every
+    conversion), the energy sum V^2 G t with G between the device's
+    conductance before and after."""
+    v, w = 1.2, 100e-6
+    _, g0 = afe.truth()
+    before, t0 = afe.stats(), afe.clock()
+    ispp = memctl.ISPP(v, 0.0, -1.1, 0.0, w)
+    res = board.program(np.array([[0.5]]), origin=(25, 25), tolerance=1e-7, max_pulses=3, algorithm=ispp)
+    after, t1 = afe.stats(), afe.clock()
+    _, g1 = afe.truth()
+    pulses, conversions = after.pulses - before.pulses, after.conversions - before.conversions
+    assert res.pulses[0, 0] == pulses == 3
+    assert res.board_time == pytest.approx(t1 - t0, rel=1e-6) == pytest.approx(res.time[0, 0], rel=1e-6)
+    assert res.board_time == pytest.approx(pulses * w + conversions * AFEConfig().sample_time, rel=1e-6)
+    assert conversions >= pulses + 1
+    v_q = board.info().dac_lsb * round(v / board.info().dac_lsb)
+    lo, hi = sorted((g0[25, 25], g1[25, 25]))
+    assert 3 * v_q**2 * w * lo * 0.99 <= res.energy[0, 0] <= 3 * v_q**2 * w * hi * 1.01
 
 
 def test_program_unreachable_target_reports_reason(board):

@@ -141,13 +141,13 @@ def test_a_reset_during_a_deployment_resumes_and_the_map_is_right(tmp_path):
     assert np.abs(y - want).max() < 0.1 * np.abs(want).max()
 
 
-@pytest.mark.parametrize("delay", np.random.default_rng(7).uniform(0.02, 0.3, 3).round(3).tolist())
-def test_a_reset_at_a_random_moment_of_a_stream(delay):
+@pytest.mark.parametrize("pulse", np.random.default_rng(7).integers(1, 150, 3).tolist())
+def test_a_reset_at_a_random_pulse_of_a_stream(pulse):
+    """The moment is the workload's own (its n-th pulse, counted by the front end), not the wall clock's."""
     with EmulatedBoard(seed=29) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
-        timer = threading.Timer(delay, emu.reset)
-        timer.start()
+        worker = emu.reset_at_pulse(pulse)
         res = b.program(targets(8, 4), tolerance=TOL, max_pulses=200)
-        timer.join()
+        worker.join()
         afe = emu.afe()
         _, truth = afe.truth()
         afe.close()
@@ -256,3 +256,80 @@ def test_every_reset_changes_the_session_tag():
             tags.append(b.info().boot_id & 0xFF)
             emu.reset()
     assert all(t % 2 == 1 for t in tags) and all(x != y for x, y in zip(tags, tags[1:], strict=False))
+
+
+def test_what_lived_in_board_ram_is_back_after_a_reset():
+    """FFP table, predictor and network are put back by the resync that follows
+    a reset in the middle of a workload (here its 25th pulse)."""
+    from limits_probe import probe_network, probe_predictor
+
+    with EmulatedBoard(rows=8, cols=8, seed=32) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        table = memctl.FFPTable(5e-6, 150e-6, np.linspace(0.6, 1.2, 12), np.linspace(0.7, 1.3, 12))
+        b.set_ffp_table(table)
+        n_params = b.load_predictor(probe_predictor())
+        b.load_network(probe_network())
+        x = np.array([[0.5, -0.25], [1.0, 0.75]])
+        y0 = b.run_network(x)
+        worker = emu.reset_at_pulse(25)
+        res = b.program(targets(4, 5), tolerance=TOL, max_pulses=200, origin=(4, 4))  # away from the network
+        worker.join()
+        assert emu.resets == 1 and b.resets == 1 and res.ok.all()
+        back = b.ffp_table()
+        info = b.info()
+        y1 = b.run_network(x)
+    np.testing.assert_array_equal(back.v_set[:12], np.float32(table.v_set))
+    np.testing.assert_array_equal(back.v_reset[:12], np.float32(table.v_reset))
+    assert (back.g_lo, back.g_hi) == pytest.approx((5e-6, 150e-6))
+    assert info.predictor_params == n_params > 0
+    np.testing.assert_allclose(y1, y0, rtol=1e-3)
+
+
+@pytest.mark.parametrize("call", ["pulse_train", "ffp_trace"])
+def test_a_reset_in_a_pulse_sequence_raises_board_reset_and_is_not_repeated(call):
+    """PULSE_TRAIN and FFP_TRACE are not safe to resend: a brown-out at their
+    3rd pulse leaves exactly 3 pulses applied and a BoardReset naming them."""
+    with EmulatedBoard(rows=4, cols=4, seed=33) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        b.set_ffp_table(memctl.FFPTable.empty(5e-6, 150e-6))
+        afe = emu.afe()
+        n0, _ = afe.truth()
+        worker = emu.brownout(0.5, after=2, block=False)
+        with pytest.raises(BoardReset, match=call.upper()):
+            if call == "pulse_train":
+                b.pulse_train(1, 1, 10, v_set=1.2, t_set=1e-4, v_read=0.2, t_read=0)
+            else:
+                b.ffp_trace(1, 1, +1, memctl.FFP(1e-7, 1e-6, 1.0, -1.0, 0.05, 1e-4), max_events=10)
+        worker.join()
+        n1, _ = afe.truth()
+        afe.close()
+        assert b.resets == 1 and n1 - n0 == 3
+
+
+def test_a_cable_that_never_comes_back_is_a_port_error_and_a_replug_recovers():
+    with EmulatedBoard(rows=4, cols=4, seed=34) as emu, memctl.Board(emu.port, timeout=0.3, progress=False) as b:
+        b.link.reconnect_timeout = 0.5
+        emu.unplug()
+        with pytest.raises(memctl.PortError, match="did not come back within"):
+            b.read(0, 0)
+        emu.replug()
+        assert b.read(0, 0) > 0
+
+
+def test_a_dead_line_and_a_hopeless_line_run_out_of_retries():
+    """Silence: `retries` timeouts in a row, then BoardTimeout. Every answer
+    damaged: `noisy_retries` resends, then BoardTimeout; the pulse behind them
+    was applied once (the board replays its reply, never the pulse)."""
+    with EmulatedBoard(rows=4, cols=4, seed=35) as emu, memctl.Board(emu.port, timeout=0.2, retries=2) as b:
+        afe = emu.afe()
+        emu.set_link_filter(lambda way, data: b"" if way == "to_board" else data)
+        with pytest.raises(memctl.BoardTimeout, match="3 silent timeouts"):
+            b.read(0, 0)
+        assert b.link.stats["retries"] == 2
+        b.link.noisy_retries = 5
+        emu.set_link_filter(lambda way, data: bytes(x ^ 0x20 for x in data) if way == "to_host" else data)
+        n0, _ = afe.truth()
+        with pytest.raises(memctl.BoardTimeout, match="6 damaged answers"):
+            b.pulse(1, 1, 1.0, 1e-4)
+        n1, _ = afe.truth()
+        emu.set_link_filter(None)
+        afe.close()
+        assert n1 - n0 == 1 and b.read(1, 1) > 0

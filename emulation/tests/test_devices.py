@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from memctl_emulation import EmulatedBoard
+from memctl_emulation.array_network import LineDrive
+from memctl_emulation.crossbar import Crossbar
 from memctl_emulation.devices import PRESETS, DeviceFileError, DeviceModel, device_from_dict, load_device
 
 
@@ -17,13 +20,51 @@ def test_presets_cite_their_sources():
         m.validate()
 
 
-def test_paper_numbers_in_presets():
-    tio2 = PRESETS["tio2_4terminal"]
-    assert 1 / tio2.g_min == pytest.approx(880) and 1 / tio2.g_max == pytest.approx(740)  # ratio 1.19
-    passive = PRESETS["pt_al2o3_tio2_passive"]
-    assert (passive.g_min, passive.g_max, passive.v_read) == (10e-6, 100e-6, 0.2)
-    assert 0.01 <= passive.stuck_fraction <= 0.025
-    assert PRESETS["hfo2_tio2_bilayer"].v_read == 0.5
+def _drive_all(xb: Crossbar, v: float, width: float, n: int) -> None:
+    """Every device sees v (rows at v, columns at 0), n times."""
+    drive = LineDrive.driven(np.full(xb.rows, v), np.zeros(xb.cols))
+    for _ in range(n):
+        xb.apply(drive, width)
+
+
+def _read(xb: Crossbar) -> np.ndarray:
+    """Each device's conductance, measured row by row at the preset's read voltage through the array."""
+    v = xb.device.v_read
+    g = np.empty((xb.rows, xb.cols))
+    for r in range(xb.rows):
+        rows = np.zeros(xb.rows)
+        rows[r] = v
+        g[r] = xb.column_currents(LineDrive.driven(rows, np.zeros(xb.cols)), noise_scale=0.0) / v
+    return g
+
+
+def test_the_four_terminal_preset_switches_between_the_papers_resistances():
+    """Paper 001: initialization pulses of +-6 V bring the device to HRS 880 ohm and LRS 740 ohm."""
+    xb = Crossbar(8, 8, PRESETS["tio2_4terminal"], seed=1)
+    _drive_all(xb, -6.0, 0.8, 10)
+    hrs = np.median(1 / _read(xb))
+    _drive_all(xb, 6.0, 0.8, 10)
+    lrs = np.median(1 / _read(xb))
+    assert hrs == pytest.approx(880, rel=0.01) and lrs == pytest.approx(740, rel=0.01)
+
+
+def test_the_passive_preset_has_the_papers_range_and_unformable_share():
+    """Paper 003: 10-100 uS, and 1-2.5 % of devices that a forming ramp does not
+    form stay fixed; here the ramp reaches the board's 2.5 V."""
+    d = PRESETS["pt_al2o3_tio2_passive"]
+    shares = []
+    for seed in range(3):
+        xb = Crossbar(64, 64, d, seed=seed)
+        _drive_all(xb, d.v_max, d.pulse_width, 1)  # forming
+        _drive_all(xb, -d.v_max, d.pulse_width, 5)
+        lo = _read(xb)
+        _drive_all(xb, d.v_max, d.pulse_width, 5)
+        hi = _read(xb)
+        fixed = np.abs(hi - lo) < 0.01 * (d.g_max - d.g_min)
+        shares.append(fixed.mean())
+        assert np.median(lo[~fixed]) == pytest.approx(10e-6, rel=0.05)
+        assert np.median(hi[~fixed]) == pytest.approx(100e-6, rel=0.05)
+    assert all(0.01 <= s <= 0.025 for s in shares), shares
 
 
 def test_toml_file_with_preset_base(tmp_path):
