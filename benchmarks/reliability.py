@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import reliability as reliability_table
 
 import memctl
 from memctl_emulation import EmulatedBoard
@@ -82,12 +83,13 @@ def scenario(name: str, rate: str, *, faults: LinkFaults | None = None, baud: in
 
 
 def at_step(step: str, action):
-    """An injector: run action(emu) when the workload reaches `step` (in a thread, so it hits mid-operation)."""
+    """An injector: arm action(emu) when the workload reaches `step`; it fires
+    at an event of the operation (its n-th pulse), whatever the machine's speed."""
 
     def make(emu):
         def during(name: str) -> None:
             if name == step:
-                threading.Thread(target=action, args=(emu,), daemon=True).start()
+                action(emu)
 
         return during
 
@@ -116,7 +118,7 @@ def main() -> None:
     runs = [
         ("none", "-", {}),
         ("byte corruption", "1 %", {"faults": LinkFaults(corrupt=0.01, seed=1)}),
-        ("board reset mid-program", "1", {"inject": at_step("program", lambda emu: (time.sleep(0.1), emu.reset()))}),
+        ("board reset mid-program", "1", {"inject": at_step("program", lambda emu: emu.reset_at_pulse(40))}),
     ]
     if not a.quick:
         runs[2:2] = [
@@ -129,19 +131,19 @@ def main() -> None:
             ("UART timing", "115200 baud", {"baud": 115200}),
         ]
         runs += [
-            ("brown-out mid-pulse", "1", {"inject": at_step("program", lambda emu: emu.brownout(0.5))}),
+            (
+                "brown-out mid-pulse",
+                "1",
+                {"inject": at_step("program", lambda emu: emu.brownout(0.5, after=40, block=False))},
+            ),
             ("cable unplugged 0.5 s", "1", {"inject": unplugged("read_array", 0.5)}),
         ]
     rows = [scenario(name, rate, **kw) for name, rate, kw in runs]
     base = rows[0]["wall_s"]
     for r in rows:
         r["slowdown"] = r["wall_s"] / base
-    print("| fault | rate | operations | completed | undetected errors | slowdown × | retries | resyncs | reconnects |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['fault']} | {r['rate']} | {r['attempted']} | {r['completed']} | {r['undetected']} | "
-              f"{r['slowdown']:.1f} | {r['retries']} | {r['resyncs']} | {r['reconnects']} |")  # fmt: skip
     report = {"machine": platform.platform(), "baseline_s": base, "scenarios": rows}
+    print(reliability_table(report))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {a.out}")

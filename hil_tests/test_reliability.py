@@ -17,6 +17,7 @@ import memctl
 from memctl.errors import BoardReset, FirmwareError, SafetyLimitError
 from memctl_emulation import EmulatedBoard
 from memctl_emulation.faults import LinkFaults
+from memctl_firmware import wire
 
 TOL = 1e-6
 
@@ -333,3 +334,15 @@ def test_a_dead_line_and_a_hopeless_line_run_out_of_retries():
         emu.set_link_filter(None)
         afe.close()
         assert n1 - n0 == 1 and b.read(1, 1) > 0
+
+
+def test_a_request_the_heap_cannot_hold_gets_a_memory_error_and_the_board_goes_on():
+    """On a 176 KB heap the 16 KB staging buffer for blobs does not fit (in one
+    piece): the board answers with its memory error and keeps serving."""
+    from limits_probe import probe_predictor
+
+    with EmulatedBoard(rows=4, cols=4, seed=36, heap="176K") as emu, memctl.Board(emu.port, progress=False) as b:
+        with pytest.raises(FirmwareError) as refused:
+            b.load_predictor(probe_predictor())
+        assert refused.value.code == wire.E_MEMORY and "allocating 16384 bytes" in refused.value.message
+        assert b.info().predictor_params == 0 and b.read(0, 0) > 0 and emu.alive()

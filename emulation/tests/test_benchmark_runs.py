@@ -1,4 +1,4 @@
-"""The physics benchmark stays runnable (its numbers are not asserted here)."""
+"""The benchmarks stay runnable and consistent, and the docs quote their committed results."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_docs_quote_the_committed_results():
+    """Every measured table in docs/ is what benchmarks/report.py renders from its JSON."""
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report.py")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_physics_benchmark_quick(tmp_path):
@@ -32,8 +40,14 @@ def test_programming_benchmark_small(tmp_path):
     assert run.returncode == 0, run.stderr
     rows = json.loads(out.read_text())["presets"]["perovskite_lognormal"]
     assert set(rows) == {"ispp", "adaptive", "ffp", "predicted", "oracle"}
-    assert rows["oracle"]["pulses_vs_oracle"] == 1.0
-    assert all(0 <= r["success"] <= 1 for r in rows.values())
+    o, f = rows["oracle"]["pulses_mean_common"], rows["ispp"]["pulses_mean_common"]
+    for r in rows.values():  # the ratios are of the pulse counts over the same devices
+        assert r["pulses_vs_oracle"] == pytest.approx(r["pulses_mean_common"] / o)
+        assert r["pulses_vs_ispp"] == pytest.approx(r["pulses_mean_common"] / f)
+    # Write-verify reaches every target here (docs/programming.md: 100 % on 64 devices), and the oracle,
+    # which sees the true device, needs fewer pulses than either.
+    assert rows["ispp"]["success"] == rows["adaptive"]["success"] == 1.0
+    assert rows["ispp"]["pulses_vs_oracle"] > 1 and rows["adaptive"]["pulses_vs_oracle"] > 1
 
 
 def test_ffp_levels_benchmark_small(tmp_path):
@@ -89,4 +103,5 @@ def test_board_hal_benchmark_quick(tmp_path):
     assert run.returncode == 0, run.stderr
     rows = {r["operation"]: r for r in json.loads(out.read_text())["rows"]}
     assert all(r["same_result"] for r in rows.values() if r["same_result"] is not None)  # same physics on both
-    assert len(rows) == 5 and all(r["ratio"] > 0 for r in rows.values())
+    assert len(rows) == 5
+    assert all(r["ratio"] == pytest.approx(r["board_s"] / r["emulated_s"]) for r in rows.values())
