@@ -99,8 +99,8 @@ def cross_check(model_dir: str | Path) -> list[Row]:
                     "float rounding"))  # fmt: skip
     ref_q = q.run_int(q.quantize_input(x))[:, 0]
     steps = len(q.layers) + 1  # the input's quantization and each layer's requantization
-    rows.append(_int8_row("firmware int8 (MicroPython)", _firmware(d / "predictor_int8.mcpr", x), ref_q,
-                          "same integer arithmetic", steps))  # fmt: skip
+    fw_q = _firmware(d / "predictor_int8.mcpr", x)
+    rows.append(_int8_row("firmware int8 (MicroPython)", fw_q, ref_q, "same integer arithmetic", steps))
     _, code = onnx_export.run(onnx.load(d / "model_int8.onnx"), x)
     rows.append(_int8_row("onnxruntime int8 QDQ", code[:, 0], ref_q, "float requantization", steps))
     from memctl_export import tflite_export
