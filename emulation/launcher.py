@@ -20,6 +20,7 @@ import contextlib
 import os
 import pty
 import queue
+import re
 import select
 import shutil
 import signal
@@ -317,8 +318,8 @@ class EmulatedBoard:
         self._fw = fw
         threading.Thread(target=self._supervise, args=(fw, repl), daemon=True, name="memctl-emu-boot").start()
         if not repl:
-            words = self._wait_line(fw, "memctl firmware ready", "firmware").split()
-            self.front_end = words[words.index("end") + 1] if "end" in words else None
+            said = re.search(r"front end (\S+)", self._wait_line(fw, "memctl firmware ready", "firmware"))
+            self.front_end = said[1] if said else None
             if self.front_end != self.hal:
                 raise EmulationError(f"the firmware booted with front end {self.front_end!r}, not {self.hal!r}")
 

@@ -48,8 +48,8 @@ def board_matches_label(hal, started_boards):
 
     def check(boards) -> None:
         for b in boards:
-            booted = b.front_end if b.front_end is not None or not b.bare else b.hal  # a bare REPL runs no firmware
-            assert (b.hal, booted) == (hal, hal), f"[{hal}] test on a board that booted front end {booted!r}"
+            booted = b.front_end == hal or (b.bare and b.front_end is None)  # a bare board's REPL runs no firmware
+            assert b.hal == hal and booted, f"[{hal}] test on a board whose firmware booted {b.front_end!r}"
 
     started_boards[:] = [b for b in started_boards if b.alive()]
     first = len(started_boards)
