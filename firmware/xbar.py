@@ -202,7 +202,8 @@ class Array:
         fe.set_lines(ROWS, volts, n)
 
     def vmm(self, volts, n):
-        """Drive rows with volts[:n], columns at virtual ground; sample all."""
+        """Drive rows with volts[:n], columns at virtual ground; sample all.
+        The inputs are put on the DAC grid in place."""
         if n != self.rows:
             raise AddressError("VMM needs one input per row")
         fe, lim = self.fe, self.limits

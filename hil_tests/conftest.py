@@ -32,8 +32,9 @@ def started_boards():
     original = EmulatedBoard.start
 
     def start(self: EmulatedBoard) -> EmulatedBoard:
+        original(self)
         started.append(self)
-        return original(self)
+        return self
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(EmulatedBoard, "start", start)
