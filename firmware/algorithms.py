@@ -2,10 +2,12 @@
 # pulse. Every pulse goes through Array.pulse, so the safety limits hold
 # whatever the parameters say; amplitudes and widths are clamped to them
 # here only so that an algorithm asking for more is told "at-safety-limit".
+import math
 import struct
 
 from errors import CommandError, LimitError
 from predictor import PREDICTOR
+from predictor_blob import FEATURES_INVERSE
 from wire import (
     A_ADAPTIVE,
     A_STATIC,
@@ -247,15 +249,28 @@ class FFP:
 
 
 class Predicted:
-    """Predictor-guided (paper 004): for candidate pulses of the needed
-    polarity, the on-board MLP predicts the scaled read-current increment;
-    apply the candidate whose prediction lands nearest the target, verify.
+    """Predictor-guided (paper 004). Two kinds of on-board model:
+
+    Inverse (feature set 2): the model gives the amplitude that moves the
+    read current by the wanted increment at a width, from the present
+    state. The board asks it for the whole way to the target at the
+    shortest width t_lo (at t_hi if that needs more than the amplitude
+    limit), adds this device's amplitude offset, applies, reads; then asks
+    it which amplitude would have given the step it saw: the difference
+    (the device's threshold shift) updates the offset. Each polarity has
+    its own; a new device starts from the offsets of the devices before it.
+    At most 3 inferences per pulse.
+
+    Forward (feature set 1, paper 004's features): for candidate pulses of
+    the needed polarity the model predicts the increment; apply the one
+    landing nearest the target (bisected amplitude per width), verify.
 
     p = v_set_lo, v_set_hi, v_reset_lo, v_reset_hi (both < 0), t_lo, t_hi,
-    amplitude bisection steps, widths. Features: N = consecutive pulses of this
-    polarity, the candidate's t and V, t_off, t_r and V_anti at their
-    training means, and the present scaled read current.
+    amplitude bisection steps, widths (the last two: forward models only).
     """
+
+    BETA = 0.6  # share of an observed threshold shift taken into the offset
+    WARM = 0.3  # share of a finished device's offset taken into the next device's start
 
     def setup(self, p, limits):
         self.v_set_lo, self.v_set_hi, self.v_reset_lo, self.v_reset_hi = p[0], p[1], p[2], p[3]
@@ -265,7 +280,8 @@ class Predicted:
             raise CommandError("predictor-guided programming needs a loaded predictor")
         if not (0 < self.v_set_lo <= self.v_set_hi and self.v_reset_hi <= self.v_reset_lo < 0):
             raise CommandError("need 0 < v_set_lo <= v_set_hi and v_reset_hi <= v_reset_lo < 0")
-        if not (0 < self.t_lo <= self.t_hi and 1 <= self.n_v <= 32 and 1 <= self.n_t <= 8):
+        self.inverse = PREDICTOR.feature_set == FEATURES_INVERSE
+        if not (0 < self.t_lo <= self.t_hi and (self.inverse or (1 <= self.n_v <= 32 and 1 <= self.n_t <= 8))):
             raise CommandError("need 0 < t_lo <= t_hi, 1..32 amplitudes and 1..8 widths")
         if not (self.v_set_hi <= limits.v_pulse and -self.v_reset_hi <= limits.v_pulse):
             raise LimitError("candidate amplitude beyond safety limit")
@@ -273,6 +289,7 @@ class Predicted:
             raise LimitError("candidate width beyond safety limit")
         self.p = PREDICTOR
         self.v_read = 1.0
+        self.dv = None  # this device's amplitude offsets (inverse); None: no device yet
 
     def start(self, g, target):
         self.pol = 0
@@ -281,12 +298,45 @@ class Predicted:
         self.width = self.t_lo
         self.strongest = False
         self.goal = self.p.scaled(target * self.v_read)
-        # Online adaptation: per device and polarity, the ratio of observed to
-        # predicted increments scales later predictions (cheap and bounded).
+        # Online adaptation (forward models): per device and polarity, the ratio of
+        # observed to predicted increments scales later predictions (cheap and bounded).
         self.scale = [1.0, 1.0]
         self.predicted = 0.0
+        if self.inverse:
+            off = self.p.offset
+            if self.dv is not None and self.adapt:  # the device before this one
+                for i in range(2):
+                    off[i] += self.WARM * (self.dv[i] - off[i])
+            self.dv = [off[0], off[1]]
 
     def next(self, err, g):
+        return self._inverse_next(err, g) if self.inverse else self._forward_next(err, g)
+
+    def _inverse_next(self, err, g):
+        pol = 1 if err > 0 else -1
+        self.pol = pol
+        pr = self.p
+        f = pr.feat
+        lo, hi = (self.v_set_lo, self.v_set_hi) if pol > 0 else (-self.v_reset_lo, -self.v_reset_hi)
+        off = self.dv[0 if pol > 0 else 1]
+        self.g0 = g
+        f[0] = pr.scaled(g * self.v_read)
+        f[1] = err * self.v_read / pr.i_span
+        f[3] = pol
+        t = self.t_lo
+        f[2] = math.log10(t)
+        v = pr.predict(f) + off
+        if v > hi and self.t_hi > t:  # more than the amplitude limit allows: the longest width
+            t = self.t_hi
+            f[2] = math.log10(t)
+            v = pr.predict(f) + off
+        v = lo if v < lo else (hi if v > hi else v)
+        self.strongest = v >= hi and t >= self.t_hi
+        self.width = t
+        self.amp = v * pol
+        return self.amp
+
+    def _forward_next(self, err, g):
         pol = 1 if err > 0 else -1
         self.n = self.n + 1 if pol == self.pol else 1
         self.pol = pol
@@ -302,8 +352,8 @@ class Predicted:
         for i in range(self.n_t):
             t = self.t_lo if self.n_t == 1 else self.t_lo * (self.t_hi / self.t_lo) ** (i / (self.n_t - 1))
             f[1] = t
-            # The increment grows with |V|: bisect the amplitude that lands on
-            # the target (n_v halvings), then keep the width that lands nearest.
+            # The increment grows with |V|: bisect the amplitude that lands on the
+            # target (n_v halvings), then keep the width that lands nearest.
             a, z = lo, hi
             for _ in range(self.n_v):
                 f[2] = (a + z) * 0.5
@@ -323,6 +373,10 @@ class Predicted:
         return self.amp
 
     def observe(self, err_before, err_after):
+        if self.inverse:
+            if self.adapt:
+                self._inverse_observe(err_before - err_after)
+            return
         observed = (err_before - err_after) * self.v_read / self.p.i_span
         pred = self.predicted
         if pred * self.pol > 1e-6:  # a prediction in the pulse's own direction
@@ -331,6 +385,26 @@ class Predicted:
             i = 0 if self.pol > 0 else 1
             if self.adapt:
                 self.scale[i] = 0.5 * self.scale[i] + 0.5 * ratio
+
+    def _inverse_observe(self, step):
+        """The amplitude the model says gives the step seen; the device needed |amp|:
+        the difference is its threshold shift from the model's."""
+        pol = self.pol
+        seen = step * pol
+        floor = 0.2 * self.tol  # no response reads as a small one: the next pulse is stronger
+        if seen < floor:
+            seen = floor
+        pr = self.p
+        f = pr.feat
+        f[0] = pr.scaled(self.g0 * self.v_read)
+        f[1] = seen * pol * self.v_read / pr.i_span
+        f[2] = math.log10(self.width)
+        f[3] = pol
+        i = 0 if pol > 0 else 1
+        shift = self.amp * pol - pr.predict(f)
+        lim = 0.5 * (self.v_set_hi if pol > 0 else -self.v_reset_hi)
+        d = self.dv[i] + self.BETA * (shift - self.dv[i])
+        self.dv[i] = -lim if d < -lim else (lim if d > lim else d)
 
     def maxed(self):
         return self.strongest
@@ -346,6 +420,7 @@ def prepare(params, limits):
     if algo is None:
         raise CommandError("unknown programming algorithm")
     algo.adapt = not params.algorithm & A_STATIC
+    algo.tol = params.tol
     if not (params.tol > 0 and params.tol < 1):
         raise CommandError("tolerance must be > 0 S")
     if params.patience < 1:

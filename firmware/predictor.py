@@ -21,6 +21,11 @@ class Predictor:
         self.loaded = False
         self.n_params = 0
         self.dtype = 0
+        self.feature_set = 0
+        self.n_features = 0
+        # Inverse predictors: the pulse amplitude offset (V, set / reset) learned on the
+        # devices programmed with this model so far: a new device starts from it.
+        self.offset = [0.0, 0.0]
         self.x = array.array("f", [0.0] * N_FEATURES)
         self.feat = [0.0] * N_FEATURES
         self.scratch = (array.array("f", [0.0] * _WIDEST), array.array("f", [0.0] * _WIDEST))
@@ -28,7 +33,7 @@ class Predictor:
 
     def load(self, buf, n):
         """Decode and install a blob; on any error the old model stays."""
-        dtype, mean, std, i_min, i_max, quant, layers = decode(buf, n)
+        dtype, mean, std, i_min, i_max, quant, layers, fset = decode(buf, n)
         for layer in layers:
             if layer[1] > _WIDEST or layer[0] > _WIDEST:
                 raise ValueError("predictor layer wider than the firmware supports")
@@ -45,6 +50,9 @@ class Predictor:
         else:
             self.layers = [(i, o, a, array.array("f", w), array.array("f", b)) for i, o, a, w, b in layers]
         self.dtype = dtype
+        self.feature_set = fset
+        self.n_features = len(self.mean)
+        self.offset[0] = self.offset[1] = 0.0
         self.n_params = sum(layer[0] * layer[1] + layer[1] for layer in layers)
         self.loaded = True
 
@@ -53,12 +61,12 @@ class Predictor:
 
     @micropython.native
     def predict(self, f):
-        """f: the 7 raw features (N, t_set, V_set, t_off, t_r, V_anti, I_n)."""
+        """f: the raw features of the model's feature set (predictor_blob)."""
         if self.dtype == DTYPE_I8:
             return self.predict_int8(f)
         x = self.x
         m, s = self.mean, self.std
-        for i in range(N_FEATURES):
+        for i in range(self.n_features):
             x[i] = (f[i] - m[i]) / s[i] if s[i] > 0 else 0.0
         cur = x
         k = 0
@@ -78,7 +86,7 @@ class Predictor:
 
     def quantize_input(self, f, out):
         m, s, q, z = self.mean, self.std, self.s_in, self.zp_in
-        for i in range(N_FEATURES):
+        for i in range(self.n_features):
             xn = (f[i] - m[i]) / s[i] if s[i] > 0 else 0.0
             v = round_half_away(xn / q) + z
             out[i] = -128 if v < -128 else (127 if v > 127 else v)

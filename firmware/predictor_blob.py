@@ -15,7 +15,10 @@
 # (fixedpoint.mbqm), clamped to int8 (ReLU: from zp_out). Feature
 # set 1 = paper 004's six pulse features (N, t_set, V_set, t_off, t_r, V_anti)
 # plus the present min-max scaled read current; the output is the predicted
-# increment of the scaled read current for one pulse period.
+# increment of the scaled read current for one pulse period. Feature set 2
+# (inverse) = the present scaled read current, the wanted increment of it,
+# log10 of the pulse width and the polarity (+1 / -1); the output is the pulse
+# amplitude |V| that gives that increment.
 import struct
 from binascii import crc32
 
@@ -24,7 +27,9 @@ VERSION = 1
 DTYPE_F32 = 0
 DTYPE_I8 = 1
 FEATURES_P004_I = 1
-N_FEATURES = 7
+FEATURES_INVERSE = 2
+SET_FEATURES = {FEATURES_P004_I: 7, FEATURES_INVERSE: 4}  # feature set -> inputs
+N_FEATURES = 7  # the most inputs any set has
 ACT_NONE = 0
 ACT_RELU = 1
 HEAD = "<HBBBB"
@@ -35,10 +40,10 @@ class BlobError(ValueError):
     pass
 
 
-def _head(dtype, n_layers, mean, std, i_min, i_max):
+def _head(dtype, n_layers, mean, std, i_min, i_max, fset):
     """Magic, header, feature normalization and current scaling: shared by both dtypes."""
     out = bytearray(MAGIC)
-    out += struct.pack(HEAD, VERSION, dtype, n_layers, len(mean), FEATURES_P004_I)
+    out += struct.pack(HEAD, VERSION, dtype, n_layers, len(mean), fset)
     for v in list(mean) + list(std):
         out += struct.pack("<f", v)
     out += struct.pack("<ff", i_min, i_max)
@@ -50,9 +55,9 @@ def _seal(out):
     return bytes(out)
 
 
-def encode(layers, mean, std, i_min, i_max):
+def encode(layers, mean, std, i_min, i_max, fset=FEATURES_P004_I):
     """layers: list of (weights rows of floats, bias list, activation)."""
-    out = _head(DTYPE_F32, len(layers), mean, std, i_min, i_max)
+    out = _head(DTYPE_F32, len(layers), mean, std, i_min, i_max, fset)
     for w, b, act in layers:
         n_out, n_in = len(w), len(w[0])
         out += struct.pack("<HHB", n_in, n_out, act)
@@ -64,9 +69,9 @@ def encode(layers, mean, std, i_min, i_max):
     return _seal(out)
 
 
-def encode_int8(layers, mean, std, i_min, i_max, s_in, zp_in):
+def encode_int8(layers, mean, std, i_min, i_max, s_in, zp_in, fset=FEATURES_P004_I):
     """layers: list of (w rows of ints, bias ints, m0 ints, shifts, activation, s_out, zp_out)."""
-    out = _head(DTYPE_I8, len(layers), mean, std, i_min, i_max)
+    out = _head(DTYPE_I8, len(layers), mean, std, i_min, i_max, fset)
     out += struct.pack("<fb", s_in, zp_in)
     for w, b, m0, shift, act, s_out, zp_out in layers:
         n_out, n_in = len(w), len(w[0])
@@ -105,7 +110,7 @@ def check(buf, n):
         raise BlobError("predictor blob version not supported")
     if dtype not in (DTYPE_F32, DTYPE_I8):
         raise BlobError("predictor blob dtype not supported")
-    if fset != FEATURES_P004_I or n_feat != N_FEATURES:
+    if SET_FEATURES.get(fset) != n_feat:
         raise BlobError("predictor feature set does not match this firmware")
     off = 10 + 8 * n_feat + 8 + (5 if dtype == DTYPE_I8 else 0)
     prev = n_feat
@@ -123,13 +128,12 @@ def check(buf, n):
 
 
 def decode(buf, n):
-    """(dtype, mean, std, i_min, i_max, input quant, layers) as plain lists.
+    """(dtype, mean, std, i_min, i_max, input quant, layers, feature set) as plain lists.
     float32 layers: (n_in, n_out, activation, weights flat, bias); input quant None.
     int8: input quant (scale, zero point); layers: (n_in, n_out, activation,
     s_out, zp_out, m0 list, shift list, weights flat (bytes, signed), bias list)."""
     n_layers = check(buf, n)
-    dtype = struct.unpack_from(HEAD, buf, 4)[1]
-    n_feat = N_FEATURES
+    _, dtype, _, n_feat, fset = struct.unpack_from(HEAD, buf, 4)
     vals = struct.unpack_from("<" + str(2 * n_feat + 2) + "f", buf, 10)
     mean, std = list(vals[:n_feat]), list(vals[n_feat : 2 * n_feat])
     i_min, i_max = vals[-2], vals[-1]
@@ -160,4 +164,4 @@ def decode(buf, n):
         b = list(struct.unpack_from("<" + str(n_out) + "i", buf, off))
         off += 4 * n_out
         layers.append((n_in, n_out, act, s_out, zp_out, m0, shift, w, b))
-    return dtype, mean, std, i_min, i_max, quant, layers
+    return dtype, mean, std, i_min, i_max, quant, layers, fset

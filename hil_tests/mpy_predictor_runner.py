@@ -1,5 +1,5 @@
 # Runs under MicroPython: the firmware's predictor on inputs from a file.
-# argv: firmware dir, blob path, inputs (one JSON row of 7 features per line);
+# argv: firmware dir, blob path, inputs (one JSON row of the model's features per line);
 # prints one result per line: the int8 output code (int8 blob) or the float
 # prediction (float blob). Rows stream, so the 256 KB heap holds any count.
 import sys

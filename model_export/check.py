@@ -30,7 +30,7 @@ import onnx
 
 from memctl_export import onnx_export
 from memctl_export.quantize import QModel
-from memctl_export.train import FEATURES, MLP, Dataset, FitResult
+from memctl_export.train import MLP, Dataset, FitResult
 
 
 def export(result: FitResult, data: Dataset, out_dir: str | Path, n_check: int = 500) -> Path:
@@ -48,8 +48,15 @@ def export(result: FitResult, data: Dataset, out_dir: str | Path, n_check: int =
 
     (d / "model_int8.tflite").write_bytes(to_tflite(q))
     np.save(d / "check_inputs.npy", inputs)
-    meta = {"features": list(FEATURES), "i_min": data.i_min, "i_max": data.i_max, "params": result.model.n_params,
-            "mse": result.mse, "int8_mse": result.int8_mse}  # fmt: skip
+    meta = {
+        "features": list(data.features),
+        "feature_set": data.feature_set,
+        "i_min": data.i_min,
+        "i_max": data.i_max,
+        "params": result.model.n_params,
+        "mse": result.mse,
+        "int8_mse": result.int8_mse,
+    }
     (d / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return d
 
@@ -138,13 +145,13 @@ def _models(blob_f: bytes, blob_q: bytes) -> tuple[MLP, QModel]:
     from memctl_export.quantize import QLayer
     from memctl_firmware.predictor_blob import ACT_RELU, decode
 
-    _, mean, std, _, _, _, layers = decode(bytearray(blob_f), len(blob_f))
+    _, mean, std, _, _, _, layers, _ = decode(bytearray(blob_f), len(blob_f))
     m = MLP(tuple([layers[0][0]] + [lay[1] for lay in layers]))
     m.mean, m.std = np.array(mean), np.where(np.array(std) > 0, np.array(std), 1.0)
     for n_in, n_out, _, w, b in layers:
         m.weights.append(np.array(w).reshape(n_out, n_in))
         m.biases.append(np.array(b))
-    _, mean, std, _, _, (s_in, zp_in), layers = decode(bytearray(blob_q), len(blob_q))
+    _, mean, std, _, _, (s_in, zp_in), layers, _ = decode(bytearray(blob_q), len(blob_q))
     qlayers = []
     for n_in, n_out, act, s_out, zp_out, m0, sh, w, b in layers:
         wq = np.frombuffer(w, np.int8).reshape(n_out, n_in)

@@ -2,7 +2,8 @@
 model (QuantizeLinear / DequantizeLinear around Gemm + Relu) whose quantization
 parameters are exactly those of the firmware blob. Checked with onnxruntime.
 
-Inputs are the 7 raw features (float32); the graph normalizes them itself
+Inputs are the model's raw features (float32: 7 for paper 004's feature set,
+4 for the inverse model); the graph normalizes them itself
 ((x - mean) / std), so every runtime sees the same input as the board.
 """
 
@@ -26,10 +27,9 @@ def _normalize(nodes: list, inits: list, mean: np.ndarray, std: np.ndarray) -> s
     return "x0"
 
 
-def _model(nodes: list, inits: list, outputs: list, name: str) -> onnx.ModelProto:
-    graph = helper.make_graph(
-        nodes, name, [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 7])], outputs, inits
-    )
+def _model(nodes: list, inits: list, outputs: list, name: str, n_features: int) -> onnx.ModelProto:
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", n_features])
+    graph = helper.make_graph(nodes, name, [features], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="memctl")
     model.ir_version = 9
     onnx.checker.check_model(model)
@@ -51,7 +51,7 @@ def float_model(m: MLP) -> onnx.ModelProto:
         x = y
     nodes.append(helper.make_node("Identity", [x], ["increment"]))
     out = helper.make_tensor_value_info("increment", TensorProto.FLOAT, ["batch", 1])
-    return _model(nodes, inits, [out], "memctl_predictor_float")
+    return _model(nodes, inits, [out], "memctl_predictor_float", len(m.mean))
 
 
 def qdq_model(q: QModel) -> onnx.ModelProto:
@@ -94,7 +94,7 @@ def qdq_model(q: QModel) -> onnx.ModelProto:
               helper.make_node("DequantizeLinear", [xq, s, z], ["increment"])]  # fmt: skip
     outs = [helper.make_tensor_value_info("increment", TensorProto.FLOAT, ["batch", 1]),
             helper.make_tensor_value_info("code", TensorProto.INT8, ["batch", 1])]  # fmt: skip
-    return _model(nodes, inits, outs, "memctl_predictor_int8_qdq")
+    return _model(nodes, inits, outs, "memctl_predictor_int8_qdq", len(q.mean))
 
 
 def run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:

@@ -82,14 +82,14 @@ class QModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return (self.run_int(self.quantize_input(x))[:, 0] - self.zp_out) * self.s_out
 
-    def to_blob(self, i_min: float, i_max: float) -> bytes:
+    def to_blob(self, i_min: float, i_max: float, feature_set: int = predictor_blob.FEATURES_P004_I) -> bytes:
         layers = [
             (q.w.tolist(), q.b.tolist(), q.m0.tolist(), q.shift.tolist(),
              predictor_blob.ACT_RELU if q.relu else predictor_blob.ACT_NONE, q.s_out, q.zp_out)
             for q in self.layers
         ]  # fmt: skip
         return predictor_blob.encode_int8(
-            layers, self.mean.tolist(), self.std.tolist(), i_min, i_max, self.s_in, self.zp_in
+            layers, self.mean.tolist(), self.std.tolist(), i_min, i_max, self.s_in, self.zp_in, feature_set
         )
 
 

@@ -39,7 +39,7 @@ def to_tflite(q: QModel) -> bytes:
     datas = [b""]
     tensors = []  # (name, shape, type, buffer index, quantization args)
     s_prev, zp_prev = q.s_in, q.zp_in
-    tensors.append(("features_q", [1, 7], tflite.TensorType.INT8, 0, ([s_prev], [zp_prev])))
+    tensors.append(("features_q", [1, len(q.mean)], tflite.TensorType.INT8, 0, ([s_prev], [zp_prev])))
     ops = []
     for k, layer in enumerate(q.layers):
         n_out, n_in = layer.w.shape
@@ -129,7 +129,7 @@ def to_tflite(q: QModel) -> bytes:
 
 def _per_row(xq: np.ndarray, step) -> np.ndarray:
     """Run a one-row interpreter over every row; step(row) -> int8 output."""
-    return np.array([int(step(row.reshape(1, 7).astype(np.int8))) for row in xq], np.int64)
+    return np.array([int(step(row.reshape(1, -1).astype(np.int8))) for row in xq], np.int64)
 
 
 def run_litert(model: bytes, xq: np.ndarray, delegates: bool = False) -> np.ndarray:

@@ -1,12 +1,20 @@
-"""Fit paper 004's predictor from `memctl characterize` files, in numpy.
+"""Fit the on-board predictor from `memctl characterize` files, in numpy.
 
-Features per pulse period: N, t_set, V_set, t_off, t_r, V_anti (paper 004
-eq. 1) plus the present min-max scaled read current; target: the increment of
-the scaled read current to the next period (eq. 2). Curves are split 3:1:1
-into train / validation / test (by curve, never by row); Adam with early
-stopping on validation; seeded. The result exports to the firmware blob
-(memctl_firmware.predictor_blob). Quantization and ONNX / TFLite export come
-with the predictor pipeline.
+Pulse trains (paper 004, feature set 1): features per pulse period are N,
+t_set, V_set, t_off, t_r, V_anti (paper 004 eq. 1) plus the present min-max
+scaled read current; target: the increment of the scaled read current to the
+next period (eq. 2).
+
+Single pulses (feature set 2, the inverse model programming uses): features
+are the scaled read current before a pulse, the increment of it the pulse
+caused, log10 of its width and its polarity; target: the amplitude |V| that
+caused it. Pulses that did not move the device beyond MOVED (in scaled
+current) say nothing about the amplitude a step needs and are left out.
+
+Curves (one device's sequence, or one train) are split 3:1:1 into train /
+validation / test (by curve, never by row); Adam with early stopping on
+validation; seeded. The result exports to the firmware blob
+(memctl_firmware.predictor_blob).
 """
 
 from __future__ import annotations
@@ -19,36 +27,49 @@ import numpy as np
 from memctl_firmware import predictor_blob
 
 FEATURES = ("N", "t_set", "V_set", "t_off", "t_r", "V_anti", "I_n")
+INVERSE_FEATURES = ("I_n", "dI_n", "log10_t", "polarity")
+MOVED = 0.002  # scaled current: about half an 8-bit level
 
 
 @dataclass
 class Dataset:
-    x: np.ndarray  # rows x 7 raw features
-    y: np.ndarray  # rows: increment of the scaled read current
+    x: np.ndarray  # rows x raw features
+    y: np.ndarray  # rows: increment of the scaled read current (trains) or |V| (pulses)
     curve: np.ndarray  # rows: curve id (for splitting)
     i_min: float
     i_max: float
+    feature_set: int = predictor_blob.FEATURES_P004_I
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return FEATURES if self.feature_set == predictor_blob.FEATURES_P004_I else INVERSE_FEATURES
 
 
 def load(paths: list[str | Path]) -> Dataset:
-    """Read one or more characterize files into features and targets."""
+    """Read one or more characterize files (all of one mode) into features and targets."""
     from memctl.characterize import read_hdf5
 
-    tables = []
+    if not paths:
+        raise ValueError("give at least one characterization file")
+    tables, modes = [], {}
     offset = 0
     for p in paths:
-        t, _ = read_hdf5(p)
+        t, attrs = read_hdf5(p)
+        modes.setdefault(attrs["mode"], []).append(str(p))
         t = t.copy()
         t["curve"] += offset
         offset = int(t["curve"].max()) + 1
         tables.append(t)
+    if len(modes) > 1:
+        listed = "; ".join(f"{m}: {', '.join(f)}" for m, f in modes.items())
+        raise ValueError(f"characterization files of different modes cannot train one predictor ({listed})")
     t = np.concatenate(tables)
-    if len(t) == 0:
-        raise ValueError("no pulses in the characterization files")
     i_min, i_max = float(t["I_r"].min()), float(t["I_r"].max())
     if not i_max > i_min:
-        raise ValueError("read current never changes: nothing to learn")
+        raise ValueError(f"read current never changes in {', '.join(map(str, paths))}: nothing to learn")
     i_n = (t["I_r"] - i_min) / (i_max - i_min)
+    if "pulses" in modes:
+        return _inverse_rows(t, i_n, i_min, i_max, paths)
     xs, ys, cs = [], [], []
     for c in np.unique(t["curve"]):
         idx = np.flatnonzero(t["curve"] == c)
@@ -61,7 +82,34 @@ def load(paths: list[str | Path]) -> Dataset:
         xs.append(feats)
         ys.append(np.diff(i_n[idx]))
         cs.append(np.full(len(rows), c))
+    if not xs:
+        raise ValueError(f"no curve with two periods or more in {', '.join(map(str, paths))}")
     return Dataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), i_min, i_max)
+
+
+def _inverse_rows(t: np.ndarray, i_n: np.ndarray, i_min: float, i_max: float, paths: list) -> Dataset:
+    """Consecutive reads of each device's single-pulse sequence: (state, step, width,
+    polarity) -> the amplitude that made the step, for steps in the pulse's direction."""
+    xs, ys, cs = [], [], []
+    for c in np.unique(t["curve"]):
+        idx = np.flatnonzero(t["curve"] == c)
+        idx = idx[np.argsort(t["N"][idx])]
+        before, after = idx[:-1], idx[1:]
+        v, w = t["V_set"][after], t["t_set"][after]
+        step = i_n[after] - i_n[before]
+        pol = np.sign(v)
+        keep = (v != 0) & (w > 0) & (step * pol > MOVED)
+        xs.append(np.stack([i_n[before], step, np.log10(np.where(w > 0, w, 1.0)), pol], axis=1)[keep])
+        ys.append(np.abs(v[keep]))
+        cs.append(np.full(int(keep.sum()), c))
+    x = np.concatenate(xs)
+    if len(x) < 20:
+        files = ", ".join(map(str, paths))
+        raise ValueError(
+            f"only {len(x)} pulses in {files} moved their device: too few to learn from; widen the "
+            "amplitude or width ranges"
+        )
+    return Dataset(x, np.concatenate(ys), np.concatenate(cs), i_min, i_max, predictor_blob.FEATURES_INVERSE)
 
 
 @dataclass
@@ -86,13 +134,13 @@ class MLP:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self._forward(x)[-1][:, 0]
 
-    def to_blob(self, i_min: float, i_max: float) -> bytes:
+    def to_blob(self, i_min: float, i_max: float, feature_set: int = predictor_blob.FEATURES_P004_I) -> bytes:
         layers = [
             (w.tolist(), b.tolist(), predictor_blob.ACT_RELU if k < len(self.weights) - 1 else predictor_blob.ACT_NONE)
             for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True))
         ]
         std = np.where(self.std > 0, self.std, 0.0)
-        return predictor_blob.encode(layers, self.mean.tolist(), std.tolist(), i_min, i_max)
+        return predictor_blob.encode(layers, self.mean.tolist(), std.tolist(), i_min, i_max, feature_set)
 
 
 @dataclass
@@ -123,11 +171,17 @@ def fit(
     hidden: tuple[int, ...] = (16, 16),
     *,
     seed: int = 0,
-    epochs: int = 400,
+    epochs: int | None = None,
     batch: int = 64,
     lr: float = 3e-3,
-    patience: int = 30,
+    patience: int | None = None,
 ) -> FitResult:
+    # An inverse model's amplitude shape matters to every pulse it proposes; early stopping
+    # on a few held-out devices needs more patience to settle on it (seed-to-seed spread
+    # of the proposed amplitudes fell from ~0.2 V to ~0.05 V).
+    inverse = data.feature_set == predictor_blob.FEATURES_INVERSE
+    epochs = epochs or (1000 if inverse else 400)
+    patience = patience or (100 if inverse else 30)
     rng = np.random.default_rng(seed)
     tr, va, te = split(data.curve, seed)
     if not tr.any() or not va.any():
@@ -192,4 +246,6 @@ def fit(
         name: float(np.mean((q.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
     }
-    return FitResult(m, mse, ran, m.to_blob(data.i_min, data.i_max), q.to_blob(data.i_min, data.i_max), int8_mse, q, te)
+    fs = data.feature_set
+    blobs = m.to_blob(data.i_min, data.i_max, fs), q.to_blob(data.i_min, data.i_max, fs)
+    return FitResult(m, mse, ran, *blobs, int8_mse, q, te)

@@ -1,9 +1,14 @@
-"""Pulse-train characterization (paper 004's protocol) to HDF5 and a plot.
+"""Characterization to HDF5 and a plot: what the predictor pipeline trains from.
 
-Each curve is one device under n identical pulse periods (set pulse,
-anti-pulse, pause, read pulse, pause) for one combination of the swept
-parameters. The file keeps every pulse's parameters and read current, which
-is what the predictor pipeline trains from.
+Two modes, one file format (its `mode` attribute says which):
+- "trains" (paper 004's protocol, `Sweep`): each curve is one device under n
+  identical pulse periods (set pulse, anti-pulse, pause, read pulse, pause)
+  for one combination of the swept parameters;
+- "pulses" (`PulseSweep`): each curve is one device under a sequence of single
+  pulses like those programming applies (amplitude, width and polarity drawn
+  across the allowed ranges), each followed by a read, wandering over the
+  whole conductance range; row N = 0 is the read before the first pulse.
+The file keeps every pulse's parameters and read current.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from memctl.progress import progress_bar
 
 FORMAT = "memctl-characterize"
 FORMAT_VERSION = 1
+MODES = ("trains", "pulses")
 SWEPT = ("v_set", "t_set", "v_anti", "t_anti", "t_off", "v_read", "t_read")
 
 
@@ -59,15 +65,53 @@ class Sweep:
 
 
 @dataclass
+class PulseSweep:
+    """Single pulses like programming's, on each device in turn: each toward a
+    goal drawn across the conductance range seen on the device so far (so the
+    device wanders over its whole range instead of sitting at an end, where
+    pulses teach nothing), amplitude uniform in the polarity's range, width
+    log-uniform in its range. Seeded."""
+
+    devices: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)])
+    pulses: int = 300  # per device
+    v_set: tuple[float, float] = (0.6, 2.0)  # V, > 0
+    v_reset: tuple[float, float] = (-0.6, -2.0)  # V, < 0
+    width: tuple[float, float] = (1e-5, 1e-3)  # s
+    v_read: float = 0.2
+    t_read: float = 0.0  # integration time of each read (0: the board's default)
+    seed: int = 0
+
+    def validate(self, rows: int, cols: int) -> None:
+        if not 1 <= self.pulses <= 100_000:
+            raise ValueError("pulses must be 1..100000 per device")
+        Sweep(devices=self.devices).validate(rows, cols)
+        vals = np.array([*self.v_set, *self.v_reset, *self.width, self.v_read, self.t_read], float)
+        if not np.all(np.isfinite(vals)):
+            raise ValueError("pulse ranges need finite values")
+        if not (0 < min(self.v_set) and max(self.v_reset) < 0 and 0 < min(self.width)):
+            raise ValueError(f"need set amplitudes > 0 V, reset amplitudes < 0 V and widths > 0 s, got "
+                             f"{self.v_set}, {self.v_reset}, {self.width}")  # fmt: skip
+
+
+@dataclass
 class Characterization:
-    sweep: Sweep
+    sweep: Sweep | PulseSweep
     params: list[dict[str, float]]  # one per curve, with row and col
     currents: np.ndarray  # curves x periods, A
     board: dict
     wall_time: float
+    # "pulses" mode: each period's own pulse (curves x periods; V = t = 0: no pulse, the first read)
+    v_set: np.ndarray | None = None
+    t_set: np.ndarray | None = None
+
+    @property
+    def mode(self) -> str:
+        return "trains" if self.v_set is None else "pulses"
 
 
-def characterize(board: Board, sweep: Sweep, *, progress: bool | None = None) -> Characterization:
+def characterize(board: Board, sweep: Sweep | PulseSweep, *, progress: bool | None = None) -> Characterization:
+    if isinstance(sweep, PulseSweep):
+        return _characterize_pulses(board, sweep, progress)
     rows, cols = board.shape
     sweep.validate(rows, cols)
     combos = sweep.combos()
@@ -87,6 +131,38 @@ def characterize(board: Board, sweep: Sweep, *, progress: bool | None = None) ->
     return Characterization(sweep, params, np.array(curves), asdict(board.info()), time.monotonic() - start)
 
 
+def _characterize_pulses(board: Board, sweep: PulseSweep, progress: bool | None) -> Characterization:
+    rows, cols = board.shape
+    sweep.validate(rows, cols)
+    rng = np.random.default_rng(sweep.seed)
+    n = sweep.pulses + 1
+    shape = (len(sweep.devices), n)
+    currents, volts, widths = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    params = []
+    start = time.monotonic()
+    board.configure(v_read=sweep.v_read)
+    with progress_bar("characterize", shape[0] * sweep.pulses, board.show_progress(progress)) as advance:
+        for k, (r, c) in enumerate(sweep.devices):
+            g = board.read(r, c)
+            currents[k, 0] = g * sweep.v_read
+            seen = [g, g]
+            for i in range(1, n):
+                goal = rng.uniform(*seen)
+                pol = (1 if goal > g else -1) if seen[1] > seen[0] else (1 if rng.random() < 0.5 else -1)
+                lo, hi = sweep.v_set if pol > 0 else sweep.v_reset
+                v = lo + (hi - lo) * rng.random()
+                w = float(np.exp(rng.uniform(*np.log(sweep.width))))
+                volts[k, i] = board.pulse(r, c, v, w)
+                widths[k, i] = w
+                g = board.read(r, c)
+                currents[k, i] = g * sweep.v_read
+                seen = [min(seen[0], g), max(seen[1], g)]
+                advance(1)
+            params.append({"row": r, "col": c, "v_read": sweep.v_read, "t_read": sweep.t_read})
+    info = asdict(board.info())
+    return Characterization(sweep, params, currents, info, time.monotonic() - start, volts, widths)
+
+
 def write_hdf5(path: str | Path, ch: Characterization) -> None:
     """/pulses: one row per pulse period (curve, N, the six paper-004 features,
     t_anti, V_r and the read current); /curves: the same as curves x periods."""
@@ -95,16 +171,22 @@ def write_hdf5(path: str | Path, ch: Characterization) -> None:
     table = np.zeros(
         n_curves * periods, dtype=[(k, "i4" if k in ("curve", "N", "row", "col") else "f8") for k in names]
     )
+    first = 1 if ch.mode == "trains" else 0  # a pulses curve opens with the read before any pulse
     for i, p in enumerate(ch.params):
         s = slice(i * periods, (i + 1) * periods)
-        table["curve"][s], table["N"][s] = i, np.arange(1, periods + 1)
-        table["t_set"][s], table["V_set"][s], table["t_off"][s] = p["t_set"], p["v_set"], p["t_off"]
-        table["t_r"][s], table["V_anti"][s], table["t_anti"][s] = p["t_read"], p["v_anti"], p["t_anti"]
-        table["V_r"][s], table["row"][s], table["col"][s] = p["v_read"], p["row"], p["col"]
+        table["curve"][s], table["N"][s] = i, np.arange(first, periods + first)
+        if ch.v_set is None:
+            table["t_set"][s], table["V_set"][s], table["t_off"][s] = p["t_set"], p["v_set"], p["t_off"]
+            table["V_anti"][s], table["t_anti"][s] = p["v_anti"], p["t_anti"]
+        else:
+            table["t_set"][s], table["V_set"][s] = ch.t_set[i], ch.v_set[i]
+        table["t_r"][s], table["V_r"][s] = p["t_read"], p["v_read"]
+        table["row"][s], table["col"][s] = p["row"], p["col"]
         table["I_r"][s] = ch.currents[i]
     with h5py.File(path, "w") as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["mode"] = ch.mode
         f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         f.attrs["wall_time_s"] = ch.wall_time
         for k, v in ch.board.items():
@@ -113,20 +195,40 @@ def write_hdf5(path: str | Path, ch: Characterization) -> None:
         g = f.create_group("curves")
         g.create_dataset("read_current", data=ch.currents)
         for k in ("row", "col", *SWEPT):
-            g.create_dataset(k, data=np.array([p[k] for p in ch.params]))
+            if k in ch.params[0]:
+                g.create_dataset(k, data=np.array([p[k] for p in ch.params]))
 
 
 def read_hdf5(path: str | Path) -> tuple[np.ndarray, dict]:
-    """(pulses table, attributes); refuses files that are not characterizations."""
+    """(pulses table, attributes); refuses files that are not characterizations,
+    naming the file and the problem. Files without a mode are "trains"."""
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a memctl characterization file")
-            if int(f.attrs.get("format_version", 0)) > FORMAT_VERSION:
-                raise ValueError(f"{path} has a newer format version than this memctl reads")
-            return f["pulses"][()], dict(f.attrs)
+                raise ValueError(f"{path} is not a memctl characterization file (format {f.attrs.get('format')!r})")
+            version = int(f.attrs.get("format_version", 0))
+            if not 1 <= version <= FORMAT_VERSION:
+                raise ValueError(f"{path} has format version {version}; this memctl reads 1..{FORMAT_VERSION}")
+            attrs = dict(f.attrs)
+            attrs.setdefault("mode", "trains")
+            if attrs["mode"] not in MODES:
+                raise ValueError(f"{path} has mode {attrs['mode']!r}; expected one of {', '.join(MODES)}")
+            if "pulses" not in f:
+                raise ValueError(f"{path} has no /pulses table")
+            table = f["pulses"][()]
     except OSError as e:
         raise ValueError(f"{path} is not a readable HDF5 file: {e}") from e
+    if len(table) == 0:
+        raise ValueError(f"{path} holds no pulses")
+    for k in ("t_set", "V_set", "I_r"):
+        if k not in table.dtype.names:
+            raise ValueError(f"{path}: the pulses table has no {k} column")
+        bad = ~np.isfinite(table[k])
+        if bad.any():
+            raise ValueError(
+                f"{path}: {int(bad.sum())} rows with a non-finite {k} (first at row {int(np.argmax(bad))})"
+            )
+    return table, attrs
 
 
 def plot(path: str | Path, ch: Characterization) -> None:
@@ -136,6 +238,20 @@ def plot(path: str | Path, ch: Characterization) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if ch.mode == "pulses":
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+        for p, cur in zip(ch.params, ch.currents, strict=True):
+            ax.plot(cur * 1e6, lw=0.8, label=f"({p['row']},{p['col']})")
+        ax.set_xlabel("pulse")
+        ax.set_ylabel("read current I_r (µA)")
+        ax.set_title("single pulses of random amplitude, width and polarity")
+        if len(ch.params) <= 16:
+            ax.legend(fontsize=7, ncol=2, title="device")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        return
     varied = [k for k in SWEPT if len(getattr(ch.sweep, k)) > 1] or ["t_set"]
     key = varied[0]
     vals = np.array([p[key] for p in ch.params])

@@ -49,16 +49,18 @@ def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) ->
         v_read=d.v_read,
         ispp=ISPP(v_set_start=set0, v_set_step=step, v_reset_start=reset0, v_reset_step=step, width=width),
         adaptive=Adaptive(v_set_start=set0, v_reset_start=reset0, v_step=5 * step, width=width, width_max=10 * width),
+        # From below the switching thresholds (each device's own differ) to the limit, widths
+        # 0.1-10x typical: the range inverse predictors are characterized and used over.
         predicted=Predicted(
-            v_set_lo=set0,
+            v_set_lo=0.6 * d.v_set,
             v_set_hi=v_lim,
-            v_reset_lo=reset0,
+            v_reset_lo=0.6 * d.v_reset,
             v_reset_hi=-v_lim,
-            t_lo=0.2 * width,
-            t_hi=5 * width,
+            t_lo=0.1 * width,
+            t_hi=10 * width,
             amplitudes=7,
             widths=3,
-        ),  # fmt: skip
+        ),
     )
 
 
@@ -77,6 +79,21 @@ def characterization_sweeps(device: DeviceModel | str, devices: list[tuple[int, 
         Sweep(v_set=up, reset=(-0.9 * d.v_max, 5 * d.pulse_width, 20), **common),
         Sweep(v_set=down, reset=(0.9 * d.v_max, 5 * d.pulse_width, 20), **common),
     )
+
+
+def characterization_pulses(
+    device: DeviceModel | str, devices: list[tuple[int, int]], pulses: int = 300, seed: int = 0
+):
+    """Single pulses over the family's predicted-programming ranges (memctl
+    characterize --mode pulses): the data an inverse predictor is trained on."""
+    from memctl.characterize import PulseSweep
+
+    d = load_device(device)
+    p = settings_for(d).predicted
+    return PulseSweep(
+        devices=devices, pulses=pulses, v_set=(p.v_set_lo, p.v_set_hi), v_reset=(p.v_reset_lo, p.v_reset_hi),
+        width=(p.t_lo, p.t_hi), v_read=d.v_read, seed=seed,
+    )  # fmt: skip
 
 
 def form(
