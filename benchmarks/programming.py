@@ -1,15 +1,22 @@
-"""Programming algorithms against the oracle, on every device preset.
+"""Programming algorithms against the oracle, on the device presets and on
+generated devices nobody tuned for.
 
-    python benchmarks/programming.py [--devices 256] [--presets NAME ...]
+    python benchmarks/programming.py [--devices 64] [--families NAME ...] [--quick]
 
-For each preset: the same random 8-bit targets across the nominal range
-(tolerance = half a level) are programmed on a fresh emulated board (same
-seed, so the same devices) by each firmware algorithm, and on isolated copies
-of the same devices by the oracle (emulation/oracle.py), the lower bound on
-pulses; then paper 001's levels study on tio2_4terminal (FFP segmentation
-into 32/128/512 levels, nu of eqs. 2-3, skipped levels at CPD 80 %). Prints
-markdown tables and writes benchmarks/results/programming.json.
-Ratios compare algorithms measured in the same run.
+For each device family (a preset, or generated:SEED from
+memctl_emulation.devices.random_device): the same random 8-bit targets across
+the nominal range (tolerance = half a level) are programmed on a fresh
+emulated board (seed 7, so the same devices) by ISPP, adaptive write-verify
+with the family's starting settings and with settings tuned by Bayesian
+optimization (memctl.tune) on another board (seed 207), FFP (presets only),
+predictor-guided programming with an inverse predictor trained from single-
+pulse characterization of yet another board (seed 107), and on isolated
+copies of the same devices by the oracle (emulation/oracle.py), the bound on
+pulses. The predictor's decisions are timed under MicroPython (inferences
+per pulse, microseconds per pulse). Then paper 001's levels study on
+tio2_4terminal. Prints markdown tables and writes
+benchmarks/results/programming.json. Ratios compare algorithms measured in
+the same run; pulse ratios are over the devices every method programmed.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -26,18 +34,30 @@ import numpy as np
 import memctl
 from memctl.characterize import characterize, write_hdf5
 from memctl.ffp import calibrate, levels_study, print_levels
-from memctl.tuning import characterization_sweeps, form, settings_for
-from memctl_emulation import EmulatedBoard
+from memctl.tune import tune
+from memctl.tuning import characterization_pulses, form, settings_for
+from memctl_emulation import EmulatedBoard, micropython_executable
 from memctl_emulation import oracle as oracle_mod
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulation.array_network import LineDrive
-from memctl_emulation.devices import PRESETS
+from memctl_emulation.devices import PRESETS, DeviceModel, load_device, random_device
+from memctl_emulation.launcher import FIRMWARE_DIR
 from memctl_export.train import fit, load
 
 OUT = Path(__file__).with_name("results") / "programming.json"
 LEVELS = 256
-SEED = 7
+SEED = 7  # the benchmark's boards
+TRAIN_SEED = SEED + 100  # boards the predictor is characterized on
+TUNE_SEED = SEED + 200  # boards adaptive is tuned on
+GENERATED = [f"generated:{s}" for s in range(1000, 1008)]  # kept apart from the seeds the tests use
 MAX_PULSES = 300  # paper 003: at most 300 write/read pulses per device
+
+
+def family(name: str) -> tuple[DeviceModel, str]:
+    """The device model and the cell its boards use."""
+    if name.startswith("generated:"):
+        return random_device(int(name.split(":")[1]))
+    return load_device(name), "1T1R" if name == "tio2_4terminal" else "0T1R"
 
 
 def shape_for(name: str, n: int) -> tuple[int, int, int]:
@@ -48,75 +68,85 @@ def shape_for(name: str, n: int) -> tuple[int, int, int]:
     return n // cols, cols, 1
 
 
-def targets_for(name: str, rows: int, cols: int, repeats: int) -> tuple[np.ndarray, float]:
-    d = PRESETS[name]
+def targets_for(d: DeviceModel, rows: int, cols: int, repeats: int) -> tuple[np.ndarray, float]:
     level = (d.g_max - d.g_min) / (LEVELS - 1)
     k = np.random.default_rng(SEED).integers(0, LEVELS, (repeats, rows, cols))
     return d.g_min + k * level, level
 
 
-def ffp_for(name: str, tol: float) -> memctl.FFP:
-    """FFP with a step window of 0.5-1.5 tolerances (paper 001: 0.1-0.3 ohm)."""
-    s = settings_for(name)
-    i = s.ispp
-    return memctl.FFP(tol * 0.5, tol * 1.5, i.v_set_start, i.v_reset_start, 0.01 * PRESETS[name].v_max, i.width)
+def prepared(name: str, b: memctl.Board, d: DeviceModel) -> None:
+    settings_for(d).apply(b, min_width=1e-3)
+    if d.v_form:
+        form(b, 0.9 * d.v_form)
 
 
-def train_predictor(name: str, rows: int, cols: int) -> bytes:
-    """Fit a predictor on other devices of the family (another seed): the
-    board under test never saw its own devices in training."""
-    s = settings_for(name)
-    devices = [(r, c) for r in range(min(rows, 4)) for c in range(min(cols, 4))]
+def train_predictor(name: str, quick: bool) -> tuple[bytes, dict]:
+    """Single-pulse characterization of another board of the family (the board
+    under test never saw its own devices), then the inverse predictor's fit."""
+    d, cell = family(name)
+    side = 2 if quick else 4
+    devices = [(r, c) for r in range(side) for c in range(side)]
     with tempfile.TemporaryDirectory() as tmp:
-        with EmulatedBoard(rows=rows, cols=cols, seed=SEED + 100, device=name) as emu, memctl.Board(emu.port) as b:
-            s.apply(b, min_width=1e-3)
-            if PRESETS[name].v_form:
-                form(b, 0.9 * PRESETS[name].v_form)
-            files = []
-            for k, sweep in enumerate(characterization_sweeps(name, devices)):
-                files.append(Path(tmp) / f"{k}.h5")
-                write_hdf5(files[-1], characterize(b, sweep))
-        result = fit(load(files))
-    print(f"  predictor for {name}: {result.model.n_params} params, test MSE {result.mse['test']:.3g}")
-    return result.blob
+        with EmulatedBoard(rows=4, cols=4, seed=TRAIN_SEED, device=name, cell=cell) as emu:
+            with memctl.Board(emu.port, progress=False) as b:
+                prepared(name, b, d)
+                write_hdf5(
+                    Path(tmp) / "c.h5", characterize(b, characterization_pulses(d, devices, 150 if quick else 300))
+                )
+        data = load([Path(tmp) / "c.h5"])
+    r = fit(data)
+    info = {"params": r.model.n_params, "rows": len(data.y), "mse_float": r.mse["test"], "mse_int8": r.int8_mse["test"]}
+    return r.int8_blob, info
 
 
-def run_board(name: str, algo: str, targets: np.ndarray, tol: float, blob: bytes | None = None) -> dict:
+def tune_adaptive(name: str, quick: bool) -> tuple[memctl.Adaptive, dict]:
+    d, cell = family(name)
+    s = settings_for(d)
+    with EmulatedBoard(rows=4, cols=4, seed=TUNE_SEED, device=name, cell=cell) as emu:
+        with memctl.Board(emu.port, progress=False) as b:
+            prepared(name, b, d)
+            devices = [(r, c) for r in range(2) for c in range(4)][: 4 if quick else 8]
+            t = tune(
+                b,
+                s.adaptive,
+                devices=devices,
+                g_range=(d.g_min, d.g_max),
+                tolerance=(d.g_max - d.g_min) / 510,
+                iterations=2 if quick else 12,
+                init_points=2 if quick else 4,
+                device=name,
+            )
+    return t.to_algorithm(), {"start_pulses": t.trials[0][1], "tuned_pulses": t.pulses, "trials": len(t.trials)}
+
+
+def run_board(
+    name: str, algorithm, targets: np.ndarray, tol: float, blob: bytes | None = None, ffp: bool = False
+) -> dict:
+    d, cell = family(name)
     repeats, rows, cols = targets.shape
-    s = settings_for(name)
     start = time.monotonic()
     results = []
-    with EmulatedBoard(rows=rows, cols=cols, seed=SEED, device=name) as emu, memctl.Board(emu.port) as b:
-        s.apply(b, min_width=1e-3)
-        if PRESETS[name].v_form:
-            form(b, 0.9 * PRESETS[name].v_form)
-        if algo == "ffp":
-            # Calibration pass (paper 001) on the first device: FFP sweeps up and
-            # down the range fill V_w(G); programming goes on refining it.
-            d = PRESETS[name]
-            algorithm = ffp_for(name, tol)
-            calibrate(b, 0, 0, algorithm, 0.5 * d.g_min, 1.5 * d.g_max, sweeps=2)
-        else:
-            algorithm = getattr(s, algo)
-        if blob is not None:
-            b.load_predictor(blob)
-        for t in targets:
-            results.append(b.program(t, tolerance=tol, max_pulses=MAX_PULSES, algorithm=algorithm))
+    with EmulatedBoard(rows=rows, cols=cols, seed=SEED, device=name, cell=cell) as emu:
+        with memctl.Board(emu.port, progress=False) as b:
+            prepared(name, b, d)
+            if ffp:
+                # Calibration pass (paper 001) on the first device: FFP sweeps up and
+                # down the range fill V_w(G); programming goes on refining it.
+                calibrate(b, 0, 0, algorithm, 0.5 * d.g_min, 1.5 * d.g_max, sweeps=2)
+            if blob is not None:
+                b.load_predictor(blob)
+            for t in targets:
+                results.append(b.program(t, tolerance=tol, max_pulses=MAX_PULSES, algorithm=algorithm))
     wall = time.monotonic() - start
-    return {
-        "final": np.stack([r.final for r in results]),
-        "pulses": np.stack([r.pulses for r in results]),
-        "ok": np.stack([r.ok for r in results]),
-        "time": np.stack([r.time for r in results]),
-        "energy": np.stack([r.energy for r in results]),
-        "wall": wall,
-    }
+    out = {k: np.stack([getattr(r, k) for r in results]) for k in ("final", "pulses", "ok", "time", "energy")}
+    out["wall"] = wall
+    return out
 
 
 def run_oracle(name: str, targets: np.ndarray, tol: float) -> dict:
+    d, _ = family(name)
     repeats, rows, cols = targets.shape
-    s = settings_for(name)
-    d = PRESETS[name]
+    s = settings_for(d)
     afe = AnalogFrontEnd(AFEConfig(rows=rows, cols=cols, device=d), seed=SEED)  # the board's devices
     xb = afe.xbar
     vmax, wmax = s.limits.v_pulse, s.limits.width
@@ -156,6 +186,43 @@ def _write_back(xb, r, c, res) -> None:
             value[r, c] = getattr(dev, name)[0, 0]
 
 
+def decision_cost(blob: bytes, d: DeviceModel) -> dict:
+    """The firmware's predictor-guided decisions under MicroPython (this machine's unix port)."""
+    p = settings_for(d).predicted
+    args = [
+        p.v_set_lo,
+        p.v_set_hi,
+        p.v_reset_lo,
+        p.v_reset_hi,
+        p.t_lo,
+        p.t_hi,
+        d.v_read,
+        (d.g_max - d.g_min) / 510,
+        d.g_min,
+        d.g_max,
+    ]
+    with tempfile.NamedTemporaryFile(suffix=".mcpr") as f:
+        f.write(blob)
+        f.flush()
+        out = subprocess.run(
+            [
+                micropython_executable(),
+                "-X",
+                "heapsize=256K",
+                str(Path(__file__).with_name("mpy_decision.py")),
+                str(FIRMWARE_DIR),
+                f.name,
+                *map(repr, args),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+    inferences, us = (float(x) for x in out.stdout.split())
+    return {"inferences_per_pulse": inferences, "decision_us": us}
+
+
 def summarize(run: dict, targets: np.ndarray, level: float, common: np.ndarray) -> dict:
     """common: devices every method programmed successfully (fair pulse ratios)."""
     ok = run["ok"]
@@ -171,50 +238,110 @@ def summarize(run: dict, targets: np.ndarray, level: float, common: np.ndarray) 
         "board_time_s": float(run["time"].sum()),
         "energy_J": float(run["energy"].sum()),
         "wall_s": float(run["wall"]),
+        "wall_s_per_device": float(run["wall"] / targets.size),
     }
 
 
+def bench_family(name: str, n: int, quick: bool) -> dict:
+    d, cell = family(name)
+    s = settings_for(d)
+    rows, cols, repeats = shape_for(name, n)
+    targets, level = targets_for(d, rows, cols, repeats)
+    tol = level / 2
+    blob, predictor = train_predictor(name, quick)
+    predictor.update(decision_cost(blob, d))
+    tuned, tuning = tune_adaptive(name, quick)
+    runs = {
+        "ispp": run_board(name, s.ispp, targets, tol),
+        "adaptive": run_board(name, s.adaptive, targets, tol),
+        "adaptive_tuned": run_board(name, tuned, targets, tol),
+        "predicted": run_board(name, s.predicted, targets, tol, blob),
+        "oracle": run_oracle(name, targets, tol),
+    }
+    if name in PRESETS:
+        i = s.ispp
+        ffp = memctl.FFP(tol * 0.5, tol * 1.5, i.v_set_start, i.v_reset_start, 0.01 * d.v_max, i.width)
+        runs["ffp"] = run_board(name, ffp, targets, tol, ffp=True)
+    common = np.logical_and.reduce([r["ok"] for r in runs.values()])
+    rows_out = {k: summarize(v, targets, level, common) for k, v in runs.items()}
+    base = {k: rows_out[k]["pulses_mean_common"] or 1.0 for k in ("oracle", "ispp", "adaptive_tuned")}
+    for v in rows_out.values():
+        v["pulses_vs_oracle"] = v["pulses_mean_common"] / base["oracle"]
+        v["pulses_vs_ispp"] = v["pulses_mean_common"] / base["ispp"]
+        v["pulses_vs_tuned_adaptive"] = v["pulses_mean_common"] / base["adaptive_tuned"]
+        v["wall_vs_adaptive"] = v["wall_s"] / rows_out["adaptive"]["wall_s"]
+    print(f"\n### {name} ({cell}): {targets.size} targets, 8-bit levels, tolerance half a level ({tol * 1e6:.3g} uS)\n")
+    print(
+        f"pulse ratios over the {int(common.sum())} devices every method programmed; predictor: "
+        f"{predictor['params']} params, test MSE float / int8 {predictor['mse_float']:.3g} / "
+        f"{predictor['mse_int8']:.3g}, {predictor['inferences_per_pulse']:.2f} inferences and "
+        f"{predictor['decision_us']:.0f} us per pulse under MicroPython; tuned adaptive "
+        f"{tuning['start_pulses']:.1f} -> {tuning['tuned_pulses']:.1f} pulses on the tuning board\n"
+    )
+    print(
+        "| algorithm | success | pulses (all) | p95 | pulses (common) | RMS err levels (ok) | wall s / device "
+        "| ÷ oracle | ÷ tuned adaptive |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for k, v in rows_out.items():
+        print(
+            f"| {k} | {v['success']:.1%} | {v['pulses_mean']:.1f} | {v['pulses_p95']:.0f} "
+            f"| {v['pulses_mean_common']:.1f} | {v['rms_error_levels_ok']:.2f} | {v['wall_s_per_device']:.3f} "
+            f"| {v['pulses_vs_oracle']:.2f} | {v['pulses_vs_tuned_adaptive']:.2f} |"
+        )
+    return {
+        "cell": cell,
+        "devices": int(targets.size),
+        "common": int(common.sum()),
+        "predictor": predictor,
+        "tuning": tuning,
+        "algorithms": rows_out,
+    }
+
+
+def goals(families: dict) -> dict:
+    """The issue's goals per family: met or by how much missed."""
+    out = {}
+    for name, f in families.items():
+        p, t = f["algorithms"]["predicted"], f["algorithms"]["adaptive_tuned"]
+        out[name] = {
+            "predicted_vs_oracle": p["pulses_vs_oracle"],
+            "le_1.5x_oracle": p["pulses_vs_oracle"] <= 1.5,
+            "predicted_vs_tuned_adaptive": p["pulses_vs_tuned_adaptive"],
+            "le_0.5x_tuned_adaptive": p["pulses_vs_tuned_adaptive"] <= 0.5,
+            "success_gap_pt": 100 * (p["success"] - t["success"]),
+            "success_ok": p["success"] >= t["success"] - 0.005,
+            "wall_vs_adaptive": p["wall_vs_adaptive"],
+            "wall_ok": p["wall_vs_adaptive"] <= 1.5,
+            "int8_vs_float_mse": f["predictor"]["mse_int8"] / f["predictor"]["mse_float"],
+        }
+    return out
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--devices", type=int, default=256)
-    ap.add_argument("--presets", nargs="+", default=sorted(PRESETS))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", type=int, default=64, help="targets per family (64)")
+    ap.add_argument(
+        "--families",
+        nargs="+",
+        default=sorted(PRESETS) + GENERATED,
+        help="presets and/or generated:SEED (default: the four presets and generated:1000..1007)",
+    )
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--quick", action="store_true", help="less characterization and tuning (the test suite's run)")
     ap.add_argument("--level-reps", type=int, default=20, help="replays per plan in the levels study")
     a = ap.parse_args()
-    report = {"machine": platform.platform(), "levels": LEVELS, "max_pulses": MAX_PULSES, "presets": {}}
-    for name in a.presets:
-        rows, cols, repeats = shape_for(name, a.devices)
-        targets, level = targets_for(name, rows, cols, repeats)
-        tol = level / 2
-        blob = train_predictor(name, rows, cols)
-        runs = {
-            "ispp": run_board(name, "ispp", targets, tol),
-            "adaptive": run_board(name, "adaptive", targets, tol),
-            "ffp": run_board(name, "ffp", targets, tol),
-            "predicted": run_board(name, "predicted", targets, tol, blob),
-            "oracle": run_oracle(name, targets, tol),
-        }
-        common = np.logical_and.reduce([r["ok"] for r in runs.values()])
-        rows_out = {k: summarize(v, targets, level, common) for k, v in runs.items()}
-        o = rows_out["oracle"]["pulses_mean_common"] or 1.0
-        f = rows_out["ispp"]["pulses_mean_common"] or 1.0
-        for v in rows_out.values():
-            v["pulses_vs_oracle"] = v["pulses_mean_common"] / o
-            v["pulses_vs_ispp"] = v["pulses_mean_common"] / f
-        report["presets"][name] = rows_out
-        print(f"\n### {name}: {targets.size} targets, 8-bit levels, tolerance half a level ({tol * 1e6:.3g} uS)\n")
-        print(f"pulse ratios over the {int(common.sum())} devices every method programmed\n")
-        print("| algorithm | success | pulses mean (all) | p95 | pulses mean (common) | RMS err levels (all / ok) "
-              "| board time s | energy J | wall s | ÷ oracle | ÷ ISPP |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for k, v in rows_out.items():
-            print(
-                f"| {k} | {v['success']:.1%} | {v['pulses_mean']:.1f} | {v['pulses_p95']:.0f} "
-                f"| {v['pulses_mean_common']:.1f} | {v['rms_error_levels']:.2f} / {v['rms_error_levels_ok']:.2f} "
-                f"| {v['board_time_s']:.3g} | {v['energy_J']:.3g} | {v['wall_s']:.1f} "
-                f"| {v['pulses_vs_oracle']:.2f} | {v['pulses_vs_ispp']:.2f} |"
-            )
-    if "tio2_4terminal" in a.presets:  # paper 001's levels study on its device
+    report = {
+        "machine": platform.platform(),
+        "levels": LEVELS,
+        "max_pulses": MAX_PULSES,
+        "quick": a.quick,
+        "families": {},
+    }
+    for name in a.families:
+        report["families"][name] = bench_family(name, a.devices, a.quick)
+    report["goals"] = goals(report["families"])
+    if "tio2_4terminal" in a.families and not a.quick:  # paper 001's levels study on its device
         print()
         report["levels_study"] = levels_study(reps=a.level_reps)
         print_levels(report["levels_study"])

@@ -50,13 +50,36 @@ def reliability(d: dict) -> str:
 
 
 def programming(d: dict) -> str:
-    out = ["| preset | method | success | pulses (common) | ÷ oracle | ÷ ISPP |", "|---|---|---|---|---|---|"]
-    for preset, rows in d["presets"].items():
-        for k, (method, v) in enumerate(rows.items()):
+    out = ["| family | method | success | pulses (common) | ÷ oracle | ÷ tuned adaptive |", "|---|---|---|---|---|---|"]
+    for family, f in d["families"].items():
+        for k, (method, v) in enumerate(f["algorithms"].items()):
             out.append(
-                f"| {preset if k == 0 else ''} | {method} | {pct(v['success'], 1)} | {v['pulses_mean_common']:.1f} "
-                f"| {v['pulses_vs_oracle']:.2f} | {v['pulses_vs_ispp']:.2f} |"
+                f"| {family + ' (' + f['cell'] + ')' if k == 0 else ''} | {method} | {pct(v['success'], 1)} "
+                f"| {v['pulses_mean_common']:.1f} | {v['pulses_vs_oracle']:.2f} | {v['pulses_vs_tuned_adaptive']:.2f} |"
             )
+    return "\n".join(out)
+
+
+def programming_goals(d: dict) -> str:
+    out = [
+        "| family | predicted ÷ oracle (≤ 1.5) | ÷ tuned adaptive (≤ 0.5) | success − tuned adaptive | "
+        "wall ÷ adaptive (≤ 1.5) | int8 ÷ float MSE (≤ 1.1) | inferences / pulse | µs / decision |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for family, g in d["goals"].items():
+        p = d["families"][family]["predictor"]
+
+        def mark(value: float, ok: bool) -> str:
+            return f"{value:.2f}" + ("" if ok else " ✗")
+
+        out.append(
+            f"| {family} | {mark(g['predicted_vs_oracle'], g['le_1.5x_oracle'])} "
+            f"| {mark(g['predicted_vs_tuned_adaptive'], g['le_0.5x_tuned_adaptive'])} "
+            f"| {g['success_gap_pt']:+.1f} pt{'' if g['success_ok'] else ' ✗'} "
+            f"| {mark(g['wall_vs_adaptive'], g['wall_ok'])} "
+            f"| {mark(g['int8_vs_float_mse'], g['int8_vs_float_mse'] <= 1.1)} "
+            f"| {p['inferences_per_pulse']:.2f} | {p['decision_us']:.0f} |"
+        )
     return "\n".join(out)
 
 
@@ -147,6 +170,7 @@ def presets(_: None) -> str:
 TABLES: dict[str, tuple[str | None, Callable]] = {
     "reliability": ("reliability.json", reliability),
     "programming": ("programming.json", programming),
+    "programming-goals": ("programming.json", programming_goals),
     "predictor": ("predictor.json", predictor),
     "ffp-levels": ("ffp_levels.json", ffp_levels),
     "presets": (None, presets),

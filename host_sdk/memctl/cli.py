@@ -99,7 +99,12 @@ def cmd_pulse(a: argparse.Namespace) -> int:
 
 
 def _algorithm(a: argparse.Namespace) -> Algorithm:
-    """The algorithm's settings: from --device (preset or file) when given."""
+    """The algorithm's settings: a tuned settings file (--settings), else from
+    --device (preset or file) when given, else the defaults."""
+    if getattr(a, "settings", None):
+        from memctl.tune import TunedSettings
+
+        return TunedSettings.load(a.settings).to_algorithm()
     if a.device:
         from memctl.tuning import settings_for
 
@@ -152,9 +157,14 @@ def cmd_deploy(a: argparse.Namespace) -> int:
     try:
         if Path(a.manifest).exists():
             console.print(f"{a.manifest} exists: resuming the deployment it records")
+        algorithm = None
+        if a.settings:
+            from memctl.tune import TunedSettings
+
+            algorithm = TunedSettings.load(a.settings).to_algorithm()
         dep = deploy(
-            a.model, boards, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in, aware=a.aware,
-            levels=a.levels, manifest=a.manifest,
+            a.model, boards, algorithm=algorithm, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in,
+            aware=a.aware, levels=a.levels, manifest=a.manifest,
         )  # fmt: skip
         if a.calibrate:
             dep.calibrate(boards)
@@ -251,6 +261,28 @@ def cmd_characterize(a: argparse.Namespace) -> int:
         plot(a.plot, ch)
         msg += f", plot {a.plot}"
     console.print(msg + f" ({ch.wall_time:.1f} s)")
+    return 0
+
+
+def cmd_tune(a: argparse.Namespace) -> int:
+    from memctl.tune import tune
+    from memctl.tuning import settings_for
+    from memctl_emulation.devices import load_device
+
+    d = load_device(a.device)
+    s = settings_for(d)
+    with _board(a) as b:
+        s.apply(b, min_width=a.min_width)
+        devices = [_pair(x) for x in a.devices]
+        tol = a.tolerance or (d.g_max - d.g_min) / 510
+        t = tune(b, s.adaptive, devices=devices, g_range=(d.g_min, d.g_max), tolerance=tol, max_pulses=a.max_pulses,
+                 iterations=a.iterations, init_points=a.init_points, seed=a.seed, device=a.device)  # fmt: skip
+    t.save(a.out)
+    base = t.trials[0]
+    console.print(
+        f"tuned adaptive on {len(devices)} devices of {d.name}: {t.pulses:.1f} pulses per device "
+        f"({t.success:.0%} reached), starting settings {base[1]:.1f} ({base[2]:.0%}); wrote {a.out}"
+    )
     return 0
 
 
@@ -394,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--width", type=float, help="(initial) pulse width, s")
     g.add_argument("--algorithm", choices=["ispp", "adaptive", "ffp", "predicted"], default="ispp")
     g.add_argument("--device", help="preset or device file to take starting settings from")
+    g.add_argument("--settings", help="a settings file from `memctl tune` (overrides --algorithm and --device)")
     g.add_argument("--window", type=float, nargs=2, metavar=("LO", "HI"), help="FFP step window, S")
     g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
     g.add_argument("--out", help="save per-device results to this .npz")
@@ -408,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("--v-in", type=float, help="read volts per unit input (default: scaled to the current range)")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")
     dp.add_argument("--aware", action="store_true", help="pre-scan for stuck devices and place around them")
+    dp.add_argument("--settings", help="a settings file from `memctl tune` for the write-verify of every tile")
     dp.add_argument("--levels", type=int, help="quantize conductances to this many levels")
     dp.add_argument("--more-ports", nargs="+", default=[], help="further boards to tile the model across")
     dp.set_defaults(fn=cmd_deploy)
@@ -450,6 +484,19 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--reset", type=float, nargs=3, metavar=("V", "WIDTH", "COUNT"), help="reset before each curve")
     ch.add_argument("--limits", type=float, nargs=3, metavar=("V_PULSE", "WIDTH", "V_READ"), help="set limits first")
     ch.set_defaults(fn=cmd_characterize)
+
+    tu = with_port(sub.add_parser("tune", help="Bayesian optimization of adaptive write-verify on sample devices"))
+    tu.add_argument("--device", required=True, help="preset, generated:SEED or device file: the family to tune for")
+    tu.add_argument("--devices", nargs="+", default=[f"0,{c}" for c in range(4)], metavar="ROW,COL",
+                    help="sample devices (they are pulsed many times)")  # fmt: skip
+    tu.add_argument("--out", required=True, help="settings file to write (JSON)")
+    tu.add_argument("--tolerance", type=float, help="S (default: half an 8-bit level of the family's range)")
+    tu.add_argument("--max-pulses", type=int, default=300)
+    tu.add_argument("--iterations", type=int, default=12, help="GP-guided trials after the random ones (12)")
+    tu.add_argument("--init-points", type=int, default=4, help="random trials (4)")
+    tu.add_argument("--min-width", type=float, default=0.0, help="raise the width limit to at least this, s")
+    tu.add_argument("--seed", type=int, default=0)
+    tu.set_defaults(fn=cmd_tune)
 
     pr = sub.add_parser("predictor", help="fit and load the pulse-increment predictor (paper 004)")
     prs = pr.add_subparsers(dest="predictor_cmd", required=True)

@@ -1,0 +1,158 @@
+"""Bayesian optimization of write-verify parameters on the board itself
+(paper 000's GP Bayesian optimization with expected improvement, applied to
+programming): a handful of sample devices are programmed to random targets
+with each candidate setting; the score is the mean pulse count, a device that
+does not get there counting as max_pulses. The best setting goes to a
+settings file that `memctl program --settings` and `memctl deploy
+--settings` read.
+
+Tune on devices you will not program for real (or re-program them after):
+tuning pulses them many times.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from memctl.board import Adaptive, Board
+from memctl.progress import progress_bar
+
+FORMAT = "memctl-settings"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TunedSettings:
+    """What a settings file holds: an algorithm's parameters and how they scored."""
+
+    algorithm: str
+    params: dict
+    tolerance: float
+    max_pulses: int
+    device: str | None = None
+    pulses: float = math.nan  # mean per sample device, failures counted as max_pulses
+    success: float = math.nan
+    trials: list = field(default_factory=list)  # (params, pulses, success) in the order tried
+
+    def to_algorithm(self) -> Adaptive:
+        if self.algorithm != "adaptive":
+            raise ValueError(f"settings for algorithm {self.algorithm!r}: this memctl tunes 'adaptive' only")
+        return Adaptive(**self.params)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(
+            json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}, indent=2) + "\n"
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TunedSettings:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a readable settings file: {e}") from e
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a memctl settings file (write one with `memctl tune`)")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path} has settings format {data.get('format_version')}, this memctl reads 1")
+        data.pop("format")
+        data.pop("format_version")
+        try:
+            s = cls(**data)
+            s.to_algorithm()
+        except TypeError as e:
+            raise ValueError(f"{path}: {e}") from e
+        return s
+
+
+def _adaptive(x: dict, v_lim: float, w_lim: float) -> Adaptive:
+    width = float(10 ** x["log_width"])
+    return Adaptive(
+        v_set_start=x["set_start"] * v_lim,
+        v_reset_start=-x["reset_start"] * v_lim,
+        v_step=min(1.0, x["step"] * v_lim),
+        width=width,
+        width_max=max(width, w_lim),
+        gain_lo=x["gain_lo"],
+        gain_hi=x["gain_hi"],
+    )
+
+
+def tune(
+    board: Board,
+    base: Adaptive,
+    *,
+    devices: list[tuple[int, int]],
+    g_range: tuple[float, float],
+    tolerance: float,
+    max_pulses: int = 300,
+    iterations: int = 12,
+    init_points: int = 4,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> TunedSettings:
+    """GP-BO (expected improvement) of adaptive write-verify on `devices`;
+    `base` is probed first, so the result is never worse on these devices
+    than the starting point (within noise)."""
+    from bayes_opt import BayesianOptimization, acquisition
+
+    lim = board.limits()
+    v_lim, w_lim = lim.v_pulse, lim.width
+    if not devices:
+        raise ValueError("give at least one sample device to tune on")
+    rng = np.random.default_rng(seed)
+    lo, hi = g_range
+    trials: list = []
+
+    def score(**x: float) -> float:
+        # New random 8-bit targets for every trial: the devices sit at the last trial's.
+        targets = lo + (hi - lo) * rng.integers(0, 256, len(devices)) / 255
+        algo = _adaptive(x, v_lim, w_lim)
+        pulses, ok = [], []
+        for (r, c), t in zip(devices, targets, strict=True):
+            res = board.program(
+                np.array([[t]]),
+                origin=(r, c),
+                tolerance=tolerance,
+                max_pulses=max_pulses,
+                algorithm=algo,
+                progress=False,
+            )
+            ok.append(bool(res.ok[0, 0]))
+            pulses.append(int(res.pulses[0, 0]) if ok[-1] else max_pulses)
+        trials.append((asdict(algo), float(np.mean(pulses)), float(np.mean(ok))))
+        advance(1)
+        return -float(np.mean(pulses))
+
+    w_lo, w_hi = math.log10(w_lim) - 3, math.log10(w_lim)
+    bounds = {
+        "set_start": (0.2, 1.0),
+        "reset_start": (0.2, 1.0),
+        "step": (0.002, 0.1),
+        "log_width": (w_lo, w_hi),
+        "gain_lo": (0.05, 0.9),
+        "gain_hi": (1.1, 3.0),
+    }
+    start = {
+        "set_start": base.v_set_start / v_lim,
+        "reset_start": -base.v_reset_start / v_lim,
+        "step": base.v_step / v_lim,
+        "log_width": math.log10(base.width),
+        "gain_lo": base.gain_lo,
+        "gain_hi": base.gain_hi,
+    }
+    start = {k: float(np.clip(v, *bounds[k])) for k, v in start.items()}
+    with progress_bar("tune", 1 + init_points + iterations, board.show_progress(progress)) as advance:
+        opt = BayesianOptimization(
+            score, bounds, acquisition_function=acquisition.ExpectedImprovement(xi=0.01), random_state=seed, verbose=0
+        )
+        opt.probe(start)
+        opt.maximize(init_points=init_points, n_iter=iterations)
+    best = _adaptive(opt.max["params"], v_lim, w_lim)
+    _, pulses, success = min(trials, key=lambda t: t[1])
+    return TunedSettings("adaptive", asdict(best), tolerance, max_pulses, device, pulses, success, trials)
