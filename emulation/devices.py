@@ -266,9 +266,12 @@ def random_device(seed: int) -> tuple[DeviceModel, str]:
     v_set, v_reset = u(0.5, 1.5), -u(0.4, 1.5)
     v0_set, v0_reset = u(0.08, 0.3), u(0.08, 0.3)
     r_set, r_reset = 10 ** u(-2, -0.5), 10 ** u(-2, -0.5)  # x per typical width at overdrive factor e - 1
-    # The top amplitude saturates a device within ten typical widths (drive >= 3), with a margin.
+    spread = u(0.02, 0.1)
+    # The top amplitude saturates a device within ten typical widths (drive >= 3), with a margin, even
+    # where its thresholds sit three spreads above the family's.
     over_set, over_reset = np.log1p(0.3 / r_set) + 1.0, np.log1p(0.3 / r_reset) + 1.0
-    v_max = float(min(6.0, max(v_set + v0_set * over_set, -v_reset + v0_reset * over_reset)))
+    top = (1 + 3 * spread) * max(v_set + v0_set * over_set, -v_reset + v0_reset * over_reset)
+    v_max = float(min(6.0, top))
     v_read = float(min(0.2, 0.3 * min(v_set, -v_reset)))
     m = DeviceModel(
         name=f"generated-{seed}",
@@ -279,7 +282,7 @@ def random_device(seed: int) -> tuple[DeviceModel, str]:
         v_set=v_set, v_reset=v_reset, v0_set=v0_set, v0_reset=v0_reset,
         rate_set=r_set / width, rate_reset=r_reset / width,
         hardening=u(0.02, 0.1) if rng.random() < 0.3 else 0.0,
-        threshold_spread=u(0.02, 0.1), rate_spread=u(0.05, 0.4), g_spread=u(0.0, 0.3),
+        threshold_spread=spread, rate_spread=u(0.05, 0.4), g_spread=u(0.0, 0.3),
         c2c_sigma=u(0.05, 0.4), c2c_additive=u(0.0, 0.003),
         read_noise_rel=10 ** u(-5, -3), stuck_fraction=u(0.0, 0.02),
         iv_b=u(0.0, 2.0), iv_vref=v_read, v_read=v_read, pulse_width=width, v_max=v_max,

@@ -308,6 +308,7 @@ class Predicted:
                 for i in range(2):
                     off[i] += self.WARM * (self.dv[i] - off[i])
             self.dv = [off[0], off[1]]
+            self.still = 0  # pulses in a row that did not move the device
 
     def next(self, err, g):
         return self._inverse_next(err, g) if self.inverse else self._forward_next(err, g)
@@ -388,21 +389,26 @@ class Predicted:
 
     def _inverse_observe(self, step):
         """The amplitude the model says gives the step seen; the device needed |amp|:
-        the difference is its threshold shift from the model's."""
+        the difference is its threshold shift from the model's. A pulse that did
+        not move the device says only "more": the offset grows by 1 % of the
+        amplitude limit, doubling with each such pulse in a row."""
         pol = self.pol
+        i = 0 if pol > 0 else 1
+        lim = 0.5 * (self.v_set_hi if pol > 0 else -self.v_reset_hi)
         seen = step * pol
-        floor = 0.2 * self.tol  # no response reads as a small one: the next pulse is stronger
-        if seen < floor:
-            seen = floor
+        if seen < 0.2 * self.tol:
+            self.still = self.still + 1 if self.still < 6 else 6
+            d = self.dv[i] + 0.02 * lim * (1 << (self.still - 1))
+            self.dv[i] = lim if d > lim else d
+            return
+        self.still = 0
         pr = self.p
         f = pr.feat
         f[0] = pr.scaled(self.g0 * self.v_read)
         f[1] = seen * pol * self.v_read / pr.i_span
         f[2] = math.log10(self.width)
         f[3] = pol
-        i = 0 if pol > 0 else 1
         shift = self.amp * pol - pr.predict(f)
-        lim = 0.5 * (self.v_set_hi if pol > 0 else -self.v_reset_hi)
         d = self.dv[i] + self.BETA * (shift - self.dv[i])
         self.dv[i] = -lim if d < -lim else (lim if d > lim else d)
 

@@ -165,25 +165,28 @@ def test_ffp_converges_on_every_preset(name):
     assert res.ok.all(), (name, res.status_names(), res.pulses)
 
 
+def _inverse_predictor(name: str, seed: int, tmp_path, cell: str = "0T1R") -> bytes:
+    """An inverse predictor characterized on another board of the family (single pulses)."""
+    from memctl.characterize import characterize, write_hdf5
+    from memctl.tuning import characterization_pulses
+    from memctl_emulation.devices import load_device
+    from memctl_export.train import fit, load
+
+    d = load_device(name)
+    with EmulatedBoard(rows=2, cols=2, seed=seed, device=name, cell=cell) as emu, memctl.Board(emu.port) as b:
+        settings_for(d).apply(b, min_width=1e-3)
+        if d.v_form:
+            form(b, 0.9 * d.v_form)
+        sweep = characterization_pulses(d, [(0, 0), (0, 1), (1, 0), (1, 1)], pulses=200)
+        write_hdf5(tmp_path / "c.h5", characterize(b, sweep))
+    return fit(load([tmp_path / "c.h5"])).int8_blob
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_predictor_guided_converges_on_every_preset(name, tmp_path):
-    from memctl.characterize import characterize, write_hdf5
-    from memctl.tuning import characterization_sweeps
-    from memctl_export.train import fit, load
-
-    train_emu, train_b, s = _fresh_board(name, 70)  # other devices than the ones programmed
-    try:
-        n = train_b.shape[0]
-        files = []
-        for k, sweep in enumerate(characterization_sweeps(name, [(r, c) for r in range(n) for c in range(n)])):
-            files.append(tmp_path / f"{k}.h5")
-            write_hdf5(files[-1], characterize(train_b, sweep))
-    finally:
-        train_b.close()
-        train_emu.stop()
-    blob = fit(load(files)).blob
-    emu, b, s = _fresh_board(name, 17)
+    blob = _inverse_predictor(name, 70, tmp_path, "1T1R" if name == "tio2_4terminal" else "0T1R")
+    emu, b, s = _fresh_board(name, 17)  # other devices than the ones characterized
     try:
         b.load_predictor(blob)
         res = b.program(_reachable_targets(emu, name), tolerance=s.tolerance, max_pulses=1000, algorithm=s.predicted)
@@ -191,3 +194,35 @@ def test_predictor_guided_converges_on_every_preset(name, tmp_path):
         b.close()
         emu.stop()
     assert res.ok.all(), (name, res.status_names(), res.pulses)
+
+
+# Generated families the benchmark never uses (it takes generated:1000..1007).
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2000, 2001])
+def test_predictor_guided_converges_on_generated_devices(seed, tmp_path):
+    from memctl_emulation.devices import random_device
+
+    name = f"generated:{seed}"
+    d, cell = random_device(seed)
+    blob = _inverse_predictor(name, 71, tmp_path, cell)
+    s = settings_for(d)
+    with EmulatedBoard(rows=3, cols=3, seed=18, device=name, cell=cell) as emu, memctl.Board(emu.port) as b:
+        s.apply(b, min_width=1e-3)
+        b.load_predictor(blob)
+        targets = _reachable_targets(emu, name)
+        res = b.program(targets, tolerance=s.tolerance, max_pulses=1000, algorithm=s.predicted)
+        lo, hi = emu.afe().ranges()
+    fixed = lo == hi  # stuck devices: the board must say so
+    assert res.ok[~fixed].all(), (name, res.status_names(), res.pulses)
+    assert np.all(res.status_names()[fixed] == "stuck") and res.pulses[~fixed].mean() < 100
+
+
+def test_a_predictor_from_another_family_warns_out_of_distribution(tmp_path):
+    """Trained on the perovskite family (1-20 uS), asked for targets of the passive one (10-100 uS)."""
+    blob = _inverse_predictor("perovskite_lognormal", 72, tmp_path)
+    s = settings_for("pt_al2o3_tio2_passive")
+    with EmulatedBoard(rows=2, cols=2, seed=19, device="pt_al2o3_tio2_passive") as emu, memctl.Board(emu.port) as b:
+        s.apply(b, min_width=1e-3)
+        b.load_predictor(blob)
+        with pytest.warns(memctl.PredictorRangeWarning, match="outside the .* the loaded predictor was trained on"):
+            b.program(np.full((1, 2), 80e-6), tolerance=s.tolerance, max_pulses=5, algorithm=s.predicted)

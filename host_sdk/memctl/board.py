@@ -578,6 +578,8 @@ class Board:
         algo_params = (algo.params() + [0.0] * 8)[:8]
         _finite("algorithm parameters", algo_params)
         idx = np.argwhere(m)
+        if isinstance(algo, Predicted):
+            self._check_predictor_range(t[m], "targets")
         res = ProgramResult(
             targets=t, final=np.full(t.shape, np.nan), pulses=np.zeros(t.shape, np.int64),
             status=np.full(t.shape, -1, np.int64), time=np.zeros(t.shape), energy=np.zeros(t.shape),
@@ -624,7 +626,33 @@ class Board:
                     res.time[i, j], res.energy[i, j] = dt, e
                 k += len(part)
         res.wall_time = time.monotonic() - start
+        if isinstance(algo, Predicted):
+            self._check_predictor_range(res.final[m], "final reads")
         return res
+
+    def _check_predictor_range(self, conductance: np.ndarray, what: str) -> None:
+        """Warn when conductances read outside the currents the loaded predictor was trained on."""
+        if self._predictor is None:
+            return
+        import warnings
+
+        from memctl.errors import PredictorRangeWarning
+        from memctl_firmware.predictor_blob import decode
+
+        i_min, i_max = decode(bytearray(self._predictor), len(self._predictor))[3:5]
+        v_read = self._info.v_read
+        margin = 0.05 * (i_max - i_min)
+        i = np.asarray(conductance, float) * v_read
+        out = np.isfinite(i) & ((i < i_min - margin) | (i > i_max + margin))
+        if out.any():
+            warnings.warn(
+                f"{int(out.sum())} of {i.size} {what} read {i[out].min() * 1e6:.3g}..{i[out].max() * 1e6:.3g} uA at "
+                f"V_read {v_read:g} V, outside the {i_min * 1e6:.3g}..{i_max * 1e6:.3g} uA the loaded predictor was "
+                "trained on: it extrapolates there, so programming may take more pulses or fail. Characterize "
+                "devices of this board (memctl characterize --mode pulses) and fit a predictor for them.",
+                PredictorRangeWarning,
+                stacklevel=3,
+            )
 
     def show_progress(self, progress: bool | None) -> bool | None:
         """Whether long work shows a bar: the call's choice, else the board's."""

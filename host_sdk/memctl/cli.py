@@ -243,20 +243,30 @@ def cmd_set_limits(a: argparse.Namespace) -> int:
 
 
 def cmd_characterize(a: argparse.Namespace) -> int:
-    from memctl.characterize import Sweep, characterize, plot, write_hdf5
+    from memctl.characterize import PulseSweep, Sweep, characterize, plot, write_hdf5
 
     devices = [_pair(d) for d in a.devices]
-    sweep = Sweep(
-        devices=devices, periods=a.periods, v_set=a.v_set, t_set=a.t_set, v_anti=a.v_anti, t_anti=a.t_anti,
-        t_off=a.t_off, v_read=a.v_read, t_read=a.t_read,
-        reset=(a.reset[0], a.reset[1], int(a.reset[2])) if a.reset else None,
-    )  # fmt: skip
+    if a.mode == "pulses":
+        if a.device:
+            from memctl.tuning import characterization_pulses
+
+            sweep = characterization_pulses(a.device, devices, a.pulses, a.seed)
+        else:
+            sweep = PulseSweep(devices=devices, pulses=a.pulses, v_set=tuple(a.v_set_range),
+                               v_reset=tuple(a.v_reset_range), width=tuple(a.width_range), v_read=a.v_read[0],
+                               seed=a.seed)  # fmt: skip
+    else:
+        sweep = Sweep(
+            devices=devices, periods=a.periods, v_set=a.v_set, t_set=a.t_set, v_anti=a.v_anti, t_anti=a.t_anti,
+            t_off=a.t_off, v_read=a.v_read, t_read=a.t_read,
+            reset=(a.reset[0], a.reset[1], int(a.reset[2])) if a.reset else None,
+        )  # fmt: skip
     with _board(a) as b:
         if a.limits:
             b.set_limits(*a.limits)
         ch = characterize(b, sweep)
     write_hdf5(a.out, ch)
-    msg = f"{len(ch.params)} curves x {sweep.periods} periods -> {a.out}"
+    msg = f"{len(ch.params)} curves x {ch.currents.shape[1]} reads ({ch.mode}) -> {a.out}"
     if a.plot:
         plot(a.plot, ch)
         msg += f", plot {a.plot}"
@@ -473,7 +483,16 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("v_read", type=float, help="max |read| V")
     sl.set_defaults(fn=cmd_set_limits)
 
-    ch = with_port(sub.add_parser("characterize", help="pulse-train sweeps (paper 004) to HDF5 + PNG"))
+    ch = with_port(sub.add_parser("characterize", help="pulse trains (paper 004) or single pulses to HDF5 + PNG"))
+    ch.add_argument("--mode", choices=["trains", "pulses"], default="trains",
+                    help="trains: paper 004's sweeps; pulses: single pulses like programming's, the data an "
+                         "inverse predictor (predicted programming) learns from")  # fmt: skip
+    ch.add_argument("--device", help="pulses mode: take the ranges from this family (preset, generated:SEED, file)")
+    ch.add_argument("--pulses", type=int, default=300, help="pulses mode: pulses per device (300)")
+    ch.add_argument("--v-set-range", type=float, nargs=2, default=[0.6, 2.0], metavar=("LO", "HI"))
+    ch.add_argument("--v-reset-range", type=float, nargs=2, default=[-0.6, -2.0], metavar=("LO", "HI"))
+    ch.add_argument("--width-range", type=float, nargs=2, default=[1e-5, 1e-3], metavar=("LO", "HI"))
+    ch.add_argument("--seed", type=int, default=0)
     ch.add_argument("--out", required=True, help="HDF5 file to write")
     ch.add_argument("--plot", help="PNG file to write")
     ch.add_argument("--devices", nargs="+", default=["0,0"], metavar="ROW,COL")

@@ -53,3 +53,8 @@ _BY_CODE = {wire.E_LIMIT: SafetyLimitError, wire.E_ADDRESS: AddressError, wire.E
 
 def firmware_error(code: int, message: str) -> FirmwareError:
     return _BY_CODE.get(code, FirmwareError)(code, message)
+
+
+class PredictorRangeWarning(UserWarning):
+    """Predictor-guided programming outside the read currents its predictor was
+    trained on: it extrapolates, and may need more pulses or fail."""

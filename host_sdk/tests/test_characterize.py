@@ -65,3 +65,71 @@ def test_emulate_with_a_bad_device_file_is_a_clear_error(tmp_path, capsys):
     p.write_text("[device]\npreset = 'tio2_4terminal'\nv_sett = 1\n")
     assert main(["emulate", "--device", str(p)]) == 2
     assert "unknown parameter 'v_sett'" in capsys.readouterr().err
+
+
+def test_single_pulse_characterization_trains_an_inverse_predictor(tmp_path):
+    """--mode pulses: single pulses across the ranges, each row its own amplitude and width;
+    the file trains an inverse predictor (feature set 2) that fits the firmware's budget."""
+    from memctl_export.train import fit, load
+    from memctl_firmware import predictor_blob
+
+    out = tmp_path / "p.h5"
+    with EmulatedBoard(rows=2, cols=2, seed=12, device="perovskite_lognormal") as emu:
+        rc = main(["characterize", "--port", emu.port, "--mode", "pulses", "--device", "perovskite_lognormal",
+                   "--limits", "6", "0.01", "0.3",
+                   "--devices", "0,0", "0,1", "1,0", "1,1", "--pulses", "120", "--out", str(out),
+                   "--plot", str(tmp_path / "p.png")])  # fmt: skip
+    assert rc == 0
+    table, attrs = read_hdf5(out)
+    assert attrs["mode"] == "pulses" and len(table) == 4 * 121
+    pulses = table[table["N"] > 0]
+    assert np.all(pulses["V_set"] != 0) and len(np.unique(pulses["t_set"])) > 100  # every pulse its own width
+    assert (pulses["V_set"] > 0).mean() > 0.3 and (pulses["V_set"] < 0).mean() > 0.3  # both polarities
+    data = load([out])
+    assert data.feature_set == predictor_blob.FEATURES_INVERSE and data.x.shape[1] == 4
+    assert np.all(data.x[:, 1] * data.x[:, 3] > 0)  # only steps in the pulse's direction
+    r = fit(data)
+    assert r.model.n_params <= 600 and predictor_blob.check(r.int8_blob, len(r.int8_blob))
+
+
+def _write(path, *, mode=None, version=1, rows=4, nan=False):
+    from memctl.characterize import FORMAT
+
+    table = np.zeros(rows, dtype=[(k, "f8") for k in ("curve", "N", "t_set", "V_set", "I_r")])
+    table["N"] = np.arange(rows)
+    table["I_r"] = np.linspace(1e-6, 2e-6, rows)
+    if nan:
+        table["I_r"][2] = np.nan
+    with h5py.File(path, "w") as f:
+        f.attrs["format"], f.attrs["format_version"] = FORMAT, version
+        if mode:
+            f.attrs["mode"] = mode
+        f.create_dataset("pulses", data=table)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("nan", r"bad\.h5: 1 rows with a non-finite I_r \(first at row 2\)"),
+        ("empty", r"bad\.h5 holds no pulses"),
+        ("version", r"bad\.h5 has format version 9; this memctl reads 1\.\.1"),
+        ("mode", r"bad\.h5 has mode 'bursts'; expected one of trains, pulses"),
+    ],
+)
+def test_bad_characterization_data_names_the_file_and_the_problem(tmp_path, kind, match):
+    from memctl_export.train import load
+
+    p = _write(tmp_path / "bad.h5", nan=kind == "nan", rows=0 if kind == "empty" else 4,
+               version=9 if kind == "version" else 1, mode="bursts" if kind == "mode" else None)  # fmt: skip
+    with pytest.raises(ValueError, match=match):
+        load([p])
+
+
+def test_files_of_different_modes_do_not_train_one_predictor(tmp_path):
+    from memctl_export.train import load
+
+    a = _write(tmp_path / "trains.h5")
+    b = _write(tmp_path / "pulses.h5", mode="pulses")
+    with pytest.raises(ValueError, match=r"different modes .*trains: .*trains\.h5; pulses: .*pulses\.h5"):
+        load([a, b])
