@@ -102,16 +102,18 @@ def train_predictor(name: str, quick: bool) -> tuple[bytes, dict]:
 def tune_adaptive(name: str, quick: bool) -> tuple[memctl.Adaptive, dict]:
     d, cell = family(name)
     s = settings_for(d)
-    with EmulatedBoard(rows=4, cols=4, seed=TUNE_SEED, device=name, cell=cell) as emu:
+    side = 4 if quick else 8
+    with EmulatedBoard(rows=side, cols=side, seed=TUNE_SEED, device=name, cell=cell) as emu:
         with memctl.Board(emu.port, progress=False) as b:
             prepared(name, b, d)
-            devices = [(r, c) for r in range(2) for c in range(4)][: 4 if quick else 8]
+            devices = [(r, c) for r in range(side) for c in range(side)]  # 4 fresh ones per trial
             t = tune(
                 b,
                 s.adaptive,
                 devices=devices,
                 g_range=(d.g_min, d.g_max),
                 tolerance=(d.g_max - d.g_min) / 510,
+                per_trial=4,
                 iterations=2 if quick else 12,
                 init_points=2 if quick else 4,
                 device=name,
@@ -264,11 +266,15 @@ def bench_family(name: str, n: int, quick: bool) -> dict:
         runs["ffp"] = run_board(name, ffp, targets, tol, ffp=True)
     common = np.logical_and.reduce([r["ok"] for r in runs.values()])
     rows_out = {k: summarize(v, targets, level, common) for k, v in runs.items()}
-    base = {k: rows_out[k]["pulses_mean_common"] or 1.0 for k in ("oracle", "ispp", "adaptive_tuned")}
+    base = {k: rows_out[k]["pulses_mean_common"] or 1.0 for k in ("oracle", "ispp", "adaptive_tuned", "adaptive")}
+    # The adaptive baseline the goals use: tuned, or the starting settings where tuning did not pay here.
+    best = "adaptive_tuned" if base["adaptive_tuned"] <= base["adaptive"] else "adaptive"
+    tuning["best_adaptive"] = best
     for v in rows_out.values():
         v["pulses_vs_oracle"] = v["pulses_mean_common"] / base["oracle"]
         v["pulses_vs_ispp"] = v["pulses_mean_common"] / base["ispp"]
         v["pulses_vs_tuned_adaptive"] = v["pulses_mean_common"] / base["adaptive_tuned"]
+        v["pulses_vs_best_adaptive"] = v["pulses_mean_common"] / base[best]
         v["wall_vs_adaptive"] = v["wall_s"] / rows_out["adaptive"]["wall_s"]
     print(f"\n### {name} ({cell}): {targets.size} targets, 8-bit levels, tolerance half a level ({tol * 1e6:.3g} uS)\n")
     print(
@@ -303,12 +309,13 @@ def goals(families: dict) -> dict:
     """The issue's goals per family: met or by how much missed."""
     out = {}
     for name, f in families.items():
-        p, t = f["algorithms"]["predicted"], f["algorithms"]["adaptive_tuned"]
+        p, t = f["algorithms"]["predicted"], f["algorithms"][f["tuning"]["best_adaptive"]]
         out[name] = {
             "predicted_vs_oracle": p["pulses_vs_oracle"],
             "le_1.5x_oracle": p["pulses_vs_oracle"] <= 1.5,
-            "predicted_vs_tuned_adaptive": p["pulses_vs_tuned_adaptive"],
-            "le_0.5x_tuned_adaptive": p["pulses_vs_tuned_adaptive"] <= 0.5,
+            "best_adaptive": f["tuning"]["best_adaptive"],
+            "predicted_vs_best_adaptive": p["pulses_vs_best_adaptive"],
+            "le_0.5x_best_adaptive": p["pulses_vs_best_adaptive"] <= 0.5,
             "success_gap_pt": 100 * (p["success"] - t["success"]),
             "success_ok": p["success"] >= t["success"] - 0.005,
             "wall_vs_adaptive": p["wall_vs_adaptive"],

@@ -92,13 +92,16 @@ def tune(
     max_pulses: int = 300,
     iterations: int = 12,
     init_points: int = 4,
+    per_trial: int | None = None,
     seed: int = 0,
     device: str | None = None,
     progress: bool | None = None,
 ) -> TunedSettings:
-    """GP-BO (expected improvement) of adaptive write-verify on `devices`;
-    `base` is probed first, so the result is never worse on these devices
-    than the starting point (within noise)."""
+    """GP-BO (expected improvement) of adaptive write-verify; `base` is probed
+    first. Each trial programs `per_trial` devices (default all), taken in
+    turn from `devices`: with enough devices every trial meets fresh ones, so
+    a trial's pulses do not wear (harden) the devices the next one is judged
+    on."""
     from bayes_opt import BayesianOptimization, acquisition
 
     lim = board.limits()
@@ -108,13 +111,16 @@ def tune(
     rng = np.random.default_rng(seed)
     lo, hi = g_range
     trials: list = []
+    n = min(per_trial or len(devices), len(devices))
 
     def score(**x: float) -> float:
-        # New random 8-bit targets for every trial: the devices sit at the last trial's.
-        targets = lo + (hi - lo) * rng.integers(0, 256, len(devices)) / 255
+        # New random 8-bit targets for every trial: the devices sit at an earlier trial's.
+        first = len(trials) * n
+        sample = [devices[(first + k) % len(devices)] for k in range(n)]
+        targets = lo + (hi - lo) * rng.integers(0, 256, n) / 255
         algo = _adaptive(x, v_lim, w_lim)
         pulses, ok = [], []
-        for (r, c), t in zip(devices, targets, strict=True):
+        for (r, c), t in zip(sample, targets, strict=True):
             res = board.program(
                 np.array([[t]]),
                 origin=(r, c),
