@@ -90,6 +90,13 @@ def test_single_pulse_characterization_trains_an_inverse_predictor(tmp_path):
     assert np.all(data.x[:, 1] * data.x[:, 3] > 0)  # only steps in the pulse's direction
     r = fit(data)
     assert r.model.n_params <= 600 and predictor_blob.check(r.int8_blob, len(r.int8_blob))
+    # Exported and cross-checked like paper 004's predictors: the board's int8 is the integer truth.
+    from memctl_export.check import cross_check, export
+
+    rows = {row.runtime: row for row in cross_check(export(r, data, tmp_path / "model"))}
+    assert rows["firmware int8 (MicroPython)"].max_deviation == 0 and rows["TFLite Micro int8"].max_deviation == 0
+    assert rows["onnxruntime float"].max_deviation < 1e-4 * float(np.abs(data.y).max())
+    assert "MISMATCH" not in {row.verdict for row in rows.values()}
 
 
 def _write(path, *, mode=None, version=1, rows=4, nan=False):
