@@ -172,6 +172,6 @@ def test_no_request_passes_a_limit_and_each_is_applied_or_refused_as_the_limits_
     finally:
         probe.close()
     # The generator mostly makes requests that are applied, and they reach the limits themselves.
-    assert len(applied) > 2 * len(refused) and sum(applied) > 300, (len(applied), len(refused), sum(applied))
+    assert len(applied) > 1.5 * len(refused) and sum(applied) > 300, (len(applied), len(refused), sum(applied))
     assert peaks[0] >= lim.v_pulse - lim.lsb and abs(peaks[1] - lim.width_ticks * TICK) < 1e-15
     assert peaks[2] >= lim.v_read - lim.lsb
