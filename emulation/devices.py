@@ -279,14 +279,26 @@ def random_device(seed: int) -> tuple[DeviceModel, str]:
         reproduces="nothing: a random plausible family",
         g_min=g_min,
         g_max=g_min * 10 ** u(0.5, 1.3),
-        v_set=v_set, v_reset=v_reset, v0_set=v0_set, v0_reset=v0_reset,
-        rate_set=r_set / width, rate_reset=r_reset / width,
+        v_set=v_set,
+        v_reset=v_reset,
+        v0_set=v0_set,
+        v0_reset=v0_reset,
+        rate_set=r_set / width,
+        rate_reset=r_reset / width,
         hardening=u(0.02, 0.1) if rng.random() < 0.3 else 0.0,
-        threshold_spread=spread, rate_spread=u(0.05, 0.4), g_spread=u(0.0, 0.3),
-        c2c_sigma=u(0.05, 0.4), c2c_additive=u(0.0, 0.003),
-        read_noise_rel=10 ** u(-5, -3), stuck_fraction=u(0.0, 0.02),
-        iv_b=u(0.0, 2.0), iv_vref=v_read, v_read=v_read, pulse_width=width, v_max=v_max,
-    ).validate()  # fmt: skip
+        threshold_spread=spread,
+        rate_spread=u(0.05, 0.4),
+        g_spread=u(0.0, 0.3),
+        c2c_sigma=u(0.05, 0.4),
+        c2c_additive=u(0.0, 0.003),
+        read_noise_rel=10 ** u(-5, -3),
+        stuck_fraction=u(0.0, 0.02),
+        iv_b=u(0.0, 2.0),
+        iv_vref=v_read,
+        v_read=v_read,
+        pulse_width=width,
+        v_max=v_max,
+    ).validate()
     cell = "1T1R" if v_max / 2 >= 0.8 * min(v_set, -v_reset) else "0T1R"
     return m, cell
 

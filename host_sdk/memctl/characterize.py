@@ -89,8 +89,10 @@ class PulseSweep:
         if not np.all(np.isfinite(vals)):
             raise ValueError("pulse ranges need finite values")
         if not (0 < min(self.v_set) and max(self.v_reset) < 0 and 0 < min(self.width)):
-            raise ValueError(f"need set amplitudes > 0 V, reset amplitudes < 0 V and widths > 0 s, got "
-                             f"{self.v_set}, {self.v_reset}, {self.width}")  # fmt: skip
+            raise ValueError(
+                f"need set amplitudes > 0 V, reset amplitudes < 0 V and widths > 0 s, got "
+                f"{self.v_set}, {self.v_reset}, {self.width}"
+            )
 
 
 @dataclass

@@ -252,15 +252,28 @@ def cmd_characterize(a: argparse.Namespace) -> int:
 
             sweep = characterization_pulses(a.device, devices, a.pulses, a.seed)
         else:
-            sweep = PulseSweep(devices=devices, pulses=a.pulses, v_set=tuple(a.v_set_range),
-                               v_reset=tuple(a.v_reset_range), width=tuple(a.width_range), v_read=a.v_read[0],
-                               seed=a.seed)  # fmt: skip
+            sweep = PulseSweep(
+                devices=devices,
+                pulses=a.pulses,
+                v_set=tuple(a.v_set_range),
+                v_reset=tuple(a.v_reset_range),
+                width=tuple(a.width_range),
+                v_read=a.v_read[0],
+                seed=a.seed,
+            )
     else:
         sweep = Sweep(
-            devices=devices, periods=a.periods, v_set=a.v_set, t_set=a.t_set, v_anti=a.v_anti, t_anti=a.t_anti,
-            t_off=a.t_off, v_read=a.v_read, t_read=a.t_read,
+            devices=devices,
+            periods=a.periods,
+            v_set=a.v_set,
+            t_set=a.t_set,
+            v_anti=a.v_anti,
+            t_anti=a.t_anti,
+            t_off=a.t_off,
+            v_read=a.v_read,
+            t_read=a.t_read,
             reset=(a.reset[0], a.reset[1], int(a.reset[2])) if a.reset else None,
-        )  # fmt: skip
+        )
     with _board(a) as b:
         if a.limits:
             b.set_limits(*a.limits)
@@ -285,8 +298,18 @@ def cmd_tune(a: argparse.Namespace) -> int:
         s.apply(b, min_width=a.min_width)
         devices = [_pair(x) for x in a.devices]
         tol = a.tolerance or (d.g_max - d.g_min) / 510
-        t = tune(b, s.adaptive, devices=devices, g_range=(d.g_min, d.g_max), tolerance=tol, max_pulses=a.max_pulses,
-                 iterations=a.iterations, init_points=a.init_points, seed=a.seed, device=a.device)  # fmt: skip
+        t = tune(
+            b,
+            s.adaptive,
+            devices=devices,
+            g_range=(d.g_min, d.g_max),
+            tolerance=tol,
+            max_pulses=a.max_pulses,
+            iterations=a.iterations,
+            init_points=a.init_points,
+            seed=a.seed,
+            device=a.device,
+        )
     t.save(a.out)
     base = t.trials[0]
     console.print(
@@ -484,9 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
     sl.set_defaults(fn=cmd_set_limits)
 
     ch = with_port(sub.add_parser("characterize", help="pulse trains (paper 004) or single pulses to HDF5 + PNG"))
-    ch.add_argument("--mode", choices=["trains", "pulses"], default="trains",
-                    help="trains: paper 004's sweeps; pulses: single pulses like programming's, the data an "
-                         "inverse predictor (predicted programming) learns from")  # fmt: skip
+    ch.add_argument(
+        "--mode",
+        choices=["trains", "pulses"],
+        default="trains",
+        help="trains: paper 004's sweeps; pulses: single pulses like programming's, the data an "
+        "inverse predictor (predicted programming) learns from",
+    )
     ch.add_argument("--device", help="pulses mode: take the ranges from this family (preset, generated:SEED, file)")
     ch.add_argument("--pulses", type=int, default=300, help="pulses mode: pulses per device (300)")
     ch.add_argument("--v-set-range", type=float, nargs=2, default=[0.6, 2.0], metavar=("LO", "HI"))
@@ -506,8 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     tu = with_port(sub.add_parser("tune", help="Bayesian optimization of adaptive write-verify on sample devices"))
     tu.add_argument("--device", required=True, help="preset, generated:SEED or device file: the family to tune for")
-    tu.add_argument("--devices", nargs="+", default=[f"0,{c}" for c in range(4)], metavar="ROW,COL",
-                    help="sample devices (they are pulsed many times)")  # fmt: skip
+    tu.add_argument(
+        "--devices",
+        nargs="+",
+        default=[f"0,{c}" for c in range(4)],
+        metavar="ROW,COL",
+        help="sample devices (they are pulsed many times)",
+    )
     tu.add_argument("--out", required=True, help="settings file to write (JSON)")
     tu.add_argument("--tolerance", type=float, help="S (default: half an 8-bit level of the family's range)")
     tu.add_argument("--max-pulses", type=int, default=300)

@@ -91,9 +91,14 @@ def characterization_pulses(
     d = load_device(device)
     p = settings_for(d).predicted
     return PulseSweep(
-        devices=devices, pulses=pulses, v_set=(p.v_set_lo, p.v_set_hi), v_reset=(p.v_reset_lo, p.v_reset_hi),
-        width=(p.t_lo, p.t_hi), v_read=d.v_read, seed=seed,
-    )  # fmt: skip
+        devices=devices,
+        pulses=pulses,
+        v_set=(p.v_set_lo, p.v_set_hi),
+        v_reset=(p.v_reset_lo, p.v_reset_hi),
+        width=(p.t_lo, p.t_hi),
+        v_read=d.v_read,
+        seed=seed,
+    )
 
 
 def form(

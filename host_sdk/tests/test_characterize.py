@@ -75,10 +75,32 @@ def test_single_pulse_characterization_trains_an_inverse_predictor(tmp_path):
 
     out = tmp_path / "p.h5"
     with EmulatedBoard(rows=2, cols=2, seed=12, device="perovskite_lognormal") as emu:
-        rc = main(["characterize", "--port", emu.port, "--mode", "pulses", "--device", "perovskite_lognormal",
-                   "--limits", "6", "0.01", "0.3",
-                   "--devices", "0,0", "0,1", "1,0", "1,1", "--pulses", "120", "--out", str(out),
-                   "--plot", str(tmp_path / "p.png")])  # fmt: skip
+        rc = main(
+            [
+                "characterize",
+                "--port",
+                emu.port,
+                "--mode",
+                "pulses",
+                "--device",
+                "perovskite_lognormal",
+                "--limits",
+                "6",
+                "0.01",
+                "0.3",
+                "--devices",
+                "0,0",
+                "0,1",
+                "1,0",
+                "1,1",
+                "--pulses",
+                "120",
+                "--out",
+                str(out),
+                "--plot",
+                str(tmp_path / "p.png"),
+            ]
+        )
     assert rc == 0
     table, attrs = read_hdf5(out)
     assert attrs["mode"] == "pulses" and len(table) == 4 * 121
@@ -127,8 +149,13 @@ def _write(path, *, mode=None, version=1, rows=4, nan=False):
 def test_bad_characterization_data_names_the_file_and_the_problem(tmp_path, kind, match):
     from memctl_export.train import load
 
-    p = _write(tmp_path / "bad.h5", nan=kind == "nan", rows=0 if kind == "empty" else 4,
-               version=9 if kind == "version" else 1, mode="bursts" if kind == "mode" else None)  # fmt: skip
+    p = _write(
+        tmp_path / "bad.h5",
+        nan=kind == "nan",
+        rows=0 if kind == "empty" else 4,
+        version=9 if kind == "version" else 1,
+        mode="bursts" if kind == "mode" else None,
+    )
     with pytest.raises(ValueError, match=match):
         load([p])
 
