@@ -106,7 +106,7 @@ def tune_adaptive(name: str, quick: bool) -> tuple[memctl.Adaptive, dict]:
     with EmulatedBoard(rows=side, cols=side, seed=TUNE_SEED, device=name, cell=cell) as emu:
         with memctl.Board(emu.port, progress=False) as b:
             prepared(name, b, d)
-            devices = [(r, c) for r in range(side) for c in range(side)]  # 4 fresh ones per trial
+            devices = [(r, c) for r in range(side) for c in range(side)]  # fresh ones for each trial
             t = tune(
                 b,
                 s.adaptive,
@@ -118,7 +118,7 @@ def tune_adaptive(name: str, quick: bool) -> tuple[memctl.Adaptive, dict]:
                 init_points=2 if quick else 4,
                 device=name,
             )
-    return t.to_algorithm(), {"start_pulses": t.trials[0][1], "tuned_pulses": t.pulses, "trials": len(t.trials)}
+    return t.to_algorithm(), {"start_pulses": t.start_pulses, "tuned_pulses": t.pulses, "trials": len(t.trials)}
 
 
 def run_board(

@@ -311,10 +311,10 @@ def cmd_tune(a: argparse.Namespace) -> int:
             device=a.device,
         )
     t.save(a.out)
-    base = t.trials[0]
     console.print(
         f"tuned adaptive on {len(devices)} devices of {d.name}: {t.pulses:.1f} pulses per device "
-        f"({t.success:.0%} reached), starting settings {base[1]:.1f} ({base[2]:.0%}); wrote {a.out}"
+        f"({t.success:.0%} reached) against {t.start_pulses:.1f} ({t.start_success:.0%}) for the starting "
+        f"settings on the same targets; wrote {a.out}"
     )
     return 0
 

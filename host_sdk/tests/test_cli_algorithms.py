@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import memctl
 from memctl.cli import main
 from memctl_emulation import EmulatedBoard
 
@@ -22,8 +24,12 @@ def test_characterize_fit_load_program_predicted(tmp_path, capsys):
         assert main(["predictor", "fit", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"), "--out", str(model)]) == 0
         assert "417 parameters" in " ".join(capsys.readouterr().out.split())
         model_dir = tmp_path / "exported"
-        assert main(["predictor", "export", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"),
-                     "--out-dir", str(model_dir)]) == 0  # fmt: skip
+        assert (
+            main(
+                ["predictor", "export", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"), "--out-dir", str(model_dir)]
+            )
+            == 0
+        )
         capsys.readouterr()
         assert main(["predictor", "check", str(model_dir)]) == 0  # every runtime agrees (exact or 1 LSB)
         report = " ".join(capsys.readouterr().out.split())
@@ -43,14 +49,41 @@ def test_ffp_calibrate_then_program(tmp_path, capsys):
         port = ["--port", emu.port, "--no-progress"]
         assert main(["set-limits", *port, "7", "2", "0.3"]) == 0
         window = ["--window", str(0.1 / 800**2), str(0.3 / 800**2)]
-        assert main(["ffp-calibrate", *port, *window, "--g-range", str(1 / 885), str(1 / 735), "--sweeps", "2",
-                     "--out", str(tmp_path / "table.npz")]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "ffp-calibrate",
+                    *port,
+                    *window,
+                    "--g-range",
+                    str(1 / 885),
+                    str(1 / 735),
+                    "--sweeps",
+                    "2",
+                    "--out",
+                    str(tmp_path / "table.npz"),
+                ]
+            )
+            == 0
+        )
         assert "bins learned" in capsys.readouterr().out
         table = np.load(tmp_path / "table.npz")
         assert (table["v_set"] > 0).sum() > 10
         np.save(tmp_path / "t.npy", np.array([[1 / 810.0]]))
-        rc = main(["program", str(tmp_path / "t.npy"), *port, "--algorithm", "ffp", *window,
-                   "--tolerance", str(0.25 / 800**2), "--max-pulses", "2000"])  # fmt: skip
+        rc = main(
+            [
+                "program",
+                str(tmp_path / "t.npy"),
+                *port,
+                "--algorithm",
+                "ffp",
+                *window,
+                "--tolerance",
+                str(0.25 / 800**2),
+                "--max-pulses",
+                "2000",
+            ]
+        )
         assert rc == 0
 
 
@@ -60,3 +93,58 @@ def test_ffp_without_window_is_a_clear_error(tmp_path):
     np.save(tmp_path / "t.npy", np.array([[1e-3]]))
     with pytest.raises(SystemExit, match="needs --window"):
         main(["program", str(tmp_path / "t.npy"), "--port", "/dev/null", "--algorithm", "ffp"])
+
+
+def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
+    from memctl.tune import TunedSettings
+
+    out = tmp_path / "settings.json"
+    with EmulatedBoard(rows=4, cols=4, seed=14, device="perovskite_lognormal") as emu:
+        rc = main(
+            [
+                "tune",
+                "--port",
+                emu.port,
+                "--device",
+                "perovskite_lognormal",
+                "--devices",
+                "0,0",
+                "0,1",
+                "1,0",
+                "1,1",
+                "--iterations",
+                "1",
+                "--init-points",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        assert rc == 0 and "against" in capsys.readouterr().out
+        s = TunedSettings.load(out)
+        # the probe of the starting settings, 1 random and 1 guided trial, then the final comparison of three
+        assert s.algorithm == "adaptive" and len(s.trials) == 3 + 3 and 0 < s.success <= 1
+        assert memctl.Adaptive(**s.params) == s.to_algorithm()
+        np.save(tmp_path / "t.npy", np.full((2, 2), 10e-6))
+        rc = main(
+            [
+                "program",
+                str(tmp_path / "t.npy"),
+                "--port",
+                emu.port,
+                "--settings",
+                str(out),
+                "--origin",
+                "2",
+                "2",
+                "--tolerance",
+                "0.5e-6",
+                "--max-pulses",
+                "300",
+            ]
+        )
+        assert rc == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not a memctl settings file"):
+        TunedSettings.load(bad)
