@@ -95,7 +95,7 @@ def adaptation(blob: bytes, devices: int) -> dict:
             lo, hi = afe.ranges()
             afe.close()
             targets = lo + (hi - lo) * np.random.default_rng(5).uniform(0.2, 0.45, lo.shape)
-            algo = dataclasses.replace(s.predicted, adapt=adapt)
+            algo = dataclasses.replace(s.predicted_trains, adapt=adapt)
             r = b.program(targets, tolerance=s.tolerance, max_pulses=300, algorithm=algo)
         out["adaptive" if adapt else "static"] = {"success": float(r.ok.mean()), "pulses_mean": float(r.pulses.mean())}
     return out

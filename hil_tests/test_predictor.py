@@ -56,7 +56,7 @@ def test_predictor_guided_programming_on_other_devices(trained, blob_kind, seed,
         lo, hi = afe.ranges()
         afe.close()
         targets = lo + (hi - lo) * np.random.default_rng(seed - 49).uniform(0.2, 0.45, lo.shape)
-        res = b.program(targets, tolerance=s.tolerance, max_pulses=max_pulses, algorithm=s.predicted)
+        res = b.program(targets, tolerance=s.tolerance, max_pulses=max_pulses, algorithm=s.predicted_trains)
     assert res.ok.mean() >= min_success, res.status_names()
     assert np.all(np.abs(res.error[res.ok]) <= s.tolerance)
 

@@ -21,7 +21,8 @@ class Settings:
     tolerance: float  # S
     ispp: ISPP
     adaptive: Adaptive
-    predicted: Predicted
+    predicted: Predicted  # for inverse predictors (single-pulse characterization), the default workflow
+    predicted_trains: Predicted  # for paper 004's forward predictors (pulse-train characterization)
     v_read: float = 0.2  # the family's read voltage, V
 
     def apply(self, board: Board, *, min_width: float = 0.0) -> None:
@@ -58,6 +59,17 @@ def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) ->
             v_reset_hi=-v_lim,
             t_lo=0.1 * width,
             t_hi=10 * width,
+            amplitudes=7,
+            widths=3,
+        ),
+        # A forward model bisects amplitudes across its range: start it just above the thresholds.
+        predicted_trains=Predicted(
+            v_set_lo=set0,
+            v_set_hi=v_lim,
+            v_reset_lo=reset0,
+            v_reset_hi=-v_lim,
+            t_lo=0.2 * width,
+            t_hi=5 * width,
             amplitudes=7,
             widths=3,
         ),

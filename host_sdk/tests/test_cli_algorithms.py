@@ -11,31 +11,46 @@ from memctl_emulation import EmulatedBoard
 
 
 def test_characterize_fit_load_program_predicted(tmp_path, capsys):
+    """The README's workflow: single-pulse characterization of a few devices, an
+    inverse predictor, export and cross-check, load, predictor-guided programming."""
     with EmulatedBoard(rows=3, cols=3, seed=40, device="hfo2_tio2_bilayer") as emu:
         port = ["--port", emu.port, "--no-progress"]
-        devices = ["--devices", "0,0", "0,1", "1,0", "1,1", "2,2"]
-        common = ["--periods", "30", "--t-set", "0.02", "0.1", "0.5", "--t-read", "1e-4", *devices]
-        up = ["--v-set", "1.03", "1.5", "2", "2.5", "3", "--reset", "-2.7", "0.5", "20"]
-        down = ["--v-set", "-0.21", "-0.9", "-1.6", "-2.3", "-3", "--reset", "2.7", "0.5", "20"]
-        limits = ["--limits", "3", "1", "0.75"]
-        assert main(["characterize", *port, "--out", str(tmp_path / "up.h5"), *limits, *up, *common]) == 0
-        assert main(["characterize", *port, "--out", str(tmp_path / "down.h5"), *down, *common]) == 0
-        model = tmp_path / "model.mcpr"
-        assert main(["predictor", "fit", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"), "--out", str(model)]) == 0
-        assert "417 parameters" in " ".join(capsys.readouterr().out.split())
-        model_dir = tmp_path / "exported"
-        assert (
-            main(
-                ["predictor", "export", str(tmp_path / "up.h5"), str(tmp_path / "down.h5"), "--out-dir", str(model_dir)]
-            )
-            == 0
+        data = tmp_path / "p.h5"
+        rc = main(
+            [
+                "characterize",
+                *port,
+                "--mode",
+                "pulses",
+                "--device",
+                "hfo2_tio2_bilayer",
+                "--pulses",
+                "150",
+                "--devices",
+                "0,0",
+                "0,1",
+                "1,0",
+                "1,1",
+                "--limits",
+                "3",
+                "1",
+                "0.75",
+                "--out",
+                str(data),
+            ]
         )
+        assert rc == 0
+        model = tmp_path / "model.mcpr"
+        assert main(["predictor", "fit", str(data), "--int8", "--out", str(model)]) == 0
+        assert "369 parameters" in " ".join(capsys.readouterr().out.split())
+        model_dir = tmp_path / "exported"
+        assert main(["predictor", "export", str(data), "--out-dir", str(model_dir)]) == 0
         capsys.readouterr()
-        assert main(["predictor", "check", str(model_dir)]) == 0  # every runtime agrees (exact or 1 LSB)
+        assert main(["predictor", "check", str(model_dir)]) == 0  # every runtime agrees
         report = " ".join(capsys.readouterr().out.split())
         assert "TFLite Micro" in report and "exact" in report and "MISMATCH" not in report
         assert main(["predictor", "load", str(model), *port]) == 0
-        assert "417-parameter" in capsys.readouterr().out
+        assert "369-parameter" in capsys.readouterr().out
         targets = np.array([[12e-6, 16e-6]])
         np.save(tmp_path / "t.npy", targets)
         settings = ["--algorithm", "predicted", "--device", "hfo2_tio2_bilayer", "--tolerance", "0.5e-6"]
