@@ -233,7 +233,8 @@ class Controller:
         )
         off = wire.pack_str(self.raw, off + struct.calcsize(wire.INFO_TAIL), self.image)
         off = wire.pack_str(self.raw, off, _ARCH)
-        return off - HDR_SIZE
+        struct.pack_into(wire.INFO_MODEL, self.raw, off, PREDICTOR.feature_set if PREDICTOR.loaded else 0)
+        return off + struct.calcsize(wire.INFO_MODEL) - HDR_SIZE
 
     def do_read(self, p, seq):
         self.need(p, 4)

@@ -23,6 +23,10 @@ class Predictor:
         self.dtype = 0
         self.feature_set = 0
         self.n_features = 0
+        self.n_out = 0
+        # The second output of a model that has one (inverse models: the spread of the
+        # amplitude a step needs), set by each predict().
+        self.spread = 0.0
         # Inverse predictors: the pulse amplitude offset (V, set / reset) learned on the
         # devices programmed with this model so far: a new device starts from it.
         self.offset = [0.0, 0.0]
@@ -52,6 +56,7 @@ class Predictor:
         self.dtype = dtype
         self.feature_set = fset
         self.n_features = len(self.mean)
+        self.n_out = layers[-1][1]
         self.offset[0] = self.offset[1] = 0.0
         self.n_params = sum(layer[0] * layer[1] + layer[1] for layer in layers)
         self.loaded = True
@@ -82,6 +87,8 @@ class Predictor:
                     acc = 0.0
                 out[o] = acc
             cur = out
+        if self.n_out > 1:
+            self.spread = cur[1]
         return cur[0]
 
     def quantize_input(self, f, out):
@@ -93,7 +100,7 @@ class Predictor:
 
     @micropython.native
     def run_int8(self, xq):
-        """Integer inference on quantized inputs; returns the int8 output."""
+        """Integer inference on quantized inputs; returns the int8 outputs (scratch)."""
         cur = xq
         zp = self.zp_in
         k = 0
@@ -110,13 +117,16 @@ class Predictor:
                 out[o] = lo if y < lo else (127 if y > 127 else y)
             cur = out
             zp = zp_out
-        return cur[0]
+        return cur
 
     def predict_int8(self, f):
         xq = self.iscratch[1]  # the first layer writes iscratch[0]
         self.quantize_input(f, xq)
         layer = self.layers[-1]
-        return (self.run_int8(xq) - layer[4]) * layer[3]
+        out = self.run_int8(xq)
+        if self.n_out > 1:
+            self.spread = (out[1] - layer[4]) * layer[3]
+        return (out[0] - layer[4]) * layer[3]
 
 
 PREDICTOR = Predictor()

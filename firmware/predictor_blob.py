@@ -29,6 +29,8 @@ DTYPE_I8 = 1
 FEATURES_P004_I = 1
 FEATURES_INVERSE = 2
 SET_FEATURES = {FEATURES_P004_I: 7, FEATURES_INVERSE: 4}  # feature set -> inputs
+# feature set -> outputs it may have: inverse models may add the spread of their amplitude
+SET_OUTPUTS = {FEATURES_P004_I: (1,), FEATURES_INVERSE: (1, 2)}
 N_FEATURES = 7  # the most inputs any set has
 ACT_NONE = 0
 ACT_RELU = 1
@@ -122,8 +124,10 @@ def check(buf, n):
             raise BlobError("predictor layer shapes do not chain")
         off += _layer_size(dtype, n_in, n_out)
         prev = n_out
-    if off != n - 4 or prev != 1:
+    if off != n - 4:
         raise BlobError("predictor blob length does not match its layers")
+    if prev not in SET_OUTPUTS[fset]:
+        raise BlobError("predictor has more outputs than its feature set takes")
     return n_layers
 
 

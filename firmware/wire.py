@@ -108,6 +108,7 @@ A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
 # part; the docs list them per message.
 INFO_RESP = "<HHHHIIffffffffBBBB"  # then fw version str, hal name str, INFO_TAIL
 INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
+INFO_MODEL = "<B"  # after the image and arch strings: the loaded predictor's feature set (0: none)
 # then the image hash str (16 hex digits of the firmware image's manifest hash, or "source"),
 # then the .mpy architecture str (MPY_ARCHES[sys.implementation._mpy >> 10], mpy-cross's -march name)
 MPY_ARCHES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",

@@ -1,7 +1,8 @@
 # Runs under MicroPython: the firmware's predictor on inputs from a file.
 # argv: firmware dir, blob path, inputs (one JSON row of the model's features per line);
-# prints one result per line: the int8 output code (int8 blob) or the float
-# prediction (float blob). Rows stream, so the 256 KB heap holds any count.
+# prints one line per row: the int8 output codes (int8 blob) or the float
+# predictions (float blob), one per model output. Rows stream, so the 256 KB
+# heap holds any count.
 import sys
 
 sys.path.insert(0, sys.argv[1])
@@ -22,9 +23,11 @@ def main():
             r = json.loads(line)
             if PREDICTOR.dtype == 1:
                 PREDICTOR.quantize_input(r, xq)
-                print(PREDICTOR.run_int8(xq))
+                out = PREDICTOR.run_int8(xq)
+                print(" ".join(str(out[i]) for i in range(PREDICTOR.n_out)))
             else:
-                print(repr(PREDICTOR.predict(r)))
+                v = PREDICTOR.predict(r)
+                print(repr(v) + (" " + repr(PREDICTOR.spread) if PREDICTOR.n_out > 1 else ""))
 
 
 main()

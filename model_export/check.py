@@ -71,7 +71,7 @@ class Row:
 
 
 def _firmware(blob: Path, x: np.ndarray) -> np.ndarray:
-    """The firmware's own inference under MicroPython (int8 codes or floats)."""
+    """The firmware's own inference under MicroPython (int8 codes or floats; rows x outputs)."""
     from memctl_emulation import micropython_executable
     from memctl_emulation.launcher import FIRMWARE_DIR
 
@@ -85,7 +85,7 @@ def _firmware(blob: Path, x: np.ndarray) -> np.ndarray:
         )  # fmt: skip
     if out.returncode:
         raise RuntimeError(f"firmware inference failed: {(out.stderr or out.stdout)[-500:]}")
-    return np.array([float(v) for v in out.stdout.split()], dtype=np.float64)
+    return np.array([[float(v) for v in line.split()] for line in out.stdout.splitlines() if line.strip()])
 
 
 def cross_check(model_dir: str | Path) -> list[Row]:
@@ -97,19 +97,19 @@ def cross_check(model_dir: str | Path) -> list[Row]:
     blob_q = (d / "predictor_int8.mcpr").read_bytes()
     m, q = _models(blob_f, blob_q)
     rows = []
-    ref_f = m.predict(x)
-    onnx_f = onnx_export.run(onnx.load(d / "model_f32.onnx"), x)[0][:, 0]
+    ref_f = m.predict_all(x)
+    onnx_f = onnx_export.run(onnx.load(d / "model_f32.onnx"), x)[0]
     rows.append(Row("onnxruntime float", "numpy float", float(np.abs(onnx_f - ref_f).max()), "increment",
                     "float32 rounding"))  # fmt: skip
     fw_f = _firmware(d / "predictor_f32.mcpr", x)
     rows.append(Row("firmware float (MicroPython)", "numpy float", float(np.abs(fw_f - ref_f).max()), "increment",
                     "float rounding"))  # fmt: skip
-    ref_q = q.run_int(q.quantize_input(x))[:, 0]
+    ref_q = q.run_int(q.quantize_input(x))
     steps = len(q.layers) + 1  # the input's quantization and each layer's requantization
     fw_q = _firmware(d / "predictor_int8.mcpr", x)
     rows.append(_int8_row("firmware int8 (MicroPython)", fw_q, ref_q, "same integer arithmetic", steps))
     _, code = onnx_export.run(onnx.load(d / "model_int8.onnx"), x)
-    rows.append(_int8_row("onnxruntime int8 QDQ", code[:, 0], ref_q, "float requantization", steps))
+    rows.append(_int8_row("onnxruntime int8 QDQ", code, ref_q, "float requantization", steps))
     from memctl_export import tflite_export
 
     model = (d / "model_int8.tflite").read_bytes()

@@ -50,7 +50,7 @@ def float_model(m: MLP) -> onnx.ModelProto:
             y = f"r{k}"
         x = y
     nodes.append(helper.make_node("Identity", [x], ["increment"]))
-    out = helper.make_tensor_value_info("increment", TensorProto.FLOAT, ["batch", 1])
+    out = helper.make_tensor_value_info("increment", TensorProto.FLOAT, ["batch", len(m.biases[-1])])
     return _model(nodes, inits, [out], "memctl_predictor_float", len(m.mean))
 
 
@@ -92,8 +92,11 @@ def qdq_model(q: QModel) -> onnx.ModelProto:
         xq, s_prev = f"q{k}", layer.s_out
     nodes += [helper.make_node("Identity", [xq], ["code"]),
               helper.make_node("DequantizeLinear", [xq, s, z], ["increment"])]  # fmt: skip
-    outs = [helper.make_tensor_value_info("increment", TensorProto.FLOAT, ["batch", 1]),
-            helper.make_tensor_value_info("code", TensorProto.INT8, ["batch", 1])]  # fmt: skip
+    n_out = len(q.layers[-1].b)
+    outs = [
+        helper.make_tensor_value_info("increment", TensorProto.FLOAT, ["batch", n_out]),
+        helper.make_tensor_value_info("code", TensorProto.INT8, ["batch", n_out]),
+    ]
     return _model(nodes, inits, outs, "memctl_predictor_int8_qdq", len(q.mean))
 
 

@@ -128,8 +128,8 @@ def to_tflite(q: QModel) -> bytes:
 
 
 def _per_row(xq: np.ndarray, step) -> np.ndarray:
-    """Run a one-row interpreter over every row; step(row) -> int8 output."""
-    return np.array([int(step(row.reshape(1, -1).astype(np.int8))) for row in xq], np.int64)
+    """Run a one-row interpreter over every row; step(row) -> its int8 outputs (rows x outputs)."""
+    return np.array([np.asarray(step(row.reshape(1, -1).astype(np.int8))).reshape(-1) for row in xq], np.int64)
 
 
 def run_litert(model: bytes, xq: np.ndarray, delegates: bool = False) -> np.ndarray:
@@ -142,10 +142,10 @@ def run_litert(model: bytes, xq: np.ndarray, delegates: bool = False) -> np.ndar
     it.allocate_tensors()
     i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
 
-    def step(row: np.ndarray) -> int:
+    def step(row: np.ndarray) -> np.ndarray:
         it.set_tensor(i, row)
         it.invoke()
-        return it.get_tensor(o)[0, 0]
+        return it.get_tensor(o)[0].copy()
 
     return _per_row(xq, step)
 
@@ -156,9 +156,9 @@ def run_tflm(model: bytes, xq: np.ndarray) -> np.ndarray:
 
     it = runtime.Interpreter.from_bytes(model)
 
-    def step(row: np.ndarray) -> int:
+    def step(row: np.ndarray) -> np.ndarray:
         it.set_input(row, 0)
         it.invoke()
-        return it.get_output(0)[0, 0]
+        return it.get_output(0)[0].copy()
 
     return _per_row(xq, step)

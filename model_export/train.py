@@ -9,7 +9,9 @@ Single pulses (feature set 2, the inverse model programming uses): features
 are the scaled read current before a pulse, the increment of it the pulse
 caused, log10 of its width and its polarity; target: the amplitude |V| that
 caused it. Pulses that did not move the device beyond MOVED (in scaled
-current) say nothing about the amplitude a step needs and are left out.
+current) say nothing about the amplitude a step needs and are left out. A
+second output, fitted after the first, gives the spread of that amplitude
+(the board's decision rule weighs overshoot with it).
 
 Curves (one device's sequence, or one train) are split 3:1:1 into train /
 validation / test (by curve, never by row); Adam with early stopping on
@@ -132,7 +134,12 @@ class MLP:
         return a
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        """The first output (the increment, or the amplitude)."""
         return self._forward(x)[-1][:, 0]
+
+    def predict_all(self, x: np.ndarray) -> np.ndarray:
+        """Every output: rows x outputs."""
+        return self._forward(x)[-1]
 
     def to_blob(self, i_min: float, i_max: float, feature_set: int = predictor_blob.FEATURES_P004_I) -> bytes:
         layers = [
@@ -153,6 +160,24 @@ class FitResult:
     int8_mse: dict[str, float] = field(default_factory=dict)
     qmodel: object = None  # the memctl_export.quantize.QModel behind int8_blob
     test_mask: np.ndarray | None = None  # rows of the held-out test curves
+
+
+def _add_spread_head(m: MLP, data: Dataset, rows: np.ndarray) -> None:
+    """A second output for inverse models: the spread (one standard deviation) of the
+    amplitude a step needs, around the first output. The board learns each device's
+    own offset online, so the spread is measured after taking out each training
+    device's mean residual per polarity. Least squares on the last hidden layer:
+    the amplitude output stays exactly as fitted."""
+    x = data.x[rows]
+    res = data.y.reshape(len(data.y), -1)[rows, 0] - m.predict(x)
+    _, group = np.unique(data.curve[rows] * 2 + (x[:, 3] > 0), return_inverse=True)
+    own = np.bincount(group, res) / np.bincount(group)
+    target = np.abs(res - own[group]) * np.sqrt(np.pi / 2)  # E|r| = sigma sqrt(2 / pi) for a normal r
+    h = np.hstack([m._forward(x)[-2], np.ones((len(x), 1))])
+    coef = np.linalg.solve(h.T @ h + 1e-6 * len(x) * np.eye(h.shape[1]), h.T @ target)
+    m.weights[-1] = np.vstack([m.weights[-1], coef[:-1]])
+    m.biases[-1] = np.append(m.biases[-1], coef[-1])
+    m.sizes = (*m.sizes[:-1], m.sizes[-1] + 1)
 
 
 def split(curves: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,7 +211,8 @@ def fit(
     tr, va, te = split(data.curve, seed)
     if not tr.any() or not va.any():
         raise ValueError("need at least 3 curves to split train / validation / test")
-    sizes = (data.x.shape[1], *hidden, 1)
+    y_all = data.y.reshape(len(data.y), -1)
+    sizes = (data.x.shape[1], *hidden, y_all.shape[1])
     m = MLP(sizes)
     m.mean = data.x[tr].mean(axis=0)
     m.std = data.x[tr].std(axis=0)
@@ -198,8 +224,9 @@ def fit(
     mom = [np.zeros_like(p) for p in params]
     vel = [np.zeros_like(p) for p in params]
     # Train on standardized targets; the scale folds into the last layer after.
-    y_mean, y_std = float(data.y[tr].mean()), float(data.y[tr].std()) or 1.0
-    x, y = data.x[tr], (data.y[tr] - y_mean) / y_std
+    y_mean, y_std = y_all[tr].mean(axis=0), y_all[tr].std(axis=0)
+    y_std = np.where(y_std > 0, y_std, 1.0)
+    x, y = data.x[tr], (y_all[tr] - y_mean) / y_std
     best, best_params, since, step, ran = np.inf, None, 0, 0, 0
     while ran < epochs:
         ran += 1
@@ -207,7 +234,7 @@ def fit(
         for s in range(0, len(x), batch):
             bi = order[s : s + batch]
             acts = m._forward(x[bi])
-            grad_out = 2 * (acts[-1][:, 0] - y[bi])[:, None] / len(bi)
+            grad_out = 2 * (acts[-1] - y[bi]) / len(bi)
             grads_w, grads_b = [], []
             g = grad_out
             for k in range(len(m.weights) - 1, -1, -1):
@@ -220,7 +247,7 @@ def fit(
                 mom[i] = 0.9 * mom[i] + 0.1 * gr
                 vel[i] = 0.999 * vel[i] + 0.001 * gr**2
                 p -= lr * (mom[i] / (1 - 0.9**step)) / (np.sqrt(vel[i] / (1 - 0.999**step)) + 1e-8)
-        val = float(np.mean((m.predict(data.x[va]) * y_std + y_mean - data.y[va]) ** 2))
+        val = float(np.mean(((m.predict_all(data.x[va]) * y_std + y_mean - y_all[va]) / y_std) ** 2))
         if val < best - 1e-12:
             best, best_params, since = val, [p.copy() for p in params], 0
         else:
@@ -229,21 +256,23 @@ def fit(
                 break
     for p, b in zip(params, best_params, strict=True):
         p[...] = b
-    m.weights[-1] *= y_std
+    m.weights[-1] *= y_std[:, None]
     m.biases[-1] = m.biases[-1] * y_std + y_mean
+    if inverse:
+        _add_spread_head(m, data, tr)
     mse = {
-        name: float(np.mean((m.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
+        name: float(np.mean((m.predict(data.x[mask]) - y_all[mask, 0]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
     }
     from memctl_export.quantize import quantize
 
     # Calibration range: the percentile that quantizes best on validation data.
     def val_mse(qm: object) -> float:
-        return float(np.mean((qm.predict(data.x[va]) - data.y[va]) ** 2))
+        return float(np.mean((qm.predict(data.x[va]) - y_all[va, 0]) ** 2))
 
     q = min((quantize(m, data.x[tr], percentile=p) for p in (100.0, 99.99, 99.9)), key=val_mse)
     int8_mse = {
-        name: float(np.mean((q.predict(data.x[mask]) - data.y[mask]) ** 2)) if mask.any() else float("nan")
+        name: float(np.mean((q.predict(data.x[mask]) - y_all[mask, 0]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
     }
     fs = data.feature_set

@@ -16,6 +16,7 @@ from memctl.errors import BoardReset, BoardTimeout, ProtocolError, SessionLost
 from memctl.link import Link
 from memctl.progress import progress_bar
 from memctl_firmware import wire
+from memctl_firmware.predictor_blob import FEATURES_INVERSE
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class BoardInfo:
     limits_set: bool = True  # False: a fresh board refuses to drive its array until set_limits
     image: str = ""  # hash of the running firmware image (memctl build-firmware), or "source"
     arch: str = ""  # the firmware's .mpy architecture (mpy-cross -march): the image `memctl flash` builds
+    predictor_features: int = 0  # the loaded predictor's feature set (0 none or not reported, 1 trains, 2 inverse)
 
     @property
     def g_lsb(self) -> float:
@@ -145,11 +147,19 @@ class FFPTable:
 
 @dataclass(frozen=True)
 class Predicted:
-    """Predictor-guided (paper 004): the board's MLP predicts each candidate
-    pulse's read-current increment and the nearest landing is applied, then
-    verified. For each of `widths` log-spaced widths the board bisects the
-    amplitude (`amplitudes` halvings between the lo/hi voltages of the needed
-    polarity) and keeps the landing nearest the target. Needs a loaded predictor."""
+    """Predictor-guided (paper 004). Needs a loaded predictor; what the board
+    does depends on its kind.
+
+    Inverse (single-pulse characterization): the model proposes the amplitude
+    for the step to the target at `t_lo` (at `t_hi` past the amplitude limit),
+    corrected by a per-device threshold shift learned from every step. A model
+    with a spread output aims at the tolerance band; `overshoot` (>= 0) is how
+    much worse landing beyond the band counts than landing inside it is worth:
+    0 aims at the middle of the band, more backs off by the predicted spread.
+
+    Forward (paper 004's trains): for each of `widths` log-spaced widths the
+    board bisects the amplitude (`amplitudes` halvings between the lo/hi
+    voltages of the needed polarity) and applies the landing nearest the target."""
 
     v_set_lo: float = 1.0
     v_set_hi: float = 3.0
@@ -159,17 +169,17 @@ class Predicted:
     t_hi: float = 0.5
     amplitudes: int = 8
     widths: int = 3
-    adapt: bool = True  # online per-device output scale from observed increments
+    adapt: bool = True  # online per-device adaptation from observed increments
+    overshoot: float = 0.0
 
     @property
     def code(self) -> int:
         return wire.A_PREDICT | (0 if self.adapt else wire.A_STATIC)
 
-    def params(self) -> list[float]:
-        return [
-            self.v_set_lo, self.v_set_hi, self.v_reset_lo, self.v_reset_hi, self.t_lo, self.t_hi,
-            float(self.amplitudes), float(self.widths),
-        ]  # fmt: skip
+    def params(self, inverse: bool = False) -> list[float]:
+        """The board's 8 parameters; the last two depend on the kind of model loaded."""
+        tail = [self.overshoot, 0.0] if inverse else [float(self.amplitudes), float(self.widths)]
+        return [self.v_set_lo, self.v_set_hi, self.v_reset_lo, self.v_reset_hi, self.t_lo, self.t_hi, *tail]
 
 
 Algorithm = ISPP | Adaptive | FFP | Predicted
@@ -266,14 +276,15 @@ class Board:
         peak, predictor, boot_id, limits_set = struct.unpack_from(wire.INFO_TAIL, p, off)
         off += struct.calcsize(wire.INFO_TAIL)
         image, off = wire.unpack_str(p, off) if off < len(p) else ("", off)
-        arch = wire.unpack_str(p, off)[0] if off < len(p) else ""
+        arch, off = wire.unpack_str(p, off) if off < len(p) else ("", off)
+        (features,) = struct.unpack_from(wire.INFO_MODEL, p, off) if off < len(p) else (0,)
         info = BoardInfo(
             protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
             limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
             i_lsb=f[12], i_full_scale=f[13], current_ranges=f[14], bias_scheme=f[15], read_mode=f[16],
             cell="1T1R" if f[17] else "0T1R", predictor_params=predictor,
             firmware=fw, hal=hal, boot_id=boot_id, limits_set=bool(limits_set), image=image,
-            arch=arch,
+            arch=arch, predictor_features=features,
         )  # fmt: skip
         self._info = info
         self.link.tag = boot_id & 0xFF
@@ -575,7 +586,10 @@ class Board:
         algo = algorithm or ISPP()
         if not 1 <= patience <= 255:
             raise ValueError("patience must be 1..255 pulses")
-        algo_params = (algo.params() + [0.0] * 8)[:8]
+        if isinstance(algo, Predicted):
+            algo_params = algo.params(inverse=self._info.predictor_features == FEATURES_INVERSE)
+        else:
+            algo_params = (algo.params() + [0.0] * 8)[:8]
         _finite("algorithm parameters", algo_params)
         idx = np.argwhere(m)
         if isinstance(algo, Predicted):

@@ -118,6 +118,12 @@ def _algorithm(a: argparse.Namespace) -> Algorithm:
         return FFP(a.window[0], a.window[1], **({"width": a.width} if a.width else {}))
     if a.width and hasattr(base, "width"):
         base = dataclasses.replace(base, width=a.width)
+    if getattr(a, "overshoot", None) is not None:
+        if a.algorithm != "predicted":
+            raise SystemExit("--overshoot applies to --algorithm predicted only")
+        if not 0 <= a.overshoot <= 100:
+            raise SystemExit(f"--overshoot must be 0..100, got {a.overshoot:g}")
+        base = dataclasses.replace(base, overshoot=a.overshoot)
     return base
 
 
@@ -461,6 +467,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", help="preset or device file to take starting settings from")
     g.add_argument("--settings", help="a settings file from `memctl tune` (overrides --algorithm and --device)")
     g.add_argument("--window", type=float, nargs=2, metavar=("LO", "HI"), help="FFP step window, S")
+    g.add_argument(
+        "--overshoot",
+        type=float,
+        help="predicted with an inverse model: how much worse landing beyond the tolerance band counts "
+        "(0 aims at the band's centre; more backs off by the model's spread; default 0)",
+    )
     g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
     g.add_argument("--out", help="save per-device results to this .npz")
     g.set_defaults(fn=cmd_program)

@@ -112,6 +112,15 @@ def test_single_pulse_characterization_trains_an_inverse_predictor(tmp_path):
     assert np.all(data.x[:, 1] * data.x[:, 3] > 0)  # only steps in the pulse's direction
     r = fit(data)
     assert r.model.n_params <= 600 and predictor_blob.check(r.int8_blob, len(r.int8_blob))
+    # The spread output: on held-out devices, after each one's own offset (what the board
+    # learns online), the amplitudes scatter about as much as it predicts.
+    out = r.model.predict_all(data.x[r.test_mask])
+    assert out.shape[1] == 2 and np.all(np.isfinite(out))
+    res = data.y[r.test_mask] - out[:, 0]
+    group = data.curve[r.test_mask] * 2 + (data.x[r.test_mask, 3] > 0)
+    own = {gr: res[group == gr].mean() for gr in np.unique(group)}
+    seen = np.mean(np.abs(res - np.array([own[gr] for gr in group]))) * np.sqrt(np.pi / 2)
+    assert 0.5 < np.mean(out[:, 1]) / seen < 2, (np.mean(out[:, 1]), seen)
     # Exported and cross-checked like paper 004's predictors: the board's int8 is the integer truth.
     from memctl_export.check import cross_check, export
 
@@ -167,3 +176,13 @@ def test_files_of_different_modes_do_not_train_one_predictor(tmp_path):
     b = _write(tmp_path / "pulses.h5", mode="pulses")
     with pytest.raises(ValueError, match=r"different modes .*trains: .*trains\.h5; pulses: .*pulses\.h5"):
         load([a, b])
+
+
+def test_a_second_output_is_refused_where_the_feature_set_has_none():
+    """Only inverse models carry a spread output; a paper-004 blob with two is refused."""
+    from memctl_firmware.predictor_blob import ACT_NONE, FEATURES_P004_I, BlobError, check, encode
+
+    layers = [([[0.1] * 7, [0.2] * 7], [0.0, 0.0], ACT_NONE)]
+    blob = encode(layers, [0.0] * 7, [1.0] * 7, 0.0, 1.0, FEATURES_P004_I)
+    with pytest.raises(BlobError, match="more outputs than its feature set takes"):
+        check(blob, len(blob))

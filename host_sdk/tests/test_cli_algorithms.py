@@ -42,7 +42,7 @@ def test_characterize_fit_load_program_predicted(tmp_path, capsys):
         assert rc == 0
         model = tmp_path / "model.mcpr"
         assert main(["predictor", "fit", str(data), "--int8", "--out", str(model)]) == 0
-        assert "369 parameters" in " ".join(capsys.readouterr().out.split())
+        assert "386 parameters" in " ".join(capsys.readouterr().out.split())
         model_dir = tmp_path / "exported"
         assert main(["predictor", "export", str(data), "--out-dir", str(model_dir)]) == 0
         capsys.readouterr()
@@ -50,13 +50,20 @@ def test_characterize_fit_load_program_predicted(tmp_path, capsys):
         report = " ".join(capsys.readouterr().out.split())
         assert "TFLite Micro" in report and "exact" in report and "MISMATCH" not in report
         assert main(["predictor", "load", str(model), *port]) == 0
-        assert "369-parameter" in capsys.readouterr().out
+        assert "386-parameter" in capsys.readouterr().out
         targets = np.array([[12e-6, 16e-6]])
         np.save(tmp_path / "t.npy", targets)
         settings = ["--algorithm", "predicted", "--device", "hfo2_tio2_bilayer", "--tolerance", "0.5e-6"]
         rc = main(["program", str(tmp_path / "t.npy"), *port, *settings, "--max-pulses", "300", "--origin", "2", "0"])
         assert rc == 0, capsys.readouterr()
         assert "2 within" in " ".join(capsys.readouterr().out.split())
+        # The spread-aware rule: an overshoot penalty backs off by the model's spread.
+        np.save(tmp_path / "t2.npy", targets.T)
+        program = ["program", str(tmp_path / "t2.npy"), *port, *settings, "--max-pulses", "300"]
+        assert main([*program, "--origin", "1", "2", "--overshoot", "1"]) == 0
+        assert "2 within" in " ".join(capsys.readouterr().out.split())
+        with pytest.raises(SystemExit, match="--overshoot must be 0..100, got -1"):
+            main([*program, "--overshoot", "-1"])
 
 
 def test_ffp_calibrate_then_program(tmp_path, capsys):
