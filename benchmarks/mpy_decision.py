@@ -1,6 +1,7 @@
 # Runs under MicroPython: the firmware's predictor-guided decisions, timed.
 # argv: firmware dir, blob path, 6 algorithm parameters (v_set_lo v_set_hi
-# v_reset_lo v_reset_hi t_lo t_hi), read voltage, tolerance (S), g_lo, g_hi (S).
+# v_reset_lo v_reset_hi t_lo t_hi), read voltage, tolerance (S), g_lo, g_hi (S),
+# overshoot penalty.
 # Drives Predicted.next / observe through a toy device (each pulse moves half
 # the requested way) for 2000 pulses; prints "inferences_per_pulse us_per_pulse".
 import sys
@@ -18,11 +19,12 @@ def main():
     with open(sys.argv[2], "rb") as f:
         blob = bytearray(f.read())
     PREDICTOR.load(blob, len(blob))
-    a = [float(x) for x in sys.argv[3:13]]
+    a = [float(x) for x in sys.argv[3:14]]
     p = Params()
     p.algorithm, p.tol = A_PREDICT, a[7]
     for i in range(6):
         p.p[i] = f32(a[i])  # as the wire carries them
+    p.p[6] = f32(a[10])
     lim = Limits()
     lim.set(max(a[1], -a[3]), a[5], a[6])
     algo = prepare(p, lim)

@@ -84,6 +84,27 @@ def programming_goals(d: dict) -> str:
     return "\n".join(out)
 
 
+def programming_overshoot(d: dict) -> str:
+    """predicted at overshoot penalty 0 (its default) against the spread-aware rule's penalties."""
+    out = None
+    for family, f in d["families"].items():
+        runs = {k: v for k, v in f["algorithms"].items() if k.startswith("predicted") and k != "predicted_trains"}
+        if out is None:
+            names = [k.removeprefix("predicted_overshoot_") if k != "predicted" else "0" for k in runs]
+            out = [
+                "| family | "
+                + " | ".join(f"overshoot {n}: pulses (success)" for n in names)
+                + " | inferences / pulse, µs / decision (penalty > 0) |",
+                "|---|" + "---|" * (len(names) + 1),
+            ]
+        p = f["predictor"]
+        cells = " | ".join(f"{v['pulses_mean_common']:.1f} ({pct(v['success'], 1)})" for v in runs.values())
+        out.append(
+            f"| {family} | {cells} | {p['inferences_per_pulse_overshoot']:.2f}, {p['decision_us_overshoot']:.0f} |"
+        )
+    return "\n".join(out or [])
+
+
 def predictor(d: dict) -> str:
     c, ds, size, online = d["cost"], d["data_study"], d["data_size"], d["online_adaptation"]
     ratio = c["test_mse_int8"] / c["test_mse_float"]
@@ -172,6 +193,7 @@ TABLES: dict[str, tuple[str | None, Callable]] = {
     "reliability": ("reliability.json", reliability),
     "programming": ("programming.json", programming),
     "programming-goals": ("programming.json", programming_goals),
+    "programming-overshoot": ("programming.json", programming_overshoot),
     "predictor": ("predictor.json", predictor),
     "ffp-levels": ("ffp_levels.json", ffp_levels),
     "presets": (None, presets),
