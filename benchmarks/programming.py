@@ -101,17 +101,19 @@ def train_predictor(name: str, quick: bool) -> tuple[bytes, dict]:
     return r.int8_blob, info
 
 
-def tune_adaptive(name: str, quick: bool) -> tuple[memctl.Adaptive, dict]:
+def tune_on_board(name: str, base, quick: bool, blob: bytes | None = None) -> tuple:
+    """memctl tune on another board of the family (predictor-guided: with the predictor loaded)."""
     d, cell = family(name)
-    s = settings_for(d)
     side = 4 if quick else 8
     with EmulatedBoard(rows=side, cols=side, seed=TUNE_SEED, device=name, cell=cell) as emu:
         with memctl.Board(emu.port, progress=False) as b:
             prepared(name, b, d)
+            if blob is not None:
+                b.load_predictor(blob)
             devices = [(r, c) for r in range(side) for c in range(side)]  # fresh ones for each trial
             t = tune(
                 b,
-                s.adaptive,
+                base,
                 devices=devices,
                 g_range=(d.g_min, d.g_max),
                 tolerance=(d.g_max - d.g_min) / 510,
@@ -256,7 +258,9 @@ def bench_family(name: str, n: int, quick: bool) -> dict:
     blob, predictor = train_predictor(name, quick)
     predictor.update(decision_cost(blob, d))
     predictor.update({f"{k}_overshoot": v for k, v in decision_cost(blob, d, PENALTIES[0]).items()})
-    tuned, tuning = tune_adaptive(name, quick)
+    tuned, tuning = tune_on_board(name, s.adaptive, quick)
+    tuned_predicted, tuning_predicted = tune_on_board(name, s.predicted, quick, blob)
+    tuning_predicted["overshoot"] = tuned_predicted.overshoot
     runs = {
         "ispp": run_board(name, s.ispp, targets, tol),
         "adaptive": run_board(name, s.adaptive, targets, tol),
@@ -267,6 +271,7 @@ def bench_family(name: str, n: int, quick: bool) -> dict:
             f"predicted_overshoot_{lam:g}": run_board(name, replace(s.predicted, overshoot=lam), targets, tol, blob)
             for lam in PENALTIES
         },
+        "predicted_tuned": run_board(name, tuned_predicted, targets, tol, blob),
         "oracle": run_oracle(name, targets, tol),
     }
     if name in PRESETS:
@@ -312,6 +317,7 @@ def bench_family(name: str, n: int, quick: bool) -> dict:
         "common": int(common.sum()),
         "predictor": predictor,
         "tuning": tuning,
+        "tuning_predicted": tuning_predicted,
         "algorithms": rows_out,
     }
 

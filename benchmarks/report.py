@@ -85,23 +85,26 @@ def programming_goals(d: dict) -> str:
 
 
 def programming_overshoot(d: dict) -> str:
-    """predicted at overshoot penalty 0 (its default) against the spread-aware rule's penalties."""
+    """predicted at overshoot penalty 0 (its default), at fixed penalties, and tuned by memctl tune."""
     out = None
     for family, f in d["families"].items():
-        runs = {k: v for k, v in f["algorithms"].items() if k.startswith("predicted") and k != "predicted_trains"}
+        fixed = {k.removeprefix("predicted_overshoot_"): v for k, v in f["algorithms"].items() if "_overshoot_" in k}
+        runs = {"0": f["algorithms"]["predicted"], **fixed}
         if out is None:
-            names = [k.removeprefix("predicted_overshoot_") if k != "predicted" else "0" for k in runs]
             out = [
                 "| family | "
-                + " | ".join(f"overshoot {n}: pulses (success)" for n in names)
-                + " | inferences / pulse, µs / decision (penalty > 0) |",
-                "|---|" + "---|" * (len(names) + 1),
+                + " | ".join(f"overshoot {n}: pulses (success)" for n in runs)
+                + " | tuned: overshoot, pulses (success) | inferences / pulse, µs / decision (penalty > 0) |",
+                "|---|" + "---|" * (len(runs) + 2),
             ]
-        p = f["predictor"]
-        cells = " | ".join(f"{v['pulses_mean_common']:.1f} ({pct(v['success'], 1)})" for v in runs.values())
-        out.append(
-            f"| {family} | {cells} | {p['inferences_per_pulse_overshoot']:.2f}, {p['decision_us_overshoot']:.0f} |"
+        cells = [f"{v['pulses_mean_common']:.1f} ({pct(v['success'], 1)})" for v in runs.values()]
+        t = f["algorithms"]["predicted_tuned"]
+        cells.append(
+            f"{f['tuning_predicted']['overshoot']:.2f}, {t['pulses_mean_common']:.1f} ({pct(t['success'], 1)})"
         )
+        p = f["predictor"]
+        cells.append(f"{p['inferences_per_pulse_overshoot']:.2f}, {p['decision_us_overshoot']:.0f}")
+        out.append(f"| {family} | " + " | ".join(cells) + " |")
     return "\n".join(out or [])
 
 

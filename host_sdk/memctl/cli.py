@@ -306,7 +306,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
         tol = a.tolerance or (d.g_max - d.g_min) / 510
         t = tune(
             b,
-            s.adaptive,
+            s.adaptive if a.algorithm == "adaptive" else s.predicted,
             devices=devices,
             g_range=(d.g_min, d.g_max),
             tolerance=tol,
@@ -318,7 +318,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
         )
     t.save(a.out)
     console.print(
-        f"tuned adaptive on {len(devices)} devices of {d.name}: {t.pulses:.1f} pulses per device "
+        f"tuned {t.algorithm} on {len(devices)} devices of {d.name}: {t.pulses:.1f} pulses per device "
         f"({t.success:.0%} reached) against {t.start_pulses:.1f} ({t.start_success:.0%}) for the starting "
         f"settings on the same targets; wrote {a.out}"
     )
@@ -543,8 +543,15 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--limits", type=float, nargs=3, metavar=("V_PULSE", "WIDTH", "V_READ"), help="set limits first")
     ch.set_defaults(fn=cmd_characterize)
 
-    tu = with_port(sub.add_parser("tune", help="Bayesian optimization of adaptive write-verify on sample devices"))
+    tu = with_port(sub.add_parser("tune", help="Bayesian optimization of programming settings on sample devices"))
     tu.add_argument("--device", required=True, help="preset, generated:SEED or device file: the family to tune for")
+    tu.add_argument(
+        "--algorithm",
+        choices=["adaptive", "predicted"],
+        default="adaptive",
+        help="adaptive write-verify (default), or predictor-guided's overshoot penalty (load an inverse "
+        "predictor first)",
+    )
     tu.add_argument(
         "--devices",
         nargs="+",

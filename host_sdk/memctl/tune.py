@@ -1,10 +1,13 @@
-"""Bayesian optimization of write-verify parameters on the board itself
+"""Bayesian optimization of programming parameters on the board itself
 (paper 000's GP Bayesian optimization with expected improvement, applied to
 programming): a handful of sample devices are programmed to random targets
 with each candidate setting; the score is the mean pulse count, a device that
 does not get there counting as max_pulses. The best setting goes to a
 settings file that `memctl program --settings` and `memctl deploy
---settings` read.
+--settings` read. Adaptive write-verify is tuned over its start amplitudes,
+step, width and gain thresholds; predictor-guided programming (with an
+inverse predictor loaded) over its overshoot penalty, the one setting whose
+best value differs between device families.
 
 Tune on devices you will not program for real (or re-program them after):
 tuning pulses them many times.
@@ -14,12 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from memctl.board import Adaptive, Board
+from memctl.board import Adaptive, Board, Predicted
 from memctl.progress import progress_bar
 
 FORMAT = "memctl-settings"
@@ -43,10 +47,13 @@ class TunedSettings:
     # of the starting settings (first) and the best three trials on the same targets
     trials: list = field(default_factory=list)
 
-    def to_algorithm(self) -> Adaptive:
-        if self.algorithm != "adaptive":
-            raise ValueError(f"settings for algorithm {self.algorithm!r}: this memctl tunes 'adaptive' only")
-        return Adaptive(**self.params)
+    def to_algorithm(self) -> Adaptive | Predicted:
+        kind = TUNABLE.get(self.algorithm)
+        if kind is None:
+            raise ValueError(
+                f"settings for algorithm {self.algorithm!r}: this memctl tunes {' and '.join(map(repr, TUNABLE))}"
+            )
+        return kind(**self.params)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(
@@ -73,6 +80,48 @@ class TunedSettings:
         return s
 
 
+TUNABLE = {"adaptive": Adaptive, "predicted": Predicted}
+
+
+@dataclass(frozen=True)
+class _Space:
+    """What the optimizer searches: bounds, where it starts, and the algorithm a point stands for."""
+
+    bounds: dict
+    start: dict
+    build: Callable[[dict], Adaptive | Predicted]
+
+
+def _adaptive_space(base: Adaptive, v_lim: float, w_lim: float) -> _Space:
+    w_lo, w_hi = math.log10(w_lim) - 3, math.log10(w_lim)
+    bounds = {
+        "set_start": (0.2, 1.0),
+        "reset_start": (0.2, 1.0),
+        "step": (0.002, 0.1),
+        "log_width": (w_lo, w_hi),
+        "gain_lo": (0.05, 0.9),
+        "gain_hi": (1.1, 3.0),
+    }
+    start = {
+        "set_start": base.v_set_start / v_lim,
+        "reset_start": -base.v_reset_start / v_lim,
+        "step": base.v_step / v_lim,
+        "log_width": math.log10(base.width),
+        "gain_lo": base.gain_lo,
+        "gain_hi": base.gain_hi,
+    }
+    return _Space(bounds, start, lambda x: _adaptive(x, v_lim, w_lim))
+
+
+def _predicted_space(base: Predicted) -> _Space:
+    # The penalty acts through ln(1 + lam): search that, 0 (aim at the centre) to lam = 10.
+    return _Space(
+        {"log_overshoot": (0.0, math.log(11.0))},
+        {"log_overshoot": math.log1p(base.overshoot)},
+        lambda x: replace(base, overshoot=float(math.expm1(x["log_overshoot"]))),
+    )
+
+
 def _adaptive(x: dict, v_lim: float, w_lim: float) -> Adaptive:
     width = float(10 ** x["log_width"])
     return Adaptive(
@@ -88,7 +137,7 @@ def _adaptive(x: dict, v_lim: float, w_lim: float) -> Adaptive:
 
 def tune(
     board: Board,
-    base: Adaptive,
+    base: Adaptive | Predicted,
     *,
     devices: list[tuple[int, int]],
     g_range: tuple[float, float],
@@ -101,24 +150,35 @@ def tune(
     device: str | None = None,
     progress: bool | None = None,
 ) -> TunedSettings:
-    """GP-BO (expected improvement) of adaptive write-verify; `base` is probed
-    first. Each trial programs `per_trial` devices (default all), taken in
-    turn from `devices`: with enough devices every trial meets fresh ones, so
-    a trial's pulses do not wear (harden) the devices the next one is judged
-    on."""
+    """GP-BO (expected improvement) of adaptive write-verify, or of
+    predictor-guided programming's overshoot penalty (an inverse predictor must
+    be loaded); `base` is probed first. Each trial programs `per_trial` devices
+    (default all), taken in turn from `devices`: with enough devices every trial
+    meets fresh ones, so a trial's pulses do not wear (harden) the devices the
+    next one is judged on."""
     from bayes_opt import BayesianOptimization, acquisition
 
+    from memctl_firmware.predictor_blob import FEATURES_INVERSE
+
     lim = board.limits()
-    v_lim, w_lim = lim.v_pulse, lim.width
     if not devices:
         raise ValueError("give at least one sample device to tune on")
+    if isinstance(base, Predicted):
+        if board.info().predictor_features != FEATURES_INVERSE:
+            raise ValueError(
+                "tuning predictor-guided programming needs an inverse predictor on the board: fit one from "
+                "`memctl characterize --mode pulses` data and `memctl predictor load` it"
+            )
+        space, name = _predicted_space(base), "predicted"
+    else:
+        space, name = _adaptive_space(base, lim.v_pulse, lim.width), "adaptive"
     rng = np.random.default_rng(seed)
     lo, hi = g_range
     trials: list = []
     n = min(per_trial or len(devices), len(devices))
     used = [0]  # devices handed out so far: each evaluation takes the next ones in turn
 
-    def evaluate(algo: Adaptive, targets: np.ndarray) -> tuple[float, float]:
+    def evaluate(algo: Adaptive | Predicted, targets: np.ndarray) -> tuple[float, float]:
         """(mean pulses, failures at max_pulses; share reaching the target) on the next devices."""
         sample = [devices[(used[0] + k) % len(devices)] for k in range(len(targets))]
         used[0] += len(targets)
@@ -138,45 +198,28 @@ def tune(
 
     def score(**x: float) -> float:
         # New random 8-bit targets for every trial: the devices sit at an earlier trial's.
-        algo = _adaptive(x, v_lim, w_lim)
+        algo = space.build(x)
         pulses, success = evaluate(algo, lo + (hi - lo) * rng.integers(0, 256, n) / 255)
         trials.append((asdict(algo), pulses, success))
         advance(1)
         return -pulses
 
-    w_lo, w_hi = math.log10(w_lim) - 3, math.log10(w_lim)
-    bounds = {
-        "set_start": (0.2, 1.0),
-        "reset_start": (0.2, 1.0),
-        "step": (0.002, 0.1),
-        "log_width": (w_lo, w_hi),
-        "gain_lo": (0.05, 0.9),
-        "gain_hi": (1.1, 3.0),
-    }
-    start = {
-        "set_start": base.v_set_start / v_lim,
-        "reset_start": -base.v_reset_start / v_lim,
-        "step": base.v_step / v_lim,
-        "log_width": math.log10(base.width),
-        "gain_lo": base.gain_lo,
-        "gain_hi": base.gain_hi,
-    }
-    start = {k: float(np.clip(v, *bounds[k])) for k, v in start.items()}
+    start = {k: float(np.clip(v, *space.bounds[k])) for k, v in space.start.items()}
     # One trial of a few devices at random targets is a noisy score: the starting settings
     # and the three best trials meet again, each on 2n fresh devices at the same targets.
     contenders = 4
+    kind = TUNABLE[name]
     with progress_bar("tune", 1 + init_points + iterations + contenders, board.show_progress(progress)) as advance:
-        opt = BayesianOptimization(
-            score, bounds, acquisition_function=acquisition.ExpectedImprovement(xi=0.01), random_state=seed, verbose=0
-        )
+        acq = acquisition.ExpectedImprovement(xi=0.01)
+        opt = BayesianOptimization(score, space.bounds, acquisition_function=acq, random_state=seed, verbose=0)
         opt.probe(start)
         opt.maximize(init_points=init_points, n_iter=iterations)
         ranked = [trials[0][0]] + [t[0] for t in sorted(trials[1:], key=lambda t: t[1])[: contenders - 1]]
         targets = lo + (hi - lo) * rng.integers(0, 256, 2 * n) / 255
         final = []
         for params in ranked:
-            final.append((params, *evaluate(Adaptive(**params), targets)))
+            final.append((params, *evaluate(kind(**params), targets)))
             advance(1)
     best, pulses, success = min(final, key=lambda f: f[1])  # the starting settings win ties
     _, p0, s0 = final[0]
-    return TunedSettings("adaptive", best, tolerance, max_pulses, device, pulses, success, p0, s0, trials + final)
+    return TunedSettings(name, best, tolerance, max_pulses, device, pulses, success, p0, s0, trials + final)

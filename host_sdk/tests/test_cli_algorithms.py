@@ -64,6 +64,36 @@ def test_characterize_fit_load_program_predicted(tmp_path, capsys):
         assert "2 within" in " ".join(capsys.readouterr().out.split())
         with pytest.raises(SystemExit, match="--overshoot must be 0..100, got -1"):
             main([*program, "--overshoot", "-1"])
+        # Its overshoot penalty tuned on the characterized devices, then used from the settings file.
+        from memctl.tune import TunedSettings
+
+        out = tmp_path / "predicted.json"
+        tune = ["tune", *port, "--device", "hfo2_tio2_bilayer", "--algorithm", "predicted", "--out", str(out)]
+        assert main([*tune, "--devices", "0,0", "0,1", "1,0", "1,1", "--iterations", "1", "--init-points", "1"]) == 0
+        assert "tuned predicted on 4 devices" in " ".join(capsys.readouterr().out.split())
+        s = TunedSettings.load(out)
+        assert s.algorithm == "predicted" and len(s.trials) == 3 + 3 and 0 < s.success <= 1
+        assert {t[0]["overshoot"] for t in s.trials[:3]} != {0.0}  # the search left the start
+        assert isinstance(s.to_algorithm(), memctl.Predicted) and 0 <= s.to_algorithm().overshoot <= 10
+        assert (
+            main(
+                [
+                    "program",
+                    str(tmp_path / "t2.npy"),
+                    *port,
+                    "--settings",
+                    str(out),
+                    "--origin",
+                    "1",
+                    "1",
+                    "--tolerance",
+                    "0.5e-6",
+                    "--max-pulses",
+                    "300",
+                ]
+            )
+            == 0
+        )
 
 
 def test_ffp_calibrate_then_program(tmp_path, capsys):
@@ -166,6 +196,22 @@ def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
             ]
         )
         assert rc == 0
+        # Predictor-guided tuning without an inverse predictor on the board: refused, nothing pulsed.
+        rc = main(
+            [
+                "tune",
+                "--port",
+                emu.port,
+                "--device",
+                "perovskite_lognormal",
+                "--algorithm",
+                "predicted",
+                "--out",
+                str(tmp_path / "p.json"),
+            ]
+        )
+        assert rc == 2 and "needs an inverse predictor on the board" in " ".join(capsys.readouterr().err.split())
+        assert not (tmp_path / "p.json").exists()
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="not a memctl settings file"):
