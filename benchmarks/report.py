@@ -108,6 +108,30 @@ def programming_overshoot(d: dict) -> str:
     return "\n".join(out or [])
 
 
+def programming_ablation(d: dict) -> str:
+    """The host replica's ablations: pulses per device reaching its target (the share, where below 100 %)."""
+    heads = {
+        "full": "as shipped",
+        "static": "no per-device adaptation",
+        "true_offset": "given the true threshold shift",
+        "trains_data": "trained on paper-004 trains",
+        "aim_0.8": "aiming 80 % of the way",
+        "overshoot_1": "overshoot penalty 1",
+        "overshoot_3": "overshoot penalty 3",
+    }
+    out = ["| family | " + " | ".join(heads.values()) + " |", "|---|" + "---|" * len(heads)]
+    for family, f in d["families"].items():
+        cells = []
+        for mode in heads:
+            m = f["modes"].get(mode)
+            if m is None:
+                cells.append("")
+            else:
+                cells.append(f"{m['pulses_ok']:.1f}" + ("" if m["success"] == 1 else f" ({pct(m['success'])})"))
+        out.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def predictor(d: dict) -> str:
     c, ds, size, online = d["cost"], d["data_study"], d["data_size"], d["online_adaptation"]
     ratio = c["test_mse_int8"] / c["test_mse_float"]
@@ -197,6 +221,7 @@ TABLES: dict[str, tuple[str | None, Callable]] = {
     "programming": ("programming.json", programming),
     "programming-goals": ("programming.json", programming_goals),
     "programming-overshoot": ("programming.json", programming_overshoot),
+    "programming-ablation": ("programming_ablation.json", programming_ablation),
     "predictor": ("predictor.json", predictor),
     "ffp-levels": ("ffp_levels.json", ffp_levels),
     "presets": (None, presets),
