@@ -15,6 +15,7 @@ from wire import (
     A_PREDICT,
     A_ISPP,
     FFP_MAX_BINS,
+    FFP_TRACE,
     S_LIMIT,
     S_MAX_PULSES,
     S_OK,
@@ -541,7 +542,7 @@ def ffp_trace(array, r, c, direction, n, algo, patience, out_buf, off):
         array.pulse(r, c, v, algo.width)
         g_new = array.read(r, c)
         algo.observe(sign, sign - (g_new - g))
-        struct.pack_into("<ff", out_buf, off + 8 * k, g, v)
+        struct.pack_into(FFP_TRACE.resp_item, out_buf, off + FFP_TRACE.resp_item_size * k, g, v)
         if (g_new - g) * sign < algo.lo and algo.maxed():
             stall += 1
             if stall >= patience:

@@ -172,19 +172,20 @@ class Controller:
             self.heap_peak = used
 
     def encode_error(self, raw, out, seq, code, msg):
-        raw[HDR_SIZE] = code
+        head = wire.ERROR.resp_size
+        struct.pack_into(wire.ERROR.resp, raw, HDR_SIZE, code)
         b = msg.encode()
-        n = min(len(b), len(raw) - HDR_SIZE - wire.CRC_SIZE - 1)
-        raw[HDR_SIZE + 1 : HDR_SIZE + 1 + n] = b[:n]
-        return wire.finish_frame(raw, wire.T_ERROR | RESP, seq, 1 + n, out)
+        n = min(len(b), len(raw) - HDR_SIZE - wire.CRC_SIZE - head)
+        raw[HDR_SIZE + head : HDR_SIZE + head + n] = b[:n]
+        return wire.finish_frame(raw, wire.T_ERROR | RESP, seq, head + n, out)
 
     def send_error_small(self, seq, code, msg):
         n = self.encode_error(self.small_raw, self.small_out, seq, code, msg)
         self.uart.write(self.small_out, n)
 
     def send_progress(self, seq, done, total):
-        struct.pack_into(wire.PROGRESS, self.small_raw, HDR_SIZE, done, total)
-        n = wire.finish_frame(self.small_raw, wire.T_PROGRESS | RESP, seq, 4, self.small_out)
+        struct.pack_into(wire.PROGRESS.resp, self.small_raw, HDR_SIZE, done, total)
+        n = wire.finish_frame(self.small_raw, wire.T_PROGRESS | RESP, seq, wire.PROGRESS.resp_size, self.small_out)
         self.uart.write(self.small_out, n)
 
     # -- handlers: return the payload length written at raw[HDR_SIZE:] ------
@@ -193,11 +194,11 @@ class Controller:
             raise CommandError("payload must be " + str(size) + " bytes")
 
     def do_info(self, p, seq):
-        self.need(p, 0)
+        self.need(p, wire.INFO.req_size)
         a, lim, fe = self.array, self.limits, self.array.fe
         free = gc.mem_free()
         struct.pack_into(
-            wire.INFO_RESP,
+            wire.INFO.resp,
             self.raw,
             HDR_SIZE,
             wire.PROTOCOL_VERSION,
@@ -219,7 +220,7 @@ class Controller:
             a.read_mode,
             1 if fe.one_t1r else 0,
         )
-        off = HDR_SIZE + struct.calcsize(wire.INFO_RESP)
+        off = HDR_SIZE + wire.INFO.resp_size
         off = wire.pack_str(self.raw, off, FW_VERSION)
         off = wire.pack_str(self.raw, off, self.hal_name + ":" + fe.name)
         struct.pack_into(
@@ -237,101 +238,108 @@ class Controller:
         return off + struct.calcsize(wire.INFO_MODEL) - HDR_SIZE
 
     def do_read(self, p, seq):
-        self.need(p, 4)
-        r, c = struct.unpack_from(wire.READ_REQ, p, 0)
+        m = wire.READ
+        self.need(p, m.req_size)
+        r, c = struct.unpack_from(m.req, p, 0)
         g = self.array.read(r, c)
-        struct.pack_into(wire.READ_RESP, self.raw, HDR_SIZE, g * self.array.v_read, g)
-        return 8
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, g * self.array.v_read, g)
+        return m.resp_size
 
     def do_read_rows(self, p, seq):
-        self.need(p, 4)
-        r0, nr = struct.unpack_from(wire.READ_ROWS_REQ, p, 0)
+        m = wire.READ_ROWS
+        self.need(p, m.req_size)
+        r0, nr = struct.unpack_from(m.req, p, 0)
         a = self.array
         if nr < 1 or r0 + nr > a.rows:
             raise AddressError("rows out of range")
-        if nr * a.cols * 4 > MAX_PAYLOAD:
+        if m.resp_size + nr * a.cols * m.resp_item_size > MAX_PAYLOAD:
             raise CommandError("too many rows for one frame")
-        off = HDR_SIZE
+        off = HDR_SIZE + m.resp_size
         row = self.row
         for r in range(r0, r0 + nr):
             a.read_row(r, row)
             for c in range(a.cols):
-                struct.pack_into("<f", self.raw, off, row[c])
-                off += 4
+                struct.pack_into(m.resp_item, self.raw, off, row[c])
+                off += m.resp_item_size
         return off - HDR_SIZE
 
     def do_pulse(self, p, seq):
-        self.need(p, 12)
-        r, c, v, w = struct.unpack_from(wire.PULSE_REQ, p, 0)
+        m = wire.PULSE
+        self.need(p, m.req_size)
+        r, c, v, w = struct.unpack_from(m.req, p, 0)
         applied = self.array.pulse(r, c, v, w)
-        struct.pack_into(wire.PULSE_RESP, self.raw, HDR_SIZE, applied)
-        return 4
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, applied)
+        return m.resp_size
 
     def do_program(self, p, seq):
-        if len(p) < wire.PROGRAM_REQ_SIZE:
+        m = wire.PROGRAM
+        if len(p) < m.req_size:
             raise CommandError("short PROGRAM header")
         pp = self.params
-        f = struct.unpack_from(wire.PROGRAM_REQ, p, 0)
+        f = struct.unpack_from(m.req, p, 0)
         pp.tol, pp.max_pulses, n, pp.algorithm, pp.patience = f[0], f[1], f[2], f[3], f[4]
         for i in range(8):
             pp.p[i] = f[5 + i]
-        if len(p) != wire.PROGRAM_REQ_SIZE + n * wire.PROGRAM_ITEM_SIZE:
+        if len(p) != m.req_size + n * m.req_item_size:
             raise CommandError("PROGRAM length does not match device count")
-        if wire.PROGRAM_RESP_SIZE + n * wire.PROGRAM_RESULT_SIZE > MAX_PAYLOAD:
+        if m.resp_size + n * m.resp_item_size > MAX_PAYLOAD:
             raise CommandError("too many devices for one frame")
         algo = prepare(pp, self.limits)
         a = self.array
         # Check every item before the first pulse: a bad item changes nothing.
-        off = wire.PROGRAM_REQ_SIZE
+        off = m.req_size
         for _ in range(n):
-            r, c, t = struct.unpack_from(wire.PROGRAM_ITEM, p, off)
+            r, c, t = struct.unpack_from(m.req_item, p, off)
             a.check(r, c)
             if not 0 <= t < 1:
                 raise CommandError("target conductance must be 0..1 S")
-            off += wire.PROGRAM_ITEM_SIZE
+            off += m.req_item_size
         fe = a.fe
         t_start = fe.clock()
         t_prev = t_start
-        off = wire.PROGRAM_REQ_SIZE
-        out = HDR_SIZE + wire.PROGRAM_RESP_SIZE
+        off = m.req_size
+        out = HDR_SIZE + m.resp_size
         o = self.outcome
         for k in range(n):
-            r, c, t = struct.unpack_from(wire.PROGRAM_ITEM, p, off)
-            off += wire.PROGRAM_ITEM_SIZE
+            r, c, t = struct.unpack_from(m.req_item, p, off)
+            off += m.req_item_size
             try:
                 program_device(a, r, c, t, pp, algo, o)
             except HALError:  # a reading that is not a value: report it, go on
                 o.g, o.status, o.pulses, o.energy = NAN, wire.S_SATURATED, 0, 0.0
             now = fe.clock()
-            struct.pack_into(wire.PROGRAM_RESULT, self.raw, out, o.g, o.pulses, o.status, now - t_prev, o.energy)
+            struct.pack_into(m.resp_item, self.raw, out, o.g, o.pulses, o.status, now - t_prev, o.energy)
             t_prev = now
-            out += wire.PROGRAM_RESULT_SIZE
+            out += m.resp_item_size
             self.send_progress(seq, k + 1, n)
-        struct.pack_into(wire.PROGRAM_RESP, self.raw, HDR_SIZE, t_prev - t_start, n)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, t_prev - t_start, n)
         return out - HDR_SIZE
 
     def do_vmm(self, p, seq):
         a = self.array
-        if len(p) < 2:
+        m = wire.VMM
+        if len(p) < m.req_size:
             raise CommandError("short VMM payload")
-        (n,) = struct.unpack_from(wire.VMM_REQ, p, 0)
-        if len(p) != 2 + 4 * n:
+        (n,) = struct.unpack_from(m.req, p, 0)
+        if len(p) != m.req_size + m.req_item_size * n:
             raise CommandError("VMM length does not match input count")
         vin = self.vin
         if n > len(vin):
             raise AddressError("VMM needs one input per row")
         for i in range(n):
-            vin[i] = struct.unpack_from("<f", p, 2 + 4 * i)[0]
+            vin[i] = struct.unpack_from(m.req_item, p, m.req_size + m.req_item_size * i)[0]
         a.vmm(vin, n)
         fe = a.fe
-        struct.pack_into(wire.VMM_RESP, self.raw, HDR_SIZE, a.lsb)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, a.lsb)
+        off = HDR_SIZE + m.resp_size
         for c in range(a.cols):
-            struct.pack_into("<f", self.raw, HDR_SIZE + 4 + 4 * c, fe.current(c))
-        return 4 + 4 * a.cols
+            struct.pack_into(m.resp_item, self.raw, off + m.resp_item_size * c, fe.current(c))
+        return m.resp_size + m.resp_item_size * a.cols
 
     def do_set_limits(self, p, seq):
-        self.need(p, 12)
-        v, w, vr = struct.unpack_from(wire.LIMITS, p, 0)
+        m = wire.SET_LIMITS
+        self.need(p, m.req_size)
+        v, w, vr = struct.unpack_from(m.req, p, 0)
         fe = self.array.fe
         if not 0 < v <= fe.v_full_scale:
             raise LimitError("pulse limit must be within the DAC range")
@@ -346,12 +354,13 @@ class Controller:
             a.v_read = a.fe.within(vr, vr)
         persist.save(self.storage, (v, w, vr, a.v_read, a.scheme, a.read_mode))
         self.limits.set(v, w, vr)
-        struct.pack_into(wire.LIMITS, self.raw, HDR_SIZE, v, w, vr)
-        return 12
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, v, w, vr)
+        return m.resp_size
 
     def do_config(self, p, seq):
-        self.need(p, 6)
-        v, scheme, mode = struct.unpack_from(wire.CONFIG, p, 0)
+        m = wire.CONFIG
+        self.need(p, m.req_size)
+        v, scheme, mode = struct.unpack_from(m.req, p, 0)
         if not 0 < v:
             raise CommandError("read voltage must be > 0 V")
         check_read(self.limits, v)
@@ -365,17 +374,18 @@ class Controller:
         persist.save(self.storage, (lim.v_pulse, lim.width, lim.v_read, v, scheme, mode))
         a.v_read = v
         a.scheme, a.read_mode = scheme, mode
-        struct.pack_into(wire.CONFIG, self.raw, HDR_SIZE, a.v_read, scheme, mode)
-        return 6
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, a.v_read, scheme, mode)
+        return m.resp_size
 
     def do_pulse_train(self, p, seq):
         """Paper 004's pulse period, n times: set pulse, anti-pulse, pause,
         read pulse, pause. Replies with the read current of every period."""
-        self.need(p, wire.PULSE_TRAIN_REQ_SIZE)
-        r, c, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r = struct.unpack_from(wire.PULSE_TRAIN_REQ, p, 0)
+        m = wire.PULSE_TRAIN
+        self.need(p, m.req_size)
+        r, c, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r = struct.unpack_from(m.req, p, 0)
         a = self.array
         a.check(r, c)
-        if not 1 <= n <= (MAX_PAYLOAD // 4):
+        if not 1 <= n <= (MAX_PAYLOAD - m.resp_size) // m.resp_item_size:
             raise CommandError("period count must be 1..256")
         lim = self.limits
         check_pulse(lim, v_set, t_set)
@@ -384,14 +394,14 @@ class Controller:
         check_read(lim, v_r)
         if not (0 <= t_off <= MAX_PAUSE and 0 <= t_r <= MAX_PAUSE):
             raise CommandError("pause and read times must be 0..60 s")
-        off = HDR_SIZE
+        off = HDR_SIZE + m.resp_size
         for k in range(n):
             a.pulse(r, c, v_set, t_set)
             if t_anti != 0:
                 a.pulse(r, c, v_anti, t_anti)
             a.wait(t_off)
-            struct.pack_into("<f", self.raw, off, a.read_current(r, c, v_r, t_r))
-            off += 4
+            struct.pack_into(m.resp_item, self.raw, off, a.read_current(r, c, v_r, t_r))
+            off += m.resp_item_size
             a.wait(t_off)
             if k % 10 == 9:
                 self.send_progress(seq, k + 1, n)
@@ -400,32 +410,35 @@ class Controller:
     def do_ffp_table(self, p, seq):
         """Empty payload: read the table. Otherwise replace it (all or nothing)."""
         t = FFP_TABLE
+        m = wire.FFP_TABLE
+        size = m.req_item_size
         if len(p):
-            if len(p) < wire.FFP_TABLE_HEAD_SIZE:
+            if len(p) < m.req_size:
                 raise CommandError("short FFP table")
-            g_lo, g_hi, bins = struct.unpack_from(wire.FFP_TABLE_HEAD, p, 0)
-            if len(p) != wire.FFP_TABLE_HEAD_SIZE + 8 * bins:
+            g_lo, g_hi, bins = struct.unpack_from(m.req, p, 0)
+            if len(p) != m.req_size + 2 * size * bins:
                 raise CommandError("FFP table length does not match its bins")
-            off = wire.FFP_TABLE_HEAD_SIZE
+            off = m.req_size
             for i in range(2 * bins):
-                v = struct.unpack_from("<f", p, off + 4 * i)[0]
+                v = struct.unpack_from(m.req_item, p, off + size * i)[0]
                 if not 0 <= v <= 1000:
                     raise CommandError("FFP table voltages must be finite magnitudes")
             t.configure(g_lo, g_hi, bins)
             for d in range(2):
                 for i in range(bins):
-                    t.v[d][i] = struct.unpack_from("<f", p, off + 4 * (d * bins + i))[0]
-        struct.pack_into(wire.FFP_TABLE_HEAD, self.raw, HDR_SIZE, t.g_lo, t.g_hi, t.bins)
-        off = HDR_SIZE + wire.FFP_TABLE_HEAD_SIZE
+                    t.v[d][i] = struct.unpack_from(m.req_item, p, off + size * (d * bins + i))[0]
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, t.g_lo, t.g_hi, t.bins)
+        off = HDR_SIZE + m.resp_size
         for d in range(2):
             for i in range(t.bins):
-                struct.pack_into("<f", self.raw, off, t.v[d][i])
-                off += 4
+                struct.pack_into(m.resp_item, self.raw, off, t.v[d][i])
+                off += m.resp_item_size
         return off - HDR_SIZE
 
     def do_ffp_trace(self, p, seq):
-        self.need(p, wire.FFP_TRACE_REQ_SIZE)
-        f = struct.unpack_from(wire.FFP_TRACE_REQ, p, 0)
+        m = wire.FFP_TRACE
+        self.need(p, m.req_size)
+        f = struct.unpack_from(m.req, p, 0)
         r, c, direction, n = f[0], f[1], f[2], f[3]
         a = self.array
         a.check(r, c)
@@ -438,36 +451,37 @@ class Controller:
         for i in range(8):
             pp.p[i] = f[4 + i]
         algo = prepare(pp, self.limits)
-        off = HDR_SIZE + 3
-        events, ended = ffp_trace(a, r, c, direction, n, algo, pp.patience, self.raw, off)
-        struct.pack_into(wire.FFP_TRACE_RESP, self.raw, HDR_SIZE, events, 1 if ended else 0)
-        return 3 + 8 * events
+        events, ended = ffp_trace(a, r, c, direction, n, algo, pp.patience, self.raw, HDR_SIZE + m.resp_size)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, events, 1 if ended else 0)
+        return m.resp_size + m.resp_item_size * events
 
     def do_load_predictor(self, p, seq):
         """Chunks arrive in order into a staging buffer; the complete blob is
         checked (CRC, version, feature set, shapes) before it replaces the
         loaded model, so a corrupt or truncated blob changes nothing."""
-        received, total = self.staging.take(wire.T_LOAD_PREDICTOR, p, MAX_BLOB)
+        m = wire.LOAD_PREDICTOR
+        received, total = self.staging.take(m, p, MAX_BLOB)
         if received == total:
             try:
                 PREDICTOR.load(self.staging.buf, total)
             except ValueError as e:
                 raise CommandError(str(e)) from None
-        struct.pack_into(wire.LOAD_PREDICTOR_RESP, self.raw, HDR_SIZE, received, total, PREDICTOR.n_params)
-        return 6
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, received, total, PREDICTOR.n_params)
+        return m.resp_size
 
     def do_load_network(self, p, seq):
         """A deployed network's layout (network_blob.py), staged like a
         predictor and checked whole against this array before it is installed."""
-        received, total = self.staging.take(wire.T_LOAD_NETWORK, p, MAX_NET_BLOB)
+        m = wire.LOAD_NETWORK
+        received, total = self.staging.take(m, p, MAX_NET_BLOB)
         if received == total:
             a = self.array
             try:
                 NETWORK.load(self.staging.buf, total, a.rows, a.cols)
             except ValueError as e:
                 raise CommandError(str(e)) from None
-        struct.pack_into(wire.LOAD_NETWORK_RESP, self.raw, HDR_SIZE, received, total, NETWORK.n_layers)
-        return 5
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, received, total, NETWORK.n_layers)
+        return m.resp_size
 
     def do_run_network(self, p, seq):
         """Whole-MLP inference for a batch of inputs: every sample is checked
@@ -475,56 +489,60 @@ class Controller:
         net = NETWORK
         if not net.loaded:
             raise CommandError("no network loaded: send LOAD_NETWORK first")
-        if len(p) < 3:
+        m = wire.RUN_NETWORK
+        if len(p) < m.req_size:
             raise CommandError("short RUN_NETWORK")
-        n, flags = struct.unpack_from(wire.RUN_NETWORK_REQ, p, 0)
+        n, flags = struct.unpack_from(m.req, p, 0)
         n_in, n_out = net.n_in, net.n_out
-        if n < 1 or len(p) != 3 + 4 * n * n_in:
+        size = m.req_item_size
+        if n < 1 or len(p) != m.req_size + size * n * n_in:
             raise CommandError("RUN_NETWORK length does not match samples x inputs")
-        if 4 + 4 * n * n_out > MAX_PAYLOAD:
+        if m.resp_size + m.resp_item_size * n * n_out > MAX_PAYLOAD:
             raise CommandError("too many samples for one reply frame")
         for i in range(n * n_in):
-            v = struct.unpack_from("<f", p, 3 + 4 * i)[0]
+            v = struct.unpack_from(m.req_item, p, m.req_size + size * i)[0]
             if not (v == v and -1e30 < v < 1e30):
                 raise CommandError("network inputs must be finite")
         a = net.a
-        out = HDR_SIZE + 4
+        out = HDR_SIZE + m.resp_size
         for k in range(n):
             for i in range(n_in):
-                a[i] = struct.unpack_from("<f", p, 3 + 4 * (k * n_in + i))[0]
+                a[i] = struct.unpack_from(m.req_item, p, m.req_size + size * (k * n_in + i))[0]
             net.run(self.array, self.vin, flags & wire.RUN_CALIBRATED)
             for j in range(n_out):
-                struct.pack_into("<f", self.raw, out, a[j])
-                out += 4
+                struct.pack_into(m.resp_item, self.raw, out, a[j])
+                out += m.resp_item_size
             if k % 8 == 7:
                 self.send_progress(seq, k + 1, n)
-        struct.pack_into(wire.RUN_NETWORK_RESP, self.raw, HDR_SIZE, n, n_out)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, n, n_out)
         return out - HDR_SIZE
 
     def do_update(self, p, seq):
-        if len(p) < 5:
+        m = wire.UPDATE
+        head = m.req_size
+        if len(p) < head:
             raise CommandError("short UPDATE")
-        step, value = struct.unpack_from(wire.UPDATE_REQ, p, 0)
+        step, value = struct.unpack_from(m.req, p, 0)
         if self.updater is None:
             from update import Updater
 
             self.updater = Updater(self.storage, self.slot)
         u = self.updater
-        off = HDR_SIZE + 5
+        off = HDR_SIZE + m.resp_size
         if step == wire.U_BEGIN:
             value = u.begin()
         elif step == wire.U_FILE:
-            u.file(bytes(p[5:]).decode(), value)
+            u.file(bytes(p[head:]).decode(), value)
             value = 0
         elif step == wire.U_DATA:
-            value = u.data(value, p[5:])
+            value = u.data(value, p[head:])
         elif step == wire.U_COMMIT:
             off = wire.pack_str(self.raw, off, u.commit())
             value = 0
             self.reboot = True
         else:
             raise CommandError("unknown update step")
-        struct.pack_into(wire.UPDATE_RESP, self.raw, HDR_SIZE, step, value)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, step, value)
         return off - HDR_SIZE
 
 
@@ -535,15 +553,16 @@ class Staging:
     def __init__(self, size):
         self.size = size
         self.buf = None
-        self.kind = 0
+        self.kind = None  # the message (LOAD_PREDICTOR or LOAD_NETWORK) being staged
         self.len = 0
 
     def take(self, kind, p, limit):
-        """Append one <HH offset, total chunk; returns (received, total)."""
-        if len(p) < 4:
+        """Append one chunk of kind (wire.LOAD_PREDICTOR or LOAD_NETWORK); returns (received, total)."""
+        head = kind.req_size
+        if len(p) < head:
             raise CommandError("short blob chunk")
-        off, total = struct.unpack_from("<HH", p, 0)
-        n = len(p) - 4
+        off, total = struct.unpack_from(kind.req, p, 0)
+        n = len(p) - head
         if not 0 < total <= limit:
             raise CommandError("blob size out of range")
         if self.buf is None:
@@ -554,7 +573,7 @@ class Staging:
         if off != self.len or kind != self.kind or off + n > total:
             self.len = 0
             raise CommandError("blob chunk out of order: start again at offset 0")
-        self.buf[off : off + n] = p[4:]
+        self.buf[off : off + n] = p[head:]
         self.len = off + n
         if self.len == total:
             self.len = 0

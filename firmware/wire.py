@@ -104,58 +104,102 @@ A_FFP = const(2)
 A_PREDICT = const(3)
 A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
 
-# Payload layouts (little-endian, no padding). Variable parts follow the fixed
-# part; the docs list them per message.
-INFO_RESP = "<HHHHIIffffffffBBBB"  # then fw version str, hal name str, INFO_TAIL
+
+class Message:
+    """One message, declared once: the fixed part of its request and of its
+    response (struct formats; sizes from calcsize), the item repeated after
+    each fixed part ("" none) and, in words, anything else that follows.
+    The firmware's handlers and the host's protocol module use these; so do
+    docs/protocol.md's table (checked by a test) and nothing else."""
+
+    def __init__(self, mtype, name, req, resp, req_item="", resp_item="", tail=""):
+        self.mtype = mtype
+        self.name = name
+        self.req = req
+        self.resp = resp
+        self.req_item = req_item
+        self.resp_item = resp_item
+        self.tail = tail
+        self.req_size = struct.calcsize(req)
+        self.resp_size = struct.calcsize(resp)
+        self.req_item_size = struct.calcsize(req_item) if req_item else 0
+        self.resp_item_size = struct.calcsize(resp_item) if resp_item else 0
+
+
+# Payload layouts (little-endian, no padding). "<" alone: nothing fixed.
+INFO = Message(
+    T_INFO,
+    "INFO",
+    "<",
+    "<HHHHIIffffffffBBBB",
+    tail="response: firmware version str, HAL name str, INFO_TAIL, image hash str, .mpy arch str, INFO_MODEL",
+)
 INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
-INFO_MODEL = "<B"  # after the image and arch strings: the loaded predictor's feature set (0: none)
-# then the image hash str (16 hex digits of the firmware image's manifest hash, or "source"),
-# then the .mpy architecture str (MPY_ARCHES[sys.implementation._mpy >> 10], mpy-cross's -march name)
+INFO_MODEL = "<B"  # the loaded predictor's feature set (0: none)
+# The image hash is 16 hex digits of the firmware image's manifest hash, or "source"; the arch
+# is MPY_ARCHES[sys.implementation._mpy >> 10], mpy-cross's -march name.
 MPY_ARCHES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
               "xtensawin", "rv32imc")  # fmt: skip
-READ_REQ = "<HH"  # row, col
-READ_RESP = "<ff"  # current A, conductance S
-READ_ROWS_REQ = "<HH"  # first row, row count; resp: count*cols float32 S
-PULSE_REQ = "<HHff"  # row, col, volts, width s
-PULSE_RESP = "<f"  # DAC-quantized volts actually applied
-PROGRAM_REQ = "<fHHBBffffffff"  # tol S, max pulses, n, algorithm, patience, 8 algorithm parameters
-PROGRAM_ITEM = "<HHf"  # row, col, target S
-PROGRAM_RESP = "<fH"  # chunk simulated time s, n
-PROGRAM_RESULT = "<fHBff"  # final S, pulses, status, simulated time s, energy J
-PROGRESS = "<HH"  # done, total
-VMM_REQ = "<H"  # n inputs, then n float32 volts
-VMM_RESP = "<f"  # ADC resolution of the range used (A), then cols float32 A
-CONFIG = "<fBB"  # read volts, bias scheme (2 = V/2, 3 = V/3), read mode (0 grounded, 1 floating)
-PULSE_TRAIN_REQ = "<HHHfffffff"  # row, col, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r
-PULSE_TRAIN_REQ_SIZE = const(34)
-FFP_TABLE_HEAD = "<ffB"  # G of the first bin's low edge, of the last bin's high edge (S), bins;
-# then bins x f32 set volts and bins x f32 reset volts (magnitudes; 0 = not learned)
-FFP_TABLE_HEAD_SIZE = const(9)
+READ = Message(T_READ, "READ", "<HH", "<ff")  # row, col -> current A, conductance S
+READ_ROWS = Message(T_READ_ROWS, "READ_ROWS", "<HH", "<", resp_item="<f")  # first row, count -> count*cols S
+PULSE = Message(T_PULSE, "PULSE", "<HHff", "<f")  # row, col, volts, width s -> DAC-quantized volts applied
+# tol S, max pulses, n, algorithm, patience, 8 algorithm parameters; n x (row, col, target S)
+# -> chunk board time s, n; n x (final S, pulses, status, board time s, energy J)
+PROGRAM = Message(T_PROGRAM, "PROGRAM", "<fHHBBffffffff", "<fH", req_item="<HHf", resp_item="<fHBff")
+# n inputs, n x volts -> ADC resolution of the range used (A), cols x A
+VMM = Message(T_VMM, "VMM", "<H", "<f", req_item="<f", resp_item="<f")
+# max |pulse V|, max width s, max |read V| -> the same, as now in force
+SET_LIMITS = Message(T_SET_LIMITS, "SET_LIMITS", "<fff", "<fff")
+# read volts, bias scheme (2 = V/2, 3 = V/3), read mode (0 grounded, 1 floating) -> the same, volts DAC-quantized
+CONFIG = Message(T_CONFIG, "CONFIG", "<fBB", "<fBB")
+# row, col, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r -> n x read current A
+PULSE_TRAIN = Message(T_PULSE_TRAIN, "PULSE_TRAIN", "<HHHfffffff", "<", resp_item="<f")
+# G of the first bin's low edge, of the last bin's high edge (S), bins; then bins x set volts and bins x
+# reset volts (magnitudes; 0 = not learned). An empty request reads the table; the response is the table.
+FFP_TABLE = Message(T_FFP_TABLE, "FFP_TABLE", "<ffB", "<ffB", req_item="<f", resp_item="<f")
 FFP_MAX_BINS = const(64)
-FFP_TRACE_REQ = "<HHbH8f"  # row, col, direction (+1 set / -1 reset), max events, 8 FFP parameters
-FFP_TRACE_REQ_SIZE = const(39)
-FFP_TRACE_RESP = "<HB"  # events, ended (1: no more progress at full drive); then events x <ff G before, V
+# row, col, direction (+1 set / -1 reset), max events, 8 FFP parameters -> events, ended (1: no more
+# progress at full drive); events x (G before, V applied)
+FFP_TRACE = Message(T_FFP_TRACE, "FFP_TRACE", "<HHbH8f", "<HB", resp_item="<ff")
 FFP_TRACE_MAX = const(120)
-LOAD_PREDICTOR_REQ = "<HH"  # offset, total size; then the chunk's bytes
-LOAD_PREDICTOR_RESP = "<HHH"  # bytes received, total, parameters of the loaded model (0: none)
-LOAD_NETWORK_REQ = "<HH"  # offset, total size; then the chunk's bytes (network_blob.py)
-LOAD_NETWORK_RESP = "<HHB"  # bytes received, total, layers of the loaded network (0: none)
-RUN_NETWORK_REQ = "<HB"  # samples, flags (bit 0: apply gain/offset); then samples x inputs float32
-RUN_NETWORK_RESP = "<HH"  # samples, outputs; then samples x outputs float32
-UPDATE_REQ = "<BI"  # step, value: BEGIN -, FILE size (then the name), DATA offset (then bytes), COMMIT -
-UPDATE_RESP = "<BI"  # step, value: BEGIN slot index, FILE 0, DATA bytes written, COMMIT 0 (then the image hash str)
+# offset, total size, then the chunk's bytes -> bytes received, total, parameters of the loaded model (0: none)
+LOAD_PREDICTOR = Message(T_LOAD_PREDICTOR, "LOAD_PREDICTOR", "<HH", "<HHH", tail="request: the chunk's bytes")
+# the same for network_blob.py -> ..., layers of the loaded network (0: none)
+LOAD_NETWORK = Message(T_LOAD_NETWORK, "LOAD_NETWORK", "<HH", "<HHB", tail="request: the chunk's bytes")
+# samples, flags (bit 0: apply gain/offset); samples x inputs -> samples, outputs; samples x outputs
+RUN_NETWORK = Message(T_RUN_NETWORK, "RUN_NETWORK", "<HB", "<HH", req_item="<f", resp_item="<f")
+RUN_CALIBRATED = const(1)
+# step, value: BEGIN -, FILE size (then the name), DATA offset (then bytes), COMMIT -
+# -> step, value: BEGIN slot index, FILE 0, DATA bytes written, COMMIT 0 (then the image hash str)
+UPDATE = Message(
+    T_UPDATE, "UPDATE", "<BI", "<BI", tail="request: FILE's name or DATA's bytes; COMMIT's response: hash str"
+)
 U_BEGIN = const(0)
 U_FILE = const(1)
 U_DATA = const(2)
 U_COMMIT = const(3)  # on success the board reboots into the new image once the reply is out
-RUN_CALIBRATED = const(1)
-LIMITS = "<fff"  # max |pulse V|, max width s, max |read V|
-ERROR_HEAD = "<B"  # code, then utf-8 message
+PROGRESS = Message(T_PROGRESS, "PROGRESS", "<", "<HH")  # unsolicited during long work: done, total
+ERROR = Message(T_ERROR, "ERROR", "<", "<B", tail="response: UTF-8 message")  # code
 
-PROGRAM_REQ_SIZE = const(42)
-PROGRAM_ITEM_SIZE = const(8)
-PROGRAM_RESP_SIZE = const(6)
-PROGRAM_RESULT_SIZE = const(15)
+MESSAGES = (
+    INFO,
+    READ,
+    READ_ROWS,
+    PULSE,
+    PROGRAM,
+    VMM,
+    SET_LIMITS,
+    CONFIG,
+    PULSE_TRAIN,
+    FFP_TABLE,
+    FFP_TRACE,
+    LOAD_PREDICTOR,
+    LOAD_NETWORK,
+    RUN_NETWORK,
+    UPDATE,
+    PROGRESS,
+    ERROR,
+)
 
 
 def cobs_encode(src, n, dst):

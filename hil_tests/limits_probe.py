@@ -7,12 +7,12 @@ Shared by the boundary tests (test_safety_limits.py) and the property test
 
 from __future__ import annotations
 
-import struct
 from dataclasses import astuple, dataclass
 
 import numpy as np
 
 import memctl
+from memctl import protocol
 from memctl_emulation import EmulatedBoard
 from memctl_emulation.afe_client import FrontEndStats
 from memctl_firmware import network_blob, predictor_blob, wire
@@ -54,46 +54,45 @@ class Limits:
 
 # -- request payloads (raw: no SDK checks) ------------------------------------
 def pulse(v: float, w: float, row: int = ROW, col: int = COL) -> tuple[int, bytes]:
-    return wire.T_PULSE, struct.pack(wire.PULSE_REQ, row, col, v, w)
+    return wire.T_PULSE, protocol.encode_pulse(row, col, v, w)
 
 
 def train(
     v_set: float, t_set: float, v_anti: float = 0.0, t_anti: float = 0.0, v_r: float = 0.1, n: int = 2
 ) -> tuple[int, bytes]:
     fields = (ROW, COL, n, v_set, t_set, v_anti, t_anti, 0.0, v_r, 0.0)
-    return wire.T_PULSE_TRAIN, struct.pack(wire.PULSE_TRAIN_REQ, *fields)
+    return wire.T_PULSE_TRAIN, protocol.encode_pulse_train(*fields)
 
 
 def program(algorithm: int, params: tuple, target: float, max_pulses: int = 4) -> tuple[int, bytes]:
     p = (list(params) + [0.0] * 8)[:8]
-    head = struct.pack(wire.PROGRAM_REQ, 1e-7, max_pulses, 1, algorithm, 8, *p)
-    return wire.T_PROGRAM, head + struct.pack(wire.PROGRAM_ITEM, ROW, COL, target)
+    return wire.T_PROGRAM, protocol.encode_program(1e-7, max_pulses, algorithm, 8, p, [(ROW, COL, target)])
 
 
 def ffp_trace(params: tuple, direction: int = 1, n: int = 3) -> tuple[int, bytes]:
     p = (list(params) + [0.0] * 8)[:8]
-    return wire.T_FFP_TRACE, struct.pack(wire.FFP_TRACE_REQ, ROW, COL, direction, n, *p)
+    return wire.T_FFP_TRACE, protocol.encode_ffp_trace(ROW, COL, direction, n, p)
 
 
 def vmm(rows: int, row: int, v: float) -> tuple[int, bytes]:
     volts = np.zeros(rows, "<f4")
     volts[row] = v
-    return wire.T_VMM, struct.pack(wire.VMM_REQ, rows) + volts.tobytes()
+    return wire.T_VMM, protocol.encode_vmm(volts)
 
 
 def config(v_read: float) -> tuple[int, bytes]:
-    return wire.T_CONFIG, struct.pack(wire.CONFIG, v_read, 2, 0)
+    return wire.T_CONFIG, protocol.encode_config(v_read, 2, 0)
 
 
 def read() -> tuple[int, bytes]:
-    return wire.T_READ, struct.pack(wire.READ_REQ, ROW, COL)
+    return wire.T_READ, protocol.encode_read(ROW, COL)
 
 
 NET_V_IN = 0.1  # read volts per unit input of the probe network
 
 
 def run_network(*x: float) -> tuple[int, bytes]:
-    return wire.T_RUN_NETWORK, struct.pack(wire.RUN_NETWORK_REQ, 1, 0) + np.asarray(x, "<f4").tobytes()
+    return wire.T_RUN_NETWORK, protocol.encode_run_network(np.asarray(x, float).reshape(1, -1), 0)
 
 
 # Far targets: write-verify keeps pulsing one way (at most max_pulses).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from memctl import protocol
 from memctl.cli import main
 from memctl.deployment import DeployError, Layer, deploy, read_onnx
 from memctl.errors import FirmwareError, SafetyLimitError
@@ -54,15 +55,14 @@ def test_bad_numbers_and_shapes_through_the_sdk(board, untouched):
 
 
 def test_bad_frames_past_the_sdk_are_refused_by_the_firmware(raw, untouched):
-    import struct
 
     for mtype, payload, code in [
-        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, float("nan"), 1e-4), wire.E_LIMIT),
-        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, 1.0, float("inf")), wire.E_LIMIT),
+        (wire.T_PULSE, protocol.encode_pulse(0, 0, float("nan"), 1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, protocol.encode_pulse(0, 0, 1.0, float("inf")), wire.E_LIMIT),
         (wire.T_PULSE, b"\x00" * 5, wire.E_PAYLOAD),
-        (wire.T_VMM, struct.pack(wire.VMM_REQ, 32) + np.full(32, np.nan, "<f4").tobytes(), wire.E_LIMIT),
+        (wire.T_VMM, protocol.encode_vmm(np.full(32, np.nan)), wire.E_LIMIT),
         (wire.T_PROGRAM, b"\x01" * 41, wire.E_PAYLOAD),
-        (wire.T_RUN_NETWORK, struct.pack(wire.RUN_NETWORK_REQ, 1, 1) + b"\x00" * 4, wire.E_PAYLOAD),
+        (wire.T_RUN_NETWORK, protocol.encode_run_network(np.zeros((1, 1)), 1), wire.E_PAYLOAD),
         (0x55, b"", wire.E_UNKNOWN),
     ]:
         mt, _, p = raw.request(mtype, 9000 + mtype, payload)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 
 import memctl
+from memctl import protocol
 from memctl_emulation.afe import AFEConfig
 from memctl_firmware import wire
 
@@ -151,16 +150,16 @@ def test_set_limits_is_enforced_and_bounded(board, afe):
 def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
     n0, before = afe.truth()
     cases = [
-        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, float("nan"), 1e-4), wire.E_LIMIT),
-        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, float("inf"), 1e-4), wire.E_LIMIT),
-        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 0, 0, 1.0, -1e-4), wire.E_LIMIT),
-        (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 40, 0, 1.0, 1e-4), wire.E_ADDRESS),
+        (wire.T_PULSE, protocol.encode_pulse(0, 0, float("nan"), 1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, protocol.encode_pulse(0, 0, float("inf"), 1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, protocol.encode_pulse(0, 0, 1.0, -1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, protocol.encode_pulse(40, 0, 1.0, 1e-4), wire.E_ADDRESS),
         (wire.T_PULSE, b"\x00\x01", wire.E_PAYLOAD),
-        (wire.T_READ, struct.pack(wire.READ_REQ, 0, 99), wire.E_ADDRESS),
-        (wire.T_READ_ROWS, struct.pack(wire.READ_ROWS_REQ, 0, 32), wire.E_PAYLOAD),
+        (wire.T_READ, protocol.encode_read(0, 99), wire.E_ADDRESS),
+        (wire.T_READ_ROWS, protocol.encode_read_rows(0, 32), wire.E_PAYLOAD),
         (0x55, b"", wire.E_UNKNOWN),
-        (wire.T_VMM, struct.pack("<H", 3) + b"\x00" * 12, wire.E_ADDRESS),
-        (wire.T_SET_LIMITS, struct.pack(wire.LIMITS, float("nan"), 1e-3, 0.2), wire.E_LIMIT),
+        (wire.T_VMM, protocol.encode_vmm(np.zeros(3)), wire.E_ADDRESS),
+        (wire.T_SET_LIMITS, protocol.encode_limits(float("nan"), 1e-3, 0.2), wire.E_LIMIT),
     ]
     for seq, (mtype, payload, code) in enumerate(cases, start=100):
         rtype, rseq, body = raw.request(mtype, seq, payload)
@@ -168,9 +167,9 @@ def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
         assert body[0] == code, (mtype, payload, body)
         assert len(body) > 1  # a message for the user
     # A PROGRAM with one bad item among good ones applies nothing at all.
-    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 50, 2, wire.A_ISPP, 8, 0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0)
-    items = struct.pack(wire.PROGRAM_ITEM, 2, 2, 50e-6) + struct.pack(wire.PROGRAM_ITEM, 2, 99, 50e-6)
-    rtype, _, body = raw.request(wire.T_PROGRAM, 200, head + items)
+    ispp = [0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0]
+    req = protocol.encode_program(1e-6, 50, wire.A_ISPP, 8, ispp, [(2, 2, 50e-6), (2, 99, 50e-6)])
+    rtype, _, body = raw.request(wire.T_PROGRAM, 200, req)
     assert rtype == wire.T_ERROR | wire.RESP and body[0] == wire.E_ADDRESS
     n1, after = afe.truth()
     assert n1 == n0
@@ -194,8 +193,10 @@ def test_malformed_frames_get_error_reply_and_board_keeps_serving(raw, board):
 
 
 def test_retried_program_chunk_is_not_applied_twice(raw, afe):
-    head = struct.pack(wire.PROGRAM_REQ, 1e-6, 100, 1, wire.A_ISPP, 8, 0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0)
-    frame = wire.encode_frame(wire.T_PROGRAM, 4242, head + struct.pack(wire.PROGRAM_ITEM, 30, 1, 70e-6))
+    ispp = [0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0]
+    frame = wire.encode_frame(
+        wire.T_PROGRAM, 4242, protocol.encode_program(1e-6, 100, wire.A_ISPP, 8, ispp, [(30, 1, 70e-6)])
+    )
     raw.send(frame)
     first = raw.frames(count=1)[0]
     n_after_first, g_after_first = afe.truth()
@@ -204,10 +205,9 @@ def test_retried_program_chunk_is_not_applied_twice(raw, afe):
     n_after_second, g_after_second = afe.truth()
     assert first == second
     assert first[0] == wire.T_PROGRAM | wire.RESP
-    _, n = struct.unpack_from(wire.PROGRAM_RESP, first[2], 0)
-    _, pulses, status, _, energy = struct.unpack_from(wire.PROGRAM_RESULT, first[2], wire.PROGRAM_RESP_SIZE)
-    assert energy > 0
-    assert n == 1 and status == wire.S_OK and pulses > 0
+    _, (result,) = protocol.decode_program(first[2], 1)
+    assert result.energy > 0
+    assert result.status == wire.S_OK and result.pulses > 0
     assert n_after_second == n_after_first
     np.testing.assert_array_equal(g_after_first, g_after_second)
 

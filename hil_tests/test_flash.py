@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 import zipfile
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 import memctl
 from memctl import flash as fl
+from memctl import protocol
 from memctl.cli import main
 from memctl.firmware_image import ImageError, _digest, build, verify
 from memctl_emulation import EmulatedBoard
@@ -154,9 +154,9 @@ def test_first_install_through_mpremote_then_updates_through_the_protocol(image,
 
 
 def test_update_requests_are_checked_and_change_nothing(board, emu):
-    for payload, message in ((b"\x00", "short UPDATE"), (struct.pack(wire.UPDATE_REQ, 9, 0), "unknown update step"),
-                             (struct.pack(wire.UPDATE_REQ, wire.U_COMMIT, 0), "image incomplete"),
-                             (struct.pack(wire.UPDATE_REQ, wire.U_DATA, 0) + b"x", "no file open")):  # fmt: skip
+    for payload, message in ((b"\x00", "short UPDATE"), (protocol.encode_update(9, 0), "unknown update step"),
+                             (protocol.encode_update(wire.U_COMMIT, 0), "image incomplete"),
+                             (protocol.encode_update(wire.U_DATA, 0) + b"x", "no file open")):  # fmt: skip
         with pytest.raises(memctl.FirmwareError, match=message):
             board._request(wire.T_UPDATE, payload)
     fl._step(board, wire.U_BEGIN)

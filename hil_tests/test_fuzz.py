@@ -18,6 +18,7 @@ import pytest
 from cobs import cobs
 
 import memctl
+from memctl import protocol
 from memctl_emulation import EmulatedBoard
 from memctl_firmware import wire
 
@@ -31,14 +32,14 @@ def templates() -> list[bytes]:
         for seq, (t, p) in enumerate(
             [
                 (wire.T_INFO, b""),
-                (wire.T_READ, struct.pack(wire.READ_REQ, 1, 2)),
-                (wire.T_PULSE, struct.pack(wire.PULSE_REQ, 3, 4, 1.2, 1e-4)),
-                (wire.T_PROGRAM, struct.pack(wire.PROGRAM_REQ, 1e-6, 50, 1, 0, 8, 0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0)
-                 + struct.pack(wire.PROGRAM_ITEM, 5, 5, 60e-6)),
-                (wire.T_VMM, struct.pack(wire.VMM_REQ, 32) + np.full(32, 0.1, "<f4").tobytes()),
-                (wire.T_SET_LIMITS, struct.pack(wire.LIMITS, 2.5, 1e-2, 0.3)),
-                (wire.T_PULSE_TRAIN, struct.pack(wire.PULSE_TRAIN_REQ, 1, 1, 5, 1.0, 1e-4, 0, 0, 0, 0.2, 1e-4)),
-                (wire.T_CONFIG, struct.pack(wire.CONFIG, 0.1, 3, 1)),
+                (wire.T_READ, protocol.encode_read(1, 2)),
+                (wire.T_PULSE, protocol.encode_pulse(3, 4, 1.2, 1e-4)),
+                (wire.T_PROGRAM, protocol.encode_program(1e-6, 50, 0, 8, [0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0],
+                                                          [(5, 5, 60e-6)])),
+                (wire.T_VMM, protocol.encode_vmm(np.full(32, 0.1))),
+                (wire.T_SET_LIMITS, protocol.encode_limits(2.5, 1e-2, 0.3)),
+                (wire.T_PULSE_TRAIN, protocol.encode_pulse_train(1, 1, 5, 1.0, 1e-4, 0, 0, 0, 0.2, 1e-4)),
+                (wire.T_CONFIG, protocol.encode_config(0.1, 3, 1)),
             ],
             start=1,
         )

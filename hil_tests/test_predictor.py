@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import memctl
+from memctl import protocol
 from memctl.characterize import characterize, write_hdf5
 from memctl.tuning import characterization_sweeps, settings_for
 from memctl_emulation import EmulatedBoard
@@ -72,22 +73,20 @@ def test_corrupt_or_truncated_blob_is_refused_and_old_model_stays(trained):
         with pytest.raises(ValueError, match="CRC"):
             b.load_predictor(bytes(corrupt))  # refused by the SDK before sending
         # Bypass the SDK check: the board refuses it too, and keeps the old model.
-        import struct
 
         from memctl_firmware import wire
 
         with pytest.raises(memctl.FirmwareError, match="CRC"):
-            b.link.request(
-                wire.T_LOAD_PREDICTOR, struct.pack(wire.LOAD_PREDICTOR_REQ, 0, len(corrupt)) + corrupt[:1000]
-            )
-            b.link.request(
-                wire.T_LOAD_PREDICTOR, struct.pack(wire.LOAD_PREDICTOR_REQ, 1000, len(corrupt)) + corrupt[1000:]
-            )
+            chunk = protocol.encode_blob_chunk(wire.LOAD_PREDICTOR, 0, len(corrupt), corrupt[:1000])
+            b.link.request(wire.T_LOAD_PREDICTOR, chunk)
+            chunk = protocol.encode_blob_chunk(wire.LOAD_PREDICTOR, 1000, len(corrupt), corrupt[1000:])
+            b.link.request(wire.T_LOAD_PREDICTOR, chunk)
         truncated = blob[:-10]
         with pytest.raises(ValueError):
             b.load_predictor(truncated)
         with pytest.raises(memctl.FirmwareError, match="out of order"):
-            b.link.request(wire.T_LOAD_PREDICTOR, struct.pack(wire.LOAD_PREDICTOR_REQ, 500, len(blob)) + blob[500:600])
+            chunk = protocol.encode_blob_chunk(wire.LOAD_PREDICTOR, 500, len(blob), blob[500:600])
+            b.link.request(wire.T_LOAD_PREDICTOR, chunk)
         assert b.info().predictor_params == n
 
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from memctl import protocol
 from memctl_emulation import micropython_executable
 from memctl_firmware import wire
 
@@ -59,12 +60,45 @@ def test_golden_frames_on_both_interpreters(tmp_path):
 
 
 def test_frame_layout_matches_docs():
-    frame = wire.encode_frame(wire.T_READ, 7, struct.pack(wire.READ_REQ, 1, 2))
+    frame = wire.encode_frame(wire.T_READ, 7, protocol.encode_read(1, 2))
     raw = bytearray(frame[:-1])
     n = wire.cobs_decode(raw, len(raw))
     assert n == wire.HDR_SIZE + 4 + wire.CRC_SIZE
     assert struct.unpack_from(wire.HDR_FMT, raw) == (wire.T_READ, 0, 7, 4)
     assert struct.unpack_from("<I", raw, n - 4)[0] == zlib.crc32(bytes(raw[: n - 4]))
+
+
+def test_every_message_is_declared_once_alike_on_both_interpreters(tmp_path):
+    """One declaration per message type; its sizes are calcsize of its formats, and
+    MicroPython's struct reads every format to the same sizes as CPython's."""
+    cpy, mpy = run_both([{"kind": "messages"}], tmp_path)
+    assert cpy == mpy
+    types = {v for k, v in vars(wire).items() if k.startswith("T_")}
+    assert sorted(m.mtype for m in wire.MESSAGES) == sorted(types)
+    assert len({m.name for m in wire.MESSAGES}) == len(wire.MESSAGES)
+    for mtype, name, req, resp, req_item, resp_item, *sizes in cpy[0]:
+        want = [struct.calcsize(f) if f else 0 for f in (req, resp, req_item, resp_item)]
+        assert sizes == want, name
+        assert getattr(wire, "T_" + name) == mtype
+
+
+MESSAGE_ROW = re.compile(r"^\| 0x([0-9A-F]{2}) \| (\w+)[^|]* \|(?P<req>.*?[^\\])\|(?P<resp>.*?[^\\])\|$", re.M)
+
+
+def test_protocol_doc_table_is_the_declarations():
+    """docs/protocol.md's message table quotes exactly the formats wire.py declares, in order."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    rows = {m.group(2): m for m in MESSAGE_ROW.finditer(text)}
+    assert set(rows) == {m.name for m in wire.MESSAGES}
+    for m in wire.MESSAGES:
+        row = rows[m.name]
+        assert int(row.group(1), 16) == m.mtype, m.name
+        for cell, fixed, item in ((row["req"], m.req, m.req_item), (row["resp"], m.resp, m.resp_item)):
+            quoted = list(dict.fromkeys(re.findall(r"`(<[^`]*)`", cell)))  # in order, first mention
+            want = list(dict.fromkeys(f for f in (fixed, item) if f and f != "<"))
+            assert quoted == want, (m.name, cell)
+    info = text[text.index("**INFO** response") :]
+    assert all(f"`{f}`" in info for f in (wire.INFO.resp, wire.INFO_TAIL, wire.INFO_MODEL))
 
 
 payloads = st.binary(max_size=wire.MAX_PAYLOAD)

@@ -6,12 +6,12 @@ seconds. Arrays in and out are numpy.
 
 from __future__ import annotations
 
-import struct
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from memctl import protocol
 from memctl.errors import BoardReset, BoardTimeout, ProtocolError, SessionLost
 from memctl.link import Link
 from memctl.progress import progress_bar
@@ -268,26 +268,36 @@ class Board:
         return self._info.limits.v_read
 
     def info(self) -> BoardInfo:
-        p = self.link.request(wire.T_INFO)
-        f = struct.unpack_from(wire.INFO_RESP, p, 0)
-        off = struct.calcsize(wire.INFO_RESP)
-        fw, off = wire.unpack_str(p, off)
-        hal, off = wire.unpack_str(p, off)
-        peak, predictor, boot_id, limits_set = struct.unpack_from(wire.INFO_TAIL, p, off)
-        off += struct.calcsize(wire.INFO_TAIL)
-        image, off = wire.unpack_str(p, off) if off < len(p) else ("", off)
-        arch, off = wire.unpack_str(p, off) if off < len(p) else ("", off)
-        (features,) = struct.unpack_from(wire.INFO_MODEL, p, off) if off < len(p) else (0,)
+        f = protocol.decode_info(self.link.request(wire.T_INFO))
         info = BoardInfo(
-            protocol=f[0], rows=f[1], cols=f[2], max_payload=f[3], heap_size=f[4], heap_free=f[5], heap_peak=peak,
-            limits=Limits(f[6], f[7], f[8]), v_read=f[9], dac_full_scale=f[10], dac_lsb=f[11],
-            i_lsb=f[12], i_full_scale=f[13], current_ranges=f[14], bias_scheme=f[15], read_mode=f[16],
-            cell="1T1R" if f[17] else "0T1R", predictor_params=predictor,
-            firmware=fw, hal=hal, boot_id=boot_id, limits_set=bool(limits_set), image=image,
-            arch=arch, predictor_features=features,
-        )  # fmt: skip
+            protocol=f.protocol,
+            rows=f.rows,
+            cols=f.cols,
+            max_payload=f.max_payload,
+            heap_size=f.heap_size,
+            heap_free=f.heap_free,
+            heap_peak=f.heap_peak,
+            limits=Limits(f.v_pulse, f.width, f.v_read_limit),
+            v_read=f.v_read,
+            dac_full_scale=f.dac_full_scale,
+            dac_lsb=f.dac_lsb,
+            i_lsb=f.i_lsb,
+            i_full_scale=f.i_full_scale,
+            current_ranges=f.current_ranges,
+            bias_scheme=f.bias_scheme,
+            read_mode=f.read_mode,
+            cell="1T1R" if f.one_t1r else "0T1R",
+            predictor_params=f.predictor_params,
+            firmware=f.firmware,
+            hal=f.hal,
+            boot_id=f.boot_id,
+            limits_set=bool(f.limits_set),
+            image=f.image,
+            arch=f.arch,
+            predictor_features=f.predictor_features,
+        )
         self._info = info
-        self.link.tag = boot_id & 0xFF
+        self.link.tag = info.boot_id & 0xFF
         return info
 
     # Requests a reset may have half-done that must not run twice: raise instead.
@@ -327,9 +337,9 @@ class Board:
 
     def set_limits(self, v_pulse: float, width: float, v_read: float) -> Limits:
         _finite("limits", [v_pulse, width, v_read])
-        p = self._request(wire.T_SET_LIMITS, struct.pack(wire.LIMITS, v_pulse, width, v_read))
+        p = self._request(wire.T_SET_LIMITS, protocol.encode_limits(v_pulse, width, v_read))
         self.info()  # keep the cached limits (read_limit) in step with the board
-        return Limits(*struct.unpack(wire.LIMITS, p))
+        return Limits(*protocol.decode_limits(p))
 
     # -- instrument calls ------------------------------------------------
     def _check_device(self, row: int, col: int) -> None:
@@ -340,8 +350,7 @@ class Board:
     def read(self, row: int, col: int) -> float:
         """Conductance of one device, S (read at the board's V_read)."""
         self._check_device(row, col)
-        _, g = struct.unpack(wire.READ_RESP, self._request(wire.T_READ, struct.pack(wire.READ_REQ, row, col)))
-        return g
+        return protocol.decode_read(self._request(wire.T_READ, protocol.encode_read(row, col))).conductance
 
     def read_array(self, *, progress: bool | None = None) -> np.ndarray:
         """Conductance of every device, S, streamed in row blocks."""
@@ -350,11 +359,9 @@ class Board:
         with progress_bar("read array", rows, self.show_progress(progress)) as advance:
             r0 = 0
             while r0 < rows:
-                n = min(max(1, self.link.budget // (4 * cols)), rows - r0)
-                p = self._request(wire.T_READ_ROWS, struct.pack(wire.READ_ROWS_REQ, r0, n))
-                if len(p) != 4 * n * cols:
-                    raise ProtocolError(f"READ_ROWS returned {len(p)} bytes, expected {4 * n * cols}")
-                out[r0 : r0 + n] = np.frombuffer(p, "<f4").reshape(n, cols)
+                n = min(max(1, self.link.budget // (wire.READ_ROWS.resp_item_size * cols)), rows - r0)
+                p = self._request(wire.T_READ_ROWS, protocol.encode_read_rows(r0, n))
+                out[r0 : r0 + n] = protocol.decode_read_rows(p, n, cols)
                 advance(n)
                 r0 += n
         return out
@@ -363,8 +370,7 @@ class Board:
         """One pulse with V/2 biasing; returns the DAC-quantized voltage applied."""
         self._check_device(row, col)
         _finite("pulse", [voltage, width])
-        p = self._request(wire.T_PULSE, struct.pack(wire.PULSE_REQ, row, col, voltage, width))
-        return struct.unpack(wire.PULSE_RESP, p)[0]
+        return protocol.decode_pulse(self._request(wire.T_PULSE, protocol.encode_pulse(row, col, voltage, width)))
 
     def vmm(self, x: np.ndarray) -> np.ndarray:
         """Column currents (A) for row input voltages x (one per row).
@@ -377,11 +383,8 @@ class Board:
         if x.shape != (rows,):
             raise ValueError(f"vmm input must have shape ({rows},), got {x.shape}")
         _finite("vmm input", x)
-        p = self._request(wire.T_VMM, struct.pack(wire.VMM_REQ, rows) + x.astype("<f4").tobytes())
-        if len(p) != 4 + 4 * cols:
-            raise ProtocolError(f"VMM returned {len(p)} bytes, expected {4 + 4 * cols}")
-        (self.vmm_resolution,) = struct.unpack_from(wire.VMM_RESP, p, 0)
-        return np.frombuffer(p, "<f4", offset=4).astype(np.float64)
+        self.vmm_resolution, currents = protocol.decode_vmm(self._request(wire.T_VMM, protocol.encode_vmm(x)), cols)
+        return currents
 
     def configure(self, *, v_read: float | None = None, bias: str | None = None, read_mode: str | None = None) -> None:
         """Read voltage, biasing scheme ("V/2" or "V/3") and read mode
@@ -397,11 +400,11 @@ class Board:
             raise ValueError(f"read_mode must be one of {', '.join(modes)}")
         s = info.bias_scheme if bias is None else schemes[bias]
         m = info.read_mode if read_mode is None else modes[read_mode]
-        self._request(wire.T_CONFIG, struct.pack(wire.CONFIG, v, s, m))
+        self._request(wire.T_CONFIG, protocol.encode_config(v, s, m))
         self.info()
 
     def ffp_table(self) -> FFPTable:
-        return self._parse_ffp_table(self._request(wire.T_FFP_TABLE))
+        return FFPTable(*protocol.decode_ffp_table(self._request(wire.T_FFP_TABLE)))
 
     def set_ffp_table(self, table: FFPTable) -> FFPTable:
         bins = len(table.v_set)
@@ -411,17 +414,9 @@ class Board:
         _finite("FFP table", [table.g_lo, table.g_hi, *volts])
         if (volts < 0).any():
             raise ValueError("FFP table voltages are magnitudes (>= 0)")
-        head = struct.pack(wire.FFP_TABLE_HEAD, table.g_lo, table.g_hi, bins)
+        req = protocol.encode_ffp_table(table.g_lo, table.g_hi, table.v_set, table.v_reset)
         self._ffp = table
-        return self._parse_ffp_table(self._request(wire.T_FFP_TABLE, head + volts.astype("<f4").tobytes()))
-
-    @staticmethod
-    def _parse_ffp_table(p: bytes) -> FFPTable:
-        g_lo, g_hi, bins = struct.unpack_from(wire.FFP_TABLE_HEAD, p, 0)
-        v = np.frombuffer(p, "<f4", offset=wire.FFP_TABLE_HEAD_SIZE).astype(np.float64)
-        if len(v) != 2 * bins:
-            raise ProtocolError("FFP table reply does not match its bins")
-        return FFPTable(g_lo, g_hi, v[:bins].copy(), v[bins:].copy())
+        return FFPTable(*protocol.decode_ffp_table(self._request(wire.T_FFP_TABLE, req)))
 
     def ffp_trace(self, row: int, col: int, direction: int, ffp: FFP, max_events: int = 2000) -> tuple:
         """Paper 001's continuous FFP sweep in one direction (+1 set, -1
@@ -435,11 +430,8 @@ class Board:
         g, v = [], []
         while len(g) < max_events:
             n = min(wire.FFP_TRACE_MAX, max_events - len(g))
-            p = self._request(wire.T_FFP_TRACE, struct.pack(wire.FFP_TRACE_REQ, row, col, direction, n, *params))
-            events, ended = struct.unpack_from(wire.FFP_TRACE_RESP, p, 0)
-            pairs = np.frombuffer(p, "<f4", offset=3).reshape(-1, 2)
-            if len(pairs) != events:
-                raise ProtocolError("FFP trace reply does not match its event count")
+            req = protocol.encode_ffp_trace(row, col, direction, n, params)
+            ended, pairs = protocol.decode_ffp_trace(self._request(wire.T_FFP_TRACE, req))
             g.extend(pairs[:, 0])
             v.extend(pairs[:, 1])
             if ended:
@@ -452,10 +444,10 @@ class Board:
         from memctl_firmware.predictor_blob import check
 
         check(blob, len(blob))  # refuse locally what the board would refuse
-        p = self._stream_blob(wire.T_LOAD_PREDICTOR, blob, "load predictor", progress)
+        p = self._stream_blob(wire.LOAD_PREDICTOR, blob, "load predictor", progress)
         self._predictor = bytes(blob)
         self.info()
-        return struct.unpack(wire.LOAD_PREDICTOR_RESP, p)[2]
+        return protocol.decode_blob_chunk(wire.LOAD_PREDICTOR, p)[2]
 
     def load_network(self, blob: bytes, *, progress: bool | None = None) -> int:
         """Install a deployed network's layout (memctl_firmware.network_blob)
@@ -464,9 +456,9 @@ class Board:
 
         decode(blob, len(blob), *self.shape)  # refuse locally what the board would refuse
         self.network = None
-        p = self._stream_blob(wire.T_LOAD_NETWORK, blob, "load network", progress)
+        p = self._stream_blob(wire.LOAD_NETWORK, blob, "load network", progress)
         self.network = blob
-        return struct.unpack(wire.LOAD_NETWORK_RESP, p)[2]
+        return protocol.decode_blob_chunk(wire.LOAD_NETWORK, p)[2]
 
     def run_network(self, x: np.ndarray, *, calibrated: bool = True, progress: bool | None = None) -> np.ndarray:
         """The loaded network's outputs for a batch of inputs (samples x
@@ -486,28 +478,24 @@ class Board:
         with progress_bar("run network", len(x), self.show_progress(progress)) as advance:
             k = 0
             while k < len(x):
-                size = self.link.budget
-                part = x[k : k + max(1, min((size - 3) // (4 * n_in), (size - 4) // (4 * n_out)))]
-                req = struct.pack(wire.RUN_NETWORK_REQ, len(part), flags) + part.astype("<f4").tobytes()
-                p = self._request(wire.T_RUN_NETWORK, req)
-                n, m = struct.unpack_from(wire.RUN_NETWORK_RESP, p, 0)
-                if n != len(part) or m != n_out or len(p) != 4 + 4 * n * m:
-                    raise ProtocolError("RUN_NETWORK reply does not match the batch sent")
-                out[k : k + n] = np.frombuffer(p, "<f4", offset=4).reshape(n, m)
+                part = x[k : k + protocol.run_network_fit(self.link.budget, n_in, n_out)]
+                p = self._request(wire.T_RUN_NETWORK, protocol.encode_run_network(part, flags))
+                n = len(part)
+                out[k : k + n] = protocol.decode_run_network(p, n, n_out)
                 advance(n)
                 k += n
         return out
 
-    def _stream_blob(self, mtype: int, blob: bytes, label: str, progress: bool | None) -> bytes:
-        """Send a blob in <HH offset, total chunks; returns the last reply. A
-        reset loses the board's staging buffer: the stream starts over."""
+    def _stream_blob(self, msg: wire.Message, blob: bytes, label: str, progress: bool | None) -> bytes:
+        """Send a blob in (offset, total, bytes) chunks; returns the last reply.
+        A reset loses the board's staging buffer: the stream starts over."""
         p = b""
         with progress_bar(label, len(blob), self.show_progress(progress)) as advance:
             off = 0
             while off < len(blob):
-                chunk = blob[off : off + self.link.budget - 4]
+                chunk = blob[off : off + protocol.blob_chunk_room(msg, self.link.budget)]
                 try:
-                    p = self.link.request(mtype, struct.pack("<HH", off, len(blob)) + chunk)
+                    p = self.link.request(msg.mtype, protocol.encode_blob_chunk(msg, off, len(blob), chunk))
                 except SessionLost:
                     self.resync()
                     advance(-off)
@@ -535,16 +523,13 @@ class Board:
         anti-pulse, pause, read pulse, pause. Returns the n read currents, A."""
         self._check_device(row, col)
         _finite("pulse train", [v_set, t_set, v_anti, t_anti, t_off, v_read, t_read])
-        per = max(1, self.link.budget // 4)
+        per = max(1, self.link.budget // wire.PULSE_TRAIN.resp_item_size)
         out = []
         for k in range(0, n, per):
             m = min(per, n - k)
-            req = struct.pack(wire.PULSE_TRAIN_REQ, row, col, m, v_set, t_set, v_anti, t_anti, t_off, v_read, t_read)
-            p = self._request(wire.T_PULSE_TRAIN, req)
-            if len(p) != 4 * m:
-                raise ProtocolError(f"PULSE_TRAIN returned {len(p)} bytes, expected {4 * m}")
-            out.append(np.frombuffer(p, "<f4"))
-        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+            req = protocol.encode_pulse_train(row, col, m, v_set, t_set, v_anti, t_anti, t_off, v_read, t_read)
+            out.append(protocol.decode_pulse_train(self._request(wire.T_PULSE_TRAIN, req), m))
+        return np.concatenate(out) if out else np.zeros(0)
 
     def program(
         self,
@@ -603,14 +588,10 @@ class Board:
         with progress_bar(label, len(idx), self.show_progress(progress)) as advance:
             k = 0
             while k < len(idx):
-                budget = self.link.budget
-                fit = min((budget - wire.PROGRAM_REQ_SIZE) // wire.PROGRAM_ITEM_SIZE,
-                          (budget - wire.PROGRAM_RESP_SIZE) // wire.PROGRAM_RESULT_SIZE)  # fmt: skip
+                fit = protocol.program_fit(self.link.budget)
                 part = idx[k : k + max(1, min(fit, chunk or fit))]
-                head = struct.pack(
-                    wire.PROGRAM_REQ, tolerance, max_pulses, len(part), algo.code, patience, *algo_params
-                )
-                items = b"".join(struct.pack(wire.PROGRAM_ITEM, r0 + i, c0 + j, t[i, j]) for i, j in part)
+                items = [(r0 + i, c0 + j, t[i, j]) for i, j in part]
+                req = protocol.encode_program(tolerance, max_pulses, algo.code, patience, algo_params, items)
                 done = [0]
 
                 def step(n: int, total: int, done: list[int] = done) -> None:
@@ -618,7 +599,7 @@ class Board:
                     done[0] = n
 
                 try:
-                    p = self._request(wire.T_PROGRAM, head + items, progress=step)
+                    p = self._request(wire.T_PROGRAM, req, progress=step)
                 except BoardTimeout:
                     # The reply never got through whole (a noisy line): write-verify
                     # reads first, so the same devices in smaller frames are safe.
@@ -628,16 +609,11 @@ class Board:
                     self.link.fit(self.link.budget // 2)
                     continue
                 advance(len(part) - done[0])
-                chunk_time, n = struct.unpack_from(wire.PROGRAM_RESP, p, 0)
-                if n != len(part) or len(p) != wire.PROGRAM_RESP_SIZE + n * wire.PROGRAM_RESULT_SIZE:
-                    raise ProtocolError("PROGRAM reply does not match the chunk sent")
+                chunk_time, results = protocol.decode_program(p, len(part))
                 res.board_time += chunk_time
-                for q, (i, j) in enumerate(part):
-                    g, pulses, status, dt, e = struct.unpack_from(
-                        wire.PROGRAM_RESULT, p, wire.PROGRAM_RESP_SIZE + q * wire.PROGRAM_RESULT_SIZE
-                    )
-                    res.final[i, j], res.pulses[i, j], res.status[i, j] = g, pulses, status
-                    res.time[i, j], res.energy[i, j] = dt, e
+                for (i, j), d in zip(part, results, strict=True):
+                    res.final[i, j], res.pulses[i, j], res.status[i, j] = d.g, d.pulses, d.status
+                    res.time[i, j], res.energy[i, j] = d.time, d.energy
                 k += len(part)
         res.wall_time = time.monotonic() - start
         if isinstance(algo, Predicted):

@@ -10,7 +10,6 @@ through mpremote: the boot stub (main.py) and the image into slot a.
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from memctl import protocol
 from memctl.board import Board
 from memctl.errors import BoardTimeout, FirmwareError, MemctlError, PortError, SessionLost
 from memctl.firmware_image import ENTRY, ImageError, build, verify
@@ -49,17 +49,17 @@ def _check_compatible(manifest: dict, arch: str, force: bool) -> None:
 
 
 def _step(board: Board, step: int, value: int = 0, data: bytes = b"") -> tuple[int, bytes]:
-    req = struct.pack(wire.UPDATE_REQ, step, value) + data
+    req = protocol.encode_update(step, value, data)
     # COMMIT is never resent across a reset: the reset may be the reboot into the new image.
     p = board.link.request(wire.T_UPDATE, req) if step == wire.U_COMMIT else board._request(wire.T_UPDATE, req)
-    got, value = struct.unpack_from(wire.UPDATE_RESP, p, 0)
+    got, value, rest = protocol.decode_update(p)
     if got != step:
         raise FlashError(f"board answered update step {got} to step {step}")
-    return value, p[5:]
+    return value, rest
 
 
 def _stream(board: Board, files: dict[str, bytes], advance: Callable[[int], None]) -> None:
-    chunk = board.info().max_payload - 5
+    chunk = protocol.update_room(board.info().max_payload)
     _step(board, wire.U_BEGIN)
     for name, data in files.items():
         _step(board, wire.U_FILE, len(data), name.encode())

@@ -7,12 +7,12 @@ same code talks to a real board, the emulated board or a test double.
 from __future__ import annotations
 
 import random
-import struct
 import time
 from collections.abc import Callable
 
 import serial
 
+from memctl import protocol
 from memctl.errors import BoardTimeout, PortError, ProtocolError, firmware_error
 from memctl_firmware import wire
 
@@ -160,12 +160,12 @@ class Link:
                 if rtype == wire.T_PROGRESS | wire.RESP:
                     deadline = time.monotonic() + wait
                     damaged = False
-                    if progress is not None and len(payload) == 4:
-                        progress(*struct.unpack(wire.PROGRESS, payload))
+                    if progress is not None and len(payload) == wire.PROGRESS.resp_size:
+                        progress(*protocol.decode_progress(payload))
                     continue
                 if rtype == wire.T_ERROR | wire.RESP:
-                    code = payload[0] if payload else wire.E_INTERNAL
-                    raise firmware_error(code, payload[1:].decode(errors="replace"))
+                    code, message = protocol.decode_error(payload) if payload else (wire.E_INTERNAL, "")
+                    raise firmware_error(code, message)
                 if rtype != mtype | wire.RESP:
                     raise ProtocolError(f"reply type 0x{rtype:02x} to request 0x{mtype:02x}")
                 return payload
