@@ -1,4 +1,4 @@
-"""Board backend cost (issue 8): the same workload on both firmware front
+"""Board backend cost: the same workload on both firmware front
 ends, in one run, on the same seed.
 
     python benchmarks/board_hal.py [--quick] [--out results/board_hal.json]

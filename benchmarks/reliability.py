@@ -1,4 +1,4 @@
-"""Reliability benchmark (issue 7): one workload through every fault, in one run.
+"""Reliability benchmark: one workload through every fault, in one run.
 
     python benchmarks/reliability.py [--quick]
 

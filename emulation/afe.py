@@ -70,7 +70,7 @@ class AnalogFrontEnd:
         self.max_pulse_v = 0.0  # largest |V_row - V_col| any device could see in a pulse
         self.max_pulse_width = 0.0
         self.max_read_v = 0.0  # the same during a conversion (reads, VMMs)
-        # Injected faults (issue 7): pinned ADC columns and a pending brown-out.
+        # Injected faults: pinned ADC columns and a pending brown-out.
         self.saturated = np.zeros(config.cols, bool)
         self.brownout: float | None = None  # share of the next pulse's width applied before power is lost
         self.brownout_after = 0  # pulses that pass untouched before that one

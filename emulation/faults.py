@@ -1,4 +1,4 @@
-"""Fault injection for the emulated board's serial line (issue 7).
+"""Fault injection for the emulated board's serial line.
 
 LinkFaults is a link filter for EmulatedBoard: every byte on its way may be
 corrupted (one bit flipped), dropped or duplicated, and a burst may garble a

@@ -1,4 +1,4 @@
-# The deployed MLP's forward pass on the controller (issue 6): every matrix
+# The deployed MLP's forward pass on the controller: every matrix
 # product on the crossbar (one VMM per tile), the bias as one more input row,
 # per-output gain/offset (paper 002's calibration), the activation and the
 # next layer's input computed here, so a whole inference is one request.

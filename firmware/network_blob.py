@@ -1,5 +1,5 @@
 # The deployed-network blob: how a deployment's tiles sit on one board, so
-# the controller can run the whole MLP per request (issue 6). One codec for
+# the controller can run the whole MLP per request. One codec for
 # the host (writes it) and the firmware (reads it), in the subset both run.
 #
 #   "MNET" | <BBH version, layers, tiles

@@ -1,4 +1,4 @@
-"""Bad input everywhere (issue 7): corrupt files, NaN/inf, wrong shapes,
+"""Bad input everywhere: corrupt files, NaN/inf, wrong shapes,
 targets outside the device range. Each gets a clear error, and the board's
 array is left exactly as it was (checked against the front end's truth)."""
 

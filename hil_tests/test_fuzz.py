@@ -1,4 +1,4 @@
-"""Fuzzing the frame parser (issue 7): 100 000 random and mutated frames into
+"""Fuzzing the frame parser: 100 000 random and mutated frames into
 the firmware under MicroPython over its real serial line, and the same
 stream into the host decoder.
 

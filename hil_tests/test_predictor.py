@@ -92,7 +92,7 @@ def test_corrupt_or_truncated_blob_is_refused_and_old_model_stays(trained):
 
 def test_int8_quantization_keeps_accuracy(trained):
     result, _ = trained
-    # Project target: int8 MSE <= 1.1 x float MSE (issue 5).
+    # Project target: int8 MSE <= 1.1 x float MSE.
     assert result.int8_mse["test"] <= 1.1 * result.mse["test"]
     assert predictor_blob.check(result.int8_blob, len(result.int8_blob)) == 3
     assert len(result.int8_blob) < 0.6 * len(result.blob)

@@ -1,4 +1,4 @@
-"""Reliability under faults (issue 7): a noisy line, resets, brown-outs,
+"""Reliability under faults: a noisy line, resets, brown-outs,
 unplugged cables, stuck devices, a saturated ADC, a board without limits.
 
 What must hold: every command completes or fails loudly; no device is

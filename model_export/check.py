@@ -1,5 +1,5 @@
 """Export a fitted predictor to a model directory and cross-check every
-runtime on the same inputs (issue 5: "three targets, one truth").
+runtime on the same inputs ("three targets, one truth").
 
     MODEL_DIR/
       predictor_f32.mcpr   firmware blob, float32

@@ -1,4 +1,4 @@
-"""Chip-level models of the reference board's front end (issue 8): the SPI
+"""Chip-level models of the reference board's front end: the SPI
 and GPIO traffic a driver produces, checked against the datasheet's rules.
 A malformed sequence raises ChipProtocolError: a driver bug is a test
 failure, not silence."""

@@ -1,4 +1,4 @@
-"""Chip drivers against chip models (issue 8, first slice): the bytes each
+"""Chip drivers against chip models: the bytes each
 driver puts on the bus match the datasheet's command tables (golden
 vectors), the models act on them, and malformed sequences raise."""
 

@@ -1,4 +1,4 @@
-"""memctl build-firmware (issue 8, first slice): the firmware compiled with
+"""memctl build-firmware: the firmware compiled with
 mpy-cross, packed with hashes, and the compiled build booted on the emulated
 board."""
 

@@ -1,4 +1,4 @@
-"""Deploy a trained MLP (ONNX) onto crossbars and run it (issue 6).
+"""Deploy a trained MLP (ONNX) onto crossbars and run it.
 
 deploy() maps and tiles every layer (memctl.placement), checks that
 everything fits before the first pulse, optionally pre-scans the boards for
