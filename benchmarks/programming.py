@@ -323,7 +323,7 @@ def bench_family(name: str, n: int, quick: bool) -> dict:
 
 
 def goals(families: dict) -> dict:
-    """The issue's goals per family: met or by how much missed."""
+    """The project goals for predictor-guided programming, per family: met, or by how much missed."""
     out = {}
     for name, f in families.items():
         p, t = f["algorithms"]["predicted"], f["algorithms"][f["tuning"]["best_adaptive"]]

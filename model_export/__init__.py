@@ -1,4 +1,4 @@
 """Predictor training, int8 quantization and export (ONNX, TFLite, firmware blob).
 
-The pipeline lands with the predictor issue; this package is where it lives.
+Host-only: the board runs what this package writes (memctl_firmware.predictor_blob).
 """
