@@ -1,0 +1,21 @@
+"""Firmware logic under CPython: the firmware's own modules (imported as the
+board imports them, from firmware/) against a small fake front end, so a bug
+in an algorithm, the verify loop or a limit check shows up without booting a
+board. MicroPython's `micropython` module is stood in for by a shim that
+leaves code as it is (native/viper are compiler hints there)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+FIRMWARE = Path(__file__).resolve().parents[1]
+
+if "micropython" not in sys.modules:
+    shim = types.ModuleType("micropython")
+    shim.const = lambda x: x
+    shim.native = shim.viper = lambda f: f
+    sys.modules["micropython"] = shim
+if str(FIRMWARE) not in sys.path:
+    sys.path.insert(0, str(FIRMWARE))
