@@ -9,6 +9,9 @@ from errors import CommandError, LimitError
 from predictor import PREDICTOR
 from predictor_blob import FEATURES_INVERSE
 from wire import (
+    N_PARAMS,
+    PARAMS,
+    PARAMS_INVERSE,
     A_ADAPTIVE,
     A_STATIC,
     A_FFP,
@@ -24,6 +27,11 @@ from wire import (
 )
 
 
+def named(names, p):
+    """The parameter vector as the record wire.PARAMS declares (one dict per request)."""
+    return {names[i]: p[i] for i in range(len(names))}
+
+
 class Params:
     """One PROGRAM request's settings; p holds the algorithm's 8 numbers."""
 
@@ -32,19 +40,22 @@ class Params:
         self.max_pulses = 100
         self.algorithm = A_ISPP
         self.patience = 8
-        self.p = [0.0] * 8
+        self.p = [0.0] * N_PARAMS
 
 
 class ISPP:
     """Write-verify, fixed step (ISPP), the baseline (paper 003's tuning).
 
-    p = v_set0, v_set_step, v_reset0 (< 0), v_reset_step, width. Identical
+    Parameters (wire.PARAMS): v_set_start, v_set_step, v_reset_start (< 0),
+    v_reset_step, width. Identical
     pulses when the steps are 0; otherwise the amplitude grows by a step each
     consecutive same-polarity pulse and restarts on polarity reversal.
     """
 
     def setup(self, p, limits):
-        self.v_set0, self.v_set_step, self.v_reset0, self.v_reset_step, self.width = p[0], p[1], p[2], p[3], p[4]
+        f = named(PARAMS[A_ISPP], p)
+        self.v_set0, self.v_set_step, self.width = f["v_set_start"], f["v_set_step"], f["width"]
+        self.v_reset0, self.v_reset_step = f["v_reset_start"], f["v_reset_step"]
         if not (self.v_set0 > 0 and self.v_reset0 < 0):
             raise CommandError("set start must be > 0 V and reset start < 0 V")
         if not (0 <= self.v_set_step <= 1 and 0 <= self.v_reset_step <= 1):
@@ -83,7 +94,8 @@ class Adaptive:
     algorithm (Alibart, Strukov et al.) behind paper 003's tuning: amplitude
     and width adapt from the last observed change.
 
-    p = v_set0, v_reset0 (< 0), v_step, width0, width_max, gain_lo, gain_hi.
+    Parameters: v_set_start, v_reset_start (< 0), v_step, width, width_max,
+    gain_lo, gain_hi.
     A step that closed less than gain_lo of the error makes the next pulse
     of that polarity stronger (amplitude + v_step; at the amplitude limit the
     width doubles up to width_max); an overshoot beyond gain_hi of the error
@@ -91,8 +103,9 @@ class Adaptive:
     """
 
     def setup(self, p, limits):
-        self.v_set0, self.v_reset0, self.v_step = p[0], p[1], p[2]
-        self.width0, self.width_max, self.gain_lo, self.gain_hi = p[3], p[4], p[5], p[6]
+        f = named(PARAMS[A_ADAPTIVE], p)
+        self.v_set0, self.v_reset0, self.v_step = f["v_set_start"], f["v_reset_start"], f["v_step"]
+        self.width0, self.width_max, self.gain_lo, self.gain_hi = f["width"], f["width_max"], f["gain_lo"], f["gain_hi"]
         if not (self.v_set0 > 0 and self.v_reset0 < 0 and 0 < self.v_step <= 1):
             raise CommandError("need set start > 0 V, reset start < 0 V, 0 < step <= 1 V")
         if not (0 < self.gain_lo < 1 and self.gain_hi > 1):
@@ -195,12 +208,15 @@ class FFP:
     With learn on, every observed step refines the table: too small raises
     V_w(G) by v_step, too large lowers it.
 
-    p = window_lo (S), window_hi (S), v_set0, v_reset0 (< 0), v_step, width, learn.
+    Parameters: window_lo (S), window_hi (S), v_set_start, v_reset_start (< 0),
+    v_step, width, learn.
     """
 
     def setup(self, p, limits):
-        self.lo, self.hi, self.v_set0, self.v_reset0, self.v_step, self.width = p[0], p[1], p[2], p[3], p[4], p[5]
-        self.learn = p[6] != 0
+        f = named(PARAMS[A_FFP], p)
+        self.lo, self.hi, self.v_step, self.width = f["window_lo"], f["window_hi"], f["v_step"], f["width"]
+        self.v_set0, self.v_reset0 = f["v_set_start"], f["v_reset_start"]
+        self.learn = f["learn"] != 0
         if not (0 < self.lo < self.hi < 1):
             raise CommandError("FFP window needs 0 < lo < hi")
         if not (self.v_set0 > 0 and self.v_reset0 < 0 and 0 < self.v_step <= 1):
@@ -273,9 +289,9 @@ class Predicted:
     the needed polarity the model predicts the increment; apply the one
     landing nearest the target (bisected amplitude per width), verify.
 
-    p = v_set_lo, v_set_hi, v_reset_lo, v_reset_hi (both < 0), t_lo, t_hi,
-    then for forward models amplitude bisection steps and widths, for
-    inverse models the overshoot penalty lam (>= 0) and 0.
+    Parameters: v_set_lo, v_set_hi, v_reset_lo, v_reset_hi (both < 0), t_lo,
+    t_hi, then for forward models amplitudes (bisection steps) and widths,
+    for inverse models overshoot (the penalty lam >= 0).
     """
 
     BETA = 0.6  # share of an observed threshold shift taken into the offset
@@ -286,17 +302,19 @@ class Predicted:
     CAP = 0.15
 
     def setup(self, p, limits):
-        self.v_set_lo, self.v_set_hi, self.v_reset_lo, self.v_reset_hi = p[0], p[1], p[2], p[3]
-        self.t_lo, self.t_hi = p[4], p[5]
-        self.n_v, self.n_t = int(p[6]), int(p[7])
         if not PREDICTOR.loaded:
             raise CommandError("predictor-guided programming needs a loaded predictor")
+        self.inverse = PREDICTOR.feature_set == FEATURES_INVERSE
+        f = named(PARAMS_INVERSE if self.inverse else PARAMS[A_PREDICT], p)
+        self.v_set_lo, self.v_set_hi = f["v_set_lo"], f["v_set_hi"]
+        self.v_reset_lo, self.v_reset_hi = f["v_reset_lo"], f["v_reset_hi"]
+        self.t_lo, self.t_hi = f["t_lo"], f["t_hi"]
+        self.n_v, self.n_t = int(f.get("amplitudes", 0)), int(f.get("widths", 0))
+        self.lam = f.get("overshoot", 0.0)
         if not (0 < self.v_set_lo <= self.v_set_hi and self.v_reset_hi <= self.v_reset_lo < 0):
             raise CommandError("need 0 < v_set_lo <= v_set_hi and v_reset_hi <= v_reset_lo < 0")
-        self.inverse = PREDICTOR.feature_set == FEATURES_INVERSE
         if not (0 < self.t_lo <= self.t_hi and (self.inverse or (1 <= self.n_v <= 32 and 1 <= self.n_t <= 8))):
             raise CommandError("need 0 < t_lo <= t_hi, 1..32 amplitudes and 1..8 widths")
-        self.lam = p[6]
         if self.inverse and not 0 <= self.lam <= 100:
             raise CommandError("overshoot penalty must be 0..100")
         if not (self.v_set_hi <= limits.v_pulse and -self.v_reset_hi <= limits.v_pulse):

@@ -278,7 +278,7 @@ class Controller:
         pp = self.params
         f = struct.unpack_from(m.req, p, 0)
         pp.tol, pp.max_pulses, n, pp.algorithm, pp.patience = f[0], f[1], f[2], f[3], f[4]
-        for i in range(8):
+        for i in range(wire.N_PARAMS):
             pp.p[i] = f[5 + i]
         if len(p) != m.req_size + n * m.req_item_size:
             raise CommandError("PROGRAM length does not match device count")
@@ -448,7 +448,7 @@ class Controller:
             raise CommandError("events per request must be 1..120")
         pp = self.params
         pp.algorithm, pp.tol, pp.patience = wire.A_FFP, 1e-6, 8
-        for i in range(8):
+        for i in range(wire.N_PARAMS):
             pp.p[i] = f[4 + i]
         algo = prepare(pp, self.limits)
         events, ended = ffp_trace(a, r, c, direction, n, algo, pp.patience, self.raw, HDR_SIZE + m.resp_size)

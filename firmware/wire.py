@@ -104,6 +104,19 @@ A_FFP = const(2)
 A_PREDICT = const(3)
 A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
 
+# PROGRAM's (and FFP_TRACE's) 8 algorithm parameters by name, per algorithm: the
+# host's algorithm dataclasses have these fields, the firmware reads them by these
+# names (algorithms.named); unused slots are 0. Predictor-guided programming's last
+# two depend on the loaded model: forward (paper 004) or inverse.
+PARAMS = {
+    A_ISPP: ("v_set_start", "v_set_step", "v_reset_start", "v_reset_step", "width"),
+    A_ADAPTIVE: ("v_set_start", "v_reset_start", "v_step", "width", "width_max", "gain_lo", "gain_hi"),
+    A_FFP: ("window_lo", "window_hi", "v_set_start", "v_reset_start", "v_step", "width", "learn"),
+    A_PREDICT: ("v_set_lo", "v_set_hi", "v_reset_lo", "v_reset_hi", "t_lo", "t_hi", "amplitudes", "widths"),
+}
+PARAMS_INVERSE = ("v_set_lo", "v_set_hi", "v_reset_lo", "v_reset_hi", "t_lo", "t_hi", "overshoot")
+N_PARAMS = const(8)
+
 
 class Message:
     """One message, declared once: the fixed part of its request and of its

@@ -170,7 +170,7 @@ def test_a_bad_network_blob_is_refused_and_the_old_one_stays(model, board):
     corrupt[20] ^= 0xFF
     for blob in (bytes(corrupt), good[:-9] + good[-4:]):  # flipped byte, truncated
         with pytest.raises(FirmwareError, match="CRC|truncated|length"):
-            board._stream_blob(wire.T_LOAD_NETWORK, blob, "raw", False)
+            board._stream_blob(wire.LOAD_NETWORK, blob, "raw", False)
     assert np.abs(board.run_network(x) - before).max() < 0.01 * np.abs(before).max()
 
 

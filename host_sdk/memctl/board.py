@@ -78,7 +78,7 @@ class ISPP:
     code = wire.A_ISPP
 
     def params(self) -> list[float]:
-        return [self.v_set_start, self.v_set_step, self.v_reset_start, self.v_reset_step, self.width]
+        return _params(self, wire.PARAMS[self.code])
 
 
 WriteVerify = ISPP
@@ -102,9 +102,7 @@ class Adaptive:
     code = wire.A_ADAPTIVE
 
     def params(self) -> list[float]:
-        return [
-            self.v_set_start, self.v_reset_start, self.v_step, self.width, self.width_max, self.gain_lo, self.gain_hi,
-        ]  # fmt: skip
+        return _params(self, wire.PARAMS[self.code])
 
 
 @dataclass(frozen=True)
@@ -125,10 +123,7 @@ class FFP:
     code = wire.A_FFP
 
     def params(self) -> list[float]:
-        return [
-            self.window_lo, self.window_hi, self.v_set_start, self.v_reset_start, self.v_step, self.width,
-            1.0 if self.learn else 0.0,
-        ]  # fmt: skip
+        return _params(self, wire.PARAMS[self.code])
 
 
 @dataclass
@@ -178,8 +173,7 @@ class Predicted:
 
     def params(self, inverse: bool = False) -> list[float]:
         """The board's 8 parameters; the last two depend on the kind of model loaded."""
-        tail = [self.overshoot, 0.0] if inverse else [float(self.amplitudes), float(self.widths)]
-        return [self.v_set_lo, self.v_set_hi, self.v_reset_lo, self.v_reset_hi, self.t_lo, self.t_hi, *tail]
+        return _params(self, wire.PARAMS_INVERSE if inverse else wire.PARAMS[wire.A_PREDICT])
 
 
 Algorithm = ISPP | Adaptive | FFP | Predicted
@@ -425,7 +419,7 @@ class Board:
         self._check_device(row, col)
         if direction not in (1, -1):
             raise ValueError("direction must be +1 (set) or -1 (reset)")
-        params = (ffp.params() + [0.0] * 8)[:8]
+        params = ffp.params()
         _finite("FFP parameters", params)
         g, v = [], []
         while len(g) < max_events:
@@ -574,7 +568,7 @@ class Board:
         if isinstance(algo, Predicted):
             algo_params = algo.params(inverse=self._info.predictor_features == FEATURES_INVERSE)
         else:
-            algo_params = (algo.params() + [0.0] * 8)[:8]
+            algo_params = algo.params()
         _finite("algorithm parameters", algo_params)
         idx = np.argwhere(m)
         if isinstance(algo, Predicted):
@@ -647,6 +641,12 @@ class Board:
     def show_progress(self, progress: bool | None) -> bool | None:
         """Whether long work shows a bar: the call's choice, else the board's."""
         return self.progress if progress is None else progress
+
+
+def _params(algo: object, names: tuple[str, ...]) -> list[float]:
+    """The board's parameter vector: the fields wire.PARAMS names, in its order, 0 after."""
+    values = [float(getattr(algo, n)) for n in names]
+    return values + [0.0] * (wire.N_PARAMS - len(values))
 
 
 def _finite(what: str, values: object) -> None:
