@@ -218,7 +218,7 @@ class Controller:
             len(fe.ranges),
             a.scheme,
             a.read_mode,
-            1 if fe.one_t1r else 0,
+            wire.CELL_1T1R if fe.one_t1r else wire.CELL_0T1R,
         )
         off = HDR_SIZE + wire.INFO.resp_size
         off = wire.pack_str(self.raw, off, FW_VERSION)

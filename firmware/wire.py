@@ -97,6 +97,14 @@ STATUS_NAMES = {
     S_SATURATED: "adc-saturated",
 }
 
+# Array modes (CONFIG's and INFO's bytes).
+SCHEME_V2 = const(2)  # pulse biasing: half-selected devices see V/2
+SCHEME_V3 = const(3)  # half-selected see V/3, the rest -V/3
+READ_GROUNDED = const(0)  # unselected lines held at 0 V: no sneak paths
+READ_FLOATING = const(1)  # unselected lines floating: sneak paths add to the read
+CELL_0T1R = const(0)  # passive array
+CELL_1T1R = const(1)  # a row access transistor per device
+
 # Programming algorithms (PROGRAM's algorithm byte).
 A_ISPP = const(0)
 A_ADAPTIVE = const(1)

@@ -7,10 +7,7 @@ import struct
 from errors import AddressError, HALError, LimitError
 from hal import BOTH, COLS, ROWS
 
-SCHEME_V2 = 2
-SCHEME_V3 = 3
-READ_GROUNDED = 0  # unselected lines held at 0 V: no sneak paths
-READ_FLOATING = 1  # unselected lines floating: sneak paths add to the read
+from wire import READ_FLOATING, READ_GROUNDED, SCHEME_V2, SCHEME_V3  # noqa: F401  (re-exported)
 
 # Auto-ranging: step up when a code reaches this share of full scale, step
 # down when the reading would fit the next range below with this margin.

@@ -25,10 +25,14 @@ from memctl.errors import (
     SafetyLimitError,
     SessionLost,
 )
+from memctl.protocol import BiasScheme, Cell, ReadMode
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BiasScheme",
+    "Cell",
+    "ReadMode",
     "FFP",
     "FFPTable",
     "ISPP",

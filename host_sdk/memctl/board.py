@@ -44,9 +44,9 @@ class BoardInfo:
     i_lsb: float  # A per ADC code on the most sensitive current range
     i_full_scale: float  # A, the largest current range
     current_ranges: int
-    bias_scheme: int  # 2 = V/2, 3 = V/3
-    read_mode: int  # 0 = unselected lines grounded, 1 = floating
-    cell: str  # "0T1R" passive or "1T1R" with row access transistors
+    bias_scheme: protocol.BiasScheme
+    read_mode: protocol.ReadMode
+    cell: protocol.Cell  # compares equal to "0T1R" / "1T1R"
     predictor_params: int  # parameters of the loaded predictor (0: none)
     firmware: str
     hal: str
@@ -278,9 +278,9 @@ class Board:
             i_lsb=f.i_lsb,
             i_full_scale=f.i_full_scale,
             current_ranges=f.current_ranges,
-            bias_scheme=f.bias_scheme,
-            read_mode=f.read_mode,
-            cell="1T1R" if f.one_t1r else "0T1R",
+            bias_scheme=protocol.BiasScheme(f.bias_scheme),
+            read_mode=protocol.ReadMode(f.read_mode),
+            cell=protocol.Cell.ONE_T1R if f.cell == wire.CELL_1T1R else protocol.Cell.PASSIVE,
             predictor_params=f.predictor_params,
             firmware=f.firmware,
             hal=f.hal,
@@ -380,20 +380,20 @@ class Board:
         self.vmm_resolution, currents = protocol.decode_vmm(self._request(wire.T_VMM, protocol.encode_vmm(x)), cols)
         return currents
 
-    def configure(self, *, v_read: float | None = None, bias: str | None = None, read_mode: str | None = None) -> None:
-        """Read voltage, biasing scheme ("V/2" or "V/3") and read mode
-        ("grounded": unselected lines at 0 V, or "floating": sneak paths)."""
+    def configure(
+        self,
+        *,
+        v_read: float | None = None,
+        bias: str | protocol.BiasScheme | None = None,
+        read_mode: str | protocol.ReadMode | None = None,
+    ) -> None:
+        """Read voltage, biasing scheme (BiasScheme, or "V/2" / "V/3") and read
+        mode (ReadMode, or "grounded": unselected lines at 0 V / "floating": sneak paths)."""
         info = self._info
         v = info.v_read if v_read is None else v_read
         _finite("v_read", [v])
-        schemes = {"V/2": 2, "V/3": 3}
-        modes = {"grounded": 0, "floating": 1}
-        if bias is not None and bias not in schemes:
-            raise ValueError(f"bias must be one of {', '.join(schemes)}")
-        if read_mode is not None and read_mode not in modes:
-            raise ValueError(f"read_mode must be one of {', '.join(modes)}")
-        s = info.bias_scheme if bias is None else schemes[bias]
-        m = info.read_mode if read_mode is None else modes[read_mode]
+        s = info.bias_scheme if bias is None else protocol.BiasScheme.parse(bias)
+        m = info.read_mode if read_mode is None else protocol.ReadMode.parse(read_mode)
         self._request(wire.T_CONFIG, protocol.encode_config(v, s, m))
         self.info()
 

@@ -9,12 +9,58 @@ the message; multi-field replies decode into named records.
 from __future__ import annotations
 
 import struct
+from enum import IntEnum, StrEnum
 from typing import NamedTuple
 
 import numpy as np
 
 from memctl.errors import ProtocolError
 from memctl_firmware import wire
+
+
+class BiasScheme(IntEnum):
+    """How a pulse biases the lines of the devices it does not select."""
+
+    V2 = wire.SCHEME_V2  # half-selected devices see V/2, the rest 0
+    V3 = wire.SCHEME_V3  # half-selected see V/3, the rest -V/3
+
+    @classmethod
+    def parse(cls, value: str | int) -> BiasScheme:
+        names = {"V/2": cls.V2, "V/3": cls.V3}
+        if isinstance(value, str):
+            if value not in names:
+                raise ValueError(f"bias must be one of {', '.join(names)}, got {value!r}")
+            return names[value]
+        return cls(value)
+
+    def __str__(self) -> str:
+        return f"V/{int(self)}"
+
+
+class ReadMode(IntEnum):
+    """What the unselected lines do during a single-device read."""
+
+    GROUNDED = wire.READ_GROUNDED  # held at 0 V: no sneak paths
+    FLOATING = wire.READ_FLOATING  # left floating: sneak paths add to the read
+
+    @classmethod
+    def parse(cls, value: str | int) -> ReadMode:
+        if isinstance(value, str):
+            try:
+                return cls[value.upper()]
+            except KeyError:
+                raise ValueError(f"read_mode must be one of grounded, floating, got {value!r}") from None
+        return cls(value)
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Cell(StrEnum):
+    """The array's cell: passive, or one access transistor per device."""
+
+    PASSIVE = "0T1R"
+    ONE_T1R = "1T1R"
 
 
 def _f32(values: object) -> bytes:
@@ -54,7 +100,7 @@ class Info(NamedTuple):
     current_ranges: int
     bias_scheme: int
     read_mode: int
-    one_t1r: int
+    cell: int
     firmware: str
     hal: str
     heap_peak: int

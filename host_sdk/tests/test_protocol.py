@@ -46,3 +46,14 @@ def test_decoded_replies_are_named_records():
     assert ended and events.shape == (2, 2) and events[1, 1] == pytest.approx(1.1)
     lsb, currents = protocol.decode_vmm(protocol_reply(wire.VMM, (1e-9,), [(1e-6,), (2e-6,)]), 2)
     np.testing.assert_allclose(currents, [1e-6, 2e-6])
+
+
+def test_modes_are_enums_that_still_read_as_the_words_users_type():
+    assert protocol.BiasScheme.parse("V/3") is protocol.BiasScheme.V3 == wire.SCHEME_V3
+    assert str(protocol.BiasScheme.V2) == "V/2" and str(protocol.ReadMode.FLOATING) == "floating"
+    assert protocol.ReadMode.parse("Grounded") is protocol.ReadMode.GROUNDED
+    assert protocol.Cell.ONE_T1R == "1T1R" and protocol.Cell("0T1R") is protocol.Cell.PASSIVE
+    with pytest.raises(ValueError, match="bias must be one of V/2, V/3, got 'V/4'"):
+        protocol.BiasScheme.parse("V/4")
+    with pytest.raises(ValueError, match="read_mode must be one of grounded, floating"):
+        protocol.ReadMode.parse("sneaky")
