@@ -69,12 +69,15 @@ def main() -> None:
         same = bool(np.array_equal(e["results"][name], b["results"][name])) if name in e["results"] else None
         rows.append({"operation": name, "emulated_s": te, "board_s": tb, "ratio": tb / te, "same_result": same})
         print(f"| {name} | {te * 1e3:.2f} | {tb * 1e3:.2f} | {tb / te:.2f} | {'-' if same is None else same} |")
-    print(f"| resident heap (INFO peak) | {e['heap_peak']} B | {b['heap_peak']} B | "
-          f"{b['heap_peak'] / e['heap_peak']:.2f} | - |")  # fmt: skip
+    print(
+        f"| resident heap (INFO peak) | {e['heap_peak']} B | {b['heap_peak']} B | "
+        f"{b['heap_peak'] / e['heap_peak']:.2f} | - |"
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     heap = {"emulated": e["heap_peak"], "board": b["heap_peak"]}
-    a.out.write_text(json.dumps({"machine": platform.platform(), "quick": a.quick, "rows": rows, "heap_peak": heap},
-                                indent=1))  # fmt: skip
+    a.out.write_text(
+        json.dumps({"machine": platform.platform(), "quick": a.quick, "rows": rows, "heap_peak": heap}, indent=1)
+    )
     print(f"wrote {a.out}")
 
 

@@ -72,8 +72,16 @@ def g_range_of(preset: str) -> tuple[float, float]:
     return d.g_min + m, d.g_max - m
 
 
-def deployed(layers, preset: str, shape: tuple[int, int], sets: dict, *, aware: bool, v_in: float | None = None,
-             cell: str = "0T1R"):  # fmt: skip
+def deployed(
+    layers,
+    preset: str,
+    shape: tuple[int, int],
+    sets: dict,
+    *,
+    aware: bool,
+    v_in: float | None = None,
+    cell: str = "0T1R",
+):
     """Deploy on a fresh emulated board (same seed: same devices and defects),
     calibrate, run every data set on the controller. Returns (summary, deployment)."""
     s = settings_for(preset)
@@ -86,8 +94,16 @@ def deployed(layers, preset: str, shape: tuple[int, int], sets: dict, *, aware: 
         s.apply(b)
         if PRESETS[preset].v_form:
             form(b, 0.9 * PRESETS[preset].v_form)
-        dep = deploy(layers, b, algorithm=s.adaptive, tolerance=s.tolerance, max_pulses=300, g_range=g_range,
-                     aware=aware, v_in=v_in)  # fmt: skip
+        dep = deploy(
+            layers,
+            b,
+            algorithm=s.adaptive,
+            tolerance=s.tolerance,
+            max_pulses=300,
+            g_range=g_range,
+            aware=aware,
+            v_in=v_in,
+        )
         wall = time.monotonic() - start
         raw = {k: dep.run(b, x, calibrated=False) for k, (x, _) in sets.items()}
         dep.calibrate(b, samples=32)
@@ -96,9 +112,12 @@ def deployed(layers, preset: str, shape: tuple[int, int], sets: dict, *, aware: 
     summary = {
         "raw": {k: acc(raw[k], y) for k, (_, y) in sets.items()},
         "calibrated": {k: acc(cal[k], y) for k, (_, y) in sets.items()},
-        "layer_weight_rms_error": dep.layer_errors(), "v_in": dep.v_in, "wall_s": wall, **dep.cost(),
+        "layer_weight_rms_error": dep.layer_errors(),
+        "v_in": dep.v_in,
+        "wall_s": wall,
+        **dep.cost(),
         "defects_found": int(sum(np.sum(sc["defect"]) for sc in dep.scans if sc)) if aware else None,
-    }  # fmt: skip
+    }
     return summary, dep
 
 
@@ -115,8 +134,9 @@ def letters(report: dict) -> None:
     sets = {"train": (xtr, ytr), "test": (xte, yte)}
     r = {"digital": {k: accuracy(layers, x, y) for k, (x, y) in sets.items()}}
     for aware in (False, True):
-        r["aware" if aware else "oblivious"], _ = deployed(layers, "pt_al2o3_tio2_passive", (32, 32), sets,
-                                                           aware=aware, v_in=0.2)  # fmt: skip
+        r["aware" if aware else "oblivious"], _ = deployed(
+            layers, "pt_al2o3_tio2_passive", (32, 32), sets, aware=aware, v_in=0.2
+        )
     report["letters"] = r
     print("\n### 4x4 letters, 16-10-4 (paper 003), pt_al2o3_tio2_passive 32x32, +-0.2 V inputs\n")
     print("| model | train | test (640, one pixel flipped) |\n|---|---|---|")
@@ -124,11 +144,15 @@ def letters(report: dict) -> None:
     for k in ("oblivious", "aware"):
         for c in ("raw", "calibrated"):
             print(f"| deployed, {k}, {c} | {r[k][c]['train']:.1%} | {r[k][c]['test']:.2%} |")
-    print("| paper 003 software | 100 % | 82.34 % |\n| paper 003 hardware (oblivious / aware) | 95 % / 100 % "
-          "| 79.06 % / 81.4 % |")  # fmt: skip
-    print(f"\nstuck devices found by the pre-scan: {r['aware']['defects_found']}; weight RMS error per layer "
-          f"oblivious {np.round(r['oblivious']['layer_weight_rms_error'], 4).tolist()}, aware "
-          f"{np.round(r['aware']['layer_weight_rms_error'], 4).tolist()}")  # fmt: skip
+    print(
+        "| paper 003 software | 100 % | 82.34 % |\n| paper 003 hardware (oblivious / aware) | 95 % / 100 % "
+        "| 79.06 % / 81.4 % |"
+    )
+    print(
+        f"\nstuck devices found by the pre-scan: {r['aware']['defects_found']}; weight RMS error per layer "
+        f"oblivious {np.round(r['oblivious']['layer_weight_rms_error'], 4).tolist()}, aware "
+        f"{np.round(r['aware']['layer_weight_rms_error'], 4).tolist()}"
+    )
 
 
 def erm_vs_bayesmulti(name: str, preset: str, shape, data, config: TrainConfig, n_iter: int) -> dict:
@@ -152,14 +176,25 @@ def erm_vs_bayesmulti(name: str, preset: str, shape, data, config: TrainConfig, 
         (f"BayesMulti {p1:.2f}/{p2:.2f}", r["digital_bayesmulti"], r["bayesmulti"]),
     )
     for label, digital, d in rows:
-        cells = [name, preset, label, f"{digital:.2%}", f"{d['raw']['test']:.2%}", f"{d['calibrated']['test']:.2%}",
-                 str(d["pulses"]), f"{d['board_time_s']:.3g}", f"{d['energy_J']:.3g}"]  # fmt: skip
+        cells = [
+            name,
+            preset,
+            label,
+            f"{digital:.2%}",
+            f"{d['raw']['test']:.2%}",
+            f"{d['calibrated']['test']:.2%}",
+            str(d["pulses"]),
+            f"{d['board_time_s']:.3g}",
+            f"{d['energy_J']:.3g}",
+        ]
         print("| " + " | ".join(cells) + " |")
     return r
 
 
-TABLE_HEAD = ("| task | device | training | digital | deployed | deployed, calibrated | pulses | board time s | "
-              "energy J |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+TABLE_HEAD = (
+    "| task | device | training | digital | deployed | deployed, calibrated | pulses | board time s | "
+    "energy J |\n|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def digits(report: dict, n_iter: int) -> None:
@@ -172,8 +207,10 @@ def digits(report: dict, n_iter: int) -> None:
     print("\n### scikit-learn digits (8x8), 64-16-10, 500 test images\n")
     print(TABLE_HEAD)
     cfg = TrainConfig(hidden=(16,), activation="Tanh", epochs=60, seed=0)
-    report["digits"] = {p: erm_vs_bayesmulti("digits", p, (96, 64), data, cfg, n_iter)
-                        for p in ("tio2_4terminal", "pt_al2o3_tio2_passive")}  # fmt: skip
+    report["digits"] = {
+        p: erm_vs_bayesmulti("digits", p, (96, 64), data, cfg, n_iter)
+        for p in ("tio2_4terminal", "pt_al2o3_tio2_passive")
+    }
 
 
 def moons(report: dict, n_iter: int) -> None:
@@ -186,8 +223,9 @@ def moons(report: dict, n_iter: int) -> None:
     print("\n### two-moons (paper 000), 2-3-2 on a 10x10 array\n")
     print(TABLE_HEAD)
     cfg = TrainConfig(hidden=(3,), activation="Tanh", epochs=150, seed=0)
-    report["moons"] = erm_vs_bayesmulti("two-moons", "perovskite_lognormal", (10, 10),
-                                        (split(0, 300), split(1, 200), split(2, 400)), cfg, n_iter)  # fmt: skip
+    report["moons"] = erm_vs_bayesmulti(
+        "two-moons", "perovskite_lognormal", (10, 10), (split(0, 300), split(1, 200), split(2, 400)), cfg, n_iter
+    )
 
 
 def main() -> None:

@@ -105,9 +105,20 @@ def mpy_cost(blob: bytes) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "m.mcpr").write_bytes(blob)
         (Path(tmp) / "t.py").write_text(MPY_TIMER)
-        out = subprocess.run([micropython_executable(), "-X", "heapsize=256K", str(Path(tmp) / "t.py"),
-                              str(FIRMWARE_DIR), str(Path(tmp) / "m.mcpr")], capture_output=True, text=True,
-                             timeout=120, check=True)  # fmt: skip
+        out = subprocess.run(
+            [
+                micropython_executable(),
+                "-X",
+                "heapsize=256K",
+                str(Path(tmp) / "t.py"),
+                str(FIRMWARE_DIR),
+                str(Path(tmp) / "m.mcpr"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
     us, used = out.stdout.split()
     return float(us), int(used)
 
@@ -191,8 +202,10 @@ def main() -> None:
     print("\n| cost | value |\n|---|---|")
     for k, v in c.items():
         print(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
-    print(f"\nint8 / float test MSE: {c['test_mse_int8'] / c['test_mse_float']:.3f} (target <= 1.1); "
-          f"MicroPython float / numpy time: {c['micropython_float_us'] / c['numpy_us']:.1f}x")  # fmt: skip
+    print(
+        f"\nint8 / float test MSE: {c['test_mse_int8'] / c['test_mse_float']:.3f} (target <= 1.1); "
+        f"MicroPython float / numpy time: {c['micropython_float_us'] / c['numpy_us']:.1f}x"
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {a.out}")

@@ -38,8 +38,10 @@ def workload(emu: EmulatedBoard, b: memctl.Board, during=None) -> dict:
     targets = rng.uniform(20e-6, 90e-6, (6, 6))
     xs = rng.uniform(0, 0.1, (10, b.shape[0]))
     results, attempted, completed, errors = {}, 0, 0, []
-    ops = [("program", lambda: b.program(targets, tolerance=TOL, max_pulses=200, origin=(3, 3))),
-           ("read_array", b.read_array)] + [(f"vmm{k}", lambda x=x: b.vmm(x)) for k, x in enumerate(xs)]  # fmt: skip
+    ops = [
+        ("program", lambda: b.program(targets, tolerance=TOL, max_pulses=200, origin=(3, 3))),
+        ("read_array", b.read_array),
+    ] + [(f"vmm{k}", lambda x=x: b.vmm(x)) for k, x in enumerate(xs)]
     for name, op in ops:
         attempted += 1
         if during:
@@ -68,8 +70,7 @@ def workload(emu: EmulatedBoard, b: memctl.Board, during=None) -> dict:
     return {"attempted": attempted, "completed": completed, "undetected": undetected, "errors": errors}
 
 
-def scenario(name: str, rate: str, *, faults: LinkFaults | None = None, baud: int | None = None,
-             inject=None) -> dict:  # fmt: skip
+def scenario(name: str, rate: str, *, faults: LinkFaults | None = None, baud: int | None = None, inject=None) -> dict:
     with EmulatedBoard(seed=41, baud=baud) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
         if faults:
             emu.set_link_filter(faults)

@@ -106,9 +106,16 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -
 
 def info_blob(c: AFEConfig) -> bytes:
     head = struct.pack(
-        bus.INFO_FMT, c.rows, c.cols, c.dac_bits, c.dac_full_scale, c.adc_bits, c.sample_time,
-        int(c.cell == "1T1R"), len(c.current_ranges),
-    )  # fmt: skip
+        bus.INFO_FMT,
+        c.rows,
+        c.cols,
+        c.dac_bits,
+        c.dac_full_scale,
+        c.adc_bits,
+        c.sample_time,
+        int(c.cell == "1T1R"),
+        len(c.current_ranges),
+    )
     name = c.name.encode()
     return head + struct.pack(f"<{len(c.current_ranges)}f", *c.current_ranges) + bytes([len(name)]) + name
 

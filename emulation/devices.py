@@ -107,11 +107,22 @@ class DeviceModel:
         for name in ("hardening", "stuck_fraction", "w_rest"):
             need(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
         nonneg = (
-            "hardening_drive", "fresh_mobility", "recovery_p", "recovery_d",
-            "threshold_spread", "rate_spread", "g_spread",
-            "c2c_sigma", "c2c_additive", "read_noise_rel", "read_noise_abs", "v_form", "g_pristine",
-            "relax_tau", "iv_b",
-        )  # fmt: skip
+            "hardening_drive",
+            "fresh_mobility",
+            "recovery_p",
+            "recovery_d",
+            "threshold_spread",
+            "rate_spread",
+            "g_spread",
+            "c2c_sigma",
+            "c2c_additive",
+            "read_noise_rel",
+            "read_noise_abs",
+            "v_form",
+            "g_pristine",
+            "relax_tau",
+            "iv_b",
+        )
         for name in nonneg:
             need(getattr(self, name) >= 0, name, "must be >= 0")
         need(self.threshold_spread < 0.5, "threshold_spread", "must be < 0.5")

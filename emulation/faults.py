@@ -22,8 +22,9 @@ class LinkFaults:
     burst_len: int = 8
     directions: tuple[str, ...] = ("to_board", "to_host")
     seed: int = 0
-    counts: dict = field(default_factory=lambda: {"bytes": 0, "corrupted": 0, "dropped": 0, "duplicated": 0,
-                                                  "bursts": 0})  # fmt: skip
+    counts: dict = field(
+        default_factory=lambda: {"bytes": 0, "corrupted": 0, "dropped": 0, "duplicated": 0, "bursts": 0}
+    )
 
     def __post_init__(self) -> None:
         for name in ("corrupt", "drop", "duplicate", "burst"):

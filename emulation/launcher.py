@@ -269,12 +269,29 @@ class EmulatedBoard:
         self.afe_socket = os.path.join(self._tmp.name, "afe.sock")
         self._spawner = _Spawner()
         afe = self._spawner.popen(
-            [sys.executable, "-m", "memctl_emulation.afe_server", "--socket", self.afe_socket,
-             "--rows", str(self.rows), "--cols", str(self.cols), "--seed", str(self.seed),
-             "--line-resistance", repr(self.line_resistance), "--cell", self.cell]
+            [
+                sys.executable,
+                "-m",
+                "memctl_emulation.afe_server",
+                "--socket",
+                self.afe_socket,
+                "--rows",
+                str(self.rows),
+                "--cols",
+                str(self.cols),
+                "--seed",
+                str(self.seed),
+                "--line-resistance",
+                repr(self.line_resistance),
+                "--cell",
+                self.cell,
+            ]
             + (["--device", self.device_spec] if self.device_spec else []),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
         self._procs.append(afe)
         self._wait_line(afe, "AFE READY", "analog front end")
 
@@ -297,8 +314,13 @@ class EmulatedBoard:
 
     def _start_firmware(self) -> None:
         """Boot: main.py (from firmware_dir, or a bare board's flash), else a bare board's REPL on the UART."""
-        env = dict(os.environ, MEMCTL_HAL=self.hal, MEMCTL_UART=os.ttyname(self._fw_slave),
-                   MEMCTL_AFE=self.afe_socket, MEMCTL_FLASH=self.flash)  # fmt: skip
+        env = dict(
+            os.environ,
+            MEMCTL_HAL=self.hal,
+            MEMCTL_UART=os.ttyname(self._fw_slave),
+            MEMCTL_AFE=self.afe_socket,
+            MEMCTL_FLASH=self.flash,
+        )
         assert self._spawner is not None
         cmd = [micropython_executable(), "-X", f"heapsize={self.heap}"]
         repl = self.bare and not os.path.exists(os.path.join(self.flash, "main.py"))
@@ -307,13 +329,25 @@ class EmulatedBoard:
             os.makedirs(rom, exist_ok=True)
             Path(rom, "machine.py").write_text(_MACHINE_PY)
             env["MICROPYPATH"] = rom + ":.frozen"
-            fw = self._spawner.popen(cmd, cwd=self.flash, env=env, stdin=self._fw_slave, stdout=self._fw_slave,
-                                     stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # fmt: skip
+            fw = self._spawner.popen(
+                cmd,
+                cwd=self.flash,
+                env=env,
+                stdin=self._fw_slave,
+                stdout=self._fw_slave,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
         else:
             fw = self._spawner.popen(
-                cmd + ["main.py"], cwd=self.flash if self.bare else self.firmware_dir, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent,
-            )  # fmt: skip
+                cmd + ["main.py"],
+                cwd=self.flash if self.bare else self.firmware_dir,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                preexec_fn=_die_with_parent,
+            )
         self._procs.append(fw)
         self._fw = fw
         threading.Thread(target=self._supervise, args=(fw, repl), daemon=True, name="memctl-emu-boot").start()

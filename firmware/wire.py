@@ -159,8 +159,20 @@ INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits se
 INFO_MODEL = "<B"  # the loaded predictor's feature set (0: none)
 # The image hash is 16 hex digits of the firmware image's manifest hash, or "source"; the arch
 # is MPY_ARCHES[sys.implementation._mpy >> 10], mpy-cross's -march name.
-MPY_ARCHES = ("none", "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
-              "xtensawin", "rv32imc")  # fmt: skip
+MPY_ARCHES = (
+    "none",
+    "x86",
+    "x64",
+    "armv6",
+    "armv6m",
+    "armv7m",
+    "armv7em",
+    "armv7emsp",
+    "armv7emdp",
+    "xtensa",
+    "xtensawin",
+    "rv32imc",
+)
 READ = Message(T_READ, "READ", "<HH", "<ff")  # row, col -> current A, conductance S
 READ_ROWS = Message(T_READ_ROWS, "READ_ROWS", "<HH", "<", resp_item="<f")  # first row, count -> count*cols S
 PULSE = Message(T_PULSE, "PULSE", "<HHff", "<f")  # row, col, volts, width s -> DAC-quantized volts applied

@@ -20,8 +20,23 @@ def main():
     out = []
     for case in cases:
         if case["kind"] == "messages":  # every declaration's formats and sizes as this interpreter sees them
-            out.append([[m.mtype, m.name, m.req, m.resp, m.req_item, m.resp_item, m.req_size, m.resp_size,
-                         m.req_item_size, m.resp_item_size] for m in wire.MESSAGES])  # fmt: skip
+            out.append(
+                [
+                    [
+                        m.mtype,
+                        m.name,
+                        m.req,
+                        m.resp,
+                        m.req_item,
+                        m.resp_item,
+                        m.req_size,
+                        m.resp_size,
+                        m.req_item_size,
+                        m.resp_item_size,
+                    ]
+                    for m in wire.MESSAGES
+                ]
+            )
         elif case["kind"] == "encode":
             out.append(h(wire.encode_frame(case["type"], case["seq"], unhexlify(case["payload"]))))
         else:  # decode: feed a byte stream, report every event

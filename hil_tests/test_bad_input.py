@@ -46,9 +46,12 @@ def test_bad_numbers_and_shapes_through_the_sdk(board, untouched):
         (lambda: board.load_predictor(b"MCPR" + bytes(40)), ValueError, "CRC|size"),
         (lambda: board.load_network(b"MNET" + bytes(40)), ValueError, "CRC|size"),
         (lambda: deploy([Layer(np.full((2, 3), nan), np.zeros(2), None)], board), DeployError, "NaN"),
-        (lambda: deploy([Layer(np.ones((2, 3)), np.zeros(2), None)], board, g_range=(1e-4, 1e-5)), DeployError,
-         "g_range"),
-    ]  # fmt: skip
+        (
+            lambda: deploy([Layer(np.ones((2, 3)), np.zeros(2), None)], board, g_range=(1e-4, 1e-5)),
+            DeployError,
+            "g_range",
+        ),
+    ]
     for call, exc, msg in cases:
         with pytest.raises(exc, match=msg):
             call()

@@ -46,10 +46,19 @@ def _board_decisions(blob: bytes, params: list[float], v_read: float, tol: float
     lines = [" ".join(repr(float(v)) for v in [*params, v_read, tol])] + [f"{float(g)!r} {float(t)!r}" for g, t in rows]
     (tmp / "rows.txt").write_text("\n".join(lines) + "\n")
     out = subprocess.run(
-        [micropython_executable(), "-X", "heapsize=256K", str(root / "hil_tests" / "mpy_decision_runner.py"),
-         str(root / "firmware"), str(tmp / "m.mcpr"), str(tmp / "rows.txt")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            micropython_executable(),
+            "-X",
+            "heapsize=256K",
+            str(root / "hil_tests" / "mpy_decision_runner.py"),
+            str(root / "firmware"),
+            str(tmp / "m.mcpr"),
+            str(tmp / "rows.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr + out.stdout
     return np.array([[float(v) for v in line.split()] for line in out.stdout.splitlines()])
 

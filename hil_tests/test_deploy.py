@@ -66,10 +66,13 @@ def test_bad_models_are_refused_before_any_pulse(model, board, emu):
     too_big = mlp_onnx([np.ones((20, 4))], [np.zeros(20)], [None])  # 40 columns > 32
     with pytest.raises(DeployError, match="needs 40 columns"):
         deploy(too_big, board)
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(np.ones((1, 1, 2, 2), np.float32), "w")])  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones((1, 1, 2, 2), np.float32), "w")],
+    )
     with pytest.raises(DeployError, match="unsupported ONNX op 'Conv'"):
         read_onnx(helper.make_model(graph))
     assert afe.truth()[0] == n0
@@ -88,8 +91,20 @@ def test_cli_deploy_then_infer_from_the_manifest(model, emu, tmp_path, capsys):
     assert main(["deploy", str(tmp_path / "m.onnx"), *port, "--manifest", str(tmp_path / "dep.json")]) == 0
     x = np.random.default_rng(2).uniform(-1, 1, (5, 4))
     np.save(tmp_path / "x.npy", x)
-    assert main(["infer", str(tmp_path / "x.npy"), *port, "--manifest", str(tmp_path / "dep.json"),
-                 "--out", str(tmp_path / "y.npy")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "infer",
+                str(tmp_path / "x.npy"),
+                *port,
+                "--manifest",
+                str(tmp_path / "dep.json"),
+                "--out",
+                str(tmp_path / "y.npy"),
+            ]
+        )
+        == 0
+    )
     y = np.load(tmp_path / "y.npy")
     assert np.all(np.argmax(y, 1) == np.argmax(digital(w, b, x), 1))
     (tmp_path / "bad.json").write_text("{}")

@@ -154,9 +154,12 @@ def test_first_install_through_mpremote_then_updates_through_the_protocol(image,
 
 
 def test_update_requests_are_checked_and_change_nothing(board, emu):
-    for payload, message in ((b"\x00", "short UPDATE"), (protocol.encode_update(9, 0), "unknown update step"),
-                             (protocol.encode_update(wire.U_COMMIT, 0), "image incomplete"),
-                             (protocol.encode_update(wire.U_DATA, 0) + b"x", "no file open")):  # fmt: skip
+    for payload, message in (
+        (b"\x00", "short UPDATE"),
+        (protocol.encode_update(9, 0), "unknown update step"),
+        (protocol.encode_update(wire.U_COMMIT, 0), "image incomplete"),
+        (protocol.encode_update(wire.U_DATA, 0) + b"x", "no file open"),
+    ):
         with pytest.raises(memctl.FirmwareError, match=message):
             board._request(wire.T_UPDATE, payload)
     fl._step(board, wire.U_BEGIN)

@@ -34,8 +34,10 @@ def templates() -> list[bytes]:
                 (wire.T_INFO, b""),
                 (wire.T_READ, protocol.encode_read(1, 2)),
                 (wire.T_PULSE, protocol.encode_pulse(3, 4, 1.2, 1e-4)),
-                (wire.T_PROGRAM, protocol.encode_program(1e-6, 50, 0, 8, [0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0],
-                                                          [(5, 5, 60e-6)])),
+                (
+                    wire.T_PROGRAM,
+                    protocol.encode_program(1e-6, 50, 0, 8, [0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0], [(5, 5, 60e-6)]),
+                ),
                 (wire.T_VMM, protocol.encode_vmm(np.full(32, 0.1))),
                 (wire.T_SET_LIMITS, protocol.encode_limits(2.5, 1e-2, 0.3)),
                 (wire.T_PULSE_TRAIN, protocol.encode_pulse_train(1, 1, 5, 1.0, 1e-4, 0, 0, 0, 0.2, 1e-4)),
@@ -43,7 +45,7 @@ def templates() -> list[bytes]:
             ],
             start=1,
         )
-    ]  # fmt: skip
+    ]
 
 
 def corpus(n: int, seed: int = 0, keep_valid: bool = False) -> bytes:

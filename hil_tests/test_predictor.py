@@ -118,10 +118,19 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
     (tmp_path / "m.mcpr").write_bytes(q.to_blob(data.i_min, data.i_max))
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
-        [micropython_executable(), "-X", "heapsize=256K", str(root / "hil_tests" / "mpy_predictor_runner.py"),
-         str(root / "firmware"), str(tmp_path / "m.mcpr"), str(tmp_path / "rows.json")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            micropython_executable(),
+            "-X",
+            "heapsize=256K",
+            str(root / "hil_tests" / "mpy_predictor_runner.py"),
+            str(root / "firmware"),
+            str(tmp_path / "m.mcpr"),
+            str(tmp_path / "rows.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     board = np.array([int(v) for v in out.stdout.split()])
     host = q.run_int(q.quantize_input(rows))[:, 0]
@@ -134,9 +143,15 @@ def test_export_and_cross_check_every_runtime(trained, tmp_path):
 
     result, data = trained
     d = export(result, data, tmp_path / "model")
-    assert {p.name for p in d.iterdir()} >= {"predictor_f32.mcpr", "predictor_int8.mcpr", "model_f32.onnx",
-                                              "model_int8.onnx", "model_int8.tflite", "check_inputs.npy",
-                                              "meta.json"}  # fmt: skip
+    assert {p.name for p in d.iterdir()} >= {
+        "predictor_f32.mcpr",
+        "predictor_int8.mcpr",
+        "model_f32.onnx",
+        "model_int8.onnx",
+        "model_int8.tflite",
+        "check_inputs.npy",
+        "meta.json",
+    }
     rows = {r.runtime: r for r in cross_check(d)}
     scale = float(np.abs(data.y).max())
     assert rows["onnxruntime float"].max_deviation < 1e-4 * scale

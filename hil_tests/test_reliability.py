@@ -39,10 +39,14 @@ def check_truthful(board_result, truth: np.ndarray, origin=(0, 0)) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "faults",
-    [LinkFaults(corrupt=0.01, seed=1), LinkFaults(drop=0.01, seed=2), LinkFaults(duplicate=0.01, seed=3),
-     LinkFaults(burst=0.002, burst_len=6, seed=4)],
+    [
+        LinkFaults(corrupt=0.01, seed=1),
+        LinkFaults(drop=0.01, seed=2),
+        LinkFaults(duplicate=0.01, seed=3),
+        LinkFaults(burst=0.002, burst_len=6, seed=4),
+    ],
     ids=["corrupt-1%", "drop-1%", "duplicate-1%", "bursts"],
-)  # fmt: skip
+)
 def test_a_noisy_line_completes_every_command_without_undetected_errors(faults):
     with EmulatedBoard(seed=21) as emu, memctl.Board(emu.port, timeout=0.4, progress=False) as b:
         emu.set_link_filter(faults)
@@ -114,8 +118,10 @@ def test_a_reset_during_a_deployment_resumes_and_the_map_is_right(tmp_path):
     from memctl.deployment import Layer, deploy
 
     rng = np.random.default_rng(5)
-    layers = [Layer(rng.normal(size=(6, 8)), rng.normal(size=6) * 0.3, "Relu"),
-              Layer(rng.normal(size=(3, 6)), rng.normal(size=3) * 0.3, None)]  # fmt: skip
+    layers = [
+        Layer(rng.normal(size=(6, 8)), rng.normal(size=6) * 0.3, "Relu"),
+        Layer(rng.normal(size=(3, 6)), rng.normal(size=3) * 0.3, None),
+    ]
     x = rng.uniform(-1, 1, (10, 8))
     with EmulatedBoard(seed=28) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
         fired: list = []
@@ -193,8 +199,13 @@ def test_limits_persist_across_reset_and_a_fresh_board_is_locked():
     with EmulatedBoard(seed=25, limits=None) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
         afe = emu.afe()
         assert not b.info().limits_set
-        for call in (lambda: b.read(0, 0), lambda: b.pulse(0, 0, 1.0, 1e-4), lambda: b.vmm(np.zeros(32)),
-                     lambda: b.program(np.full((1, 1), 50e-6)), lambda: b.configure(v_read=0.1)):  # fmt: skip
+        for call in (
+            lambda: b.read(0, 0),
+            lambda: b.pulse(0, 0, 1.0, 1e-4),
+            lambda: b.vmm(np.zeros(32)),
+            lambda: b.program(np.full((1, 1), 50e-6)),
+            lambda: b.configure(v_read=0.1),
+        ):
             with pytest.raises(SafetyLimitError, match="limits not set"):
                 call()
         assert afe.truth()[0] == 0  # nothing reached the array
@@ -236,8 +247,10 @@ def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path):
     from memctl.deployment import Layer, deploy
 
     rng = np.random.default_rng(9)
-    layers = [Layer(rng.normal(size=(10, 16)), rng.normal(size=10), "Tanh"),
-              Layer(rng.normal(size=(4, 10)), rng.normal(size=4), None)]  # fmt: skip
+    layers = [
+        Layer(rng.normal(size=(10, 16)), rng.normal(size=10), "Tanh"),
+        Layer(rng.normal(size=(4, 10)), rng.normal(size=4), None),
+    ]
     with EmulatedBoard(seed=27) as emu, memctl.Board(emu.port, progress=False) as b:
         dep = deploy(layers, b, tolerance=1e-6, max_pulses=200)
         dep.run(b, rng.uniform(-1, 1, (40, 16)))

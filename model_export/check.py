@@ -81,8 +81,10 @@ def _firmware(blob: Path, x: np.ndarray) -> np.ndarray:
         rows.write_text("\n".join(json.dumps(r) for r in x.tolist()) + "\n")
         out = subprocess.run(
             [micropython_executable(), "-X", "heapsize=256K", str(runner), str(FIRMWARE_DIR), str(blob), str(rows)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     if out.returncode:
         raise RuntimeError(f"firmware inference failed: {(out.stderr or out.stdout)[-500:]}")
     return np.array([[float(v) for v in line.split()] for line in out.stdout.splitlines() if line.strip()])
@@ -99,11 +101,19 @@ def cross_check(model_dir: str | Path) -> list[Row]:
     rows = []
     ref_f = m.predict_all(x)
     onnx_f = onnx_export.run(onnx.load(d / "model_f32.onnx"), x)[0]
-    rows.append(Row("onnxruntime float", "numpy float", float(np.abs(onnx_f - ref_f).max()), "increment",
-                    "float32 rounding"))  # fmt: skip
+    rows.append(
+        Row("onnxruntime float", "numpy float", float(np.abs(onnx_f - ref_f).max()), "increment", "float32 rounding")
+    )
     fw_f = _firmware(d / "predictor_f32.mcpr", x)
-    rows.append(Row("firmware float (MicroPython)", "numpy float", float(np.abs(fw_f - ref_f).max()), "increment",
-                    "float rounding"))  # fmt: skip
+    rows.append(
+        Row(
+            "firmware float (MicroPython)",
+            "numpy float",
+            float(np.abs(fw_f - ref_f).max()),
+            "increment",
+            "float rounding",
+        )
+    )
     ref_q = q.run_int(q.quantize_input(x))
     steps = len(q.layers) + 1  # the input's quantization and each layer's requantization
     fw_q = _firmware(d / "predictor_int8.mcpr", x)
@@ -155,6 +165,9 @@ def _models(blob_f: bytes, blob_q: bytes) -> tuple[MLP, QModel]:
     qlayers = []
     for n_in, n_out, act, s_out, zp_out, m0, sh, w, b in layers:
         wq = np.frombuffer(w, np.int8).reshape(n_out, n_in)
-        qlayers.append(QLayer(wq, np.array(b, np.int64), np.array(m0), np.array(sh), np.ones(n_out), s_out, zp_out,
-                              act == ACT_RELU))  # fmt: skip
+        qlayers.append(
+            QLayer(
+                wq, np.array(b, np.int64), np.array(m0), np.array(sh), np.ones(n_out), s_out, zp_out, act == ACT_RELU
+            )
+        )
     return m, QModel(np.array(mean), np.array(std), s_in, zp_in, qlayers)

@@ -20,10 +20,14 @@ OPSET = 19
 
 
 def _normalize(nodes: list, inits: list, mean: np.ndarray, std: np.ndarray) -> str:
-    inits += [numpy_helper.from_array(mean.astype(np.float32), "mean"),
-              numpy_helper.from_array(np.where(std > 0, std, np.inf).astype(np.float32), "std")]  # fmt: skip
-    nodes += [helper.make_node("Sub", ["features", "mean"], ["centered"]),
-              helper.make_node("Div", ["centered", "std"], ["x0"])]  # fmt: skip
+    inits += [
+        numpy_helper.from_array(mean.astype(np.float32), "mean"),
+        numpy_helper.from_array(np.where(std > 0, std, np.inf).astype(np.float32), "std"),
+    ]
+    nodes += [
+        helper.make_node("Sub", ["features", "mean"], ["centered"]),
+        helper.make_node("Div", ["centered", "std"], ["x0"]),
+    ]
     return "x0"
 
 
@@ -41,8 +45,10 @@ def float_model(m: MLP) -> onnx.ModelProto:
     inits: list = []
     x = _normalize(nodes, inits, m.mean, m.std)
     for k, (w, b) in enumerate(zip(m.weights, m.biases, strict=True)):
-        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{k}"),
-                  numpy_helper.from_array(b.astype(np.float32), f"b{k}")]  # fmt: skip
+        inits += [
+            numpy_helper.from_array(w.astype(np.float32), f"w{k}"),
+            numpy_helper.from_array(b.astype(np.float32), f"b{k}"),
+        ]
         y = f"h{k}"
         nodes.append(helper.make_node("Gemm", [x, f"w{k}", f"b{k}"], [y], transB=1))
         if k < len(m.weights) - 1:
@@ -61,8 +67,12 @@ def qdq_model(q: QModel) -> onnx.ModelProto:
     x = _normalize(nodes, inits, q.mean, q.std)
 
     def qparams(name: str, scale: float, zp: int) -> tuple[str, str]:
-        inits.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s"),
-                      numpy_helper.from_array(np.array(zp, np.int8), f"{name}_z")])  # fmt: skip
+        inits.extend(
+            [
+                numpy_helper.from_array(np.array(scale, np.float32), f"{name}_s"),
+                numpy_helper.from_array(np.array(zp, np.int8), f"{name}_z"),
+            ]
+        )
         return f"{name}_s", f"{name}_z"
 
     s, z = qparams("in", q.s_in, q.zp_in)
@@ -90,8 +100,10 @@ def qdq_model(q: QModel) -> onnx.ModelProto:
         s, z = qparams(f"out{k}", layer.s_out, layer.zp_out)
         nodes.append(helper.make_node("QuantizeLinear", [y, s, z], [f"q{k}"]))
         xq, s_prev = f"q{k}", layer.s_out
-    nodes += [helper.make_node("Identity", [xq], ["code"]),
-              helper.make_node("DequantizeLinear", [xq, s, z], ["increment"])]  # fmt: skip
+    nodes += [
+        helper.make_node("Identity", [xq], ["code"]),
+        helper.make_node("DequantizeLinear", [xq, s, z], ["increment"]),
+    ]
     n_out = len(q.layers[-1].b)
     outs = [
         helper.make_tensor_value_info("increment", TensorProto.FLOAT, ["batch", n_out]),

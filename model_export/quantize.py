@@ -84,10 +84,17 @@ class QModel:
 
     def to_blob(self, i_min: float, i_max: float, feature_set: int = predictor_blob.FEATURES_P004_I) -> bytes:
         layers = [
-            (q.w.tolist(), q.b.tolist(), q.m0.tolist(), q.shift.tolist(),
-             predictor_blob.ACT_RELU if q.relu else predictor_blob.ACT_NONE, q.s_out, q.zp_out)
+            (
+                q.w.tolist(),
+                q.b.tolist(),
+                q.m0.tolist(),
+                q.shift.tolist(),
+                predictor_blob.ACT_RELU if q.relu else predictor_blob.ACT_NONE,
+                q.s_out,
+                q.zp_out,
+            )
             for q in self.layers
-        ]  # fmt: skip
+        ]
         return predictor_blob.encode_int8(
             layers, self.mean.tolist(), self.std.tolist(), i_min, i_max, self.s_in, self.zp_in, feature_set
         )
@@ -114,9 +121,15 @@ def quantize(m: MLP, calibration: np.ndarray, percentile: float = 100.0) -> QMod
         mult = [quantize_multiplier(float(s_prev * sw) / s_out) for sw in s_w]
         layers.append(
             QLayer(
-                w=wq, b=bq, m0=np.array([p[0] for p in mult]), shift=np.array([p[1] for p in mult]), s_w=s_w,
-                s_out=s_out, zp_out=zp_out, relu=k < len(m.weights) - 1,
+                w=wq,
+                b=bq,
+                m0=np.array([p[0] for p in mult]),
+                shift=np.array([p[1] for p in mult]),
+                s_w=s_w,
+                s_out=s_out,
+                zp_out=zp_out,
+                relu=k < len(m.weights) - 1,
             )
-        )  # fmt: skip
+        )
         s_prev = s_out
     return QModel(_f32(m.mean), _f32(m.std), s_in, zp_in, layers)

@@ -45,12 +45,18 @@ def to_tflite(q: QModel) -> bytes:
         n_out, n_in = layer.w.shape
         datas.append(layer.w.astype(np.int8).tobytes())
         w_idx = len(tensors)
-        tensors.append((f"w{k}", [n_out, n_in], tflite.TensorType.INT8, len(datas) - 1,
-                        (layer.s_w, [0] * n_out)))  # fmt: skip
+        tensors.append((f"w{k}", [n_out, n_in], tflite.TensorType.INT8, len(datas) - 1, (layer.s_w, [0] * n_out)))
         datas.append(layer.b.astype("<i4").tobytes())
         b_idx = len(tensors)
-        tensors.append((f"b{k}", [n_out], tflite.TensorType.INT32, len(datas) - 1,
-                        (np.float32(s_prev) * np.asarray(layer.s_w, np.float32), [0] * n_out)))  # fmt: skip
+        tensors.append(
+            (
+                f"b{k}",
+                [n_out],
+                tflite.TensorType.INT32,
+                len(datas) - 1,
+                (np.float32(s_prev) * np.asarray(layer.s_w, np.float32), [0] * n_out),
+            )
+        )
         out_idx = len(tensors)
         tensors.append((f"h{k}", [1, n_out], tflite.TensorType.INT8, 0, ([layer.s_out], [layer.zp_out])))
         ops.append(([out_idx - 3 if k == 0 else out_idx - 3, w_idx, b_idx], [out_idx], layer.relu))

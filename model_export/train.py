@@ -79,8 +79,18 @@ def load(paths: list[str | Path]) -> Dataset:
         if len(idx) < 2:
             continue
         rows = idx[:-1]
-        feats = np.stack([t["N"][rows], t["t_set"][rows], t["V_set"][rows], t["t_off"][rows], t["t_r"][rows],
-                          t["V_anti"][rows], i_n[rows]], axis=1)  # fmt: skip
+        feats = np.stack(
+            [
+                t["N"][rows],
+                t["t_set"][rows],
+                t["V_set"][rows],
+                t["t_off"][rows],
+                t["t_r"][rows],
+                t["V_anti"][rows],
+                i_n[rows],
+            ],
+            axis=1,
+        )
         xs.append(feats)
         ys.append(np.diff(i_n[idx]))
         cs.append(np.full(len(rows), c))

@@ -6,8 +6,18 @@ from __future__ import annotations
 
 from memctl_emulation.chips.bus import ChipProtocolError, FramedChip, Pin
 
-_COMMANDS = {0x0: "nop", 0x1: "write input", 0x2: "update", 0x3: "write and update", 0x4: "power",
-             0x5: "ldac mask", 0x6: "reset", 0x7: "reference", 0x8: "daisy chain", 0x9: "readback"}  # fmt: skip
+_COMMANDS = {
+    0x0: "nop",
+    0x1: "write input",
+    0x2: "update",
+    0x3: "write and update",
+    0x4: "power",
+    0x5: "ldac mask",
+    0x6: "reset",
+    0x7: "reference",
+    0x8: "daisy chain",
+    0x9: "readback",
+}
 
 
 class AD5676Model(FramedChip):

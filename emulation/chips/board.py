@@ -77,8 +77,9 @@ class BoardModel:
         elif source is not None and source < len(self.afe.config.current_ranges):
             self.converted[: self.cols] = self.afe.sample(source, ns)
         else:
-            raise ChipProtocolError("pulse gate opened with the TIA feedback open (range mux disabled or on "
-                                    f"an unused source {source})")  # fmt: skip
+            raise ChipProtocolError(
+                f"pulse gate opened with the TIA feedback open (range mux disabled or on an unused source {source})"
+            )
 
 
 class _FrameCount(list):

@@ -58,8 +58,9 @@ class FramedChip:
         self.selected = False
         n, want = len(self.frame), self.FRAME_BYTES
         if n != want:
-            raise ChipProtocolError(f"{self.name}: {self.SELECT} framed {8 * n} bits; a frame is {8 * want} bits "
-                                    f"({want} bytes)")  # fmt: skip
+            raise ChipProtocolError(
+                f"{self.name}: {self.SELECT} framed {8 * n} bits; a frame is {8 * want} bits ({want} bytes)"
+            )
         self.end_frame(bytes(self.frame))
 
     def shift(self, data: bytes) -> bytes:

@@ -19,9 +19,11 @@ def test_transaction_runs_ops_in_order():
     a = afe()
     ops = (
         struct.pack("<B" + bus.OP_ARGS[bus.OP_FILL][1:], bus.OP_FILL, bus.BOTH, 100)
-        + struct.pack("<BBHH", bus.OP_LINES, bus.ROWS, 0, 2) + struct.pack("<2h", 5, -5)
-        + struct.pack("<BBI", bus.OP_SAMPLE, 0, 0) + bytes([bus.OP_CLOCK])
-    )  # fmt: skip
+        + struct.pack("<BBHH", bus.OP_LINES, bus.ROWS, 0, 2)
+        + struct.pack("<2h", 5, -5)
+        + struct.pack("<BBI", bus.OP_SAMPLE, 0, 0)
+        + bytes([bus.OP_CLOCK])
+    )
     out = execute(a, ops)
     assert len(out) == 3 * 4 + 8
     assert list(a.codes[0]) == [5, -5, 100, 100] and list(a.codes[1]) == [100] * 3

@@ -22,8 +22,10 @@ def test_physics_benchmark_quick(tmp_path):
     out = tmp_path / "physics.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "physics.py"), "--quick", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     assert "| 128x128 |" in run.stdout
     data = json.loads(out.read_text())
@@ -33,10 +35,21 @@ def test_physics_benchmark_quick(tmp_path):
 def test_programming_benchmark_small(tmp_path):
     out = tmp_path / "programming.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "programming.py"), "--devices", "4", "--quick",
-         "--families", "perovskite_lognormal", "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "programming.py"),
+            "--devices",
+            "4",
+            "--quick",
+            "--families",
+            "perovskite_lognormal",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     report = json.loads(out.read_text())
     fam = report["families"]["perovskite_lognormal"]
@@ -75,10 +88,20 @@ def test_programming_ablation_small(tmp_path):
 def test_ffp_levels_benchmark_small(tmp_path):
     out = tmp_path / "ffp.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "ffp_levels.py"), "--reps", "2", "--levels", "32",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "ffp_levels.py"),
+            "--reps",
+            "2",
+            "--levels",
+            "32",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     data = json.loads(out.read_text())
     assert data["potentiation"]["share_in_window"] > 0.8  # FFP keeps |dR| in 0.1-0.3 ohm
@@ -89,10 +112,20 @@ def test_deploy_benchmark_letters_and_moons(tmp_path):
     """The deploy benchmark's small tasks; digits runs in the full benchmark only."""
     out = tmp_path / "deploy.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "deploy.py"), "--out", str(out), "--tasks", "letters,moons",
-         "--bo-iterations", "1"],
-        capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "deploy.py"),
+            "--out",
+            str(out),
+            "--tasks",
+            "letters,moons",
+            "--bo-iterations",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert run.returncode == 0, run.stderr
     r = json.loads(out.read_text())
     letters = r["letters"]
@@ -109,8 +142,10 @@ def test_reliability_benchmark_quick(tmp_path):
     out = tmp_path / "reliability.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "reliability.py"), "--out", str(out), "--quick"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     rows = json.loads(out.read_text())["scenarios"]
     assert [r["fault"] for r in rows] == ["none", "byte corruption", "board reset mid-program"]
@@ -120,8 +155,12 @@ def test_reliability_benchmark_quick(tmp_path):
 
 def test_board_hal_benchmark_quick(tmp_path):
     out = tmp_path / "board_hal.json"
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "board_hal.py"), "--out", str(out), "--quick"],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "board_hal.py"), "--out", str(out), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     rows = {r["operation"]: r for r in json.loads(out.read_text())["rows"]}
     assert all(r["same_result"] for r in rows.values() if r["same_result"] is not None)  # same physics on both

@@ -21,10 +21,13 @@ GOLDEN_AD5676 = [
     ("write and update DAC 3 to midscale", lambda d: d.write(3, 0x8000), b"\x33\x80\x00"),
     ("write input register 7, full scale", lambda d: d.stage(7, 0xFFFF), b"\x17\xff\xff"),
     ("update DAC register 0", lambda d: d.update(0), b"\x20\x00\x00"),
-    ("power down: 0 1k, 1 100k, 7 three-state",
-     lambda d: d.power([POWER_1K, POWER_100K] + [POWER_NORMAL] * 5 + [POWER_TRISTATE]), b"\x40\xc0\x09"),
+    (
+        "power down: 0 1k, 1 100k, 7 three-state",
+        lambda d: d.power([POWER_1K, POWER_100K] + [POWER_NORMAL] * 5 + [POWER_TRISTATE]),
+        b"\x40\xc0\x09",
+    ),
     ("software reset", lambda d: d.reset(), b"\x60\x00\x00"),
-]  # fmt: skip
+]
 
 
 def wired(model_cls, driver_cls, name: str, select: str, *model_args):
@@ -52,8 +55,13 @@ class SPI:
 
 def run_micropython(script: str) -> list[str]:
     """The frames a driver script sends under the real MicroPython interpreter."""
-    out = subprocess.run([micropython_executable(), "-c", RECORDER + script], cwd=Path(FIRMWARE_DIR),
-                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    out = subprocess.run(
+        [micropython_executable(), "-c", RECORDER + script],
+        cwd=Path(FIRMWARE_DIR),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.split()
 

@@ -60,8 +60,10 @@ def connect():
 
         name = os.getenv("MEMCTL_HAL") or "emulated"
     except (ImportError, AttributeError):  # a real board: no environment
-        raise ValueError("no connect() for real hardware yet: hal/board.py takes the board's machine.SPI, Pins "
-                         "and pulse gate (docs/hardware.md, Not done)") from None  # fmt: skip
+        raise ValueError(
+            "no connect() for real hardware yet: hal/board.py takes the board's machine.SPI, Pins "
+            "and pulse gate (docs/hardware.md, Not done)"
+        ) from None
     if name == "emulated":
         from hal import emulated
 

@@ -14,8 +14,7 @@ ROWS, COLS, BOTH = 0, 1, 2  # the firmware's line groups (hal.afe_bus)
 class FakeFrontEnd:
     name = "fake"
 
-    def __init__(self, rows=4, cols=4, g=20e-6, g_min=10e-6, g_max=100e-6, v_th=1.0, rate=2e-6 / 1e-4,
-                 one_t1r=False):  # fmt: skip
+    def __init__(self, rows=4, cols=4, g=20e-6, g_min=10e-6, g_max=100e-6, v_th=1.0, rate=2e-6 / 1e-4, one_t1r=False):
         self.rows, self.cols = rows, cols
         self.v_full_scale, self.v_lsb = 5.0, 10.0 / 65536
         self.ranges = [1e-6, 1e-5, 1e-4, 1e-3]

@@ -574,10 +574,15 @@ class Board:
         if isinstance(algo, Predicted):
             self._check_predictor_range(t[m], "targets")
         res = ProgramResult(
-            targets=t, final=np.full(t.shape, np.nan), pulses=np.zeros(t.shape, np.int64),
-            status=np.full(t.shape, -1, np.int64), time=np.zeros(t.shape), energy=np.zeros(t.shape),
-            tolerance=tolerance, wall_time=0.0,
-        )  # fmt: skip
+            targets=t,
+            final=np.full(t.shape, np.nan),
+            pulses=np.zeros(t.shape, np.int64),
+            status=np.full(t.shape, -1, np.int64),
+            time=np.zeros(t.shape),
+            energy=np.zeros(t.shape),
+            tolerance=tolerance,
+            wall_time=0.0,
+        )
         start = time.monotonic()
         with progress_bar(label, len(idx), self.show_progress(progress)) as advance:
             k = 0

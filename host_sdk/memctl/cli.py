@@ -48,9 +48,15 @@ def cmd_emulate(a: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     with EmulatedBoard(
-        rows=a.rows, cols=a.cols, seed=a.seed, device=a.device, line_resistance=a.line_resistance, cell=a.cell,
-        hal=a.hal, bare=a.bare,
-    ) as emu:  # fmt: skip
+        rows=a.rows,
+        cols=a.cols,
+        seed=a.seed,
+        device=a.device,
+        line_resistance=a.line_resistance,
+        cell=a.cell,
+        hal=a.hal,
+        bare=a.bare,
+    ) as emu:
         print(emu.port, flush=True)
         err_console.print(
             f"emulated board {a.rows}x{a.cols} ({emu.device.name}) ready on [bold]{emu.port}[/]; Ctrl-C to stop"
@@ -135,14 +141,18 @@ def cmd_program(a: argparse.Namespace) -> int:
         d = load_device(a.device)
         outside = int(((targets < d.g_min) | (targets > d.g_max)).sum())
         if outside:
-            raise ValueError(f"{outside} target(s) outside the {d.name} range {d.g_min:.4g}..{d.g_max:.4g} S; "
-                             "nothing was programmed")  # fmt: skip
+            raise ValueError(
+                f"{outside} target(s) outside the {d.name} range {d.g_min:.4g}..{d.g_max:.4g} S; nothing was programmed"
+            )
     algorithm = _algorithm(a)
     with _board(a) as b:
         r = b.program(
-            targets, tolerance=a.tolerance, max_pulses=a.max_pulses, origin=(a.origin[0], a.origin[1]),
+            targets,
+            tolerance=a.tolerance,
+            max_pulses=a.max_pulses,
+            origin=(a.origin[0], a.origin[1]),
             algorithm=algorithm,
-        )  # fmt: skip
+        )
     bad = int((~r.ok).sum())
     console.print(
         f"programmed {r.targets.size} devices: {r.targets.size - bad} within {a.tolerance:g} S, "
@@ -169,9 +179,16 @@ def cmd_deploy(a: argparse.Namespace) -> int:
 
             algorithm = TunedSettings.load(a.settings).to_algorithm()
         dep = deploy(
-            a.model, boards, algorithm=algorithm, tolerance=a.tolerance, max_pulses=a.max_pulses, v_in=a.v_in,
-            aware=a.aware, levels=a.levels, manifest=a.manifest,
-        )  # fmt: skip
+            a.model,
+            boards,
+            algorithm=algorithm,
+            tolerance=a.tolerance,
+            max_pulses=a.max_pulses,
+            v_in=a.v_in,
+            aware=a.aware,
+            levels=a.levels,
+            manifest=a.manifest,
+        )
         if a.calibrate:
             dep.calibrate(boards)
             dep.save(a.manifest)
@@ -198,8 +215,10 @@ def cmd_build_firmware(a: argparse.Namespace) -> int:
 
     image = build(a.out, a.arch)
     m = verify(image)
-    console.print(f"{image}: firmware {m['version']} (protocol {m['protocol']}) for {m['arch']}, "
-                  f"{len(m['files'])} files, image hash {m['image_hash'][:16]}")  # fmt: skip
+    console.print(
+        f"{image}: firmware {m['version']} (protocol {m['protocol']}) for {m['arch']}, "
+        f"{len(m['files'])} files, image hash {m['image_hash'][:16]}"
+    )
     return 0
 
 
@@ -437,9 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", help=f"device preset ({', '.join(PRESETS)}) or a .toml/.json device file")
     e.add_argument("--line-resistance", type=float, default=0.0, help="ohm per wire segment (IR drop)")
     e.add_argument("--cell", choices=["0T1R", "1T1R"], default="0T1R", help="passive or with access transistors")
-    e.add_argument("--hal", choices=["emulated", "board"], default=None,
-                   help="firmware front end: semantic bus ops (emulated, default) or the reference board's chip "
-                   "drivers against chip-level models (board)")  # fmt: skip
+    e.add_argument(
+        "--hal",
+        choices=["emulated", "board"],
+        default=None,
+        help="firmware front end: semantic bus ops (emulated, default) or the reference board's chip "
+        "drivers against chip-level models (board)",
+    )
     e.add_argument("--bare", action="store_true", help="MicroPython only, no memctl firmware (for memctl flash)")
     e.set_defaults(fn=cmd_emulate)
 
@@ -479,8 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = with_port(sub.add_parser("deploy", help="map an ONNX MLP onto the crossbar and program it"))
     dp.add_argument("model", help="ONNX file: Gemm / MatMul+Add layers with Relu/Tanh/Sigmoid/Softmax")
-    dp.add_argument("--manifest", required=True,
-                    help="deployment manifest (JSON), also the journal an interrupted deploy resumes from")  # fmt: skip
+    dp.add_argument(
+        "--manifest",
+        required=True,
+        help="deployment manifest (JSON), also the journal an interrupted deploy resumes from",
+    )
     dp.add_argument("--tolerance", type=float, default=0.5e-6)
     dp.add_argument("--max-pulses", type=int, default=300)
     dp.add_argument("--v-in", type=float, help="read volts per unit input (default: scaled to the current range)")
@@ -536,8 +562,15 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--plot", help="PNG file to write")
     ch.add_argument("--devices", nargs="+", default=["0,0"], metavar="ROW,COL")
     ch.add_argument("--periods", type=int, default=100)
-    for name, default in (("v-set", 2.0), ("t-set", 0.1), ("v-anti", 0.0), ("t-anti", 0.0), ("t-off", 0.0),
-                          ("v-read", 0.5), ("t-read", 0.5e-3)):  # fmt: skip
+    for name, default in (
+        ("v-set", 2.0),
+        ("t-set", 0.1),
+        ("v-anti", 0.0),
+        ("t-anti", 0.0),
+        ("t-off", 0.0),
+        ("v-read", 0.5),
+        ("t-read", 0.5e-3),
+    ):
         ch.add_argument(f"--{name}", type=float, nargs="+", default=[default], help=f"one or more values ({default})")
     ch.add_argument("--reset", type=float, nargs=3, metavar=("V", "WIDTH", "COUNT"), help="reset before each curve")
     ch.add_argument("--limits", type=float, nargs=3, metavar=("V_PULSE", "WIDTH", "V_READ"), help="set limits first")

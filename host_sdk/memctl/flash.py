@@ -40,12 +40,16 @@ def image_files(image: str | Path) -> tuple[dict, dict[str, bytes]]:
 
 def _check_compatible(manifest: dict, arch: str, force: bool) -> None:
     if arch and manifest["arch"] != arch:
-        raise ImageError(f"the image is built for {manifest['arch']}; the board runs {arch} code "
-                         f"(memctl build-firmware --arch {arch})")  # fmt: skip
+        raise ImageError(
+            f"the image is built for {manifest['arch']}; the board runs {arch} code "
+            f"(memctl build-firmware --arch {arch})"
+        )
     if manifest["protocol"] != wire.PROTOCOL_VERSION and not force:
-        raise ImageError(f"the image speaks memctl protocol {manifest['protocol']}, this memctl speaks "
-                         f"{wire.PROTOCOL_VERSION}: the board could not be talked to afterwards (force=True to flash "
-                         "anyway, then use a matching memctl)")  # fmt: skip
+        raise ImageError(
+            f"the image speaks memctl protocol {manifest['protocol']}, this memctl speaks "
+            f"{wire.PROTOCOL_VERSION}: the board could not be talked to afterwards (force=True to flash "
+            "anyway, then use a matching memctl)"
+        )
 
 
 def _step(board: Board, step: int, value: int = 0, data: bytes = b"") -> tuple[int, bytes]:
@@ -173,14 +177,41 @@ def install(port: str, image: str | Path) -> dict:
         (root / "fw" / "active").write_text("a")
         (root / "main.py").write_bytes(files[ENTRY])
         # fw/ first, main.py last: a board cut off mid-copy has no main.py and stays at its REPL.
-        _mpremote(port, "exec", _CLEAR_SLOT_A, "+", "fs", "cp", "-r", str(root / "fw" / "a"), ":fw/a",
-                  "+", "fs", "cp", str(root / "fw" / "active"), ":fw/active",
-                  "+", "fs", "cp", str(root / "main.py"), ":main.py", "+", "reset")  # fmt: skip
+        _mpremote(
+            port,
+            "exec",
+            _CLEAR_SLOT_A,
+            "+",
+            "fs",
+            "cp",
+            "-r",
+            str(root / "fw" / "a"),
+            ":fw/a",
+            "+",
+            "fs",
+            "cp",
+            str(root / "fw" / "active"),
+            ":fw/active",
+            "+",
+            "fs",
+            "cp",
+            str(root / "main.py"),
+            ":main.py",
+            "+",
+            "reset",
+        )
     return manifest
 
 
-def flash(port: str, image: str | Path | None = None, *, out: str | Path | None = None, force: bool = False,
-          progress: bool | None = None, timeout: float = 1.0) -> str:  # fmt: skip
+def flash(
+    port: str,
+    image: str | Path | None = None,
+    *,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+    timeout: float = 1.0,
+) -> str:
     """Install or update: a board answering the memctl protocol is updated
     over it, anything else gets a first install through mpremote. Without an
     image, one is built (into `out`) for the board's architecture. Returns

@@ -28,9 +28,16 @@ class Link:
     """One serial connection to a board; thread-unsafe, like the line itself."""
 
     def __init__(
-        self, port: str, *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 3,
-        reconnect: float = 10.0, max_payload: int = wire.MAX_PAYLOAD, noisy_retries: int = 300,
-    ):  # fmt: skip
+        self,
+        port: str,
+        *,
+        baudrate: int = 115200,
+        timeout: float = 2.0,
+        retries: int = 3,
+        reconnect: float = 10.0,
+        max_payload: int = wire.MAX_PAYLOAD,
+        noisy_retries: int = 300,
+    ):
         self.port = port
         self.baudrate = baudrate
         self.timeout = timeout
@@ -69,8 +76,9 @@ class Link:
                 return
             except PortError:
                 if time.monotonic() > deadline:
-                    raise PortError(f"{self.port} failed ({error}) and did not come back within "
-                                    f"{self.reconnect_timeout:.0f} s") from error  # fmt: skip
+                    raise PortError(
+                        f"{self.port} failed ({error}) and did not come back within {self.reconnect_timeout:.0f} s"
+                    ) from error
                 time.sleep(0.1)
 
     def fit(self, size: int) -> None:

@@ -34,8 +34,9 @@ class StudentTError:
     counts: list = field(default_factory=list)
 
     @classmethod
-    def fit(cls, targets, achieved, g_range: tuple[float, float], *, bins: int = 6,
-            levels: int | None = None) -> StudentTError:  # fmt: skip
+    def fit(
+        cls, targets, achieved, g_range: tuple[float, float], *, bins: int = 6, levels: int | None = None
+    ) -> StudentTError:
         """Fit from programmed devices: targets and achieved conductances (S).
         Bins with too few devices borrow the fit of all devices."""
         g_lo, g_hi = g_range
@@ -75,8 +76,9 @@ class LogNormalDrift:
         return np.clip(y * np.exp(rng.normal(0.0, self.sigma, y.shape)), 0.0, 1.0)
 
 
-def perturb(layers: list[Layer], model, rng: np.random.Generator,
-            g_range: tuple[float, float] = (10e-6, 100e-6)) -> list[Layer]:  # fmt: skip
+def perturb(
+    layers: list[Layer], model, rng: np.random.Generator, g_range: tuple[float, float] = (10e-6, 100e-6)
+) -> list[Layer]:
     """The network a deployment would hold: every weight and bias mapped to a
     differential pair, each conductance drawn from the error model, mapped back."""
     g_lo, g_hi = g_range

@@ -24,8 +24,13 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-ACTIVATIONS = {"Relu": lambda z: np.maximum(z, 0), "Tanh": np.tanh,
-               "Sigmoid": lambda z: 1 / (1 + np.exp(-z)), "Softmax": _softmax, None: lambda z: z}  # fmt: skip
+ACTIVATIONS = {
+    "Relu": lambda z: np.maximum(z, 0),
+    "Tanh": np.tanh,
+    "Sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+    "Softmax": _softmax,
+    None: lambda z: z,
+}
 
 
 def forward(layers: list[Layer], x: np.ndarray) -> np.ndarray:
@@ -94,8 +99,9 @@ def check_layers(layers: list[Layer]) -> None:
         if not (np.all(np.isfinite(layer.weight)) and np.all(np.isfinite(layer.bias))):
             raise DeployError(f"layer {k}: weights or bias contain NaN or inf")
         if k and layer.weight.shape[1] != layers[k - 1].weight.shape[0]:
-            raise DeployError(f"layer {k}: {layer.weight.shape[1]} inputs, previous layer has "
-                              f"{layers[k - 1].weight.shape[0]} outputs")  # fmt: skip
+            raise DeployError(
+                f"layer {k}: {layer.weight.shape[1]} inputs, previous layer has {layers[k - 1].weight.shape[0]} outputs"
+            )
 
 
 def to_onnx(layers: list[Layer], name: str = "mlp"):
@@ -104,15 +110,20 @@ def to_onnx(layers: list[Layer], name: str = "mlp"):
 
     nodes, inits, x = [], [], "x"
     for k, layer in enumerate(layers):
-        inits += [numpy_helper.from_array(layer.weight.astype(np.float32), f"w{k}"),
-                  numpy_helper.from_array(layer.bias.astype(np.float32), f"b{k}")]  # fmt: skip
+        inits += [
+            numpy_helper.from_array(layer.weight.astype(np.float32), f"w{k}"),
+            numpy_helper.from_array(layer.bias.astype(np.float32), f"b{k}"),
+        ]
         nodes.append(helper.make_node("Gemm", [x, f"w{k}", f"b{k}"], [f"h{k}"], transB=1, name=f"gemm{k}"))
         x = f"h{k}"
         if layer.activation:
             nodes.append(helper.make_node(layer.activation, [x], [f"a{k}"], name=f"act{k}"))
             x = f"a{k}"
     graph = helper.make_graph(
-        nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, layers[0].weight.shape[1]])],
-        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [None, layers[-1].weight.shape[0]])], inits,
-    )  # fmt: skip
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, layers[0].weight.shape[1]])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [None, layers[-1].weight.shape[0]])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

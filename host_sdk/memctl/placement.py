@@ -97,9 +97,14 @@ class Scan:
 
 
 def prescan(
-    board: Board, g_range: tuple[float, float], columns: tuple[int, int] | None = None, *,
-    algorithm: Algorithm | None = None, max_pulses: int = 40, progress: bool | None = None,
-) -> Scan:  # fmt: skip
+    board: Board,
+    g_range: tuple[float, float],
+    columns: tuple[int, int] | None = None,
+    *,
+    algorithm: Algorithm | None = None,
+    max_pulses: int = 40,
+    progress: bool | None = None,
+) -> Scan:
     """Program every device of the used columns to 30 % and then to 70 % of
     g_range at a 10 % tolerance (paper 003 found its stuck devices by trying
     to tune them) and flag those that missed either: a stuck device can sit
@@ -113,8 +118,15 @@ def prescan(
     g = np.full((rows, cols), np.nan)
     for share in (0.3, 0.7):
         probe = np.full((rows, c1 - c0), g_lo + share * span)
-        res = board.program(probe, tolerance=0.1 * span, max_pulses=max_pulses, origin=(0, c0), algorithm=algorithm,
-                            progress=progress, label=f"pre-scan at {share:.0%} of the range")  # fmt: skip
+        res = board.program(
+            probe,
+            tolerance=0.1 * span,
+            max_pulses=max_pulses,
+            origin=(0, c0),
+            algorithm=algorithm,
+            progress=progress,
+            label=f"pre-scan at {share:.0%} of the range",
+        )
         defect[:, c0:c1] |= res.status != wire.S_OK
         g[:, c0:c1] = res.final
     return Scan(g, defect)
@@ -155,17 +167,38 @@ def place_aware(tile: TileSpec, scan: Scan, g_range: tuple[float, float], rounds
     if f.any():
         for _ in range(rounds):
             # rows: cost[i, p] = sum_j err(d[i, j] on row p, pair q(j), orientation o(j))
-            e, _, _ = _pair_error(d[:, None, :], sp[None, :, pairs, orient], sm[None, :, pairs, orient],
-                                  fp[None, :, pairs, orient], fm[None, :, pairs, orient], g_lo, g_hi)  # fmt: skip
+            e, _, _ = _pair_error(
+                d[:, None, :],
+                sp[None, :, pairs, orient],
+                sm[None, :, pairs, orient],
+                fp[None, :, pairs, orient],
+                fm[None, :, pairs, orient],
+                g_lo,
+                g_hi,
+            )
             _, rows = linear_sum_assignment(e.sum(-1))
             # pairs: cost[j, q] = min over orientation of sum_i err(d[i, j] on row p(i), pair q)
-            e, _, _ = _pair_error(d[:, :, None, None], sp[rows][:, None], sm[rows][:, None],
-                                  fp[rows][:, None], fm[rows][:, None], g_lo, g_hi)  # fmt: skip
+            e, _, _ = _pair_error(
+                d[:, :, None, None],
+                sp[rows][:, None],
+                sm[rows][:, None],
+                fp[rows][:, None],
+                fm[rows][:, None],
+                g_lo,
+                g_hi,
+            )
             e = e.sum(0)  # (n_o logical, n_o physical, 2)
             _, pairs = linear_sum_assignment(e.min(-1))
             orient = e[np.arange(n_o), pairs].argmin(-1)
-    _, plus, minus = _pair_error(d, sp[rows][:, pairs, orient], sm[rows][:, pairs, orient],
-                                 fp[rows][:, pairs, orient], fm[rows][:, pairs, orient], g_lo, g_hi)  # fmt: skip
+    _, plus, minus = _pair_error(
+        d,
+        sp[rows][:, pairs, orient],
+        sm[rows][:, pairs, orient],
+        fp[rows][:, pairs, orient],
+        fm[rows][:, pairs, orient],
+        g_lo,
+        g_hi,
+    )
     targets = np.empty_like(t)
     targets[:, 0::2], targets[:, 1::2] = plus, minus
     cols = np.empty(2 * n_o, int)

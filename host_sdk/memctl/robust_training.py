@@ -57,8 +57,9 @@ def _act(name: str, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, 1 - a * a
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, config: TrainConfig | None = None,
-              noise: BayesMulti | None = None) -> list[Layer]:  # fmt: skip
+def train_mlp(
+    x: np.ndarray, y: np.ndarray, config: TrainConfig | None = None, noise: BayesMulti | None = None
+) -> list[Layer]:
     """Softmax classifier (labels 0..K-1) trained with Adam; returns layers
     whose last activation is Softmax, ready for to_onnx() and deploy()."""
     config = config or TrainConfig()
@@ -110,8 +111,16 @@ def accuracy(layers: list[Layer], x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(forward(layers, x), 1) == np.asarray(y)))
 
 
-def accuracy_under(layers: list[Layer], x, y, error_model, *, draws: int = 8, seed: int = 0,
-                   g_range: tuple[float, float] = (10e-6, 100e-6)) -> float:  # fmt: skip
+def accuracy_under(
+    layers: list[Layer],
+    x,
+    y,
+    error_model,
+    *,
+    draws: int = 8,
+    seed: int = 0,
+    g_range: tuple[float, float] = (10e-6, 100e-6),
+) -> float:
     """Mean accuracy of the network after `draws` samples of the program error."""
     rng = np.random.default_rng(seed)
     return float(np.mean([accuracy(perturb(layers, error_model, rng, g_range), x, y) for _ in range(draws)]))
@@ -125,9 +134,21 @@ class SearchResult:
     trials: list = field(default_factory=list)  # (p1, p2, score) in the order tried
 
 
-def bayes_multi(x_train, y_train, x_val, y_val, error_model, config: TrainConfig | None = None, *,
-                init_points: int = 4, n_iter: int = 8, draws: int = 8, p_max: float = 0.5,
-                g_range: tuple[float, float] = (10e-6, 100e-6), seed: int = 0) -> SearchResult:  # fmt: skip
+def bayes_multi(
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    error_model,
+    config: TrainConfig | None = None,
+    *,
+    init_points: int = 4,
+    n_iter: int = 8,
+    draws: int = 8,
+    p_max: float = 0.5,
+    g_range: tuple[float, float] = (10e-6, 100e-6),
+    seed: int = 0,
+) -> SearchResult:
     """BayesMulti: GP Bayesian optimization (expected improvement) of (p1,
     p2) maximizing validation accuracy under the program-error model."""
     from bayes_opt import BayesianOptimization, acquisition
@@ -147,10 +168,12 @@ def bayes_multi(x_train, y_train, x_val, y_val, error_model, config: TrainConfig
         return score
 
     opt = BayesianOptimization(
-        objective, {"p1": (0.0, p_max), "p2": (0.0, p_max)},
+        objective,
+        {"p1": (0.0, p_max), "p2": (0.0, p_max)},
         acquisition_function=acquisition.ExpectedImprovement(xi=0.01),
-        random_state=seed, verbose=0,
-    )  # fmt: skip
+        random_state=seed,
+        verbose=0,
+    )
     opt.probe({"p1": 0.0, "p2": 0.0})  # ERM is a candidate too
     opt.maximize(init_points=init_points, n_iter=n_iter)
     best = opt.max["params"]

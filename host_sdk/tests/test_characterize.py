@@ -19,10 +19,33 @@ def hfo2_port():
 
 def test_characterize_writes_every_pulse_and_a_plot(hfo2_port, tmp_path):
     out, png = tmp_path / "c.h5", tmp_path / "c.png"
-    rc = main([
-        "characterize", "--port", hfo2_port, "--out", str(out), "--plot", str(png), "--devices", "0,0", "1,1",
-        "--periods", "30", "--t-set", "0.1", "0.5", "--limits", "2.5", "2", "0.6", "--reset", "-2", "0.5", "20",
-    ])  # fmt: skip
+    rc = main(
+        [
+            "characterize",
+            "--port",
+            hfo2_port,
+            "--out",
+            str(out),
+            "--plot",
+            str(png),
+            "--devices",
+            "0,0",
+            "1,1",
+            "--periods",
+            "30",
+            "--t-set",
+            "0.1",
+            "0.5",
+            "--limits",
+            "2.5",
+            "2",
+            "0.6",
+            "--reset",
+            "-2",
+            "0.5",
+            "20",
+        ]
+    )
     assert rc == 0
     table, attrs = read_hdf5(out)
     assert len(table) == 2 * 2 * 30

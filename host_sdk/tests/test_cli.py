@@ -24,8 +24,10 @@ def emulate():
     """`memctl emulate` in its own process, as from a second terminal."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "memctl.cli", "emulate", "--seed", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     port = proc.stdout.readline().strip()
     assert os.path.realpath(port).startswith("/dev/"), proc.stderr.read() if proc.poll() is not None else port
     yield port
@@ -99,8 +101,10 @@ def _children(pid: int) -> list[int]:
 def test_emulate_leaves_no_processes_behind(sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "memctl.cli", "emulate", "--rows", "4", "--cols", "4"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert os.path.realpath(proc.stdout.readline().strip()).startswith("/dev/")
     kids = _children(proc.pid)
     assert len(kids) == 2  # the analog front end and the firmware
