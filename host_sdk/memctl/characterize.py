@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import h5py
@@ -192,7 +193,8 @@ def write_hdf5(path: str | Path, ch: Characterization) -> None:
         f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         f.attrs["wall_time_s"] = ch.wall_time
         for k, v in ch.board.items():
-            f.attrs[f"board.{k}"] = str(v) if isinstance(v, dict) else v
+            # HDF5 stores plain values: an enum by its value, a nested record as text.
+            f.attrs[f"board.{k}"] = str(v) if isinstance(v, dict) else (v.value if isinstance(v, Enum) else v)
         f.create_dataset("pulses", data=table, compression="gzip")
         g = f.create_group("curves")
         g.create_dataset("read_current", data=ch.currents)

@@ -1,0 +1,63 @@
+"""What every command group shares: the console, opening boards, arguments."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from memctl.board import Board
+
+console = Console()
+
+
+err_console = Console(stderr=True)
+
+
+def _board(a: argparse.Namespace) -> Board:
+    return Board(a.port, baudrate=a.baud, timeout=a.timeout, progress=None if a.progress else False)
+
+
+def _boards(a: argparse.Namespace) -> list[Board]:
+    """--port plus any --more-ports, in order (a deployment's board indices)."""
+    boards = [_board(a)]
+    try:
+        for port in getattr(a, "more_ports", None) or []:
+            boards.append(Board(port, baudrate=a.baud, timeout=a.timeout, progress=None if a.progress else False))
+    except BaseException:
+        for b in boards:
+            b.close()
+        raise
+    return boards
+
+
+def _pair(text: str) -> tuple[int, int]:
+    try:
+        r, c = (int(x) for x in text.split(","))
+    except ValueError:
+        raise SystemExit(f"device {text!r} must be ROW,COL") from None
+    return r, c
+
+
+def _load_array(path: str, ndim: int | None) -> np.ndarray:
+    p = Path(path)
+    if not p.exists():
+        raise SystemExit(f"no such file: {path}")
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise SystemExit(f"{path} is not a readable .npy array: {e}") from e
+    if ndim is not None and arr.ndim != ndim:
+        raise SystemExit(f"{path}: expected a {ndim}-D array, got shape {arr.shape}")
+    return arr
+
+
+def with_port(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of every command that talks to a board."""
+    p.add_argument("--port", required=True, help="serial port or pyserial URL of the board")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds of silence before a retry")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
+    return p

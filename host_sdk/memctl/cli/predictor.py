@@ -1,0 +1,165 @@
+"""`memctl` commands for characterization and the on-board predictor: fit, export, check, load."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from memctl.cli.common import _board, _pair, console, with_port
+
+
+def cmd_characterize(a: argparse.Namespace) -> int:
+    from memctl.characterize import PulseSweep, Sweep, characterize, plot, write_hdf5
+
+    devices = [_pair(d) for d in a.devices]
+    if a.mode == "pulses":
+        if a.device:
+            from memctl.tuning import characterization_pulses
+
+            sweep = characterization_pulses(a.device, devices, a.pulses, a.seed)
+        else:
+            sweep = PulseSweep(
+                devices=devices,
+                pulses=a.pulses,
+                v_set=tuple(a.v_set_range),
+                v_reset=tuple(a.v_reset_range),
+                width=tuple(a.width_range),
+                v_read=a.v_read[0],
+                seed=a.seed,
+            )
+    else:
+        sweep = Sweep(
+            devices=devices,
+            periods=a.periods,
+            v_set=a.v_set,
+            t_set=a.t_set,
+            v_anti=a.v_anti,
+            t_anti=a.t_anti,
+            t_off=a.t_off,
+            v_read=a.v_read,
+            t_read=a.t_read,
+            reset=(a.reset[0], a.reset[1], int(a.reset[2])) if a.reset else None,
+        )
+    with _board(a) as b:
+        if a.limits:
+            b.set_limits(*a.limits)
+        ch = characterize(b, sweep)
+    write_hdf5(a.out, ch)
+    msg = f"{len(ch.params)} curves x {ch.currents.shape[1]} reads ({ch.mode}) -> {a.out}"
+    if a.plot:
+        plot(a.plot, ch)
+        msg += f", plot {a.plot}"
+    console.print(msg + f" ({ch.wall_time:.1f} s)")
+    return 0
+
+
+def cmd_predictor_fit(a: argparse.Namespace) -> int:
+    from memctl_export.train import fit, load
+
+    data = load(a.data)
+    r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
+    blob = r.int8_blob if a.int8 else r.blob
+    Path(a.out).write_bytes(blob)
+    t = Table(title=f"predictor: {r.model.n_params} parameters, {len(data.y)} pulse periods, {r.epochs} epochs")
+    t.add_column("split")
+    t.add_column("MSE float32", justify="right")
+    t.add_column("MSE int8", justify="right")
+    for k, v in r.mse.items():
+        t.add_row(k, f"{v:.3g}", f"{r.int8_mse[k]:.3g}")
+    console.print(t)
+    kind = "int8" if a.int8 else "float32"
+    console.print(f"target variance {data.y.var():.3g}; wrote {a.out} ({kind}, {len(blob)} bytes)")
+    return 0
+
+
+def cmd_predictor_export(a: argparse.Namespace) -> int:
+    from memctl_export.check import export
+    from memctl_export.train import fit, load
+
+    data = load(a.data)
+    r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
+    d = export(r, data, a.out_dir)
+    console.print(
+        f"{r.model.n_params}-parameter predictor: test MSE {r.mse['test']:.3g} (float32), {r.int8_mse['test']:.3g} "
+        f"(int8); wrote {', '.join(sorted(p.name for p in d.iterdir()))} to {d}"
+    )
+    return 0
+
+
+def cmd_predictor_check(a: argparse.Namespace) -> int:
+    from memctl_export.check import cross_check
+
+    rows = cross_check(a.model_dir)
+    t = Table(title=f"predictor cross-check: {a.model_dir}")
+    for col in ("runtime", "compared with", "max deviation", "verdict"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r.runtime, r.compared_with, f"{r.max_deviation:.3g} {r.unit}", r.verdict)
+    console.print(t)
+    return 1 if any(r.verdict == "MISMATCH" for r in rows) else 0
+
+
+def cmd_predictor_load(a: argparse.Namespace) -> int:
+    blob = Path(a.model).read_bytes()
+    with _board(a) as b:
+        n = b.load_predictor(blob)
+    print(f"loaded a {n}-parameter predictor")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    ch = with_port(sub.add_parser("characterize", help="pulse trains (paper 004) or single pulses to HDF5 + PNG"))
+    ch.add_argument(
+        "--mode",
+        choices=["trains", "pulses"],
+        default="trains",
+        help="trains: paper 004's sweeps; pulses: single pulses like programming's, the data an "
+        "inverse predictor (predicted programming) learns from",
+    )
+    ch.add_argument("--device", help="pulses mode: take the ranges from this family (preset, generated:SEED, file)")
+    ch.add_argument("--pulses", type=int, default=300, help="pulses mode: pulses per device (300)")
+    ch.add_argument("--v-set-range", type=float, nargs=2, default=[0.6, 2.0], metavar=("LO", "HI"))
+    ch.add_argument("--v-reset-range", type=float, nargs=2, default=[-0.6, -2.0], metavar=("LO", "HI"))
+    ch.add_argument("--width-range", type=float, nargs=2, default=[1e-5, 1e-3], metavar=("LO", "HI"))
+    ch.add_argument("--seed", type=int, default=0)
+    ch.add_argument("--out", required=True, help="HDF5 file to write")
+    ch.add_argument("--plot", help="PNG file to write")
+    ch.add_argument("--devices", nargs="+", default=["0,0"], metavar="ROW,COL")
+    ch.add_argument("--periods", type=int, default=100)
+    for name, default in (
+        ("v-set", 2.0),
+        ("t-set", 0.1),
+        ("v-anti", 0.0),
+        ("t-anti", 0.0),
+        ("t-off", 0.0),
+        ("v-read", 0.5),
+        ("t-read", 0.5e-3),
+    ):
+        ch.add_argument(f"--{name}", type=float, nargs="+", default=[default], help=f"one or more values ({default})")
+    ch.add_argument("--reset", type=float, nargs=3, metavar=("V", "WIDTH", "COUNT"), help="reset before each curve")
+    ch.add_argument("--limits", type=float, nargs=3, metavar=("V_PULSE", "WIDTH", "V_READ"), help="set limits first")
+    ch.set_defaults(fn=cmd_characterize)
+
+    pr = sub.add_parser("predictor", help="fit and load the pulse-increment predictor (paper 004)")
+    prs = pr.add_subparsers(dest="predictor_cmd", required=True)
+    pf = prs.add_parser("fit", help="train from memctl characterize files and write the firmware blob")
+    pf.add_argument("data", nargs="+", help="HDF5 files from memctl characterize")
+    pf.add_argument("--out", required=True)
+    pf.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--int8", action="store_true", help="write the int8 (quantized) blob")
+    pf.set_defaults(fn=cmd_predictor_fit)
+    pe = prs.add_parser("export", help="fit, then write firmware blobs and ONNX models to a directory")
+    pe.add_argument("data", nargs="+", help="HDF5 files from memctl characterize")
+    pe.add_argument("--out-dir", required=True)
+    pe.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
+    pe.add_argument("--seed", type=int, default=0)
+    pe.set_defaults(fn=cmd_predictor_export)
+    pc = prs.add_parser("check", help="run every export through its runtime and compare (max deviation)")
+    pc.add_argument("model_dir")
+    pc.set_defaults(fn=cmd_predictor_check)
+    pl = with_port(prs.add_parser("load", help="stream a predictor blob to the board"))
+    pl.add_argument("model")
+    pl.set_defaults(fn=cmd_predictor_load)

@@ -1,0 +1,173 @@
+"""`memctl` commands for programming conductances: write-verify maps, tuning, FFP calibration."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+
+from memctl.board import FFP, ISPP, Adaptive, Algorithm, Predicted
+from memctl.cli.common import _board, _load_array, _pair, console, with_port
+
+
+def _algorithm(a: argparse.Namespace) -> Algorithm:
+    """The algorithm's settings: a tuned settings file (--settings), else from
+    --device (preset or file) when given, else the defaults."""
+    if getattr(a, "settings", None):
+        from memctl.tune import TunedSettings
+
+        return TunedSettings.load(a.settings).to_algorithm()
+    if a.device:
+        from memctl.tuning import settings_for
+
+        s = settings_for(a.device)
+        base = {"ispp": s.ispp, "adaptive": s.adaptive, "predicted": s.predicted}.get(a.algorithm)
+    else:
+        base = {"ispp": ISPP(), "adaptive": Adaptive(), "predicted": Predicted()}.get(a.algorithm)
+    if a.algorithm == "ffp":
+        if not a.window:
+            raise SystemExit("--algorithm ffp needs --window LO HI (siemens per step)")
+        return FFP(a.window[0], a.window[1], **({"width": a.width} if a.width else {}))
+    if a.width and hasattr(base, "width"):
+        base = dataclasses.replace(base, width=a.width)
+    if getattr(a, "overshoot", None) is not None:
+        if a.algorithm != "predicted":
+            raise SystemExit("--overshoot applies to --algorithm predicted only")
+        if not 0 <= a.overshoot <= 100:
+            raise SystemExit(f"--overshoot must be 0..100, got {a.overshoot:g}")
+        base = dataclasses.replace(base, overshoot=a.overshoot)
+    return base
+
+
+def cmd_program(a: argparse.Namespace) -> int:
+    targets = _load_array(a.map, ndim=2)
+    if getattr(a, "device", None):
+        from memctl_emulation.devices import load_device
+
+        d = load_device(a.device)
+        outside = int(((targets < d.g_min) | (targets > d.g_max)).sum())
+        if outside:
+            raise ValueError(
+                f"{outside} target(s) outside the {d.name} range {d.g_min:.4g}..{d.g_max:.4g} S; nothing was programmed"
+            )
+    algorithm = _algorithm(a)
+    with _board(a) as b:
+        r = b.program(
+            targets,
+            tolerance=a.tolerance,
+            max_pulses=a.max_pulses,
+            origin=(a.origin[0], a.origin[1]),
+            algorithm=algorithm,
+        )
+    bad = int((~r.ok).sum())
+    console.print(
+        f"programmed {r.targets.size} devices: {r.targets.size - bad} within {a.tolerance:g} S, "
+        f"max |error| {np.abs(r.error).max():.3g} S, pulses mean {r.pulses.mean():.1f} max {r.pulses.max()}, "
+        f"board time {r.board_time:.3f} s, wall {r.wall_time:.2f} s"
+    )
+    if a.out:
+        np.savez(
+            a.out, targets=r.targets, final=r.final, pulses=r.pulses, status=r.status, time=r.time, energy=r.energy
+        )
+    return 0 if bad == 0 else 3
+
+
+def cmd_tune(a: argparse.Namespace) -> int:
+    from memctl.tune import tune
+    from memctl.tuning import settings_for
+    from memctl_emulation.devices import load_device
+
+    d = load_device(a.device)
+    s = settings_for(d)
+    with _board(a) as b:
+        s.apply(b, min_width=a.min_width)
+        devices = [_pair(x) for x in a.devices]
+        tol = a.tolerance or (d.g_max - d.g_min) / 510
+        t = tune(
+            b,
+            s.adaptive if a.algorithm == "adaptive" else s.predicted,
+            devices=devices,
+            g_range=(d.g_min, d.g_max),
+            tolerance=tol,
+            max_pulses=a.max_pulses,
+            iterations=a.iterations,
+            init_points=a.init_points,
+            seed=a.seed,
+            device=a.device,
+        )
+    t.save(a.out)
+    console.print(
+        f"tuned {t.algorithm} on {len(devices)} devices of {d.name}: {t.pulses:.1f} pulses per device "
+        f"({t.success:.0%} reached) against {t.start_pulses:.1f} ({t.start_success:.0%}) for the starting "
+        f"settings on the same targets; wrote {a.out}"
+    )
+    return 0
+
+
+def cmd_ffp_calibrate(a: argparse.Namespace) -> int:
+    from memctl.ffp import calibrate
+
+    with _board(a) as b:
+        table = calibrate(b, a.row, a.col, FFP(a.window[0], a.window[1], width=a.width), *a.g_range, sweeps=a.sweeps)
+    learned = int((table.v_set > 0).sum() + (table.v_reset > 0).sum())
+    print(f"V_w table: {learned} of {2 * len(table.v_set)} bins learned over {table.g_lo:.4g}..{table.g_hi:.4g} S")
+    if a.out:
+        np.savez(a.out, g_lo=table.g_lo, g_hi=table.g_hi, v_set=table.v_set, v_reset=table.v_reset)
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    g = with_port(sub.add_parser("program", help="write-verify a conductance map (.npy, siemens)"))
+    g.add_argument("map")
+    g.add_argument("--tolerance", type=float, default=1e-6, help="S (default 1e-6)")
+    g.add_argument("--max-pulses", type=int, default=100)
+    g.add_argument("--width", type=float, help="(initial) pulse width, s")
+    g.add_argument("--algorithm", choices=["ispp", "adaptive", "ffp", "predicted"], default="ispp")
+    g.add_argument("--device", help="preset or device file to take starting settings from")
+    g.add_argument("--settings", help="a settings file from `memctl tune` (overrides --algorithm and --device)")
+    g.add_argument("--window", type=float, nargs=2, metavar=("LO", "HI"), help="FFP step window, S")
+    g.add_argument(
+        "--overshoot",
+        type=float,
+        help="predicted with an inverse model: how much worse landing beyond the tolerance band counts "
+        "(0 aims at the band's centre; more backs off by the model's spread; default 0)",
+    )
+    g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
+    g.add_argument("--out", help="save per-device results to this .npz")
+    g.set_defaults(fn=cmd_program)
+
+    tu = with_port(sub.add_parser("tune", help="Bayesian optimization of programming settings on sample devices"))
+    tu.add_argument("--device", required=True, help="preset, generated:SEED or device file: the family to tune for")
+    tu.add_argument(
+        "--algorithm",
+        choices=["adaptive", "predicted"],
+        default="adaptive",
+        help="adaptive write-verify (default), or predictor-guided's overshoot penalty (load an inverse "
+        "predictor first)",
+    )
+    tu.add_argument(
+        "--devices",
+        nargs="+",
+        default=[f"0,{c}" for c in range(4)],
+        metavar="ROW,COL",
+        help="sample devices (they are pulsed many times)",
+    )
+    tu.add_argument("--out", required=True, help="settings file to write (JSON)")
+    tu.add_argument("--tolerance", type=float, help="S (default: half an 8-bit level of the family's range)")
+    tu.add_argument("--max-pulses", type=int, default=300)
+    tu.add_argument("--iterations", type=int, default=12, help="GP-guided trials after the random ones (12)")
+    tu.add_argument("--init-points", type=int, default=4, help="random trials (4)")
+    tu.add_argument("--min-width", type=float, default=0.0, help="raise the width limit to at least this, s")
+    tu.add_argument("--seed", type=int, default=0)
+    tu.set_defaults(fn=cmd_tune)
+
+    fc = with_port(sub.add_parser("ffp-calibrate", help="learn the board's FFP V_w(G) table on one device"))
+    fc.add_argument("--row", type=int, default=0)
+    fc.add_argument("--col", type=int, default=0)
+    fc.add_argument("--window", type=float, nargs=2, required=True, metavar=("LO", "HI"), help="step window, S")
+    fc.add_argument("--g-range", type=float, nargs=2, required=True, metavar=("LO", "HI"), help="table span, S")
+    fc.add_argument("--width", type=float, default=0.8)
+    fc.add_argument("--sweeps", type=int, default=3)
+    fc.add_argument("--out", help="save the table to this .npz")
+    fc.set_defaults(fn=cmd_ffp_calibrate)
