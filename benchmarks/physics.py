@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from memctl.devices import PRESETS
 from memctl_emulation.array_network import LineDrive
 from memctl_emulation.crossbar import Crossbar
-from memctl_emulation.devices import PRESETS
 
 OUT = Path(__file__).with_name("results") / "physics.json"
 

@@ -4,7 +4,7 @@ generated devices nobody tuned for.
     python benchmarks/programming.py [--devices 64] [--families NAME ...] [--quick]
 
 For each device family (a preset, or generated:SEED from
-memctl_emulation.devices.random_device): the same random 8-bit targets across
+memctl.devices.random_device): the same random 8-bit targets across
 the nominal range (tolerance = half a level) are programmed on a fresh
 emulated board (seed 7, so the same devices) by ISPP, adaptive write-verify
 with the family's starting settings and with settings tuned by Bayesian
@@ -34,6 +34,7 @@ import numpy as np
 
 import memctl
 from memctl.characterize import characterize, write_hdf5
+from memctl.devices import PRESETS, DeviceModel, load_device, random_device
 from memctl.ffp import calibrate, levels_study, print_levels
 from memctl.tune import tune
 from memctl.tuning import characterization_pulses, form, settings_for
@@ -41,7 +42,6 @@ from memctl_emulation import EmulatedBoard, micropython_executable
 from memctl_emulation import oracle as oracle_mod
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulation.array_network import LineDrive
-from memctl_emulation.devices import PRESETS, DeviceModel, load_device, random_device
 from memctl_emulation.launcher import FIRMWARE_DIR
 from memctl_export.train import fit, load
 

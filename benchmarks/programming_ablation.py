@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from memctl.devices import PRESETS, DeviceModel, load_device
 from memctl_emulation.array_network import LineDrive
 from memctl_emulation.crossbar import Crossbar
-from memctl_emulation.devices import PRESETS, DeviceModel, load_device
 from memctl_emulation.oracle import isolate
 from memctl_export.train import Dataset, fit
 from memctl_firmware.predictor_blob import FEATURES_INVERSE

@@ -205,7 +205,7 @@ def ffp_levels(d: dict) -> str:
 
 
 def presets(_: None) -> str:
-    from memctl_emulation.devices import PRESETS, DeviceModel
+    from memctl.devices import PRESETS, DeviceModel
 
     names = ["pt_al2o3_tio2_passive", "hfo2_tio2_bilayer", "tio2_4terminal", "perovskite_lognormal"]
     out = ["| parameter | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]

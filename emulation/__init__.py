@@ -1,8 +1,8 @@
 """The emulated memctl board: crossbar physics, analog front end, launcher."""
 
+from memctl.devices import PRESETS, DeviceModel, load_device
 from memctl_emulation.afe import AFEConfig
 from memctl_emulation.crossbar import Crossbar
-from memctl_emulation.devices import PRESETS, DeviceModel, load_device
 from memctl_emulation.launcher import EmulatedBoard, micropython_executable
 
 __all__ = [

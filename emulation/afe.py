@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from memctl.devices import DeviceModel
 from memctl_emulation.array_network import LineDrive
 from memctl_emulation.crossbar import Crossbar
-from memctl_emulation.devices import DeviceModel
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ import threading
 
 import numpy as np
 
+from memctl.devices import load_device
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulation.chips.board import BoardModel
 from memctl_emulation.chips.bus import ChipProtocolError
-from memctl_emulation.devices import load_device
 from memctl_firmware.hal import afe_bus as bus
 
 _ARG_STRUCTS = {op: struct.Struct(fmt) for op, fmt in bus.OP_ARGS.items()}

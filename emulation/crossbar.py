@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from memctl.devices import DeviceModel
 from memctl_emulation.array_network import LineDrive, solve
-from memctl_emulation.devices import DeviceModel
 
 HARDEN_CAP = 0.05
 

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import memctl_firmware
+from memctl.devices import load_device
 from memctl_emulation.afe import AFEConfig
 from memctl_emulation.afe_client import AFEClient
-from memctl_emulation.devices import load_device
 from memctl_firmware import config as fw_config
 from memctl_firmware import persist
 from memctl_firmware.hal import REBOOT_EXIT

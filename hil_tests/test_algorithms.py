@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import memctl
+from memctl.devices import PRESETS
 from memctl.tuning import form, settings_for
 from memctl_emulation import EmulatedBoard
-from memctl_emulation.devices import PRESETS
 
 # 1x1 for the four-terminal device (no neighbours to half-select), 4x4 otherwise.
 SIZE = {"tio2_4terminal": 1}
@@ -168,8 +168,8 @@ def test_ffp_converges_on_every_preset(name):
 def _inverse_predictor(name: str, seed: int, tmp_path, cell: str = "0T1R") -> bytes:
     """An inverse predictor characterized on another board of the family (single pulses)."""
     from memctl.characterize import characterize, write_hdf5
+    from memctl.devices import load_device
     from memctl.tuning import characterization_pulses
-    from memctl_emulation.devices import load_device
     from memctl_export.train import fit, load
 
     d = load_device(name)
@@ -200,7 +200,7 @@ def test_predictor_guided_converges_on_every_preset(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2000, 2001])
 def test_predictor_guided_converges_on_generated_devices(seed, tmp_path):
-    from memctl_emulation.devices import random_device
+    from memctl.devices import random_device
 
     name = f"generated:{seed}"
     d, cell = random_device(seed)

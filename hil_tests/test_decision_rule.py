@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import memctl
+from memctl.devices import load_device
 from memctl.tuning import settings_for
 from memctl_emulation import EmulatedBoard, micropython_executable
-from memctl_emulation.devices import load_device
 
 NAME = "pt_al2o3_tio2_passive"
 CAP = 0.15

@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from memctl.devices import DeviceModel
 from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulation.array_network import LineDrive
 from memctl_emulation.crossbar import Crossbar
-from memctl_emulation.devices import DeviceModel
 
 
 def bias(rows: int, cols: int, r: int, c: int, v: float) -> LineDrive:
@@ -129,7 +129,7 @@ def test_device_params_validate():
 
 def test_lognormal_cycle_to_cycle_and_non_monotonic_steps():
     """Paper 000 eq. 4: theta' = theta e^lambda, lambda ~ N(0, sigma^2)."""
-    from memctl_emulation.devices import PRESETS
+    from memctl.devices import PRESETS
 
     m = dataclasses.replace(
         PRESETS["perovskite_lognormal"], threshold_spread=0.0, rate_spread=0.0, g_spread=0.0, c2c_additive=0.0
@@ -148,7 +148,7 @@ def test_lognormal_cycle_to_cycle_and_non_monotonic_steps():
 
 
 def test_sinh_iv_is_nonlinear_but_reads_g_at_vref():
-    from memctl_emulation.devices import PRESETS
+    from memctl.devices import PRESETS
 
     m = dataclasses.replace(PRESETS["pt_al2o3_tio2_passive"], read_noise_rel=0.0, read_noise_abs=0.0)
     xb = Crossbar(1, 1, m, seed=0)

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from memctl.devices import PRESETS, DeviceFileError, DeviceModel, device_from_dict, load_device
 from memctl_emulation import EmulatedBoard
 from memctl_emulation.array_network import LineDrive
 from memctl_emulation.crossbar import Crossbar
-from memctl_emulation.devices import PRESETS, DeviceFileError, DeviceModel, device_from_dict, load_device
 
 
 def test_presets_cite_their_sources():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memctl.board import ISPP, Adaptive, Board, Limits, Predicted
-from memctl_emulation.devices import DeviceModel, load_device
+from memctl.devices import DeviceModel, load_device
 
 
 @dataclass(frozen=True)

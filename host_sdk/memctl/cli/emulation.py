@@ -6,7 +6,7 @@ import argparse
 import signal
 
 from memctl.cli.common import console, err_console
-from memctl_emulation.devices import PRESETS
+from memctl.devices import PRESETS
 
 
 def cmd_emulate(a: argparse.Namespace) -> int:

@@ -43,7 +43,7 @@ def _algorithm(a: argparse.Namespace) -> Algorithm:
 def cmd_program(a: argparse.Namespace) -> int:
     targets = _load_array(a.map, ndim=2)
     if getattr(a, "device", None):
-        from memctl_emulation.devices import load_device
+        from memctl.devices import load_device
 
         d = load_device(a.device)
         outside = int(((targets < d.g_min) | (targets > d.g_max)).sum())
@@ -74,9 +74,9 @@ def cmd_program(a: argparse.Namespace) -> int:
 
 
 def cmd_tune(a: argparse.Namespace) -> int:
+    from memctl.devices import load_device
     from memctl.tune import tune
     from memctl.tuning import settings_for
-    from memctl_emulation.devices import load_device
 
     d = load_device(a.device)
     s = settings_for(d)

@@ -286,7 +286,7 @@ def random_device(seed: int) -> tuple[DeviceModel, str]:
     v_read = float(min(0.2, 0.3 * min(v_set, -v_reset)))
     m = DeviceModel(
         name=f"generated-{seed}",
-        source=f"memctl_emulation.devices.random_device({seed})",
+        source=f"memctl.devices.random_device({seed})",
         reproduces="nothing: a random plausible family",
         g_min=g_min,
         g_max=g_min * 10 ** u(0.5, 1.3),
