@@ -1,17 +1,7 @@
 """memctl host SDK: talk to memctl controller boards, real or emulated."""
 
-from memctl.board import (
-    FFP,
-    ISPP,
-    Adaptive,
-    Board,
-    BoardInfo,
-    FFPTable,
-    Limits,
-    Predicted,
-    ProgramResult,
-    WriteVerify,
-)
+from memctl.algorithms import FFP, ISPP, Adaptive, FFPTable, Predicted, WriteVerify
+from memctl.board import Board, BoardInfo, Limits, ProgramResult
 from memctl.deployment import DeployError, Deployment, deploy
 from memctl.errors import (
     AddressError,

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memctl.board import Algorithm, Board
+from memctl.algorithms import Algorithm
+from memctl.board import Board
 from memctl.onnx_mlp import ACTIVATIONS, DeployError, Layer, check_layers, read_onnx
 from memctl.placement import Scan, TileSpec, place_aware, place_oblivious, plan_tiles, prescan, quantize_levels
 from memctl.progress import progress_bar

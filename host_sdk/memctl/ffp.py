@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
-from memctl.board import FFP, Board, FFPTable
+from memctl.algorithms import FFP, FFPTable
+from memctl.board import Board
 
 # Paper 001, for comparison (n -> value): nu_p, nu_d (eqs. 2-3) and skipped levels at CPD 80 %.
 PAPER_NU_P = {512: 1.91e-5, 128: 3.10e-4, 32: 4.95e-3}

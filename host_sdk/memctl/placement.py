@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from memctl.board import Algorithm, Board
+from memctl.algorithms import Algorithm
+from memctl.board import Board
 from memctl.onnx_mlp import DeployError, Layer
 from memctl_firmware import wire
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from memctl.board import Adaptive, Board, Predicted
+from memctl.algorithms import Adaptive, Predicted
+from memctl.board import Board
 from memctl.progress import progress_bar
 
 FORMAT = "memctl-settings"

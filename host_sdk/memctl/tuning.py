@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memctl.board import ISPP, Adaptive, Board, Limits, Predicted
+from memctl.algorithms import ISPP, Adaptive, Predicted
+from memctl.board import Board, Limits
 from memctl.devices import DeviceModel, load_device
 
 

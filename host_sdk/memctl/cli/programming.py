@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from memctl.board import FFP, ISPP, Adaptive, Algorithm, Predicted
+from memctl.algorithms import FFP, ISPP, Adaptive, Algorithm, Predicted
 from memctl.cli.common import _board, _load_array, _pair, console, with_port
 
 
