@@ -14,6 +14,11 @@ import struct
 from binascii import crc32
 
 try:
+    from collections import namedtuple
+except ImportError:  # older MicroPython ports
+    from ucollections import namedtuple
+
+try:
     from micropython import const
 except ImportError:  # CPython
 
@@ -126,35 +131,48 @@ PARAMS_INVERSE = ("v_set_lo", "v_set_hi", "v_reset_lo", "v_reset_hi", "t_lo", "t
 N_PARAMS = const(8)
 
 
-class Message:
-    """One message, declared once: the fixed part of its request and of its
-    response (struct formats; sizes from calcsize), the item repeated after
-    each fixed part ("" none) and, in words, anything else that follows.
-    The firmware's handlers and the host's protocol module use these; so do
-    docs/protocol.md's table (checked by a test) and nothing else."""
+# One message, declared once: the fixed part of its request and of its response
+# (struct formats; sizes from calcsize) and the item repeated after each fixed part
+# ("" none); what else follows is said beside the declaration. The firmware's
+# handlers and the host's protocol module use these; docs/protocol.md's table is
+# checked against them. A named tuple: attribute access, the heap of a tuple.
+Message = namedtuple(
+    "Message",
+    (
+        "mtype",
+        "name",
+        "req",
+        "resp",
+        "req_item",
+        "resp_item",
+        "req_size",
+        "resp_size",
+        "req_item_size",
+        "resp_item_size",
+    ),
+)
 
-    def __init__(self, mtype, name, req, resp, req_item="", resp_item="", tail=""):
-        self.mtype = mtype
-        self.name = name
-        self.req = req
-        self.resp = resp
-        self.req_item = req_item
-        self.resp_item = resp_item
-        self.tail = tail
-        self.req_size = struct.calcsize(req)
-        self.resp_size = struct.calcsize(resp)
-        self.req_item_size = struct.calcsize(req_item) if req_item else 0
-        self.resp_item_size = struct.calcsize(resp_item) if resp_item else 0
+
+def message(mtype, name, req, resp, req_item="", resp_item=""):
+    size = struct.calcsize
+    return Message(
+        mtype,
+        name,
+        req,
+        resp,
+        req_item,
+        resp_item,
+        size(req),
+        size(resp),
+        size(req_item) if req_item else 0,
+        size(resp_item) if resp_item else 0,
+    )
 
 
 # Payload layouts (little-endian, no padding). "<" alone: nothing fixed.
-INFO = Message(
-    T_INFO,
-    "INFO",
-    "<",
-    "<HHHHIIffffffffBBBB",
-    tail="response: firmware version str, HAL name str, INFO_TAIL, image hash str, .mpy arch str, INFO_MODEL",
-)
+# response: the fields below, firmware version str, HAL name str, INFO_TAIL, image hash str, .mpy arch str,
+# INFO_MODEL (docs/protocol.md names each field)
+INFO = message(T_INFO, "INFO", "<", "<HHHHIIffffffffBBBB")
 INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
 INFO_MODEL = "<B"  # the loaded predictor's feature set (0: none)
 # The image hash is 16 hex digits of the firmware image's manifest hash, or "source"; the arch
@@ -173,46 +191,44 @@ MPY_ARCHES = (
     "xtensawin",
     "rv32imc",
 )
-READ = Message(T_READ, "READ", "<HH", "<ff")  # row, col -> current A, conductance S
-READ_ROWS = Message(T_READ_ROWS, "READ_ROWS", "<HH", "<", resp_item="<f")  # first row, count -> count*cols S
-PULSE = Message(T_PULSE, "PULSE", "<HHff", "<f")  # row, col, volts, width s -> DAC-quantized volts applied
+READ = message(T_READ, "READ", "<HH", "<ff")  # row, col -> current A, conductance S
+READ_ROWS = message(T_READ_ROWS, "READ_ROWS", "<HH", "<", resp_item="<f")  # first row, count -> count*cols S
+PULSE = message(T_PULSE, "PULSE", "<HHff", "<f")  # row, col, volts, width s -> DAC-quantized volts applied
 # tol S, max pulses, n, algorithm, patience, 8 algorithm parameters; n x (row, col, target S)
 # -> chunk board time s, n; n x (final S, pulses, status, board time s, energy J)
-PROGRAM = Message(T_PROGRAM, "PROGRAM", "<fHHBBffffffff", "<fH", req_item="<HHf", resp_item="<fHBff")
+PROGRAM = message(T_PROGRAM, "PROGRAM", "<fHHBBffffffff", "<fH", req_item="<HHf", resp_item="<fHBff")
 # n inputs, n x volts -> ADC resolution of the range used (A), cols x A
-VMM = Message(T_VMM, "VMM", "<H", "<f", req_item="<f", resp_item="<f")
+VMM = message(T_VMM, "VMM", "<H", "<f", req_item="<f", resp_item="<f")
 # max |pulse V|, max width s, max |read V| -> the same, as now in force
-SET_LIMITS = Message(T_SET_LIMITS, "SET_LIMITS", "<fff", "<fff")
+SET_LIMITS = message(T_SET_LIMITS, "SET_LIMITS", "<fff", "<fff")
 # read volts, bias scheme (2 = V/2, 3 = V/3), read mode (0 grounded, 1 floating) -> the same, volts DAC-quantized
-CONFIG = Message(T_CONFIG, "CONFIG", "<fBB", "<fBB")
+CONFIG = message(T_CONFIG, "CONFIG", "<fBB", "<fBB")
 # row, col, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r -> n x read current A
-PULSE_TRAIN = Message(T_PULSE_TRAIN, "PULSE_TRAIN", "<HHHfffffff", "<", resp_item="<f")
+PULSE_TRAIN = message(T_PULSE_TRAIN, "PULSE_TRAIN", "<HHHfffffff", "<", resp_item="<f")
 # G of the first bin's low edge, of the last bin's high edge (S), bins; then bins x set volts and bins x
 # reset volts (magnitudes; 0 = not learned). An empty request reads the table; the response is the table.
-FFP_TABLE = Message(T_FFP_TABLE, "FFP_TABLE", "<ffB", "<ffB", req_item="<f", resp_item="<f")
+FFP_TABLE = message(T_FFP_TABLE, "FFP_TABLE", "<ffB", "<ffB", req_item="<f", resp_item="<f")
 FFP_MAX_BINS = const(64)
 # row, col, direction (+1 set / -1 reset), max events, 8 FFP parameters -> events, ended (1: no more
 # progress at full drive); events x (G before, V applied)
-FFP_TRACE = Message(T_FFP_TRACE, "FFP_TRACE", "<HHbH8f", "<HB", resp_item="<ff")
+FFP_TRACE = message(T_FFP_TRACE, "FFP_TRACE", "<HHbH8f", "<HB", resp_item="<ff")
 FFP_TRACE_MAX = const(120)
 # offset, total size, then the chunk's bytes -> bytes received, total, parameters of the loaded model (0: none)
-LOAD_PREDICTOR = Message(T_LOAD_PREDICTOR, "LOAD_PREDICTOR", "<HH", "<HHH", tail="request: the chunk's bytes")
+LOAD_PREDICTOR = message(T_LOAD_PREDICTOR, "LOAD_PREDICTOR", "<HH", "<HHH")
 # the same for network_blob.py -> ..., layers of the loaded network (0: none)
-LOAD_NETWORK = Message(T_LOAD_NETWORK, "LOAD_NETWORK", "<HH", "<HHB", tail="request: the chunk's bytes")
+LOAD_NETWORK = message(T_LOAD_NETWORK, "LOAD_NETWORK", "<HH", "<HHB")
 # samples, flags (bit 0: apply gain/offset); samples x inputs -> samples, outputs; samples x outputs
-RUN_NETWORK = Message(T_RUN_NETWORK, "RUN_NETWORK", "<HB", "<HH", req_item="<f", resp_item="<f")
+RUN_NETWORK = message(T_RUN_NETWORK, "RUN_NETWORK", "<HB", "<HH", req_item="<f", resp_item="<f")
 RUN_CALIBRATED = const(1)
 # step, value: BEGIN -, FILE size (then the name), DATA offset (then bytes), COMMIT -
 # -> step, value: BEGIN slot index, FILE 0, DATA bytes written, COMMIT 0 (then the image hash str)
-UPDATE = Message(
-    T_UPDATE, "UPDATE", "<BI", "<BI", tail="request: FILE's name or DATA's bytes; COMMIT's response: hash str"
-)
+UPDATE = message(T_UPDATE, "UPDATE", "<BI", "<BI")
 U_BEGIN = const(0)
 U_FILE = const(1)
 U_DATA = const(2)
 U_COMMIT = const(3)  # on success the board reboots into the new image once the reply is out
-PROGRESS = Message(T_PROGRESS, "PROGRESS", "<", "<HH")  # unsolicited during long work: done, total
-ERROR = Message(T_ERROR, "ERROR", "<", "<B", tail="response: UTF-8 message")  # code
+PROGRESS = message(T_PROGRESS, "PROGRESS", "<", "<HH")  # unsolicited during long work: done, total
+ERROR = message(T_ERROR, "ERROR", "<", "<B")  # code, then the UTF-8 message
 
 MESSAGES = (
     INFO,
