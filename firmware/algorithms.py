@@ -297,8 +297,8 @@ class Predicted:
     BETA = 0.6  # share of an observed threshold shift taken into the offset
     WARM = 0.3  # share of a finished device's offset taken into the next device's start
     # Far from the target the bracket is narrow and the penalty's optimum runs off to
-    # zero drive; the cap keeps a pulse that still moves the device (swept on the
-    # replica: 0.1 spread at lam = 1 beat 0.3 and 0.6 on 5 of 8 families).
+    # zero drive; the cap keeps a pulse that still moves the device (in the replica a
+    # cap of 0.3 spread at lam = 1 took 2.6x the pulses of 0.1 on generated:1001).
     CAP = 0.15
 
     def setup(self, p, limits):
