@@ -111,7 +111,7 @@ class Controller:
             wire.T_RUN_NETWORK: self.do_run_network,
             wire.T_UPDATE: self.do_update,
         }
-        self.staging = Staging(max(MAX_BLOB, MAX_NET_BLOB))
+        self.staging = Staging()
 
     # -- transport -------------------------------------------------------
     def serve_forever(self):
@@ -548,10 +548,11 @@ class Controller:
 
 class Staging:
     """One buffer that collects a blob's chunks in order (predictor or
-    network); allocated on first use, then reused."""
+    network). Sized to the blob being staged, grown only for a larger one:
+    a fragmented heap may hold far more free bytes than its largest block,
+    so a 1 KB predictor should not ask for the largest blob's 16 KB."""
 
-    def __init__(self, size):
-        self.size = size
+    def __init__(self):
         self.buf = None
         self.kind = None  # the message (LOAD_PREDICTOR or LOAD_NETWORK) being staged
         self.len = 0
@@ -565,11 +566,12 @@ class Staging:
         n = len(p) - head
         if not 0 < total <= limit:
             raise CommandError("blob size out of range")
-        if self.buf is None:
-            self.buf = bytearray(self.size)
         if off == 0:
             self.len = 0
             self.kind = kind
+            if self.buf is None or len(self.buf) < total:
+                self.buf = None  # the old block can go before the new one is found
+                self.buf = bytearray(total)
         if off != self.len or kind != self.kind or off + n > total:
             self.len = 0
             raise CommandError("blob chunk out of order: start again at offset 0")

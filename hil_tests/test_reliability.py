@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import memctl
+from memctl import protocol
 from memctl.errors import BoardReset, FirmwareError, SafetyLimitError
 from memctl_emulation import EmulatedBoard
 from memctl_emulation.faults import LinkFaults
@@ -350,12 +351,15 @@ def test_a_dead_line_and_a_hopeless_line_run_out_of_retries():
 
 
 def test_a_request_the_heap_cannot_hold_gets_a_memory_error_and_the_board_goes_on():
-    """On a 176 KB heap the 16 KB staging buffer for blobs does not fit (in one
-    piece): the board answers with its memory error and keeps serving."""
+    """On a 176 KB heap a blob of the largest size (16 KB, staged in one piece)
+    does not fit: the board answers with its memory error, keeps serving, and a
+    blob of a real predictor's size still loads."""
     from limits_probe import probe_predictor
 
     with EmulatedBoard(rows=4, cols=4, seed=36, heap="176K") as emu, memctl.Board(emu.port, progress=False) as b:
+        chunk = protocol.encode_blob_chunk(wire.LOAD_PREDICTOR, 0, 16384, bytes(200))
         with pytest.raises(FirmwareError) as refused:
-            b.load_predictor(probe_predictor())
+            b.link.request(wire.T_LOAD_PREDICTOR, chunk)
         assert refused.value.code == wire.E_MEMORY and "allocating 16384 bytes" in refused.value.message
         assert b.info().predictor_params == 0 and b.read(0, 0) > 0 and emu.alive()
+        assert b.load_predictor(probe_predictor()) > 0
