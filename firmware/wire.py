@@ -127,7 +127,7 @@ PARAMS = {
     A_FFP: ("window_lo", "window_hi", "v_set_start", "v_reset_start", "v_step", "width", "learn"),
     A_PREDICT: ("v_set_lo", "v_set_hi", "v_reset_lo", "v_reset_hi", "t_lo", "t_hi", "amplitudes", "widths"),
 }
-PARAMS_INVERSE = ("v_set_lo", "v_set_hi", "v_reset_lo", "v_reset_hi", "t_lo", "t_hi", "overshoot")
+PARAMS_INVERSE = PARAMS[A_PREDICT][:6] + ("overshoot",)
 N_PARAMS = const(8)
 
 

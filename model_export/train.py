@@ -172,14 +172,14 @@ class FitResult:
     test_mask: np.ndarray | None = None  # rows of the held-out test curves
 
 
-def _add_spread_head(m: MLP, data: Dataset, rows: np.ndarray) -> None:
+def _add_spread_head(m: MLP, data: Dataset, y: np.ndarray, rows: np.ndarray) -> None:
     """A second output for inverse models: the spread (one standard deviation) of the
     amplitude a step needs, around the first output. The board learns each device's
     own offset online, so the spread is measured after taking out each training
     device's mean residual per polarity. Least squares on the last hidden layer:
     the amplitude output stays exactly as fitted."""
     x = data.x[rows]
-    res = data.y.reshape(len(data.y), -1)[rows, 0] - m.predict(x)
+    res = y[rows] - m.predict(x)
     _, group = np.unique(data.curve[rows] * 2 + (x[:, 3] > 0), return_inverse=True)
     own = np.bincount(group, res) / np.bincount(group)
     target = np.abs(res - own[group]) * np.sqrt(np.pi / 2)  # E|r| = sigma sqrt(2 / pi) for a normal r
@@ -269,7 +269,7 @@ def fit(
     m.weights[-1] *= y_std[:, None]
     m.biases[-1] = m.biases[-1] * y_std + y_mean
     if inverse:
-        _add_spread_head(m, data, tr)
+        _add_spread_head(m, data, y_all[:, 0], tr)
     mse = {
         name: float(np.mean((m.predict(data.x[mask]) - y_all[mask, 0]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
