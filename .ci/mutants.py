@@ -26,8 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from memctl.firmware_image import stage
+
 ROOT = Path(__file__).resolve().parents[1]
-FIRMWARE = ROOT / "firmware"
 TESTS = "hil_tests/test_safety_limits.py"
 LSB = "7.71e-5"  # 1.01 DAC steps of the default board (2.5 V full scale, 16 bits)
 TICK = "1.01e-9"
@@ -36,7 +37,7 @@ TICK = "1.01e-9"
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    file: str  # under firmware/
+    file: str  # path on the board (memctl_firmware/manifest.py)
     old: str
     new: str
     count: int = 1  # occurrences of old the mutant replaces (all of them)
@@ -163,7 +164,7 @@ def main() -> int:
         for m in [None] + [m for m in MUTANTS if a.only in m.name]:
             dst = Path(tmp, "firmware")
             shutil.rmtree(dst, ignore_errors=True)
-            shutil.copytree(FIRMWARE, dst, ignore=shutil.ignore_patterns("__pycache__"))
+            stage(dst)  # the board's files as they sit on its filesystem
             if m is not None:
                 mutate(dst, m)
             rc, seconds, last = run_tests(dst, a.hal, a.tests)

@@ -24,7 +24,7 @@ import numpy as np
 import memctl
 from memctl.firmware_image import build
 from memctl.flash import update
-from memctl_emulation import EmulatedBoard
+from memctl_emulator import EmulatedBoard
 
 OUT = Path(__file__).with_name("results") / "board_hal.json"
 

@@ -37,7 +37,7 @@ from memctl.devices import PRESETS
 from memctl.noise_model import StudentTError
 from memctl.robust_training import TrainConfig, accuracy, bayes_multi, train_mlp
 from memctl.tuning import form, settings_for
-from memctl_emulation import EmulatedBoard
+from memctl_emulator import EmulatedBoard
 
 OUT = Path(__file__).with_name("results") / "deploy.json"
 SEED = 3

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from memctl.devices import PRESETS
-from memctl_emulation.array_network import LineDrive
-from memctl_emulation.crossbar import Crossbar
+from memctl_emulator.array_network import LineDrive
+from memctl_emulator.crossbar import Crossbar
 
 OUT = Path(__file__).with_name("results") / "physics.json"
 

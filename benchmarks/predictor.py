@@ -29,9 +29,9 @@ import numpy as np
 
 import memctl
 from memctl.characterize import characterize, write_hdf5
+from memctl.firmware_image import staged
 from memctl.tuning import characterization_sweeps, settings_for
-from memctl_emulation import EmulatedBoard, micropython_executable
-from memctl_emulation.launcher import FIRMWARE_DIR
+from memctl_emulator import EmulatedBoard, micropython_executable
 from memctl_export import onnx_export
 from memctl_export.train import Dataset, fit, load
 
@@ -111,7 +111,7 @@ def mpy_cost(blob: bytes) -> tuple[float, int]:
                 "-X",
                 "heapsize=256K",
                 str(Path(tmp) / "t.py"),
-                str(FIRMWARE_DIR),
+                str(staged()),
                 str(Path(tmp) / "m.mcpr"),
             ],
             capture_output=True,

@@ -11,7 +11,7 @@ with the family's starting settings and with settings tuned by Bayesian
 optimization (memctl.tune) on another board (seed 207), FFP (presets only),
 predictor-guided programming with an inverse predictor trained from single-
 pulse characterization of yet another board (seed 107), and on isolated
-copies of the same devices by the oracle (emulation/oracle.py), the bound on
+copies of the same devices by the oracle (memctl_emulator/oracle.py), the bound on
 pulses. The predictor's decisions are timed under MicroPython (inferences
 per pulse, microseconds per pulse). Then paper 001's levels study on
 tio2_4terminal. Prints markdown tables and writes
@@ -36,13 +36,13 @@ import memctl
 from memctl.characterize import characterize, write_hdf5
 from memctl.devices import PRESETS, DeviceModel, load_device, random_device
 from memctl.ffp import calibrate, levels_study, print_levels
+from memctl.firmware_image import staged
 from memctl.tune import tune
 from memctl.tuning import characterization_pulses, form, settings_for
-from memctl_emulation import EmulatedBoard, micropython_executable
-from memctl_emulation import oracle as oracle_mod
-from memctl_emulation.afe import AFEConfig, AnalogFrontEnd
-from memctl_emulation.array_network import LineDrive
-from memctl_emulation.launcher import FIRMWARE_DIR
+from memctl_emulator import EmulatedBoard, micropython_executable
+from memctl_emulator import oracle as oracle_mod
+from memctl_emulator.afe import AFEConfig, AnalogFrontEnd
+from memctl_emulator.array_network import LineDrive
 from memctl_export.train import fit, load
 
 OUT = Path(__file__).with_name("results") / "programming.json"
@@ -217,7 +217,7 @@ def decision_cost(blob: bytes, d: DeviceModel, overshoot: float = 0.0) -> dict:
                 "-X",
                 "heapsize=256K",
                 str(Path(__file__).with_name("mpy_decision.py")),
-                str(FIRMWARE_DIR),
+                str(staged()),
                 f.name,
                 *map(repr, args),
             ],

@@ -1,7 +1,7 @@
 """Ablations of predictor-guided programming: where its gap to the oracle comes from.
 
 A host replica of the firmware's inverse-predictor controller
-(firmware/algorithms.py, Predicted: proposal at t_lo / t_hi, per-device
+(memctl_firmware/algorithms.py, Predicted: proposal at t_lo / t_hi, per-device
 per-polarity amplitude offset with escalation, warm start across devices,
 the spread-aware rule for an overshoot penalty) runs on isolated copies of
 the emulator's own devices with noisy reads, so single parts can be switched
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from memctl.devices import PRESETS, DeviceModel, load_device
-from memctl_emulation.array_network import LineDrive
-from memctl_emulation.crossbar import Crossbar
-from memctl_emulation.oracle import isolate
+from memctl_emulator.array_network import LineDrive
+from memctl_emulator.crossbar import Crossbar
+from memctl_emulator.oracle import isolate
 from memctl_export.train import Dataset, fit
-from memctl_firmware.predictor_blob import FEATURES_INVERSE
+from memctl_shared.predictor_blob import FEATURES_INVERSE
 
 OUT = Path(__file__).with_name("results") / "programming_ablation.json"
 TRAIN_SEED = 107

@@ -25,8 +25,8 @@ import numpy as np
 from report import reliability as reliability_table
 
 import memctl
-from memctl_emulation import EmulatedBoard
-from memctl_emulation.faults import LinkFaults
+from memctl_emulator import EmulatedBoard
+from memctl_emulator.faults import LinkFaults
 
 OUT = Path(__file__).with_name("results") / "reliability.json"
 TOL = 1e-6

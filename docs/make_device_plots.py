@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from memctl.cli import main
-from memctl_emulation import EmulatedBoard
+from memctl_emulator import EmulatedBoard
 
 IMG = Path(__file__).with_name("img")
 

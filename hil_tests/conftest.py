@@ -8,9 +8,9 @@ import pytest
 import serial
 
 import memctl
-from memctl_emulation import EmulatedBoard
-from memctl_emulation.launcher import HALS
-from memctl_firmware import wire
+from memctl_emulator import EmulatedBoard
+from memctl_emulator.launcher import HALS
+from memctl_shared import wire
 
 
 @pytest.fixture(scope="module", params=HALS, autouse=True)

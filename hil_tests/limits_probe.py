@@ -13,11 +13,11 @@ import numpy as np
 
 import memctl
 from memctl import protocol
-from memctl_emulation import EmulatedBoard
-from memctl_emulation.afe_client import FrontEndStats
-from memctl_firmware import network_blob, predictor_blob, wire
+from memctl_emulator import EmulatedBoard
+from memctl_emulator.afe_client import FrontEndStats
+from memctl_shared import network_blob, predictor_blob, wire
 
-TICK = 1e-9  # the pulse timer's step (firmware/hal/frontend.py)
+TICK = 1e-9  # the pulse timer's step (memctl_firmware/hal/frontend.py)
 ROW, COL = 1, 2  # the device the single-device requests address
 
 

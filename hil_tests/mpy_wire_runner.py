@@ -1,5 +1,5 @@
 # Runs under MicroPython (and CPython): reads wire test cases as JSON from the
-# file named in argv[2], answers with what firmware/wire.py (argv[1]) makes of
+# file named in argv[2], answers with what memctl_shared/wire.py (argv[1]) makes of
 # them, so a test can compare the two interpreters byte for byte.
 import sys
 

@@ -9,7 +9,7 @@ import pytest
 import memctl
 from memctl.devices import PRESETS
 from memctl.tuning import form, settings_for
-from memctl_emulation import EmulatedBoard
+from memctl_emulator import EmulatedBoard
 
 # 1x1 for the four-terminal device (no neighbours to half-select), 4x4 otherwise.
 SIZE = {"tio2_4terminal": 1}

@@ -11,7 +11,7 @@ from memctl import protocol
 from memctl.cli import main
 from memctl.deployment import DeployError, Layer, deploy, read_onnx
 from memctl.errors import FirmwareError, SafetyLimitError
-from memctl_firmware import wire
+from memctl_shared import wire
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_corrupt_files_get_clear_errors_from_the_cli(emu, tmp_path, capsys, unto
 
 def test_a_board_without_limits_refuses_to_drive_its_array():
     import memctl
-    from memctl_emulation import EmulatedBoard
+    from memctl_emulator import EmulatedBoard
 
     with EmulatedBoard(seed=3, limits=None) as emu, memctl.Board(emu.port, progress=False) as b:
         with pytest.raises(FirmwareError, match="limits not set"):

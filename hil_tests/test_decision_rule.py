@@ -17,8 +17,9 @@ import pytest
 
 import memctl
 from memctl.devices import load_device
+from memctl.firmware_image import staged
 from memctl.tuning import settings_for
-from memctl_emulation import EmulatedBoard, micropython_executable
+from memctl_emulator import EmulatedBoard, micropython_executable
 
 NAME = "pt_al2o3_tio2_passive"
 CAP = 0.15
@@ -51,7 +52,7 @@ def _board_decisions(blob: bytes, params: list[float], v_read: float, tol: float
             "-X",
             "heapsize=256K",
             str(root / "hil_tests" / "mpy_decision_runner.py"),
-            str(root / "firmware"),
+            str(staged()),
             str(tmp / "m.mcpr"),
             str(tmp / "rows.txt"),
         ],

@@ -128,7 +128,7 @@ def test_column_calibration_reduces_the_error(model, board):
 def test_a_layer_larger_than_one_array_is_tiled_across_boards():
     """20 inputs x 6 outputs on two 16x16 boards: two row blocks (21 rows with
     the bias), column bands split across the boards, partial sums on the host."""
-    from memctl_emulation import EmulatedBoard
+    from memctl_emulator import EmulatedBoard
 
     rng = np.random.default_rng(6)
     w, b = [rng.normal(size=(6, 20))], [rng.normal(size=6) * 0.3]
@@ -168,7 +168,7 @@ def test_the_controller_runs_the_whole_mlp_like_the_host(model, board):
 
 def test_a_bad_network_blob_is_refused_and_the_old_one_stays(model, board):
     from memctl.errors import FirmwareError
-    from memctl_firmware import network_blob, wire
+    from memctl_shared import network_blob, wire
 
     w, b, onnx_model = model
     dep = deploy(onnx_model, board, tolerance=1e-6, max_pulses=200)
@@ -194,7 +194,7 @@ def test_stuck_devices_are_placed_around(tmp_path):
     pre-scan finds them and hardware-aware placement (rows and pairs
     permuted, partners compensating) gives a smaller weight error than
     placing obliviously."""
-    from memctl_emulation import EmulatedBoard
+    from memctl_emulator import EmulatedBoard
 
     dev = tmp_path / "stuck.json"
     dev.write_text(json.dumps({"g_min": 10e-6, "g_max": 100e-6, "v_set": 0.85, "v_reset": -1.1, "stuck_fraction": 0.1}))

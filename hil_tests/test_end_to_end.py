@@ -7,8 +7,8 @@ import pytest
 
 import memctl
 from memctl import protocol
-from memctl_emulation.afe import AFEConfig
-from memctl_firmware import wire
+from memctl_emulator.afe import AFEConfig
+from memctl_shared import wire
 
 
 def test_info_describes_board(board, emu):

@@ -17,8 +17,8 @@ from memctl import flash as fl
 from memctl import protocol
 from memctl.cli import main
 from memctl.firmware_image import ImageError, _digest, build, verify
-from memctl_emulation import EmulatedBoard
-from memctl_firmware import wire
+from memctl_emulator import EmulatedBoard
+from memctl_shared import wire
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_an_update_streams_switches_and_reboots_into_the_new_image(image):
 
 
 def test_an_update_over_a_noisy_line_arrives_whole(image):
-    from memctl_emulation.faults import LinkFaults
+    from memctl_emulator.faults import LinkFaults
 
     want = verify(image)["image_hash"][:16]
     with EmulatedBoard(seed=9) as emu, memctl.Board(emu.port, progress=False) as b:

@@ -19,8 +19,8 @@ from cobs import cobs
 
 import memctl
 from memctl import protocol
-from memctl_emulation import EmulatedBoard
-from memctl_firmware import wire
+from memctl_emulator import EmulatedBoard
+from memctl_shared import wire
 
 FRAMES = 100_000
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import memctl
-from memctl_emulation import EmulatedBoard
+from memctl_emulator import EmulatedBoard
 
 RESET = (-2.0, 0.5, 20)  # hfo2: bring the device back down before each curve
 

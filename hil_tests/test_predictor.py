@@ -9,10 +9,11 @@ import pytest
 import memctl
 from memctl import protocol
 from memctl.characterize import characterize, write_hdf5
+from memctl.firmware_image import staged
 from memctl.tuning import characterization_sweeps, settings_for
-from memctl_emulation import EmulatedBoard
+from memctl_emulator import EmulatedBoard
 from memctl_export.train import fit, load
-from memctl_firmware import predictor_blob
+from memctl_shared import predictor_blob
 
 PRESET = "hfo2_tio2_bilayer"
 
@@ -74,7 +75,7 @@ def test_corrupt_or_truncated_blob_is_refused_and_old_model_stays(trained):
             b.load_predictor(bytes(corrupt))  # refused by the SDK before sending
         # Bypass the SDK check: the board refuses it too, and keeps the old model.
 
-        from memctl_firmware import wire
+        from memctl_shared import wire
 
         with pytest.raises(memctl.FirmwareError, match="CRC"):
             chunk = protocol.encode_blob_chunk(wire.LOAD_PREDICTOR, 0, len(corrupt), corrupt[:1000])
@@ -105,7 +106,7 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
     import subprocess
     from pathlib import Path
 
-    from memctl_emulation import micropython_executable
+    from memctl_emulator import micropython_executable
     from memctl_export.quantize import quantize
     from memctl_export.train import split
 
@@ -123,7 +124,7 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
             "-X",
             "heapsize=256K",
             str(root / "hil_tests" / "mpy_predictor_runner.py"),
-            str(root / "firmware"),
+            str(staged()),
             str(tmp_path / "m.mcpr"),
             str(tmp_path / "rows.json"),
         ],

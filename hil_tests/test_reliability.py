@@ -16,9 +16,9 @@ import pytest
 import memctl
 from memctl import protocol
 from memctl.errors import BoardReset, FirmwareError, SafetyLimitError
-from memctl_emulation import EmulatedBoard
-from memctl_emulation.faults import LinkFaults
-from memctl_firmware import wire
+from memctl_emulator import EmulatedBoard
+from memctl_emulator.faults import LinkFaults
+from memctl_shared import wire
 
 TOL = 1e-6
 

@@ -33,7 +33,7 @@ from limits_probe import (
     vmm,
 )
 
-from memctl_firmware import wire
+from memctl_shared import wire
 
 Requests = Callable[[Limits], list]
 

@@ -31,7 +31,7 @@ from limits_probe import (
     vmm,
 )
 
-from memctl_firmware import wire
+from memctl_shared import wire
 
 # A value relative to a limit: ("near", k) is k DAC steps or ticks inside it (k < 0: beyond),
 # ("share", f) is f times the limit, ("raw", x) an arbitrary float32.

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memctl import protocol
-from memctl_emulation import micropython_executable
-from memctl_firmware import wire
+from memctl.firmware_image import staged
+from memctl_emulator import micropython_executable
+from memctl_shared import wire
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRMWARE = ROOT / "firmware"
 RUNNER = Path(__file__).with_name("mpy_wire_runner.py")
 GOLDEN = re.compile(r"```golden\ntype 0x([0-9a-f]+) seq (\d+) payload ([0-9a-f]*)\nframe ([0-9a-f]+)\n```")
 
@@ -35,7 +35,7 @@ def run_both(cases: list[dict], tmp_path: Path) -> tuple[list, list]:
     path.write_text(json.dumps(cases))
     answers = []
     for exe in ([sys.executable], [micropython_executable(), "-X", "heapsize=256K"]):
-        out = subprocess.run([*exe, str(RUNNER), str(FIRMWARE), str(path)], capture_output=True, text=True, timeout=60)
+        out = subprocess.run([*exe, str(RUNNER), str(staged()), str(path)], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         answers.append(json.loads(out.stdout))
     return answers[0], answers[1]

@@ -1,0 +1,72 @@
+"""`memctl` commands for the emulated board and the demo on it."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+from memctl.cli.common import console, err_console
+from memctl.devices import PRESETS
+
+
+def cmd_emulate(a: argparse.Namespace) -> int:
+    import threading
+
+    from memctl_emulator import EmulatedBoard
+
+    stop = threading.Event()
+    # Explicit handlers: a shell may start us with SIGINT ignored (background
+    # jobs), and SIGTERM must also shut the emulated board down cleanly.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    with EmulatedBoard(
+        rows=a.rows,
+        cols=a.cols,
+        seed=a.seed,
+        device=a.device,
+        line_resistance=a.line_resistance,
+        cell=a.cell,
+        hal=a.hal,
+        bare=a.bare,
+    ) as emu:
+        print(emu.port, flush=True)
+        err_console.print(
+            f"emulated board {a.rows}x{a.cols} ({emu.device.name}) ready on [bold]{emu.port}[/]; Ctrl-C to stop"
+        )
+        while not stop.wait(0.5):
+            if not emu.alive():
+                err_console.print("[red]error:[/] the emulated board died:\n" + "\n".join(emu.log[-20:]))
+                return 1
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from memctl.demo import run_demo
+
+    r = run_demo(size=a.size, seed=a.seed, tolerance=a.tolerance, console=console)
+    return 0 if r.ok.all() else 3
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("emulate", help="start an emulated board and print its serial port")
+    e.add_argument("--rows", type=int, default=32)
+    e.add_argument("--cols", type=int, default=32)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", help=f"device preset ({', '.join(PRESETS)}) or a .toml/.json device file")
+    e.add_argument("--line-resistance", type=float, default=0.0, help="ohm per wire segment (IR drop)")
+    e.add_argument("--cell", choices=["0T1R", "1T1R"], default="0T1R", help="passive or with access transistors")
+    e.add_argument(
+        "--hal",
+        choices=["emulated", "board"],
+        default=None,
+        help="firmware front end: semantic bus ops (emulated, default) or the reference board's chip "
+        "drivers against chip-level models (board)",
+    )
+    e.add_argument("--bare", action="store_true", help="MicroPython only, no memctl firmware (for memctl flash)")
+    e.set_defaults(fn=cmd_emulate)
+
+    d = sub.add_parser("demo", help="program, read back and run a VMM on an emulated board")
+    d.add_argument("--size", type=int, default=8)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--tolerance", type=float, default=1e-6)
+    d.set_defaults(fn=cmd_demo)

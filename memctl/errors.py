@@ -1,0 +1,60 @@
+"""Exceptions the SDK raises. Catch MemctlError for all of them."""
+
+from __future__ import annotations
+
+from memctl_shared import wire
+
+
+class MemctlError(Exception):
+    """Base class of every memctl error."""
+
+
+class PortError(MemctlError):
+    """The serial port could not be opened or failed."""
+
+
+class BoardTimeout(MemctlError):
+    """The board did not answer within the timeout, after all retries."""
+
+
+class ProtocolError(MemctlError):
+    """The board answered something the protocol does not allow."""
+
+
+class FirmwareError(MemctlError):
+    """The firmware refused or failed a command; nothing partial is hidden."""
+
+    def __init__(self, code: int, message: str):
+        self.code = code
+        self.name = wire.ERROR_NAMES.get(code, f"error-{code}")
+        self.message = message
+        super().__init__(f"board error {code} ({self.name}): {message}")
+
+
+class SessionLost(FirmwareError):
+    """The board reset since this session last synchronized; the request was not executed."""
+
+
+class BoardReset(MemctlError):
+    """The board reset while executing a request that is not safe to repeat
+    (a pulse): it may have been applied once; it was not repeated."""
+
+
+class SafetyLimitError(FirmwareError):
+    """A pulse or input was outside the firmware's safety limits; nothing was applied."""
+
+
+class AddressError(FirmwareError):
+    """A row, column or size outside the array."""
+
+
+_BY_CODE = {wire.E_LIMIT: SafetyLimitError, wire.E_ADDRESS: AddressError, wire.E_SESSION: SessionLost}
+
+
+def firmware_error(code: int, message: str) -> FirmwareError:
+    return _BY_CODE.get(code, FirmwareError)(code, message)
+
+
+class PredictorRangeWarning(UserWarning):
+    """Predictor-guided programming outside the read currents its predictor was
+    trained on: it extrapolates, and may need more pulses or fail."""

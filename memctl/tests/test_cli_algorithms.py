@@ -1,0 +1,218 @@
+"""The algorithm workflows from the command line, as a user runs them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import memctl
+from memctl.cli import main
+from memctl_emulator import EmulatedBoard
+
+
+def test_characterize_fit_load_program_predicted(tmp_path, capsys):
+    """The README's workflow: single-pulse characterization of a few devices, an
+    inverse predictor, export and cross-check, load, predictor-guided programming."""
+    with EmulatedBoard(rows=3, cols=3, seed=40, device="hfo2_tio2_bilayer") as emu:
+        port = ["--port", emu.port, "--no-progress"]
+        data = tmp_path / "p.h5"
+        rc = main(
+            [
+                "characterize",
+                *port,
+                "--mode",
+                "pulses",
+                "--device",
+                "hfo2_tio2_bilayer",
+                "--pulses",
+                "150",
+                "--devices",
+                "0,0",
+                "0,1",
+                "1,0",
+                "1,1",
+                "--limits",
+                "3",
+                "1",
+                "0.75",
+                "--out",
+                str(data),
+            ]
+        )
+        assert rc == 0
+        model = tmp_path / "model.mcpr"
+        assert main(["predictor", "fit", str(data), "--int8", "--out", str(model)]) == 0
+        assert "386 parameters" in " ".join(capsys.readouterr().out.split())
+        model_dir = tmp_path / "exported"
+        assert main(["predictor", "export", str(data), "--out-dir", str(model_dir)]) == 0
+        capsys.readouterr()
+        assert main(["predictor", "check", str(model_dir)]) == 0  # every runtime agrees
+        report = " ".join(capsys.readouterr().out.split())
+        assert "TFLite Micro" in report and "exact" in report and "MISMATCH" not in report
+        assert main(["predictor", "load", str(model), *port]) == 0
+        assert "386-parameter" in capsys.readouterr().out
+        targets = np.array([[12e-6, 16e-6]])
+        np.save(tmp_path / "t.npy", targets)
+        settings = ["--algorithm", "predicted", "--device", "hfo2_tio2_bilayer", "--tolerance", "0.5e-6"]
+        rc = main(["program", str(tmp_path / "t.npy"), *port, *settings, "--max-pulses", "300", "--origin", "2", "0"])
+        assert rc == 0, capsys.readouterr()
+        assert "2 within" in " ".join(capsys.readouterr().out.split())
+        # The spread-aware rule: an overshoot penalty backs off by the model's spread.
+        np.save(tmp_path / "t2.npy", targets.T)
+        program = ["program", str(tmp_path / "t2.npy"), *port, *settings, "--max-pulses", "300"]
+        assert main([*program, "--origin", "1", "2", "--overshoot", "1"]) == 0
+        assert "2 within" in " ".join(capsys.readouterr().out.split())
+        with pytest.raises(SystemExit, match="--overshoot must be 0..100, got -1"):
+            main([*program, "--overshoot", "-1"])
+        # Its overshoot penalty tuned on the characterized devices, then used from the settings file.
+        from memctl.tune import TunedSettings
+
+        out = tmp_path / "predicted.json"
+        tune = ["tune", *port, "--device", "hfo2_tio2_bilayer", "--algorithm", "predicted", "--out", str(out)]
+        assert main([*tune, "--devices", "0,0", "0,1", "1,0", "1,1", "--iterations", "1", "--init-points", "1"]) == 0
+        assert "tuned predicted on 4 devices" in " ".join(capsys.readouterr().out.split())
+        s = TunedSettings.load(out)
+        assert s.algorithm == "predicted" and len(s.trials) == 3 + 3 and 0 < s.success <= 1
+        assert {t[0]["overshoot"] for t in s.trials[:3]} != {0.0}  # the search left the start
+        assert isinstance(s.to_algorithm(), memctl.Predicted) and 0 <= s.to_algorithm().overshoot <= 10
+        assert (
+            main(
+                [
+                    "program",
+                    str(tmp_path / "t2.npy"),
+                    *port,
+                    "--settings",
+                    str(out),
+                    "--origin",
+                    "1",
+                    "1",
+                    "--tolerance",
+                    "0.5e-6",
+                    "--max-pulses",
+                    "300",
+                ]
+            )
+            == 0
+        )
+
+
+def test_ffp_calibrate_then_program(tmp_path, capsys):
+    with EmulatedBoard(rows=1, cols=1, seed=3, device="tio2_4terminal") as emu:
+        port = ["--port", emu.port, "--no-progress"]
+        assert main(["set-limits", *port, "7", "2", "0.3"]) == 0
+        window = ["--window", str(0.1 / 800**2), str(0.3 / 800**2)]
+        assert (
+            main(
+                [
+                    "ffp-calibrate",
+                    *port,
+                    *window,
+                    "--g-range",
+                    str(1 / 885),
+                    str(1 / 735),
+                    "--sweeps",
+                    "2",
+                    "--out",
+                    str(tmp_path / "table.npz"),
+                ]
+            )
+            == 0
+        )
+        assert "bins learned" in capsys.readouterr().out
+        table = np.load(tmp_path / "table.npz")
+        assert (table["v_set"] > 0).sum() > 10
+        np.save(tmp_path / "t.npy", np.array([[1 / 810.0]]))
+        rc = main(
+            [
+                "program",
+                str(tmp_path / "t.npy"),
+                *port,
+                "--algorithm",
+                "ffp",
+                *window,
+                "--tolerance",
+                str(0.25 / 800**2),
+                "--max-pulses",
+                "2000",
+            ]
+        )
+        assert rc == 0
+
+
+def test_ffp_without_window_is_a_clear_error(tmp_path):
+    import pytest
+
+    np.save(tmp_path / "t.npy", np.array([[1e-3]]))
+    with pytest.raises(SystemExit, match="needs --window"):
+        main(["program", str(tmp_path / "t.npy"), "--port", "/dev/null", "--algorithm", "ffp"])
+
+
+def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
+    from memctl.tune import TunedSettings
+
+    out = tmp_path / "settings.json"
+    with EmulatedBoard(rows=4, cols=4, seed=14, device="perovskite_lognormal") as emu:
+        rc = main(
+            [
+                "tune",
+                "--port",
+                emu.port,
+                "--device",
+                "perovskite_lognormal",
+                "--devices",
+                "0,0",
+                "0,1",
+                "1,0",
+                "1,1",
+                "--iterations",
+                "1",
+                "--init-points",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        assert rc == 0 and "against" in capsys.readouterr().out
+        s = TunedSettings.load(out)
+        # the probe of the starting settings, 1 random and 1 guided trial, then the final comparison of three
+        assert s.algorithm == "adaptive" and len(s.trials) == 3 + 3 and 0 < s.success <= 1
+        assert memctl.Adaptive(**s.params) == s.to_algorithm()
+        np.save(tmp_path / "t.npy", np.full((2, 2), 10e-6))
+        rc = main(
+            [
+                "program",
+                str(tmp_path / "t.npy"),
+                "--port",
+                emu.port,
+                "--settings",
+                str(out),
+                "--origin",
+                "2",
+                "2",
+                "--tolerance",
+                "0.5e-6",
+                "--max-pulses",
+                "300",
+            ]
+        )
+        assert rc == 0
+        # Predictor-guided tuning without an inverse predictor on the board: refused, nothing pulsed.
+        rc = main(
+            [
+                "tune",
+                "--port",
+                emu.port,
+                "--device",
+                "perovskite_lognormal",
+                "--algorithm",
+                "predicted",
+                "--out",
+                str(tmp_path / "p.json"),
+            ]
+        )
+        assert rc == 2 and "needs an inverse predictor on the board" in " ".join(capsys.readouterr().err.split())
+        assert not (tmp_path / "p.json").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="not a memctl settings file"):
+        TunedSettings.load(bad)

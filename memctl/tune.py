@@ -1,0 +1,226 @@
+"""Bayesian optimization of programming parameters on the board itself
+(paper 000's GP Bayesian optimization with expected improvement, applied to
+programming): a handful of sample devices are programmed to random targets
+with each candidate setting; the score is the mean pulse count, a device that
+does not get there counting as max_pulses. The best setting goes to a
+settings file that `memctl program --settings` and `memctl deploy
+--settings` read. Adaptive write-verify is tuned over its start amplitudes,
+step, width and gain thresholds; predictor-guided programming (with an
+inverse predictor loaded) over its overshoot penalty, the one setting whose
+best value differs between device families.
+
+Tune on devices you will not program for real (or re-program them after):
+tuning pulses them many times.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from memctl.algorithms import Adaptive, Predicted
+from memctl.board import Board
+from memctl.progress import progress_bar
+
+FORMAT = "memctl-settings"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TunedSettings:
+    """What a settings file holds: an algorithm's parameters and how they scored."""
+
+    algorithm: str
+    params: dict
+    tolerance: float
+    max_pulses: int
+    device: str | None = None
+    pulses: float = math.nan  # mean per device in the final comparison, failures counted as max_pulses
+    success: float = math.nan
+    start_pulses: float = math.nan  # the starting settings in the same comparison
+    start_success: float = math.nan
+    # (params, pulses, success) in the order tried: the optimization's trials, then the final comparison
+    # of the starting settings (first) and the best three trials on the same targets
+    trials: list = field(default_factory=list)
+
+    def to_algorithm(self) -> Adaptive | Predicted:
+        kind = TUNABLE.get(self.algorithm)
+        if kind is None:
+            raise ValueError(
+                f"settings for algorithm {self.algorithm!r}: this memctl tunes {' and '.join(map(repr, TUNABLE))}"
+            )
+        return kind(**self.params)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(
+            json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}, indent=2) + "\n"
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TunedSettings:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a readable settings file: {e}") from e
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a memctl settings file (write one with `memctl tune`)")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path} has settings format {data.get('format_version')}, this memctl reads 1")
+        data.pop("format")
+        data.pop("format_version")
+        try:
+            s = cls(**data)
+            s.to_algorithm()
+        except TypeError as e:
+            raise ValueError(f"{path}: {e}") from e
+        return s
+
+
+TUNABLE = {"adaptive": Adaptive, "predicted": Predicted}
+
+
+@dataclass(frozen=True)
+class _Space:
+    """What the optimizer searches: bounds, where it starts, and the algorithm a point stands for."""
+
+    bounds: dict
+    start: dict
+    build: Callable[[dict], Adaptive | Predicted]
+
+
+def _adaptive_space(base: Adaptive, v_lim: float, w_lim: float) -> _Space:
+    w_lo, w_hi = math.log10(w_lim) - 3, math.log10(w_lim)
+    bounds = {
+        "set_start": (0.2, 1.0),
+        "reset_start": (0.2, 1.0),
+        "step": (0.002, 0.1),
+        "log_width": (w_lo, w_hi),
+        "gain_lo": (0.05, 0.9),
+        "gain_hi": (1.1, 3.0),
+    }
+    start = {
+        "set_start": base.v_set_start / v_lim,
+        "reset_start": -base.v_reset_start / v_lim,
+        "step": base.v_step / v_lim,
+        "log_width": math.log10(base.width),
+        "gain_lo": base.gain_lo,
+        "gain_hi": base.gain_hi,
+    }
+    return _Space(bounds, start, lambda x: _adaptive(x, v_lim, w_lim))
+
+
+def _predicted_space(base: Predicted) -> _Space:
+    # The penalty acts through ln(1 + lam): search that, 0 (aim at the centre) to lam = 10.
+    return _Space(
+        {"log_overshoot": (0.0, math.log(11.0))},
+        {"log_overshoot": math.log1p(base.overshoot)},
+        lambda x: replace(base, overshoot=float(math.expm1(x["log_overshoot"]))),
+    )
+
+
+def _adaptive(x: dict, v_lim: float, w_lim: float) -> Adaptive:
+    width = float(10 ** x["log_width"])
+    return Adaptive(
+        v_set_start=x["set_start"] * v_lim,
+        v_reset_start=-x["reset_start"] * v_lim,
+        v_step=min(1.0, x["step"] * v_lim),
+        width=width,
+        width_max=max(width, w_lim),
+        gain_lo=x["gain_lo"],
+        gain_hi=x["gain_hi"],
+    )
+
+
+def tune(
+    board: Board,
+    base: Adaptive | Predicted,
+    *,
+    devices: list[tuple[int, int]],
+    g_range: tuple[float, float],
+    tolerance: float,
+    max_pulses: int = 300,
+    iterations: int = 12,
+    init_points: int = 4,
+    per_trial: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> TunedSettings:
+    """GP-BO (expected improvement) of adaptive write-verify, or of
+    predictor-guided programming's overshoot penalty (an inverse predictor must
+    be loaded); `base` is probed first. Each trial programs `per_trial` devices
+    (default all), taken in turn from `devices`: with enough devices every trial
+    meets fresh ones, so a trial's pulses do not wear (harden) the devices the
+    next one is judged on."""
+    from bayes_opt import BayesianOptimization, acquisition
+
+    from memctl_shared.predictor_blob import FEATURES_INVERSE
+
+    lim = board.limits()
+    if not devices:
+        raise ValueError("give at least one sample device to tune on")
+    if isinstance(base, Predicted):
+        if board.info().predictor_features != FEATURES_INVERSE:
+            raise ValueError(
+                "tuning predictor-guided programming needs an inverse predictor on the board: fit one from "
+                "`memctl characterize --mode pulses` data and `memctl predictor load` it"
+            )
+        space, name = _predicted_space(base), "predicted"
+    else:
+        space, name = _adaptive_space(base, lim.v_pulse, lim.width), "adaptive"
+    rng = np.random.default_rng(seed)
+    lo, hi = g_range
+    trials: list = []
+    n = min(per_trial or len(devices), len(devices))
+    used = [0]  # devices handed out so far: each evaluation takes the next ones in turn
+
+    def evaluate(algo: Adaptive | Predicted, targets: np.ndarray) -> tuple[float, float]:
+        """(mean pulses, failures at max_pulses; share reaching the target) on the next devices."""
+        sample = [devices[(used[0] + k) % len(devices)] for k in range(len(targets))]
+        used[0] += len(targets)
+        pulses, ok = [], []
+        for (r, c), t in zip(sample, targets, strict=True):
+            res = board.program(
+                np.array([[t]]),
+                origin=(r, c),
+                tolerance=tolerance,
+                max_pulses=max_pulses,
+                algorithm=algo,
+                progress=False,
+            )
+            ok.append(bool(res.ok[0, 0]))
+            pulses.append(int(res.pulses[0, 0]) if ok[-1] else max_pulses)
+        return float(np.mean(pulses)), float(np.mean(ok))
+
+    def score(**x: float) -> float:
+        # New random 8-bit targets for every trial: the devices sit at an earlier trial's.
+        algo = space.build(x)
+        pulses, success = evaluate(algo, lo + (hi - lo) * rng.integers(0, 256, n) / 255)
+        trials.append((asdict(algo), pulses, success))
+        advance(1)
+        return -pulses
+
+    start = {k: float(np.clip(v, *space.bounds[k])) for k, v in space.start.items()}
+    # One trial of a few devices at random targets is a noisy score: the starting settings
+    # and the three best trials meet again, each on 2n fresh devices at the same targets.
+    contenders = 4
+    kind = TUNABLE[name]
+    with progress_bar("tune", 1 + init_points + iterations + contenders, board.show_progress(progress)) as advance:
+        acq = acquisition.ExpectedImprovement(xi=0.01)
+        opt = BayesianOptimization(score, space.bounds, acquisition_function=acq, random_state=seed, verbose=0)
+        opt.probe(start)
+        opt.maximize(init_points=init_points, n_iter=iterations)
+        ranked = [trials[0][0]] + [t[0] for t in sorted(trials[1:], key=lambda t: t[1])[: contenders - 1]]
+        targets = lo + (hi - lo) * rng.integers(0, 256, 2 * n) / 255
+        final = []
+        for params in ranked:
+            final.append((params, *evaluate(kind(**params), targets)))
+            advance(1)
+    best, pulses, success = min(final, key=lambda f: f[1])  # the starting settings win ties
+    _, p0, s0 = final[0]
+    return TunedSettings(name, best, tolerance, max_pulses, device, pulses, success, p0, s0, trials + final)

@@ -1,0 +1,35 @@
+# What a memctl board image ships, in MicroPython's manifest calls (module,
+# package), so the same list could freeze the firmware into a MicroPython
+# build. `memctl build-firmware` compiles exactly these files and the
+# emulated board boots exactly these files: a module missing here fails
+# every emulated test, not only a real board.
+#
+# The board's filesystem is flat: the shared contract (memctl_shared, also
+# imported by the host) sits beside the firmware's own modules. The
+# emulation-only HAL backends (memctl_emulator/hal_backends) are not listed:
+# the emulated board provides them, as a real board provides machine.
+
+# Boot and dispatch.
+module("main.py")
+module("app.py")
+module("config.py")
+module("errors.py")
+module("controller.py")
+module("update.py")
+# Programming and inference.
+module("xbar.py")
+module("algorithms.py")
+module("predictor.py")
+module("network.py")
+# Hardware abstraction: the only code that touches hardware.
+package(
+    "hal",
+    files=["__init__.py", "frontend.py", "board.py", "ad5676.py", "adg1408.py", "adg1414.py", "ads131m08.py"],
+)
+# The contract shared with the host.
+module("wire.py", base_path="../memctl_shared")
+module("predictor_blob.py", base_path="../memctl_shared")
+module("network_blob.py", base_path="../memctl_shared")
+module("fixedpoint.py", base_path="../memctl_shared")
+module("persist.py", base_path="../memctl_shared")
+module("board_wiring.py", base_path="../memctl_shared")

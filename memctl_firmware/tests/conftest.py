@@ -1,0 +1,23 @@
+"""Firmware logic under CPython: the firmware's own modules (imported as the
+board imports them, from memctl_firmware/) against a small fake front end, so a bug
+in an algorithm, the verify loop or a limit check shows up without booting a
+board. MicroPython's `micropython` module is stood in for by a shim that
+leaves code as it is (native/viper are compiler hints there)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+FIRMWARE = Path(__file__).resolve().parents[1]
+SHARED = FIRMWARE.parent / "memctl_shared"  # on the board these sit beside the firmware's modules
+
+if "micropython" not in sys.modules:
+    shim = types.ModuleType("micropython")
+    shim.const = lambda x: x
+    shim.native = shim.viper = lambda f: f
+    sys.modules["micropython"] = shim
+for folder in (SHARED, FIRMWARE):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
