@@ -8,7 +8,7 @@ in front of another, in a copy of the firmware. The boundary tests
 unmutated copy runs first and must pass, so a broken harness cannot pass
 for a caught mutant.
 
-    python .ci/mutants.py [--hal emulated|board] [--only SUBSTRING] [--tests PATH]
+    python .ci/mutants.py [--hal emulated|chips] [--only SUBSTRING] [--tests PATH]
 
 Prints a table; exits 1 if any mutant survived (or the control failed).
 hil_tests/test_safety_mutants.py runs it as part of the test suite.
@@ -152,7 +152,7 @@ def run_tests(firmware: Path, hal: str | None, tests: str) -> tuple[int, float, 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hal", choices=["emulated", "board"], help="one front end (default: both)")
+    ap.add_argument("--hal", choices=["emulated", "chips"], help="one front end (default: both)")
     ap.add_argument("--only", default="", help="mutants whose name contains this")
     ap.add_argument("--tests", default=TESTS, help=f"the tests to run against each mutant (default {TESTS})")
     a = ap.parse_args()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from memctl.devices import PRESETS
-from memctl_emulator.array_network import LineDrive
+from memctl_emulator.array_circuit import LineDrive
 from memctl_emulator.crossbar import Crossbar
 
 OUT = Path(__file__).with_name("results") / "physics.json"

@@ -29,11 +29,11 @@ import numpy as np
 
 import memctl
 from memctl.characterize import characterize, write_hdf5
+from memctl.export import onnx_export
+from memctl.export.train import Dataset, fit, load
 from memctl.firmware_image import staged
 from memctl.tuning import characterization_sweeps, settings_for
 from memctl_emulator import EmulatedBoard, micropython_executable
-from memctl_export import onnx_export
-from memctl_export.train import Dataset, fit, load
 
 OUT = Path(__file__).with_name("results") / "predictor.json"
 PRESET = "hfo2_tio2_bilayer"

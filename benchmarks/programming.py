@@ -31,19 +31,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from ffp_levels import levels_study, print_levels
 
 import memctl
 from memctl.characterize import characterize, write_hdf5
 from memctl.devices import PRESETS, DeviceModel, load_device, random_device
-from memctl.ffp import calibrate, levels_study, print_levels
+from memctl.export.train import fit, load
+from memctl.ffp import calibrate
 from memctl.firmware_image import staged
 from memctl.tune import tune
 from memctl.tuning import characterization_pulses, form, settings_for
 from memctl_emulator import EmulatedBoard, micropython_executable
 from memctl_emulator import oracle as oracle_mod
 from memctl_emulator.afe import AFEConfig, AnalogFrontEnd
-from memctl_emulator.array_network import LineDrive
-from memctl_export.train import fit, load
+from memctl_emulator.array_circuit import LineDrive
 
 OUT = Path(__file__).with_name("results") / "programming.json"
 LEVELS = 256

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from memctl.devices import PRESETS, DeviceModel, load_device
-from memctl_emulator.array_network import LineDrive
+from memctl.export.train import Dataset, fit
+from memctl_emulator.array_circuit import LineDrive
 from memctl_emulator.crossbar import Crossbar
 from memctl_emulator.oracle import isolate
-from memctl_export.train import Dataset, fit
 from memctl_shared.predictor_blob import FEATURES_INVERSE
 
 OUT = Path(__file__).with_name("results") / "programming_ablation.json"

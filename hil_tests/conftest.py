@@ -17,7 +17,7 @@ from memctl_shared import wire
 def hal(request):
     """Every HIL test runs on both firmware front ends: semantic bus operations
     ("emulated") and the reference board's chip drivers against chip-level
-    models ("board"). A fixture that starts a board depends on this one (so it
+    models ("chips"). A fixture that starts a board depends on this one (so it
     starts again for each front end); boards a test starts itself follow it
     through $MEMCTL_HAL."""
     with pytest.MonkeyPatch.context() as mp:

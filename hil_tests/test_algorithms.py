@@ -169,8 +169,8 @@ def _inverse_predictor(name: str, seed: int, tmp_path, cell: str = "0T1R") -> by
     """An inverse predictor characterized on another board of the family (single pulses)."""
     from memctl.characterize import characterize, write_hdf5
     from memctl.devices import load_device
+    from memctl.export.train import fit, load
     from memctl.tuning import characterization_pulses
-    from memctl_export.train import fit, load
 
     d = load_device(name)
     with EmulatedBoard(rows=2, cols=2, seed=seed, device=name, cell=cell) as emu, memctl.Board(emu.port) as b:

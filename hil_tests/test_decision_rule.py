@@ -28,8 +28,8 @@ CAP = 0.15
 @pytest.fixture(scope="module")
 def inverse(tmp_path_factory, hal):
     from memctl.characterize import characterize, write_hdf5
+    from memctl.export.train import fit, load
     from memctl.tuning import characterization_pulses
-    from memctl_export.train import fit, load
 
     tmp = tmp_path_factory.mktemp("decision")
     d = load_device(NAME)

@@ -9,10 +9,11 @@ import pytest
 import memctl
 from memctl import protocol
 from memctl.characterize import characterize, write_hdf5
+from memctl.export import check
+from memctl.export.train import fit, load
 from memctl.firmware_image import staged
 from memctl.tuning import characterization_sweeps, settings_for
 from memctl_emulator import EmulatedBoard
-from memctl_export.train import fit, load
 from memctl_shared import predictor_blob
 
 PRESET = "hfo2_tio2_bilayer"
@@ -106,9 +107,9 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
     import subprocess
     from pathlib import Path
 
+    from memctl.export.quantize import quantize
+    from memctl.export.train import split
     from memctl_emulator import micropython_executable
-    from memctl_export.quantize import quantize
-    from memctl_export.train import split
 
     result, data = trained
     tr, _, te = split(data.curve, 0)
@@ -117,13 +118,12 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
     rows = np.concatenate([data.x[te][:200], data.x.mean(0) + 4 * data.x.std(0) * rng.normal(size=(100, 7))])
     (tmp_path / "rows.json").write_text("\n".join(json.dumps(r) for r in rows.tolist()))
     (tmp_path / "m.mcpr").write_bytes(q.to_blob(data.i_min, data.i_max))
-    root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
         [
             micropython_executable(),
             "-X",
             "heapsize=256K",
-            str(root / "hil_tests" / "mpy_predictor_runner.py"),
+            str(Path(check.__file__).with_name("mpy_predictor.py")),
             str(staged()),
             str(tmp_path / "m.mcpr"),
             str(tmp_path / "rows.json"),
@@ -140,7 +140,7 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
 
 
 def test_export_and_cross_check_every_runtime(trained, tmp_path):
-    from memctl_export.check import cross_check, export
+    from memctl.export.check import cross_check, export
 
     result, data = trained
     d = export(result, data, tmp_path / "model")

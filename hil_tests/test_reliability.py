@@ -256,7 +256,7 @@ def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path):
         dep = deploy(layers, b, tolerance=1e-6, max_pulses=200)
         dep.run(b, rng.uniform(-1, 1, (40, 16)))
         info = b.info()
-    # Resident after collection: buffers, the network, and the firmware's bytecode (the board HAL's chip drivers
+    # Resident after collection: buffers, the network, and the firmware's bytecode (the chips HAL's chip drivers
     # add ~19 KB of it); at least 40 % of the heap stays free for requests.
     assert 0 < info.heap_peak < 0.6 * info.heap_size and info.heap_size <= 256 * 1024
     assert not any("MemoryError" in line for line in emu.log)

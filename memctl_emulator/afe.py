@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memctl.devices import DeviceModel
-from memctl_emulator.array_network import LineDrive
+from memctl_emulator.array_circuit import LineDrive
 from memctl_emulator.crossbar import Crossbar
 
 

@@ -19,8 +19,8 @@ class FrontEndStats:
 
     pulses: int
     conversions: int
-    chip_frames: int  # SPI transfers that reached the chip models (board backend)
-    gate_windows: int  # pulse gate windows (board backend)
+    chip_frames: int  # SPI transfers that reached the chip models (chips backend)
+    gate_windows: int  # pulse gate windows (chips backend)
     peak_pulse_v: float  # largest |V| across any device during a pulse
     peak_width: float  # longest pulse, s
     peak_read_v: float  # largest |V| across any device during a conversion (reads, VMM)

@@ -18,17 +18,17 @@ import numpy as np
 
 from memctl.devices import load_device
 from memctl_emulator.afe import AFEConfig, AnalogFrontEnd
-from memctl_emulator.chips.board import BoardModel
 from memctl_emulator.chips.bus import ChipProtocolError
+from memctl_emulator.chips.front_end import ChipFrontEndModel
 from memctl_emulator.hal_backends import afe_bus as bus
 
 _ARG_STRUCTS = {op: struct.Struct(fmt) for op, fmt in bus.OP_ARGS.items()}
-_BOARD_OPS = (bus.OP_PIN, bus.OP_SPI, bus.OP_FRAME, bus.OP_XFER, bus.OP_STROBE)  # the board backend's wires
+_BOARD_OPS = (bus.OP_PIN, bus.OP_SPI, bus.OP_FRAME, bus.OP_XFER, bus.OP_STROBE)  # the chips backend's wires
 
 
-def execute(afe: AnalogFrontEnd, body: bytes, board: BoardModel | None = None) -> bytes:
+def execute(afe: AnalogFrontEnd, body: bytes, board: ChipFrontEndModel | None = None) -> bytes:
     """Run one transaction's ops in order; returns their concatenated results.
-    board: the chip-level model the board backend's wires reach."""
+    board: the chip-level model the chips backend's wires reach."""
     out = bytearray()
     i, n = 0, len(body)
     while i < n:
@@ -161,7 +161,7 @@ class AFEServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, path: str, afe: AnalogFrontEnd):
         self.afe = afe
-        self.board = BoardModel(afe)
+        self.board = ChipFrontEndModel(afe)
         self.lock = threading.Lock()
         super().__init__(path, _Handler)
 

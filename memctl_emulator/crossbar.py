@@ -2,7 +2,7 @@
 
 Device dynamics are described in devices.py (DeviceModel). This module keeps
 the per-device state as numpy arrays and applies pulses, reads and waits to
-the whole array at once; array_network.py turns line voltages into the
+the whole array at once; array_circuit.py turns line voltages into the
 voltage every device sees, so half-select disturb, sneak paths and IR drop
 follow from the circuit rather than from rules.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from memctl.devices import DeviceModel
-from memctl_emulator.array_network import LineDrive, solve
+from memctl_emulator.array_circuit import LineDrive, solve
 
 HARDEN_CAP = 0.05
 

@@ -95,7 +95,7 @@ class _Spawner(threading.Thread):
         self.jobs.put(None)
 
 
-HALS = ("emulated", "board")
+HALS = ("emulated", "chips")
 # A bare board's `machine` module: the unix port has no machine.reset(), which
 # mpremote's `reset` calls; here it powers the emulated board through a reboot.
 _MACHINE_PY = f"""import sys
@@ -219,7 +219,7 @@ class EmulatedBoard:
         bare: bool = False,
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
-        # "emulated": the firmware's front end in semantic bus operations; "board": the reference board's chip
+        # "emulated": the firmware's front end in semantic bus operations; "chips": the reference board's chip
         # drivers against chip-level models. Default: $MEMCTL_HAL, else "emulated".
         self.hal = hal or os.environ.get("MEMCTL_HAL") or "emulated"
         if self.hal not in HALS:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memctl_emulator.array_network import LineDrive
+from memctl_emulator.array_circuit import LineDrive
 from memctl_emulator.crossbar import Crossbar
 
 

@@ -24,7 +24,7 @@ module("network.py")
 # Hardware abstraction: the only code that touches hardware.
 package(
     "hal",
-    files=["__init__.py", "frontend.py", "board.py", "ad5676.py", "adg1408.py", "adg1414.py", "ads131m08.py"],
+    files=["__init__.py", "frontend.py", "chips.py", "ad5676.py", "adg1408.py", "adg1414.py", "ads131m08.py"],
 )
 # The contract shared with the host.
 module("wire.py", base_path="../memctl_shared")

@@ -1,5 +1,5 @@
 # The reference board's wiring (docs/hardware.md), shared by the board
-# backend (hal/board.py) and the chip-level emulation, so they cannot drift.
+# backend (hal/chips.py) and the chip-level emulation, so they cannot drift.
 MIDSCALE = 32768
 WRITE_MODE = 7  # range-mux source S8: feedback shorted
 PIN_SWITCH_SYNC = 13

@@ -57,7 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--cell", choices=["0T1R", "1T1R"], default="0T1R", help="passive or with access transistors")
     e.add_argument(
         "--hal",
-        choices=["emulated", "board"],
+        choices=["emulated", "chips"],
         default=None,
         help="firmware front end: semantic bus ops (emulated, default) or the reference board's chip "
         "drivers against chip-level models (board)",

@@ -56,7 +56,7 @@ def cmd_characterize(a: argparse.Namespace) -> int:
 
 
 def cmd_predictor_fit(a: argparse.Namespace) -> int:
-    from memctl_export.train import fit, load
+    from memctl.export.train import fit, load
 
     data = load(a.data)
     r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
@@ -75,8 +75,8 @@ def cmd_predictor_fit(a: argparse.Namespace) -> int:
 
 
 def cmd_predictor_export(a: argparse.Namespace) -> int:
-    from memctl_export.check import export
-    from memctl_export.train import fit, load
+    from memctl.export.check import export
+    from memctl.export.train import fit, load
 
     data = load(a.data)
     r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
@@ -89,7 +89,7 @@ def cmd_predictor_export(a: argparse.Namespace) -> int:
 
 
 def cmd_predictor_check(a: argparse.Namespace) -> int:
-    from memctl_export.check import cross_check
+    from memctl.export.check import cross_check
 
     rows = cross_check(a.model_dir)
     t = Table(title=f"predictor cross-check: {a.model_dir}")

@@ -93,7 +93,7 @@ def test_emulate_with_a_bad_device_file_is_a_clear_error(tmp_path, capsys):
 def test_single_pulse_characterization_trains_an_inverse_predictor(tmp_path):
     """--mode pulses: single pulses across the ranges, each row its own amplitude and width;
     the file trains an inverse predictor (feature set 2) that fits the firmware's budget."""
-    from memctl_export.train import fit, load
+    from memctl.export.train import fit, load
     from memctl_shared import predictor_blob
 
     out = tmp_path / "p.h5"
@@ -145,7 +145,7 @@ def test_single_pulse_characterization_trains_an_inverse_predictor(tmp_path):
     seen = np.mean(np.abs(res - np.array([own[gr] for gr in group]))) * np.sqrt(np.pi / 2)
     assert 0.5 < np.mean(out[:, 1]) / seen < 2, (np.mean(out[:, 1]), seen)
     # Exported and cross-checked like paper 004's predictors: the board's int8 is the integer truth.
-    from memctl_export.check import cross_check, export
+    from memctl.export.check import cross_check, export
 
     rows = {row.runtime: row for row in cross_check(export(r, data, tmp_path / "model"))}
     assert rows["firmware int8 (MicroPython)"].max_deviation == 0 and rows["TFLite Micro int8"].max_deviation == 0
@@ -179,7 +179,7 @@ def _write(path, *, mode=None, version=1, rows=4, nan=False):
     ],
 )
 def test_bad_characterization_data_names_the_file_and_the_problem(tmp_path, kind, match):
-    from memctl_export.train import load
+    from memctl.export.train import load
 
     p = _write(
         tmp_path / "bad.h5",
@@ -193,7 +193,7 @@ def test_bad_characterization_data_names_the_file_and_the_problem(tmp_path, kind
 
 
 def test_files_of_different_modes_do_not_train_one_predictor(tmp_path):
-    from memctl_export.train import load
+    from memctl.export.train import load
 
     a = _write(tmp_path / "trains.h5")
     b = _write(tmp_path / "pulses.h5", mode="pulses")

@@ -45,7 +45,7 @@ FAULT_QUERY = const(0)  # change nothing
 FAULT_STUCK = const(1)  # device (row, col) sticks at its present conductance
 FAULT_SATURATE = const(2)  # column col's ADC pins at full scale (value 1) or recovers (0); col ALL_LINES: all
 FAULT_BROWNOUT = const(3)  # after row more pulses, the next gets value x its width, then the bus stalls (power lost)
-# The board backend's wires (memctl_emulator/hal_backends/hal_board.py -> memctl_emulator/chips/board.py):
+# The chips backend's wires (memctl_emulator/hal_backends/hal_chips.py -> memctl_emulator/chips/front_end.py):
 OP_PIN = const(15)  # <HB GPIO number, level -> nothing
 OP_SPI = const(16)  # <H n, then n bytes clocked out to the selected chip -> nothing
 OP_XFER = const(17)  # <H n, then n bytes out -> the n bytes clocked in
@@ -74,7 +74,7 @@ OP_ARGS = {
     OP_FRAME: "<HH",
 }
 
-# Counts since start: pulses, conversions, chip frames and gate windows (board backend traffic); peaks since the
+# Counts since start: pulses, conversions, chip frames and gate windows (chips backend traffic); peaks since the
 # last clear: largest |V_row - V_col| across any device in a pulse, longest pulse (s), largest in a conversion.
 STATS_FMT = "<IIIIddd"
 

@@ -107,7 +107,7 @@ class AFESocket:
         return rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, ranges, name
 
 
-class FrontEnd(Converters):
+class BusFrontEnd(Converters):
     """The front end in semantic bus operations, one message per commit()."""
 
     def __init__(self, path):
@@ -161,10 +161,10 @@ class FrontEnd(Converters):
         self.link.commit()
 
 
-def connect(front_end=FrontEnd):
+def connect(front_end=BusFrontEnd):
     """(uart, front end, flash folder) from the launcher's environment;
-    front_end(AFE socket path) builds the front end (memctl_emulator/hal_backends/hal_board.py
-    passes the board backend's)."""
+    front_end(AFE socket path) builds the front end (memctl_emulator/hal_backends/hal_chips.py
+    passes the chips backend's)."""
     uart_path = os.getenv("MEMCTL_UART")
     afe_path = os.getenv("MEMCTL_AFE")
     if not uart_path or not afe_path:

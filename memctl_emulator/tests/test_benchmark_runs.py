@@ -153,10 +153,10 @@ def test_reliability_benchmark_quick(tmp_path):
     assert rows[1]["retries"] > 0 and rows[2]["resyncs"] == 1
 
 
-def test_board_hal_benchmark_quick(tmp_path):
-    out = tmp_path / "board_hal.json"
+def test_hal_backends_benchmark_quick(tmp_path):
+    out = tmp_path / "hal_backends.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "board_hal.py"), "--out", str(out), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / "hal_backends.py"), "--out", str(out), "--quick"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -165,4 +165,4 @@ def test_board_hal_benchmark_quick(tmp_path):
     rows = {r["operation"]: r for r in json.loads(out.read_text())["rows"]}
     assert all(r["same_result"] for r in rows.values() if r["same_result"] is not None)  # same physics on both
     assert len(rows) == 5
-    assert all(r["ratio"] == pytest.approx(r["board_s"] / r["emulated_s"]) for r in rows.values())
+    assert all(r["ratio"] == pytest.approx(r["chips_s"] / r["emulated_s"]) for r in rows.values())

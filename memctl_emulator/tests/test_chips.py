@@ -244,9 +244,9 @@ def test_adg1414_chain_gets_the_datasheet_frame_and_closes_those_switches():
 
 def test_the_board_model_refuses_what_the_reference_board_cannot_do():
     from memctl_emulator.afe import AFEConfig, AnalogFrontEnd
-    from memctl_emulator.chips.board import BoardModel
+    from memctl_emulator.chips.front_end import ChipFrontEndModel
 
-    board = BoardModel(AnalogFrontEnd(AFEConfig(rows=4, cols=4), seed=0))
+    board = ChipFrontEndModel(AnalogFrontEnd(AFEConfig(rows=4, cols=4), seed=0))
     with pytest.raises(ChipProtocolError, match="GPIO99 is not wired"):
         board.set_pin(99, 0)
     board.set_pin(26, 0)  # range mux EN low: the TIAs' feedback is open
@@ -257,15 +257,15 @@ def test_the_board_model_refuses_what_the_reference_board_cannot_do():
 
 RUNNER_BOARD = """
 sys.path.insert(0, ".")
-from hal.board import FrontEnd
+from hal.chips import ChipFrontEnd
 class ResetAckSPI(SPI):
     def write_readinto(self, tx, rx):
         rx[0], rx[1] = 0xFF, 0x28  # every ADC frame answers as a freshly reset ADS131M08
 pins = {}
 def pin(n):
     return pins.setdefault(n, Pin())
-fe = FrontEnd(ResetAckSPI(), pin, type("T", (), {"pulse": lambda s, ns: print("gate", ns), "sync": lambda s: None})(),
-              (2, 2, 16, 2.5, 24, 1e-4, 0, (1e-5, 1e-4), "x"))
+timer = type("T", (), {"pulse": lambda s, ns: print("gate", ns), "sync": lambda s: None})()
+fe = ChipFrontEnd(ResetAckSPI(), pin, timer, (2, 2, 16, 2.5, 24, 1e-4, 0, (1e-5, 1e-4), "x"))
 fe.pulse(1e-6)  # the first gate writes every channel
 print("--")
 fe.set_line(0, 1, 1.25)

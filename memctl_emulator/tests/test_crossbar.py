@@ -9,7 +9,7 @@ import pytest
 
 from memctl.devices import DeviceModel
 from memctl_emulator.afe import AFEConfig, AnalogFrontEnd
-from memctl_emulator.array_network import LineDrive
+from memctl_emulator.array_circuit import LineDrive
 from memctl_emulator.crossbar import Crossbar
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from memctl.devices import PRESETS, DeviceFileError, DeviceModel, device_from_dict, load_device
 from memctl_emulator import EmulatedBoard
-from memctl_emulator.array_network import LineDrive
+from memctl_emulator.array_circuit import LineDrive
 from memctl_emulator.crossbar import Crossbar
 
 

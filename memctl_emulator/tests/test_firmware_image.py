@@ -4,15 +4,19 @@ board."""
 
 from __future__ import annotations
 
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import memctl
+import memctl_firmware
+import memctl_shared
 from memctl.cli import main
-from memctl.firmware_image import ImageError, build, verify
-from memctl_emulator import EmulatedBoard
+from memctl.firmware_image import ImageError, board_files, build, verify
+from memctl_emulator import EmulatedBoard, hal_backends
 
 
 def test_images_for_the_board_and_for_emulation_verify(tmp_path):
@@ -56,3 +60,21 @@ def test_the_compiled_firmware_boots_and_programs_on_the_emulated_board(tmp_path
     with EmulatedBoard(seed=2) as emu, memctl.Board(emu.port, progress=False) as b:
         assert b.info().image == "source"
     assert not list((tmp_path / "x64").glob("controller.py"))  # it really ran the .mpy build
+
+
+def test_the_image_ships_what_the_manifest_lists_and_nothing_of_the_emulator(tmp_path):
+    files = board_files()
+    fw, shared = Path(memctl_firmware.__file__).parent, Path(memctl_shared.__file__).parent
+    on_board = {p.relative_to(fw).as_posix() for p in fw.rglob("*.py") if "tests" not in p.parts}
+    on_board |= {p.name for p in shared.glob("*.py")}
+    assert set(files) == on_board - {"__init__.py", "manifest.py"}  # every module the board runs, no host marker
+    backends = {p.name for p in Path(hal_backends.__file__).parent.glob("*.py")}
+    assert not backends & set(files) and {"hal_emulated.py", "hal_chips.py", "afe_bus.py"} <= backends
+    names = set(verify(build(tmp_path, "x64"))["files"])
+    assert names == {f if f == "main.py" else f[:-3] + ".mpy" for f in files}
+    # A manifest naming a file that is not there is refused, naming it.
+    bad = tmp_path / "fw"
+    shutil.copytree(fw, bad, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    (bad / "xbar.py").unlink()
+    with pytest.raises(ImageError, match=r"lists xbar\.py, but .*xbar\.py does not exist"):
+        board_files(bad)

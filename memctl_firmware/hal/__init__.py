@@ -33,11 +33,11 @@
 # Operations queue until commit() so a backend may batch them (the emulated
 # bus sends one message per commit; an SPI backend can act immediately).
 #
-# Backends: "board" (hal/board.py, the reference board's chip drivers) and,
+# Backends: "chips" (hal/chips.py, the reference board's chip drivers) and,
 # in emulation only, "emulated" (the unix port talking to the emulated analog
 # front end in semantic operations). A backend's connect() lives in module
-# hal_<name>: the emulated board provides hal_emulated and hal_board (the
-# latter gives hal/board.py's drivers SPI and GPIO that reach the chip
+# hal_<name>: the emulated board provides hal_emulated and hal_chips (the
+# latter gives hal/chips.py's drivers SPI and GPIO that reach the chip
 # models) from memctl_emulator/hal_backends/, outside the board image.
 try:
     from micropython import const
@@ -74,7 +74,7 @@ def connect():
         name = os.getenv("MEMCTL_HAL") or "emulated"
     except (ImportError, AttributeError):  # a real board: no environment
         raise ValueError(
-            "no connect() for real hardware yet: hal/board.py takes the board's machine.SPI, Pins "
+            "no connect() for real hardware yet: hal/chips.py takes the board's machine.SPI, Pins "
             "and pulse gate (docs/hardware.md, Not done)"
         ) from None
     try:

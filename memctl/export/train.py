@@ -168,7 +168,7 @@ class FitResult:
     blob: bytes  # float32 firmware blob
     int8_blob: bytes = b""  # int8 firmware blob (post-training quantization)
     int8_mse: dict[str, float] = field(default_factory=dict)
-    qmodel: object = None  # the memctl_export.quantize.QModel behind int8_blob
+    qmodel: object = None  # the memctl.export.quantize.QModel behind int8_blob
     test_mask: np.ndarray | None = None  # rows of the held-out test curves
 
 
@@ -274,7 +274,7 @@ def fit(
         name: float(np.mean((m.predict(data.x[mask]) - y_all[mask, 0]) ** 2)) if mask.any() else float("nan")
         for name, mask in (("train", tr), ("validation", va), ("test", te))
     }
-    from memctl_export.quantize import quantize
+    from memctl.export.quantize import quantize
 
     # Calibration range: the percentile that quantizes best on validation data.
     def val_mse(qm: object) -> float:

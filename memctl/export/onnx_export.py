@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from memctl_export.quantize import QModel
-from memctl_export.train import MLP
+from memctl.export.quantize import QModel
+from memctl.export.train import MLP
 
 OPSET = 19
 

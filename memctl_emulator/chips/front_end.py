@@ -17,7 +17,7 @@ from memctl_emulator.chips.bus import ChipProtocolError, Pin, SPIBus
 from memctl_shared import board_wiring as wiring
 
 
-class BoardModel:
+class ChipFrontEndModel:
     def __init__(self, afe: AnalogFrontEnd):
         c = afe.config
         self.afe = afe

@@ -1,9 +1,9 @@
 """Board backend cost: the same workload on both firmware front
 ends, in one run, on the same seed.
 
-    python benchmarks/board_hal.py [--quick] [--out results/board_hal.json]
+    python benchmarks/hal_backends.py [--quick] [--out results/hal_backends.json]
 
-"emulated" sends semantic bus operations; "board" runs the reference board's
+"emulated" sends semantic bus operations; "chips" runs the reference board's
 chip drivers, every SPI frame and GPIO edge crossing to the chip models. The
 ratio is board time over emulated time for each operation; the results must
 be identical (same physics), which the table checks. Also: resident heap
@@ -26,7 +26,7 @@ from memctl.firmware_image import build
 from memctl.flash import update
 from memctl_emulator import EmulatedBoard
 
-OUT = Path(__file__).with_name("results") / "board_hal.json"
+OUT = Path(__file__).with_name("results") / "hal_backends.json"
 
 
 def run(hal: str, image: Path, quick: bool) -> dict:
@@ -60,21 +60,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
     image = build(tempfile.mkdtemp(prefix="memctl-bench-"), "x64")
-    runs = {hal: run(hal, image, a.quick) for hal in ("emulated", "board")}
-    e, b = runs["emulated"], runs["board"]
+    runs = {hal: run(hal, image, a.quick) for hal in ("emulated", "chips")}
+    e, b = runs["emulated"], runs["chips"]
     rows = []
     print("| operation | emulated ms | board ms | board / emulated | same result |\n|---|---|---|---|---|")
     for name, te in e["timings"].items():
         tb = b["timings"][name]
         same = bool(np.array_equal(e["results"][name], b["results"][name])) if name in e["results"] else None
-        rows.append({"operation": name, "emulated_s": te, "board_s": tb, "ratio": tb / te, "same_result": same})
+        rows.append({"operation": name, "emulated_s": te, "chips_s": tb, "ratio": tb / te, "same_result": same})
         print(f"| {name} | {te * 1e3:.2f} | {tb * 1e3:.2f} | {tb / te:.2f} | {'-' if same is None else same} |")
     print(
         f"| resident heap (INFO peak) | {e['heap_peak']} B | {b['heap_peak']} B | "
         f"{b['heap_peak'] / e['heap_peak']:.2f} | - |"
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    heap = {"emulated": e["heap_peak"], "board": b["heap_peak"]}
+    heap = {"emulated": e["heap_peak"], "chips": b["heap_peak"]}
     a.out.write_text(
         json.dumps({"machine": platform.platform(), "quick": a.quick, "rows": rows, "heap_peak": heap}, indent=1)
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memctl_export.train import MLP
+from memctl.export.train import MLP
 from memctl_shared import predictor_blob
 from memctl_shared.fixedpoint import mbqm, quantize_multiplier
 

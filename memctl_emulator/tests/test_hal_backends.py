@@ -1,6 +1,6 @@
-"""The board backend (the reference board's chip drivers against chip-level
+"""The chips backend (the reference board's chip drivers against chip-level
 models) and the semantic backend drive the same physics: with one seed they
-read, multiply and program identically, while the board backend's traffic
+read, multiply and program identically, while the chips backend's traffic
 really crosses the chip models."""
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ def _session(hal: str) -> tuple:
 
 def test_both_backends_give_the_same_results_for_the_same_seed():
     hal_e, seen_e, *semantic = _session("emulated")
-    hal_b, seen_b, *board = _session("board")
-    assert hal_e.startswith("emulated:") and hal_b.startswith("board:")
+    hal_b, seen_b, *board = _session("chips")
+    assert hal_e.startswith("emulated:") and hal_b.startswith("chips:")
     for a, b in zip(semantic, board, strict=True):
         np.testing.assert_array_equal(a, b)
-    # The board backend's pulses and conversions are gate windows the chip models opened, set up over SPI;
+    # The chips backend's pulses and conversions are gate windows the chip models opened, set up over SPI;
     # the semantic backend never touches them.
     assert (seen_b.pulses, seen_b.conversions) == (seen_e.pulses, seen_e.conversions)
     assert seen_b.gate_windows == seen_b.pulses + seen_b.conversions and seen_b.chip_frames > seen_b.gate_windows

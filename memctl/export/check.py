@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from memctl_export import onnx_export
-from memctl_export.quantize import QModel
-from memctl_export.train import MLP, Dataset, FitResult
+from memctl.export import onnx_export
+from memctl.export.quantize import QModel
+from memctl.export.train import MLP, Dataset, FitResult
 
 
 def export(result: FitResult, data: Dataset, out_dir: str | Path, n_check: int = 500) -> Path:
@@ -44,7 +44,7 @@ def export(result: FitResult, data: Dataset, out_dir: str | Path, n_check: int =
     (d / "predictor_int8.mcpr").write_bytes(result.int8_blob)
     onnx.save(onnx_export.float_model(result.model), d / "model_f32.onnx")
     onnx.save(onnx_export.qdq_model(q), d / "model_int8.onnx")
-    from memctl_export.tflite_export import to_tflite
+    from memctl.export.tflite_export import to_tflite
 
     (d / "model_int8.tflite").write_bytes(to_tflite(q))
     np.save(d / "check_inputs.npy", inputs)
@@ -75,7 +75,7 @@ def _firmware(blob: Path, x: np.ndarray) -> np.ndarray:
     from memctl.firmware_image import staged
     from memctl_emulator import micropython_executable
 
-    runner = Path(__file__).resolve().parents[1] / "hil_tests" / "mpy_predictor_runner.py"
+    runner = Path(__file__).with_name("mpy_predictor.py")  # a MicroPython script
     with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.json"
         rows.write_text("\n".join(json.dumps(r) for r in x.tolist()) + "\n")
@@ -120,7 +120,7 @@ def cross_check(model_dir: str | Path) -> list[Row]:
     rows.append(_int8_row("firmware int8 (MicroPython)", fw_q, ref_q, "same integer arithmetic", steps))
     _, code = onnx_export.run(onnx.load(d / "model_int8.onnx"), x)
     rows.append(_int8_row("onnxruntime int8 QDQ", code, ref_q, "float requantization", steps))
-    from memctl_export import tflite_export
+    from memctl.export import tflite_export
 
     model = (d / "model_int8.tflite").read_bytes()
     xq = q.quantize_input(x)
@@ -152,7 +152,7 @@ def _int8_row(name: str, out: np.ndarray, ref: np.ndarray, why: str, steps: int)
 
 def _models(blob_f: bytes, blob_q: bytes) -> tuple[MLP, QModel]:
     """Rebuild the host models from the blobs themselves (what the board runs)."""
-    from memctl_export.quantize import QLayer
+    from memctl.export.quantize import QLayer
     from memctl_shared.predictor_blob import ACT_RELU, decode
 
     _, mean, std, _, _, _, layers, _ = decode(bytearray(blob_f), len(blob_f))

@@ -21,7 +21,7 @@ from board_wiring import MIDSCALE, PIN_MUX_A, PIN_MUX_EN, PIN_SWITCH_SYNC, WRITE
 from hal.frontend import Converters, ticks
 
 
-class FrontEnd(Converters):
+class ChipFrontEnd(Converters):
     def __init__(self, spi, pin, timer, info):
         """spi: machine.SPI (mode 1); pin(n): a machine.Pin output for GPIO n;
         timer: pulse(ns) on the gate, sleep_us(us), seconds(), sync()."""

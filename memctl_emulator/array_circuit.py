@@ -43,12 +43,12 @@ class LineDrive:
 
 
 @dataclass
-class Network:
+class Solution:
     v_device: np.ndarray  # rows x cols, V across each device (row side minus column side)
     i_columns: np.ndarray  # A flowing into each column's terminal (0 where it floats)
 
 
-def solve(g: np.ndarray, drive: LineDrive, r_line: float = 0.0) -> Network:
+def solve(g: np.ndarray, drive: LineDrive, r_line: float = 0.0) -> Solution:
     off = None if drive.gate is None or drive.gate.all() else ~drive.gate
     if off is not None:
         g = np.where(off[:, None], 0.0, g)  # an open transistor disconnects its cell
@@ -56,7 +56,7 @@ def solve(g: np.ndarray, drive: LineDrive, r_line: float = 0.0) -> Network:
         net = _solve_wires(g, drive, r_line)
     elif drive.all_driven:
         v = drive.v_rows[:, None] - drive.v_cols[None, :]
-        net = Network(v, (g * v).sum(axis=0))
+        net = Solution(v, (g * v).sum(axis=0))
     else:
         net = _solve_floating(g, drive)
     if off is not None:
@@ -64,7 +64,7 @@ def solve(g: np.ndarray, drive: LineDrive, r_line: float = 0.0) -> Network:
     return net
 
 
-def _solve_floating(g: np.ndarray, drive: LineDrive) -> Network:
+def _solve_floating(g: np.ndarray, drive: LineDrive) -> Solution:
     fr = np.flatnonzero(~drive.row_driven)
     fc = np.flatnonzero(~drive.col_driven)
     vr = np.where(drive.row_driven, drive.v_rows, 0.0)
@@ -83,13 +83,13 @@ def _solve_floating(g: np.ndarray, drive: LineDrive) -> Network:
     vr[fr], vc[fc] = x[:nr], x[nr:]
     v = vr[:, None] - vc[None, :]
     i_cols = np.where(drive.col_driven, (g * v).sum(axis=0), 0.0)
-    return Network(v, i_cols)
+    return Solution(v, i_cols)
 
 
 _factor_cache: dict = {}
 
 
-def _solve_wires(g: np.ndarray, drive: LineDrive, r: float) -> Network:
+def _solve_wires(g: np.ndarray, drive: LineDrive, r: float) -> Solution:
     rows, cols = g.shape
     n = rows * cols
     gw = 1.0 / r
@@ -127,4 +127,4 @@ def _solve_wires(g: np.ndarray, drive: LineDrive, r: float) -> Network:
     vu, vw = x[:n].reshape(rows, cols), x[n:].reshape(rows, cols)
     i_cols = np.zeros(cols)
     i_cols[dc] = gw * (vw[rows - 1, dc] - drive.v_cols[dc])
-    return Network(vu - vw, i_cols)
+    return Solution(vu - vw, i_cols)

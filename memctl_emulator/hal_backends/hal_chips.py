@@ -1,4 +1,4 @@
-# The board backend in emulation: machine.SPI / machine.Pin stand-ins and
+# The chips backend in emulation: machine.SPI / machine.Pin stand-ins and
 # the pulse timer, forwarded to the chip models of memctl_emulator/chips over the
 # analog bus (afe_bus OP_PIN / OP_SPI / OP_FRAME / OP_XFER / OP_STROBE). Writes queue;
 # a transfer that reads, the clock and sync() send the queue, in order.
@@ -6,7 +6,7 @@ import struct
 
 import afe_bus as bus
 import hal_emulated as emulated
-from hal.board import FrontEnd
+from hal.chips import ChipFrontEnd
 from hal_emulated import AFESocket
 
 
@@ -108,7 +108,7 @@ class Timer:
 def board_front_end(afe_path):
     link = AFESocket(afe_path)
     wires = Wires(link)
-    return FrontEnd(SPI(wires), lambda n: Pin(wires, n), Timer(link), link.info())
+    return ChipFrontEnd(SPI(wires), lambda n: Pin(wires, n), Timer(link), link.info())
 
 
 def connect():

@@ -11,7 +11,7 @@ import flatbuffers
 import numpy as np
 import tflite
 
-from memctl_export.quantize import QModel
+from memctl.export.quantize import QModel
 
 FC_VERSION = 5  # int8 FULLY_CONNECTED with per-channel weights
 
