@@ -5,7 +5,7 @@ ends, in one run, on the same seed.
 
 "emulated" sends semantic bus operations; "chips" runs the reference board's
 chip drivers, every SPI frame and GPIO edge crossing to the chip models. The
-ratio is board time over emulated time for each operation; the results must
+ratio is chips time over emulated time for each operation; the results must
 be identical (same physics), which the table checks. Also: resident heap
 (INFO's peak) and a firmware update over the protocol.
 """
@@ -63,7 +63,7 @@ def main() -> None:
     runs = {hal: run(hal, image, a.quick) for hal in ("emulated", "chips")}
     e, b = runs["emulated"], runs["chips"]
     rows = []
-    print("| operation | emulated ms | board ms | board / emulated | same result |\n|---|---|---|---|---|")
+    print("| operation | emulated ms | chips ms | chips / emulated | same result |\n|---|---|---|---|---|")
     for name, te in e["timings"].items():
         tb = b["timings"][name]
         same = bool(np.array_equal(e["results"][name], b["results"][name])) if name in e["results"] else None

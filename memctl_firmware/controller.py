@@ -38,7 +38,7 @@ class SessionError(CommandError):
 def _arch():
     import sys
 
-    a = sys.implementation._mpy >> 10
+    a = (sys.implementation._mpy >> 10) & 0x0F  # bits 10-13; higher bits flag arch extensions (rv32: zba)
     return wire.MPY_ARCHES[a] if a < len(wire.MPY_ARCHES) else "unknown"
 
 

@@ -56,6 +56,17 @@ def load(folder):
 BOOT = "memctl_boot.bin"
 
 
+def _random4(last):
+    try:
+        return os.urandom(4)
+    except AttributeError:  # a port without a hardware RNG (MicroPython's qemu port): a PRNG, seeded so that
+        import random  # successive boots differ even though each starts in the same state
+        import time
+
+        random.seed(last * 40503 + time.ticks_us())
+        return bytes([random.getrandbits(8) for _ in range(4)])
+
+
 def next_boot_id(folder):
     """A random 32-bit boot id whose low byte (the session tag) is nonzero
     and differs from the previous boot's, so a reset always changes the tag
@@ -68,7 +79,7 @@ def next_boot_id(folder):
             last = b[0] if b else 0
     except OSError:
         pass
-    r = os.urandom(4)
+    r = _random4(last)
     tag = r[0] | 1
     if tag == last:
         tag = (tag + 2) & 0xFF or 1

@@ -176,7 +176,7 @@ INFO = message(T_INFO, "INFO", "<", "<HHHHIIffffffffBBBB")
 INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
 INFO_MODEL = "<B"  # the loaded predictor's feature set (0: none)
 # The image hash is 16 hex digits of the firmware image's manifest hash, or "source"; the arch
-# is MPY_ARCHES[sys.implementation._mpy >> 10], mpy-cross's -march name.
+# is MPY_ARCHES[(sys.implementation._mpy >> 10) & 15], mpy-cross's -march name.
 MPY_ARCHES = (
     "none",
     "x86",

@@ -28,6 +28,8 @@ def cmd_emulate(a: argparse.Namespace) -> int:
         cell=a.cell,
         hal=a.hal,
         bare=a.bare,
+        target=a.target,
+        startup_timeout=60.0 if a.target == "rv32" else 20.0,
     ) as emu:
         print(emu.port, flush=True)
         err_console.print(
@@ -37,6 +39,18 @@ def cmd_emulate(a: argparse.Namespace) -> int:
             if not emu.alive():
                 err_console.print("[red]error:[/] the emulated board died:\n" + "\n".join(emu.log[-20:]))
                 return 1
+    return 0
+
+
+def cmd_build_mpy(a: argparse.Namespace) -> int:
+    from memctl_emulator.mpy_build import BuildError, build
+
+    try:
+        elf = build(a.src, a.target, jobs=a.jobs, log=lambda m: err_console.print(m, markup=False))
+    except BuildError as e:
+        err_console.print(f"[red]error:[/] {e}", markup=True, highlight=False)
+        return 2
+    print(elf)
     return 0
 
 
@@ -59,11 +73,33 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--hal",
         choices=["emulated", "chips"],
         default=None,
-        help="firmware front end: semantic bus ops (emulated, default) or the reference board's chip "
-        "drivers against chip-level models (board)",
+        help="firmware front end on the unix target: semantic bus ops (emulated, default) or the reference "
+        "board's chip drivers against chip-level models (chips)",
+    )
+    e.add_argument(
+        "--target",
+        choices=["unix", "rv32"],
+        default="unix",
+        help="unix: MicroPython's 64-bit unix port (default); rv32: its qemu port on a 32-bit RISC-V "
+        "(needs QEMU and memctl build-mpy)",
     )
     e.add_argument("--bare", action="store_true", help="MicroPython only, no memctl firmware (for memctl flash)")
     e.set_defaults(fn=cmd_emulate)
+
+    b = sub.add_parser(
+        "build-mpy",
+        help="build MicroPython from source for an emulated target (cached)",
+        description="Build MicroPython for an emulated target with the project's board definition; the result "
+        "is cached (keyed by the source, the options and the frozen files) and used by emulate --target.",
+    )
+    b.add_argument("--target", choices=["rv32"], default="rv32", help="rv32: the qemu port on QEMU virt, 32-bit")
+    b.add_argument(
+        "--src",
+        required=True,
+        help="MicroPython v1.28.0 source: a folder (git clone -b v1.28.0) or its tarball",
+    )
+    b.add_argument("--jobs", type=int, default=2, help="parallel make jobs (default 2)")
+    b.set_defaults(fn=cmd_build_mpy)
 
     d = sub.add_parser("demo", help="program, read back and run a VMM on an emulated board")
     d.add_argument("--size", type=int, default=8)

@@ -5,9 +5,8 @@
 import struct
 
 import afe_bus as bus
-import hal_emulated as emulated
+from bus_front_end import AFELink
 from hal.chips import ChipFrontEnd
-from hal_emulated import AFESocket
 
 
 class Wires:
@@ -105,11 +104,13 @@ class Timer:
             self.link.commit()
 
 
-def board_front_end(afe_path):
-    link = AFESocket(afe_path)
+def chip_front_end(link):
+    """The reference board's drivers, their SPI and GPIO reaching the chip models over link (an AFELink)."""
     wires = Wires(link)
     return ChipFrontEnd(SPI(wires), lambda n: Pin(wires, n), Timer(link), link.info())
 
 
 def connect():
-    return emulated.connect(board_front_end)
+    import hal_emulated
+
+    return hal_emulated.connect(lambda path: chip_front_end(AFELink(hal_emulated.afe_socket(path))))

@@ -36,9 +36,11 @@
 # Backends: "chips" (hal/chips.py, the reference board's chip drivers) and,
 # in emulation only, "emulated" (the unix port talking to the emulated analog
 # front end in semantic operations). A backend's connect() lives in module
-# hal_<name>: the emulated board provides hal_emulated and hal_chips (the
+# hal_<name>: the emulated boards provide hal_emulated and hal_chips (the
 # latter gives hal/chips.py's drivers SPI and GPIO that reach the chip
-# models) from memctl_emulator/hal_backends/, outside the board image.
+# models) from memctl_emulator/hal_backends/, outside the board image. On a
+# bare-metal port (no environment to name a backend) the MicroPython build
+# carries its own as hal_port: the emulated RV32 board's reports "rv32".
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -71,14 +73,16 @@ def connect():
     try:
         import os
 
-        name = os.getenv("MEMCTL_HAL") or "emulated"
-    except (ImportError, AttributeError):  # a real board: no environment
-        raise ValueError(
-            "no connect() for real hardware yet: hal/chips.py takes the board's machine.SPI, Pins "
-            "and pulse gate (docs/hardware.md, Not done)"
-        ) from None
+        name = os.getenv("MEMCTL_HAL") or "emulated"  # the unix port: the launcher's choice
+    except (ImportError, AttributeError):  # a bare-metal port: no environment; its build carries hal_port
+        name = "port"
     try:
         backend = __import__("hal_" + name)
     except ImportError as e:
+        if name == "port":
+            raise ValueError(
+                "this MicroPython build has no hal_port backend; a real board's needs hal/chips.py with the "
+                "board's machine.SPI, Pins and pulse gate (docs/hardware.md, Not done)"
+            ) from None
         raise ValueError("no HAL backend " + name + ": " + str(e)) from None
-    return (name,) + backend.connect()
+    return (getattr(backend, "NAME", name),) + backend.connect()
