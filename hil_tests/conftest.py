@@ -9,17 +9,29 @@ import serial
 
 import memctl
 from memctl_emulator import EmulatedBoard
-from memctl_emulator.launcher import HALS
+from memctl_emulator.launcher import HALS, EmulationError, rv32_firmware
 from memctl_shared import wire
 
 
-@pytest.fixture(scope="module", params=HALS, autouse=True)
+def pytest_generate_tests(metafunc):
+    """Every HIL test runs on both firmware front ends of the unix target; a module that sets RV32 = True also
+    on the rv32 target (MicroPython on a 32-bit RISC-V under QEMU)."""
+    if "hal" in metafunc.fixturenames:
+        rv32 = ("rv32",) if getattr(metafunc.module, "RV32", False) else ()
+        metafunc.parametrize("hal", HALS + rv32, scope="module", indirect=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
 def hal(request):
-    """Every HIL test runs on both firmware front ends: semantic bus operations
-    ("emulated") and the reference board's chip drivers against chip-level
-    models ("chips"). A fixture that starts a board depends on this one (so it
-    starts again for each front end); boards a test starts itself follow it
-    through $MEMCTL_HAL."""
+    """Semantic bus operations ("emulated"), the reference board's chip drivers
+    against chip-level models ("chips"), or the rv32 board's own backend
+    ("rv32"). A fixture that starts a board depends on this one (so it starts
+    again for each); boards a test starts itself follow it through $MEMCTL_HAL."""
+    if request.param == "rv32":
+        try:
+            rv32_firmware()
+        except EmulationError as e:
+            pytest.skip(f"rv32 target left out: {e}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEMCTL_HAL", request.param)
         yield request.param

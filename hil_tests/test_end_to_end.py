@@ -10,6 +10,8 @@ from memctl import protocol
 from memctl_emulator.afe import AFEConfig
 from memctl_shared import wire
 
+RV32 = True  # also on the 32-bit RISC-V target
+
 
 def test_info_describes_board(board, emu):
     info = board.info()

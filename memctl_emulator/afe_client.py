@@ -73,4 +73,5 @@ class AFEClient:
         return struct.unpack("<I", body)[0]
 
     def clock(self) -> float:
-        return struct.unpack("<d", self.transact(bytes([bus.OP_CLOCK])))[0]
+        """Board time in seconds."""
+        return struct.unpack("<q", self.transact(bytes([bus.OP_CLOCK])))[0] * 1e-9

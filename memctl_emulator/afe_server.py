@@ -96,7 +96,7 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: ChipFrontEndModel | None = 
         elif op == bus.OP_INFO:
             out += info_blob(afe.config)
         elif op == bus.OP_CLOCK:
-            out += struct.pack("<d", afe.clock)
+            out += struct.pack("<q", round(afe.clock * 1e9))  # the clock advances in whole ns
         elif op == bus.OP_FAULT:
             out += struct.pack("<I", afe.fault(*args))
         elif op == bus.OP_TRUTH:

@@ -250,13 +250,15 @@ class EmulatedBoard:
         baud: int | None = None,
         hal: str | None = None,
         bare: bool = False,
-        target: str = "unix",
+        target: str | None = None,
     ):
         self.rows, self.cols, self.seed, self.heap = rows, cols, seed, heap
         # "emulated": the firmware's front end in semantic bus operations; "chips": the reference board's chip
         # drivers against chip-level models. Default: $MEMCTL_HAL, else "emulated".
         # "unix": MicroPython's 64-bit unix port on this machine; "rv32": its qemu port on a 32-bit RISC-V
         # (QEMU virt), where word size, allocation and instruction cost are the target's.
+        hal = hal or os.environ.get("MEMCTL_HAL")
+        target = target or ("rv32" if hal == "rv32" else "unix")
         if target not in TARGETS:
             raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         self.target = target
@@ -266,8 +268,9 @@ class EmulatedBoard:
             if bare:
                 raise ValueError("bare=True (MicroPython only, nothing installed) is for the unix target")
             self.hal = "rv32"
+            startup_timeout = max(startup_timeout, 60.0)  # loading the image over the UART takes seconds
         else:
-            self.hal = hal or os.environ.get("MEMCTL_HAL") or "emulated"
+            self.hal = hal or "emulated"
             if self.hal not in HALS:
                 raise ValueError(f"hal must be one of {', '.join(HALS)}, got {self.hal!r}")
         # Load the device here so a bad preset or file fails in the caller,

@@ -308,11 +308,11 @@ class Controller:
             except HALError:  # a reading that is not a value: report it, go on
                 o.g, o.status, o.pulses, o.energy = NAN, wire.S_SATURATED, 0, 0.0
             now = fe.clock()
-            struct.pack_into(m.resp_item, self.raw, out, o.g, o.pulses, o.status, now - t_prev, o.energy)
+            struct.pack_into(m.resp_item, self.raw, out, o.g, o.pulses, o.status, (now - t_prev) * 1e-9, o.energy)
             t_prev = now
             out += m.resp_item_size
             self.send_progress(seq, k + 1, n)
-        struct.pack_into(m.resp, self.raw, HDR_SIZE, t_prev - t_start, n)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, (t_prev - t_start) * 1e-9, n)
         return out - HDR_SIZE
 
     def do_vmm(self, p, seq):

@@ -33,7 +33,7 @@ OP_LINES = const(3)  # <BHH group, first, n, then n x <h codes -> nothing
 OP_PULSE = const(4)  # <I width ns: connect lines to the array -> nothing
 OP_SAMPLE = const(5)  # <BI current range, integration ns (0 = default): every column -> cols x <i
 OP_INFO = const(6)  # -> INFO_FMT, then range count x <f, then name
-OP_CLOCK = const(7)  # -> <d simulated seconds
+OP_CLOCK = const(7)  # -> <q simulated nanoseconds (an integer: differences stay exact on a 32-bit float board)
 OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <d S
 OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high impedance) -> nothing
 OP_WAIT = const(10)  # <I microseconds with lines released -> nothing

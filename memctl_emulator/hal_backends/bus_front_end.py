@@ -121,7 +121,7 @@ class BusFrontEnd(Converters):
     def clock(self):
         self.link.op(bus.OP_CLOCK)
         self.link.commit()
-        return struct.unpack_from("<d", self.link.rx, 0)[0]
+        return struct.unpack_from("<q", self.link.rx, 0)[0]
 
     def code(self, col):
         return struct.unpack_from("<i", self.link.rx, 4 * col)[0]

@@ -94,10 +94,10 @@ class Timer:
     def sleep_us(self, us):
         self._op(bus.OP_WAIT, us)
 
-    def seconds(self):
+    def ns(self):
         self.link.op(bus.OP_CLOCK)
         self.link.commit()
-        return struct.unpack_from("<d", self.link.rx, 0)[0]
+        return struct.unpack_from("<q", self.link.rx, 0)[0]
 
     def sync(self):
         if self.link.n > 2:

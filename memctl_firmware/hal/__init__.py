@@ -29,7 +29,7 @@
 #   commit()                         run the queued operations in order
 #   code(col) -> int                 ADC code of a column from the last sample
 #   current(col) -> amps             the same in amperes
-#   clock() -> s                     board time (simulated in emulation)
+#   clock() -> ns                    board time, an int (exact differences on 32-bit floats; simulated in emulation)
 # Operations queue until commit() so a backend may batch them (the emulated
 # bus sends one message per commit; an SPI backend can act immediately).
 #

@@ -24,7 +24,7 @@ from hal.frontend import Converters, ticks
 class ChipFrontEnd(Converters):
     def __init__(self, spi, pin, timer, info):
         """spi: machine.SPI (mode 1); pin(n): a machine.Pin output for GPIO n;
-        timer: pulse(ns) on the gate, sleep_us(us), seconds(), sync()."""
+        timer: pulse(ns) on the gate, sleep_us(us), ns() (board time), sync()."""
         Converters.__init__(self, info)
         if self.dac_max != MIDSCALE - 1:
             raise HALError("the reference board has 16-bit line DACs")
@@ -140,7 +140,7 @@ class ChipFrontEnd(Converters):
         self.timer.sleep_us(int(seconds * 1e6 + 0.5))
 
     def clock(self):
-        return self.timer.seconds()
+        return self.timer.ns()
 
     def commit(self):
         self.timer.sync()

@@ -27,7 +27,7 @@ class FakeFrontEnd:
         self.gates = np.ones(rows, bool)
         self.codes = np.zeros(cols, int)
         self.range = 0
-        self.t = 0.0
+        self.t = 0  # ns, as the HAL's clock counts
         self.pulses = []  # (row volts, col volts, width) per pulse: what the array saw
         self.peak = 0.0  # largest |V| across any device during a pulse
 
@@ -78,16 +78,16 @@ class FakeFrontEnd:
         over = np.maximum(np.abs(v) - self.v_th, 0.0) * np.sign(v)
         dg = np.where(self.stuck, 0.0, self.rate * over * width)
         self.g = np.clip(self.g + dg, self.g_min, self.g_max)
-        self.t += width
+        self.t += round(width * 1e9)
 
     def wait(self, seconds):
-        self.t += seconds
+        self.t += round(seconds * 1e9)
 
     def sample(self, rng, t_s=0.0, col=-1):
         i = (self._across() * self.g).sum(axis=0)
         self.range = rng
         self.codes = np.clip(np.rint(i / self.lsb(rng)), -self.adc_max, self.adc_max).astype(int)
-        self.t += 1e-4
+        self.t += 100_000
 
     def commit(self):
         pass
