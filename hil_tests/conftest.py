@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 import serial
 
 import memctl
+from memctl.firmware_image import FIRMWARE_DIR
 from memctl_emulator import EmulatedBoard
 from memctl_emulator.launcher import HALS, EmulationError, rv32_firmware
 from memctl_shared import wire
@@ -15,10 +18,13 @@ from memctl_shared import wire
 
 def pytest_generate_tests(metafunc):
     """Every HIL test runs on both firmware front ends of the unix target; a module that sets RV32 = True also
-    on the rv32 target (MicroPython on a 32-bit RISC-V under QEMU)."""
+    on the rv32 target (MicroPython on a 32-bit RISC-V under QEMU), as does a test marked rv32; one marked
+    rv32(only=True) runs there alone."""
     if "hal" in metafunc.fixturenames:
-        rv32 = ("rv32",) if getattr(metafunc.module, "RV32", False) else ()
-        metafunc.parametrize("hal", HALS + rv32, scope="module", indirect=True)
+        marker = metafunc.definition.get_closest_marker("rv32")
+        on_rv32 = getattr(metafunc.module, "RV32", False) or marker
+        hals = ("rv32",) if marker and marker.kwargs.get("only") else HALS + (("rv32",) if on_rv32 else ())
+        metafunc.parametrize("hal", hals, scope="module", indirect=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,6 +75,21 @@ def board_matches_label(hal, started_boards):
     check(started_boards)
     yield
     check(started_boards[first:])
+
+
+@pytest.fixture(scope="session")
+def rv32_flash(tmp_path_factory):
+    """A function giving a fresh flash folder holding the firmware image compiled for rv32 (for
+    memctl_emulator.rv32.run_script), and the rv32 MicroPython build."""
+    from memctl_emulator.launcher import _rv32_image, rv32_firmware
+
+    elf = rv32_firmware()
+    image = _rv32_image(str(FIRMWARE_DIR))
+
+    def fresh() -> Path:
+        return Path(shutil.copytree(image, tmp_path_factory.mktemp("rv32-flash"), dirs_exist_ok=True))
+
+    return elf, fresh
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,18 @@
 # Runs under MicroPython (and CPython): reads wire test cases as JSON from the
-# file named in argv[2], answers with what memctl_shared/wire.py (argv[1]) makes of
-# them, so a test can compare the two interpreters byte for byte.
+# file named in argv[2], answers with what memctl_shared/wire.py and the blob
+# codecs (found in the folder argv[1]) make of them, so a test can compare the
+# interpreters byte for byte. Floats are reported as their float32 bytes. On the
+# rv32 board (no sys.argv) the arguments come in ARGV.
 import sys
 
-sys.path.insert(0, sys.argv[1])
+ARGV = globals().get("ARGV") or sys.argv
+sys.path.insert(0, ARGV[1])
 import json  # noqa: E402
-from binascii import hexlify, unhexlify  # noqa: E402
+import struct  # noqa: E402
+from binascii import crc32, hexlify, unhexlify  # noqa: E402
 
+import network_blob  # noqa: E402
+import predictor_blob  # noqa: E402
 import wire  # noqa: E402
 
 
@@ -14,11 +20,35 @@ def h(b):
     return hexlify(bytes(b)).decode()
 
 
+def norm(v):
+    if isinstance(v, float):
+        return h(struct.pack("<f", v))
+    if isinstance(v, (int, str)) or v is None:
+        return v
+    return [norm(x) for x in v]
+
+
+def cases(path):
+    """A JSON list, or one case per line (what a 256 KB heap holds: one case at a time)."""
+    with open(path) as f:
+        first = f.read(1)
+    if first == "[":
+        with open(path) as f:
+            yield from json.load(f)
+        return
+    with open(path) as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
 def main():
-    with open(sys.argv[2]) as f:
-        cases = json.load(f)
+    lines = not ARGV[2].endswith(".json")
     out = []
-    for case in cases:
+    for case in cases(ARGV[2]):
+        if lines and out:
+            print(json.dumps(out[0]))
+            out.clear()
         if case["kind"] == "messages":  # every declaration's formats and sizes as this interpreter sees them
             out.append(
                 [
@@ -37,6 +67,15 @@ def main():
                     for m in wire.MESSAGES
                 ]
             )
+        elif case["kind"] == "crc":
+            out.append(crc32(unhexlify(case["data"])))
+        elif case["kind"] in ("predictor_blob", "network_blob"):
+            codec = predictor_blob if case["kind"] == "predictor_blob" else network_blob
+            blob = bytearray(unhexlify(case["blob"]))
+            try:
+                out.append(norm(codec.decode(blob, len(blob), *case.get("shape", []))))
+            except Exception as e:  # a refused blob: the message must agree too
+                out.append(["error", str(e)])
         elif case["kind"] == "encode":
             out.append(h(wire.encode_frame(case["type"], case["seq"], unhexlify(case["payload"]))))
         else:  # decode: feed a byte stream, report every event
@@ -51,7 +90,11 @@ def main():
                 elif dec.status == wire.F_BAD:
                     events.append([2, dec.error, dec.seq, ""])
             out.append(events)
-    print(json.dumps(out))
+    if lines:
+        for answer in out:
+            print(json.dumps(answer))
+    else:
+        print(json.dumps(out))
 
 
 main()

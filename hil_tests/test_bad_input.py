@@ -13,6 +13,8 @@ from memctl.deployment import DeployError, Layer, deploy, read_onnx
 from memctl.errors import FirmwareError, SafetyLimitError
 from memctl_shared import wire
 
+RV32 = True  # also on the 32-bit RISC-V target
+
 
 @pytest.fixture
 def untouched(emu):

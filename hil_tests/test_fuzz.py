@@ -23,6 +23,7 @@ from memctl_emulator import EmulatedBoard
 from memctl_shared import wire
 
 FRAMES = 100_000
+RV32_FRAMES = 10_000
 
 
 def templates() -> list[bytes]:
@@ -116,8 +117,10 @@ def segments(stream: bytes) -> int:
 
 
 @pytest.mark.slow
-def test_the_firmware_survives_100k_random_and_mutated_frames():
-    stream = corpus(FRAMES)
+@pytest.mark.rv32
+def test_the_firmware_survives_random_and_mutated_frames(hal):
+    frames = RV32_FRAMES if hal == "rv32" else FRAMES  # the RISC-V core under QEMU parses about 10x slower
+    stream = corpus(frames)
     expected = segments(stream)
     with EmulatedBoard(seed=31) as emu:
         afe = emu.afe()
@@ -167,7 +170,7 @@ def test_the_firmware_survives_100k_random_and_mutated_frames():
     assert replies["codes"] <= {wire.E_CRC, wire.E_FRAME, wire.E_TOO_LONG}
     assert n1 == n0 and np.array_equal(g0, g1)  # not one pulse
     assert info1.boot_id == info0.boot_id and info1.limits == info0.limits
-    print(f"{FRAMES} frames ({len(stream)} bytes, {expected} non-empty) in {elapsed:.1f} s")
+    print(f"{frames} frames ({len(stream)} bytes, {expected} non-empty) in {elapsed:.1f} s")
 
 
 def test_the_host_decoder_agrees_with_the_reference_on_every_frame():

@@ -35,6 +35,8 @@ from limits_probe import (
 
 from memctl_shared import wire
 
+RV32 = True  # also on the 32-bit RISC-V target
+
 Requests = Callable[[Limits], list]
 
 

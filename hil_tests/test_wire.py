@@ -10,6 +10,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from memctl import protocol
 from memctl.firmware_image import staged
 from memctl_emulator import micropython_executable
-from memctl_shared import wire
+from memctl_shared import network_blob, predictor_blob, wire
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = Path(__file__).with_name("mpy_wire_runner.py")
@@ -164,3 +165,85 @@ def test_cobs_block_boundaries(plen):
 def test_payload_over_limit_is_refused():
     with pytest.raises(ValueError):
         wire.encode_frame(wire.T_VMM, 1, bytes(wire.MAX_PAYLOAD + 1))
+
+
+def _rv32_cases() -> list[dict]:
+    """Frames, corrupted streams, CRCs and both blob codecs (good and damaged), seeded."""
+    rng = np.random.default_rng(11)
+    cases: list[dict] = [{"kind": "messages"}]
+    blocks = golden_blocks()
+    cases += [{"kind": "encode", "type": t, "seq": s, "payload": p.hex()} for t, s, p, _ in blocks]
+    cases += [{"kind": "decode", "stream": f.hex()} for *_, f in blocks]
+    fs = [
+        (int(rng.integers(0, 128)), int(rng.integers(0, 65536)), rng.bytes(int(rng.integers(0, 200))))
+        for _ in range(20)
+    ]
+    cases += [{"kind": "encode", "type": t, "seq": s, "payload": p.hex()} for t, s, p in fs]
+    stream = bytearray(b"".join(wire.encode_frame(*f) for f in fs))
+    for pos in rng.integers(0, len(stream), 25):
+        stream[pos] = int(rng.integers(0, 256))
+    cases += [{"kind": "decode", "stream": bytes(stream).hex()}]
+    cases += [{"kind": "crc", "data": rng.bytes(n).hex()} for n in (0, 1, 7, 255, 1024, 2049)]
+    f32 = predictor_blob.encode(
+        [
+            (rng.normal(size=(8, 7)).tolist(), rng.normal(size=8).tolist(), predictor_blob.ACT_RELU),
+            (rng.normal(size=(1, 8)).tolist(), [0.1], predictor_blob.ACT_NONE),
+        ],
+        rng.normal(size=7).tolist(),
+        rng.uniform(0.5, 2, 7).tolist(),
+        1e-7,
+        3e-5,
+    )
+    i8 = predictor_blob.encode_int8(
+        [
+            (
+                [[int(v) for v in rng.integers(-128, 128, 7)] for _ in range(4)],
+                [int(v) for v in rng.integers(-5000, 5000, 4)],
+                [int(v) for v in rng.integers(1 << 30, (1 << 31) - 1, 4)],
+                [int(v) for v in rng.integers(-12, 3, 4)],
+                predictor_blob.ACT_RELU,
+                0.05,
+                -3,
+            ),
+            ([[int(v) for v in rng.integers(-128, 128, 4)]], [77], [1 << 30], [-2], predictor_blob.ACT_NONE, 0.1, 5),
+        ],
+        [0.0] * 7,
+        [1.0] * 7,
+        0.0,
+        1e-5,
+        0.02,
+        4,
+    )
+    net = network_blob.encode(
+        [(2, 1, network_blob.ACT_RELU, 0.2, [1.5], [0.01])], [(0, 0, 3, 0, 1, 1e4, [0, 1, 2], [0, 1])]
+    )
+    for blob in (f32, i8):
+        bad = bytearray(blob)
+        bad[10] ^= 0x40
+        cases += [{"kind": "predictor_blob", "blob": b.hex()} for b in (blob, bytes(bad), blob[:-9])]
+    bad_net = bytearray(net)
+    bad_net[-1] ^= 1
+    cases += [{"kind": "network_blob", "blob": b.hex(), "shape": [32, 32]} for b in (net, bytes(bad_net))]
+    return cases
+
+
+@pytest.mark.rv32(only=True)
+def test_codecs_and_crcs_agree_byte_for_byte_on_rv32(tmp_path, rv32_flash):
+    """On a 32-bit MicroPython (31-bit small ints, float32): frames, CRCs and blob decodes, good and damaged,
+    exactly as CPython makes them."""
+    from memctl_emulator.rv32 import run_script
+
+    cases = _rv32_cases()
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps(cases))
+    cpy = subprocess.run([sys.executable, str(RUNNER), str(staged()), str(path)], capture_output=True, text=True)
+    assert cpy.returncode == 0, cpy.stderr
+    elf, fresh = rv32_flash
+    flash = fresh()
+    (flash / "cases.jsonl").write_text("\n".join(json.dumps(c) for c in cases) + "\n")
+    rv32 = run_script(elf, RUNNER, flash, ["", "cases.jsonl"])
+    want, got = json.loads(cpy.stdout), [json.loads(line) for line in rv32 if line.strip()]
+    assert len(got) == len(want) == len(cases)
+    for case, a, b in zip(cases, want, got, strict=True):
+        assert a == b, case["kind"]
+    assert sum(1 for a in want if isinstance(a, list) and a[:1] == ["error"]) == 5  # the damaged blobs were refused

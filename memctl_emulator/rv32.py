@@ -107,15 +107,17 @@ class QemuUart:
     def __init__(
         self,
         proc: subprocess.Popen,
-        host_fd: int,
-        afe_socket: str,
+        host_fd: int | None,
+        afe_socket: str | None,
         flash: str,
         console: Callable[[str], None],
     ):
         self.proc = proc
-        self.host_fd = host_fd  # the firmware's end of the host pty (the relay holds the other)
-        self.afe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.afe.connect(afe_socket)
+        self.host_fd = host_fd  # the firmware's end of the host pty (the relay holds the other); None: no host
+        self.afe: socket.socket | None = None
+        if afe_socket:
+            self.afe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.afe.connect(afe_socket)
         self.flash = FlashServer(flash)
         self.console = console
         self.lock = threading.Lock()
@@ -125,7 +127,8 @@ class QemuUart:
         self.lines: list[str] = []
         self.line_added = threading.Condition()
         threading.Thread(target=self._read, daemon=True, name="memctl-rv32-uart").start()
-        threading.Thread(target=self._pump_host, daemon=True, name="memctl-rv32-host").start()
+        if host_fd is not None:
+            threading.Thread(target=self._pump_host, daemon=True, name="memctl-rv32-host").start()
 
     # -- board -> launcher --------------------------------------------------
     def _recv(self, n: int) -> bytes:
@@ -150,7 +153,7 @@ class QemuUart:
                 self.muxed.set()
                 if chan == mux.HOST:
                     self._to_host(payload)
-                elif chan == mux.AFE:
+                elif chan == mux.AFE and self.afe is not None:
                     self._send(mux.AFE, self._afe(payload))
                 elif chan == mux.FLASH:
                     self._send(mux.FLASH, self.flash.handle(payload))
@@ -160,7 +163,8 @@ class QemuUart:
             pass
         finally:
             self.ended.set()
-            self.afe.close()
+            if self.afe is not None:
+                self.afe.close()
             with self.line_added:
                 self.line_added.notify_all()
 
@@ -176,6 +180,8 @@ class QemuUart:
             self.text += b
 
     def _to_host(self, data: bytes) -> None:
+        if self.host_fd is None:
+            return
         view = memoryview(data)
         while view:
             try:
@@ -186,6 +192,7 @@ class QemuUart:
                 return
 
     def _afe(self, msg: bytes) -> bytes:
+        assert self.afe is not None
         self.afe.sendall(msg)
         head = self._afe_recv(bus.REPLY_HEAD_SIZE)
         length, _ = struct.unpack(bus.REPLY_HEAD, head)
@@ -194,7 +201,7 @@ class QemuUart:
     def _afe_recv(self, n: int) -> bytes:
         out = bytearray()
         while len(out) < n:
-            chunk = self.afe.recv(n - len(out))
+            chunk = self.afe.recv(n - len(out))  # type: ignore[union-attr]
             if not chunk:
                 raise EOFError
             out += chunk
@@ -244,12 +251,12 @@ class QemuUart:
                     raise TimeoutError(pattern)
                 self.line_added.wait(left)
 
-    def boot(self, timeout: float) -> None:
-        """From MicroPython's REPL to the firmware: raw REPL, then hal_port.boot()."""
-        _, at = self.wait_for(r"^MicroPython v", timeout)
+    def boot(self, timeout: float, code: bytes = _BOOT) -> None:
+        """From MicroPython's REPL to the firmware: raw REPL, then code (default hal_port.boot())."""
+        self.wait_for(r"^MicroPython v", timeout)
         self._write(b"\r\x03\x03\x01")  # interrupt anything, raw REPL
         self._wait_text(b"raw REPL; CTRL-B to exit", timeout)
-        self._write(_BOOT + b"\x04")
+        self._write(code + b"\x04")
 
     def _wait_text(self, marker: bytes, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -257,6 +264,52 @@ class QemuUart:
             if time.monotonic() > deadline or self.ended.is_set():
                 raise TimeoutError(marker.decode())
             time.sleep(0.005)
+
+
+DONE = "memctl-script-done"
+FAILED = "memctl-script-failed"
+
+
+def run_script(
+    elf: Path,
+    script: str | Path,
+    files: str | Path,
+    args: list[str] = (),  # type: ignore[assignment]
+    timeout: float = 300.0,
+    qemu: str = "qemu-system-riscv32",
+) -> list[str]:
+    """Run a MicroPython script on the rv32 target (virtual time = instructions): the folder `files` is its
+    flash, mounted as / (its changes stay there). The qemu port has no sys.argv: the script finds
+    [script, *args] in its global ARGV. Returns the lines it printed; RuntimeError with its output if it
+    raised."""
+    src = Path(script).read_text()
+    flash = Path(files)
+    (flash / "__main_script__.py").write_text(src)
+    code = (
+        "import hal_port, sys\r\n"
+        "try:\r\n hal_port.mount()\r\n"
+        f" exec(open('__main_script__.py').read(), {{'__name__': '__main__', 'ARGV': {[str(script), *map(str, args)]!r}}})\r\n"
+        f"except BaseException as e:\r\n sys.print_exception(e)\r\n print({FAILED!r})\r\n"
+        f"else:\r\n print({DONE!r})\r\n"
+    ).encode()
+    out: list[str] = []
+    proc = subprocess.Popen(qemu_command(qemu, elf), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        uart = QemuUart(proc, None, None, str(flash), out.append)
+        uart.boot(timeout, code)
+        line, _ = uart.wait_for(f"{DONE}|{FAILED}", timeout)
+    except TimeoutError:
+        raise RuntimeError(f"{script} did not finish on rv32 in {timeout:.0f} s:\n" + "\n".join(out[-30:])) from None
+    finally:
+        proc.kill()
+        proc.wait()
+        (flash / "__main_script__.py").unlink(missing_ok=True)
+    start = next((i + 1 for i, x in enumerate(out) if "raw REPL" in x), 0)
+    printed = [x[3:] if x.startswith(">OK") else x for x in out[start:]]
+    printed = [x for x in printed if DONE not in x and FAILED not in x]
+    if FAILED in line:
+        raise RuntimeError(f"{script} failed on rv32:\n" + "\n".join(printed[-30:]))
+    return printed
 
 
 def qemu_available(qemu: str = "qemu-system-riscv32") -> bool:

@@ -1,15 +1,95 @@
 # On-board predictor (paper 004): an MLP that predicts the increment of the
 # min-max scaled read current for one pulse, from the pulse features and the
 # present scaled read current. float32 or int8 (TFLite-style integer
-# arithmetic via fixedpoint.py, bit-exact with the host reference). Weights
-# live in arrays, so an inference allocates nothing but its result.
+# arithmetic, bit-exact with the host reference, fixedpoint.py). Weights
+# live in arrays. The int8 layers run in viper on machine words: on a 32-bit
+# MicroPython the requantization's 64-bit products and multipliers >= 2^30
+# would otherwise be heap-allocated long ints, several per output.
 import array
 
 import micropython
-from fixedpoint import mbqm
+from micropython import const
 from predictor_blob import ACT_RELU, DTYPE_I8, N_FEATURES, decode
 
 _WIDEST = 256
+_HEAD = const(5)  # int8 layer parameters: n_in, zp_in, n_out, zp_out, lowest output; then (bias, m0, shift) per output
+
+
+@micropython.viper
+def int8_layer(x: ptr8, out: ptr8, w: ptr8, p: ptr32):
+    """One int8 layer: out = clamp(zp_out + MultiplyByQuantizedMultiplier(b + sum w (x - zp_in))).
+
+    The requantization is gemmlowp's (fixedpoint.mbqm) in 32-bit words: the 62-bit product of the
+    accumulator and m0 from 16-bit halves, the rounding nudge added with a carry, then >> 31. Word size
+    agnostic: ptr32 reads are sign-extended with (v ^ 2^31) - 2^31 (a no-op on a 32-bit word)."""
+    one = 1  # shifted at run time: 1 << 30 written as a constant is not a small int on a 32-bit build
+    s = one << 31
+    n_in = p[0]
+    zp_in = (p[1] ^ s) - s
+    n_out = p[2]
+    zp_out = (p[3] ^ s) - s
+    lo = (p[4] ^ s) - s
+    half = one << 30
+    o = 0
+    while o < n_out:
+        q = _HEAD + 3 * o
+        acc = (p[q] ^ s) - s
+        base = o * n_in
+        i = 0
+        while i < n_in:
+            wi = w[base + i]
+            if wi > 127:
+                wi -= 256  # ptr8 reads unsigned
+            xi = x[i]
+            if xi > 127:
+                xi -= 256
+            acc += wi * (xi - zp_in)
+            i += 1
+        shift = (p[q + 2] ^ s) - s
+        if shift > 0:
+            acc = acc << shift
+        # SaturatingRoundingDoublingHighMul(acc, m0), m0 in [2^30, 2^31): the INT32_MIN x INT32_MIN case cannot occur.
+        neg = 0
+        if acc < 0:
+            neg = 1
+            ua = uint(0 - acc)
+        else:
+            ua = uint(acc)
+        ub = uint(p[q + 1])
+        a1 = ua >> 16
+        a0 = ua & 0xFFFF
+        b1 = ub >> 16
+        b0 = ub & 0xFFFF
+        mid = a1 * b0 + a0 * b1
+        lo0 = a0 * b0
+        lo1 = lo0 + ((mid & 0xFFFF) << 16)
+        hi = a1 * b1 + (mid >> 16)
+        if lo1 < lo0:  # unsigned carry (32-bit words; a 64-bit word never wraps here)
+            hi += 1
+        lo2 = lo1 + uint(half - neg)
+        if lo2 < lo1:
+            hi += 1
+        r = int((hi << 1) + (lo2 >> 31))
+        if neg:
+            r = 0 - r
+        # RoundingDivideByPOT
+        if shift < 0:
+            e = 0 - shift
+            mask = (1 << e) - 1
+            rem = r & mask
+            threshold = mask >> 1
+            if r < 0:
+                threshold += 1
+            r = r >> e
+            if rem > threshold:
+                r += 1
+        y = zp_out + r
+        if y < lo:
+            y = lo
+        if y > 127:
+            y = 127
+        out[o] = y
+        o += 1
 
 
 def round_half_away(v):
@@ -33,7 +113,7 @@ class Predictor:
         self.x = array.array("f", [0.0] * N_FEATURES)
         self.feat = [0.0] * N_FEATURES
         self.scratch = (array.array("f", [0.0] * _WIDEST), array.array("f", [0.0] * _WIDEST))
-        self.iscratch = (array.array("i", [0] * _WIDEST), array.array("i", [0] * _WIDEST))
+        self.iscratch = (array.array("b", [0] * _WIDEST), array.array("b", [0] * _WIDEST))  # int8 activations
 
     def load(self, buf, n):
         """Decode and install a blob; on any error the old model stays."""
@@ -47,10 +127,17 @@ class Predictor:
         self.i_min, self.i_span = i_min, (i_max - i_min) or 1.0
         if dtype == DTYPE_I8:
             self.s_in, self.zp_in = quant
-            self.layers = [
-                (i, o, a, s, z, array.array("i", m0), array.array("b", sh), array.array("b", w), array.array("i", b))
-                for i, o, a, s, z, m0, sh, w, b in layers
-            ]
+            self.layers = []
+            zp = self.zp_in
+            for i, o, a, s, z, m0, sh, w, b in layers:
+                p = array.array("i", [0] * (_HEAD + 3 * o))
+                p[0], p[1], p[2], p[3], p[4] = i, zp, o, z, z if a == ACT_RELU else -128
+                for k in range(o):
+                    p[_HEAD + 3 * k] = b[k]
+                    p[_HEAD + 3 * k + 1] = m0[k]
+                    p[_HEAD + 3 * k + 2] = sh[k]
+                self.layers.append((i, o, a, s, z, array.array("b", w), p))
+                zp = z
         else:
             self.layers = [(i, o, a, array.array("f", w), array.array("f", b)) for i, o, a, w, b in layers]
         self.dtype = dtype
@@ -98,25 +185,15 @@ class Predictor:
             v = round_half_away(xn / q) + z
             out[i] = -128 if v < -128 else (127 if v > 127 else v)
 
-    @micropython.native
     def run_int8(self, xq):
-        """Integer inference on quantized inputs; returns the int8 outputs (scratch)."""
+        """Integer inference on quantized inputs; returns the int8 outputs (scratch). Allocates nothing."""
         cur = xq
-        zp = self.zp_in
         k = 0
-        for n_in, n_out, act, _, zp_out, m0, sh, w, b in self.layers:
+        for layer in self.layers:
             out = self.iscratch[k]
             k ^= 1
-            lo = zp_out if act == ACT_RELU else -128
-            for o in range(n_out):
-                acc = b[o]
-                base = o * n_in
-                for i in range(n_in):
-                    acc += w[base + i] * (cur[i] - zp)
-                y = zp_out + mbqm(acc, m0[o], sh[o])
-                out[o] = lo if y < lo else (127 if y > 127 else y)
+            int8_layer(cur, out, layer[5], layer[6])
             cur = out
-            zp = zp_out
         return cur
 
     def predict_int8(self, f):

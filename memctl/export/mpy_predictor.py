@@ -5,18 +5,19 @@
 # heap holds any count.
 import sys
 
-sys.path.insert(0, sys.argv[1])
+ARGV = globals().get("ARGV") or sys.argv  # the rv32 board has no sys.argv (memctl_emulator.rv32.run_script)
+sys.path.insert(0, ARGV[1])
 import json  # noqa: E402
 
 from predictor import PREDICTOR  # noqa: E402
 
 
 def main():
-    with open(sys.argv[2], "rb") as f:
+    with open(ARGV[2], "rb") as f:
         blob = bytearray(f.read())
     PREDICTOR.load(blob, len(blob))
     xq = PREDICTOR.iscratch[1]
-    with open(sys.argv[3]) as f:
+    with open(ARGV[3]) as f:
         for line in f:
             if not line.strip():
                 continue

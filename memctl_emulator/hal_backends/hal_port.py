@@ -268,6 +268,31 @@ class FlashFile(io.IOBase):
             out.extend(memoryview(chunk)[:k])
         return out.decode() if self.text else bytes(out)
 
+    def readline(self):
+        line = bytearray()
+        chunk = bytearray(256)
+        while True:
+            start = self.pos
+            n = self.readinto(chunk)
+            if not n:
+                break
+            k = bytes(chunk[:n]).find(b"\n")
+            if k >= 0:
+                line.extend(memoryview(chunk)[: k + 1])
+                self.pos = start + k + 1
+                break
+            line.extend(memoryview(chunk)[:n])
+        return line.decode() if self.text else bytes(line)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
     def write(self, buf):
         if isinstance(buf, str):
             buf = buf.encode()
@@ -294,13 +319,18 @@ class FlashFile(io.IOBase):
         pass
 
 
-def boot():
-    """Switch the UART over to the multiplexer, mount the flash as /, run the firmware's main.py from it."""
+def mount():
+    """Switch the UART over to the multiplexer and mount the flash as /."""
     global MUX
     micropython.kbd_intr(-1)  # 0x03 is data on this line from now on
     MUX = Mux()
     os.mount(Flash(MUX), "/")
     os.chdir("/")
+
+
+def boot():
+    """mount(), then run the firmware's main.py from the flash."""
+    mount()
     import main  # noqa: F401  (runs the firmware; returns only if it stops)
 
 

@@ -18,6 +18,11 @@ if "micropython" not in sys.modules:
     shim.const = lambda x: x
     shim.native = shim.viper = lambda f: f
     sys.modules["micropython"] = shim
+    # viper's types: Python ints are wide enough that its 32-bit word tricks reduce to plain arithmetic.
+    import builtins
+
+    builtins.ptr8 = builtins.ptr16 = builtins.ptr32 = object
+    builtins.uint = int
 for folder in (SHARED, FIRMWARE):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
