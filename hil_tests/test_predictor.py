@@ -21,11 +21,13 @@ PRESET = "hfo2_tio2_bilayer"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, hal):
-    """A predictor fitted on one board's devices (seed 50), characterized on this front end."""
+    """A predictor fitted on one board's devices (seed 50), characterized on this front end (the rv32 tests
+    need the model, not a characterization at a seventh of the speed: theirs come from the unix port)."""
     tmp = tmp_path_factory.mktemp("predictor")
     s = settings_for(PRESET)
     devices = [(r, c) for r in range(3) for c in range(3)]
-    with EmulatedBoard(rows=3, cols=3, seed=50, device=PRESET, hal=hal) as emu, memctl.Board(emu.port) as b:
+    front_end = "emulated" if hal == "rv32" else hal
+    with EmulatedBoard(rows=3, cols=3, seed=50, device=PRESET, hal=front_end) as emu, memctl.Board(emu.port) as b:
         b.set_limits(s.limits.v_pulse, s.limits.width, s.limits.v_read)
         files = []
         for k, sweep in enumerate(characterization_sweeps(PRESET, devices)):
@@ -137,6 +139,36 @@ def test_int8_firmware_inference_is_bit_exact(trained, tmp_path):
     host = q.run_int(q.quantize_input(rows))[:, 0]
     np.testing.assert_array_equal(board, host)
     assert len(set(host.tolist())) > 20  # not a constant output
+
+
+@pytest.mark.rv32(only=True)
+def test_int8_inference_is_bit_exact_and_allocates_nothing_on_rv32(trained, tmp_path, rv32_flash):
+    """On a 32-bit MicroPython (31-bit small ints) the integer inference still equals the host's integer
+    reference, characterized on this board, and 100 inferences allocate no heap."""
+    import json
+    from pathlib import Path
+
+    from memctl.export.quantize import quantize
+    from memctl.export.train import split
+    from memctl_emulator.rv32 import run_script
+
+    result, data = trained
+    tr, _, te = split(data.curve, 0)
+    q = quantize(result.model, data.x[tr])
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([data.x[te][:100], data.x.mean(0) + 4 * data.x.std(0) * rng.normal(size=(50, 7))])
+    elf, fresh = rv32_flash
+    flash = fresh()
+    (flash / "rows.json").write_text("\n".join(json.dumps(r) for r in rows.tolist()))
+    (flash / "m.mcpr").write_bytes(q.to_blob(data.i_min, data.i_max))
+    out = run_script(elf, Path(check.__file__).with_name("mpy_predictor.py"), flash, ["", "m.mcpr", "rows.json"])
+    board = np.array([int(v) for line in out for v in line.split()])
+    host = q.run_int(q.quantize_input(rows))[:, 0]
+    np.testing.assert_array_equal(board, host)
+    assert len(set(host.tolist())) > 20  # not a constant output
+    runner = Path(__file__).with_name("mpy_alloc_runner.py")
+    allocated = [line for line in run_script(elf, runner, flash, ["", "m.mcpr", "100"]) if line.strip()]
+    assert allocated == ["0"], allocated
 
 
 def test_export_and_cross_check_every_runtime(trained, tmp_path):

@@ -285,10 +285,11 @@ def run_script(
     src = Path(script).read_text()
     flash = Path(files)
     (flash / "__main_script__.py").write_text(src)
+    namespace = {"__name__": "__main__", "ARGV": [str(script), *map(str, args)]}
     code = (
         "import hal_port, sys\r\n"
         "try:\r\n hal_port.mount()\r\n"
-        f" exec(open('__main_script__.py').read(), {{'__name__': '__main__', 'ARGV': {[str(script), *map(str, args)]!r}}})\r\n"
+        f" exec(open('__main_script__.py').read(), {namespace!r})\r\n"
         f"except BaseException as e:\r\n sys.print_exception(e)\r\n print({FAILED!r})\r\n"
         f"else:\r\n print({DONE!r})\r\n"
     ).encode()

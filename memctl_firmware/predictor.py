@@ -188,12 +188,13 @@ class Predictor:
     def run_int8(self, xq):
         """Integer inference on quantized inputs; returns the int8 outputs (scratch). Allocates nothing."""
         cur = xq
-        k = 0
-        for layer in self.layers:
-            out = self.iscratch[k]
-            k ^= 1
-            int8_layer(cur, out, layer[5], layer[6])
+        layers = self.layers
+        j = 0
+        while j < len(layers):  # no iterator object
+            out = self.iscratch[j & 1]
+            int8_layer(cur, out, layers[j][5], layers[j][6])
             cur = out
+            j += 1
         return cur
 
     def predict_int8(self, f):
