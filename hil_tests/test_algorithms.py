@@ -165,7 +165,7 @@ def test_ffp_converges_on_every_preset(name):
     assert res.ok.all(), (name, res.status_names(), res.pulses)
 
 
-def _inverse_predictor(name: str, seed: int, tmp_path, cell: str = "0T1R") -> bytes:
+def _inverse_predictor(name: str, seed: int, tmp_path, cell: str = "0T1R", hal: str | None = None) -> bytes:
     """An inverse predictor characterized on another board of the family (single pulses)."""
     from memctl.characterize import characterize, write_hdf5
     from memctl.devices import load_device
@@ -173,7 +173,7 @@ def _inverse_predictor(name: str, seed: int, tmp_path, cell: str = "0T1R") -> by
     from memctl.tuning import characterization_pulses
 
     d = load_device(name)
-    with EmulatedBoard(rows=2, cols=2, seed=seed, device=name, cell=cell) as emu, memctl.Board(emu.port) as b:
+    with EmulatedBoard(rows=2, cols=2, seed=seed, device=name, cell=cell, hal=hal) as emu, memctl.Board(emu.port) as b:
         settings_for(d).apply(b, min_width=1e-3)
         if d.v_form:
             form(b, 0.9 * d.v_form)

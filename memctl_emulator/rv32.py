@@ -111,8 +111,10 @@ class QemuUart:
         afe_socket: str | None,
         flash: str,
         console: Callable[[str], None],
+        firmware: bool = True,
     ):
         self.proc = proc
+        self.firmware = firmware  # the memctl firmware runs (else a script): its end powers the board off
         self.host_fd = host_fd  # the firmware's end of the host pty (the relay holds the other); None: no host
         self.afe: socket.socket | None = None
         if afe_socket:
@@ -178,6 +180,11 @@ class QemuUart:
                 self.line_added.notify_all()
         else:
             self.text += b
+            if self.firmware and self.text.endswith(b"\x04>") and self.muxed.is_set():
+                # The raw REPL is back: the firmware stopped (its traceback is in the log). A host's frames
+                # would now be typed into the REPL: power the board off, as a dead firmware process is.
+                self.console("firmware stopped: back at the REPL; the board is off")
+                self.proc.kill()
 
     def _to_host(self, data: bytes) -> None:
         if self.host_fd is None:
@@ -296,7 +303,7 @@ def run_script(
     out: list[str] = []
     proc = subprocess.Popen(qemu_command(qemu, elf), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        uart = QemuUart(proc, None, None, str(flash), out.append)
+        uart = QemuUart(proc, None, None, str(flash), out.append, firmware=False)
         uart.boot(timeout, code)
         line, _ = uart.wait_for(f"{DONE}|{FAILED}", timeout)
     except TimeoutError:

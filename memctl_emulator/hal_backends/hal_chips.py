@@ -5,7 +5,7 @@
 import struct
 
 import afe_bus as bus
-from bus_front_end import AFELink
+from afe_link import AFELink
 from hal.chips import ChipFrontEnd
 
 

@@ -7,7 +7,8 @@ import socket
 import struct
 import termios
 
-from bus_front_end import AFELink, BusFrontEnd
+from afe_link import AFELink
+from bus_front_end import BusFrontEnd
 
 
 class PtyUart:

@@ -18,6 +18,7 @@ NAME = "rv32"
 _HOST_RX = 4096  # host bytes held until the firmware reads them; more is an overrun, as on a UART
 
 MUX = None
+LINK = None
 
 
 class Mux:
@@ -32,16 +33,19 @@ class Mux:
         self.h0 = 0  # unread host bytes are host[h0:h1]
         self.h1 = 0
         self.overruns = 0
-        self.reply = bytearray(512)
+        self.reply = bytearray(mux.READ_MAX + 16)
         self.rmv = memoryview(self.reply)
         self.r_chan = -1  # channel whose reply is in reply[r_pos:r_len]
         self.r_len = 0
         self.r_pos = 0
 
-    def send(self, chan, buf, n):
-        struct.pack_into(mux.HEAD, self.head, 0, mux.SYNC, chan, n)
+    def send(self, chan, buf, n, more=None, m=0):
+        """One frame: buf[:n], then more[:m] if given."""
+        struct.pack_into(mux.HEAD, self.head, 0, mux.SYNC, chan, n + m)
         self.out.write(self.head)
         self.out.write(buf if n == len(buf) else memoryview(buf)[:n])
+        if m:
+            self.out.write(more if m == len(more) else memoryview(more)[:m])
 
     def frame(self):
         """Read one frame (blocking): host bytes join the host queue, anything else is the awaited reply."""
@@ -142,7 +146,7 @@ class Flash:
     def __init__(self, m):
         self.m = m
         self.cwd = "/"
-        self.req = bytearray(mux.MAX_PAYLOAD)
+        self.req = bytearray(320)  # op, struct, path; data goes out as the frame's second part
 
     def _path(self, path):
         if not path.startswith("/"):
@@ -165,15 +169,14 @@ class Flash:
             struct.pack_into(fmt, req, 1, *args)
             o += struct.calcsize(fmt)
         p = self._path(path).encode()
+        if o + len(p) > len(req):
+            raise OSError(36)  # ENAMETOOLONG
         req[o : o + len(p)] = p
         o += len(p)
-        if data is not None:
-            n = len(data)
-            if o + n > len(req):
-                raise OSError(27)  # EFBIG: the caller splits writes
-            req[o : o + n] = data
-            o += n
-        self.m.send(mux.FLASH, req, o)
+        n = 0 if data is None else len(data)
+        if o + n > mux.MAX_PAYLOAD:
+            raise OSError(27)  # EFBIG: the caller splits writes
+        self.m.send(mux.FLASH, req, o, data, n)
         m = self.m
         m.await_reply(mux.FLASH)
         status = m.reply[0]
@@ -260,7 +263,7 @@ class FlashFile(io.IOBase):
 
     def read(self, n=-1):
         out = bytearray()
-        chunk = bytearray(mux.READ_MAX)
+        chunk = bytearray(256)
         while n < 0 or len(out) < n:
             k = self.readinto(chunk if n < 0 or n - len(out) >= len(chunk) else memoryview(chunk)[: n - len(out)])
             if not k:
@@ -320,10 +323,14 @@ class FlashFile(io.IOBase):
 
 
 def mount():
-    """Switch the UART over to the multiplexer and mount the flash as /."""
-    global MUX
+    """Switch the UART over to the multiplexer and mount the flash as /. The analog bus link is made here,
+    before the firmware's imports fragment the heap (its 4 KB buffer needs one free run)."""
+    global MUX, LINK
+    from afe_link import AFELink
+
     micropython.kbd_intr(-1)  # 0x03 is data on this line from now on
     MUX = Mux()
+    LINK = AFELink(Channel(MUX, mux.AFE))
     os.mount(Flash(MUX), "/")
     os.chdir("/")
 
@@ -336,6 +343,6 @@ def boot():
 
 def connect():
     """(uart, front end, flash folder) for hal.connect()."""
-    from bus_front_end import AFELink, BusFrontEnd  # imports firmware modules: only once the flash is mounted
+    from bus_front_end import BusFrontEnd  # imports firmware modules: only once the flash is mounted
 
-    return HostUart(MUX), BusFrontEnd(AFELink(Channel(MUX, mux.AFE))), ""
+    return HostUart(MUX), BusFrontEnd(LINK), ""

@@ -38,4 +38,4 @@ F_RMDIR = const(7)  # "" path -> nothing
 F_RENAME = const(8)  # <H old path length, old path, new path -> nothing (replaces new)
 KIND_FILE = const(1)
 KIND_DIR = const(2)
-READ_MAX = const(4096)  # largest F_READ answer
+READ_MAX = const(1024)  # largest F_READ answer
