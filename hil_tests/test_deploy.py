@@ -33,6 +33,7 @@ def digital(w, b, x):
     return h @ w[1].T + b[1]
 
 
+@pytest.mark.rv32
 def test_deploy_then_infer_matches_the_digital_model(model, board, emu, tmp_path):
     w, b, onnx_model = model
     dep = deploy(onnx_model, board, tolerance=0.3e-6, max_pulses=300)
@@ -147,6 +148,7 @@ def test_a_layer_larger_than_one_array_is_tiled_across_boards():
                 deploy(mlp_onnx([np.ones((20, 20))], [np.zeros(20)], [None]), [b1, b2])
 
 
+@pytest.mark.rv32
 def test_the_controller_runs_the_whole_mlp_like_the_host(model, board):
     """RUN_NETWORK (firmware: VMM per tile, bias, gain/offset, activation,
     next layer's input) gives what the host computes from per-tile VMMs, for a

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from test_algorithms import _inverse_predictor, _reachable_targets
+from test_reliability import TOL, check_truthful, targets
 
 import memctl
 from memctl import flash as fl
@@ -72,3 +73,17 @@ def test_every_algorithm_converges_on_the_32_bit_board(tio2_board, tio2_predicto
     calibrate(b, 0, 0, ffp, 1 / 885, 1 / 735, sweeps=1)
     res = b.program(np.array([[1 / 820.0]]), tolerance=0.25 / 800**2, max_pulses=2000, algorithm=ffp)
     assert res.ok.all(), ("ffp", res.status_names())
+
+
+def test_a_reset_mid_program_is_resynchronized_and_nothing_runs_twice():
+    """The board resets right after a pulse of a PROGRAM stream (QEMU killed and booted again); the host
+    resynchronizes, resumes, and every device's result is what the array holds."""
+    with EmulatedBoard(seed=29, hal="rv32") as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
+        worker = emu.reset_at_pulse(40)
+        res = b.program(targets(4, 4), tolerance=TOL, max_pulses=200)
+        worker.join()
+        afe = emu.afe()
+        _, truth = afe.truth()
+        afe.close()
+    assert emu.resets == 1 and b.resets == 1
+    check_truthful(res, truth)
