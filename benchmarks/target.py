@@ -1,0 +1,159 @@
+"""What the firmware costs on its target: the rv32 board (MicroPython's qemu
+port on a 32-bit RISC-V, QEMU virt with -icount shift=0, so virtual time
+counts instructions: 1 per ns).
+
+    python benchmarks/target.py [--out benchmarks/results/target.json]
+
+Measured on the board by benchmarks/mpy_target.py (the firmware image as a
+board runs it, from its flash): instructions per predictor inference (float32
+and int8, the 7-16-16-1 model the SDK fits by default), per write-verify
+iteration of each algorithm (a pure-Python toy front end's own time taken
+out), per 1 KB frame encode and decode, per 32x32 VMM request (firmware side).
+On an emulated rv32 board with the analog front end process: boot time
+(QEMU start to "firmware ready", wall clock), the resident heap after a
+paper-003 deployment (16-10-4 on 32x32), and the slowest answer of every
+command kind against the host's link timeout. Needs `memctl build-mpy`.
+Project goals: int8 inference <= 20 000 instructions; resident heap after
+the deployment <= 50 % of the board's MicroPython heap; every answer inside
+the link timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import memctl
+from memctl.deployment import Layer, deploy
+from memctl.firmware_image import FIRMWARE_DIR
+from memctl_emulator import EmulatedBoard
+from memctl_emulator.launcher import _rv32_image, rv32_firmware
+from memctl_emulator.rv32 import run_script
+from memctl_shared import predictor_blob
+
+OUT = Path(__file__).with_name("results") / "target.json"
+RUNNER = Path(__file__).with_name("mpy_target.py")
+INT8_GOAL = 20_000
+HEAP_GOAL = 0.5
+
+
+def blobs(rng: np.random.Generator) -> tuple[bytes, bytes]:
+    """Float32 and int8 blobs of the default forward predictor's shape (7-16-16-1); random weights: the cost
+    does not depend on their values."""
+    shapes = [(7, 16), (16, 16), (16, 1)]
+    acts = [predictor_blob.ACT_RELU, predictor_blob.ACT_RELU, predictor_blob.ACT_NONE]
+    mean, std = [0.0] * 7, [1.0] * 7
+    f32 = predictor_blob.encode(
+        [
+            (rng.normal(size=(o, i)).tolist(), rng.normal(size=o).tolist(), a)
+            for (i, o), a in zip(shapes, acts, strict=True)
+        ],
+        mean,
+        std,
+        0.0,
+        1e-4,
+    )
+    layers = []
+    for (i, o), a in zip(shapes, acts, strict=True):
+        w = [[int(v) for v in rng.integers(-127, 128, i)] for _ in range(o)]
+        b = [int(v) for v in rng.integers(-2000, 2000, o)]
+        m0 = [int(v) for v in rng.integers(1 << 30, (1 << 31) - 1, o)]
+        shift = [int(v) for v in rng.integers(-9, -5, o)]
+        layers.append((w, b, m0, shift, a, 0.05, -20 if a == predictor_blob.ACT_RELU else 3))
+    i8 = predictor_blob.encode_int8(layers, mean, std, 0.0, 1e-4, 0.03, 2)
+    return f32, i8
+
+
+def on_the_core() -> list[dict]:
+    rng = np.random.default_rng(0)
+    f32, i8 = blobs(rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        flash = Path(shutil.copytree(_rv32_image(str(FIRMWARE_DIR)), tmp, dirs_exist_ok=True))
+        (flash / "f32.mcpr").write_bytes(f32)
+        (flash / "i8.mcpr").write_bytes(i8)
+        lines = run_script(rv32_firmware(), RUNNER, flash, ["f32.mcpr", "i8.mcpr"], timeout=900)
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def on_the_board() -> dict:
+    rng = np.random.default_rng(9)
+    start = time.monotonic()
+    with EmulatedBoard(seed=27, hal="rv32") as emu, memctl.Board(emu.port, progress=False) as b:
+        boot_s = time.monotonic() - start
+        slowest: dict[str, float] = {}
+
+        def timed(name: str, fn) -> None:
+            t = time.monotonic()
+            fn()
+            slowest[name] = max(slowest.get(name, 0.0), time.monotonic() - t)
+
+        for _ in range(3):
+            timed("INFO", b.info)
+            timed("READ", lambda: b.read(3, 4))
+            timed("PULSE", lambda: b.pulse(3, 4, 1.0, 1e-4))
+            timed("READ_ARRAY 32x32", b.read_array)
+            timed("VMM 32x32", lambda: b.vmm(np.full(32, 0.1)))
+            timed("PROGRAM 1 device", lambda: b.program(np.array([[5e-5]]), origin=(5, 5), tolerance=1e-6))
+            timed("CONFIG", lambda: b.configure(v_read=0.2))
+        layers = [
+            Layer(rng.normal(size=(10, 16)), rng.normal(size=10), "Tanh"),
+            Layer(rng.normal(size=(4, 10)), rng.normal(size=4), None),
+        ]
+        t = time.monotonic()
+        dep = deploy(layers, b, tolerance=1e-6, max_pulses=200)
+        deploy_s = time.monotonic() - t
+        timed("RUN_NETWORK 40 inputs", lambda: dep.run(b, rng.uniform(-1, 1, (40, 16))))
+        info = b.info()
+        timeout = b.link.timeout
+    return {
+        "boot_s": boot_s,
+        "deploy_s": deploy_s,
+        "heap_size": info.heap_size,
+        "heap_peak_after_deployment": info.heap_peak,
+        "slowest_answer_s": slowest,
+        "link_timeout_s": timeout,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args()
+    core = on_the_core()
+    board = on_the_board()
+    print("| on the rv32 core (icount: 1 instruction per ns) | instructions |\n|---|---|")
+    for row in core:
+        row["instructions"] = round(row["us"] * 1000)
+        print(f"| {row['what']} | {row['instructions']:,} |")
+    int8 = next(r for r in core if r["what"].startswith("predictor int8 inference"))
+    heap = board["heap_peak_after_deployment"] / board["heap_size"]
+    late = {k: v for k, v in board["slowest_answer_s"].items() if v > board["link_timeout_s"]}
+    print("\n| on the emulated rv32 board | value | goal |\n|---|---|---|")
+    print(f"| boot (QEMU start to firmware ready, wall) | {board['boot_s']:.1f} s | - |")
+    print(f"| paper-003 deployment (16-10-4), wall | {board['deploy_s']:.1f} s | - |")
+    print(f"| resident heap after it (INFO peak) | {board['heap_peak_after_deployment']:,} B = {heap:.0%} | <= 50 % |")
+    print(f"| int8 inference | {int8['instructions']:,} instructions | <= {INT8_GOAL:,} |")
+    for name, s in board["slowest_answer_s"].items():
+        print(f"| slowest {name} answer | {s * 1e3:.0f} ms | <= {board['link_timeout_s']:.1f} s link timeout |")
+    goals = {
+        "int8_inference": int8["instructions"] <= INT8_GOAL,
+        "resident_heap": heap <= HEAP_GOAL,
+        "answers_within_timeout": not late,
+    }
+    print("\ngoals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(
+        json.dumps({"machine": platform.platform(), "core": core, "board": board, "goals": goals}, indent=1)
+    )
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
