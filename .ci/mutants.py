@@ -143,7 +143,9 @@ def mutate(dst: Path, m: Mutant) -> None:
 
 def run_tests(firmware: Path, hal: str | None, tests: str) -> tuple[int, float, str]:
     env = dict(os.environ, MEMCTL_FIRMWARE_DIR=str(firmware))
-    cmd = [sys.executable, "-m", "pytest", tests, "-x", "-q", "-n0", "-p", "no:cacheprovider"] + (["-k", hal] if hal else [])
+    cmd = [sys.executable, "-m", "pytest", tests, "-x", "-q", "-n0", "-p", "no:cacheprovider"] + (
+        ["-k", hal] if hal else []
+    )
     start = time.monotonic()
     run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     last = [line for line in run.stdout.splitlines() if line.strip()][-1:] or [run.stderr.strip()[-200:]]

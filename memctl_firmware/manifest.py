@@ -30,6 +30,5 @@ package(
 module("wire.py", base_path="../memctl_shared")
 module("predictor_blob.py", base_path="../memctl_shared")
 module("network_blob.py", base_path="../memctl_shared")
-module("fixedpoint.py", base_path="../memctl_shared")
 module("persist.py", base_path="../memctl_shared")
 module("board_wiring.py", base_path="../memctl_shared")

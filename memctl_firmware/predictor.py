@@ -1,7 +1,7 @@
 # On-board predictor (paper 004): an MLP that predicts the increment of the
 # min-max scaled read current for one pulse, from the pulse features and the
 # present scaled read current. float32 or int8 (TFLite-style integer
-# arithmetic, bit-exact with the host reference, fixedpoint.py). Weights
+# arithmetic, bit-exact with the host reference, memctl/export/fixedpoint.py). Weights
 # live in arrays. The int8 layers run in viper on machine words: on a 32-bit
 # MicroPython the requantization's 64-bit products and multipliers >= 2^30
 # would otherwise be heap-allocated long ints, several per output.
@@ -19,7 +19,7 @@ _HEAD = const(5)  # int8 layer parameters: n_in, zp_in, n_out, zp_out, lowest ou
 def int8_layer(x: ptr8, out: ptr8, w: ptr8, p: ptr32):
     """One int8 layer: out = clamp(zp_out + MultiplyByQuantizedMultiplier(b + sum w (x - zp_in))).
 
-    The requantization is gemmlowp's (fixedpoint.mbqm) in 32-bit words: the 62-bit product of the
+    The requantization is gemmlowp's (memctl.export.fixedpoint.mbqm) in 32-bit words: the 62-bit product of the
     accumulator and m0 from 16-bit halves, the rounding nudge added with a carry, then >> 31. Word size
     agnostic: ptr32 reads are sign-extended with (v ^ 2^31) - 2^31 (a no-op on a 32-bit word)."""
     one = 1  # shifted at run time: 1 << 30 written as a constant is not a small int on a 32-bit build

@@ -12,7 +12,7 @@
 #   | <I crc32 of everything before
 #
 # int8 layers: acc = bias + sum w * (x - zp_in); y = zp_out + m0 * 2^(shift-31) * acc
-# (fixedpoint.mbqm), clamped to int8 (ReLU: from zp_out). Feature
+# (memctl/export/fixedpoint.py, the host reference), clamped to int8 (ReLU: from zp_out). Feature
 # set 1 = paper 004's six pulse features (N, t_set, V_set, t_off, t_r, V_anti)
 # plus the present min-max scaled read current; the output is the predicted
 # increment of the scaled read current for one pulse period. Feature set 2

@@ -10,7 +10,7 @@ runtime on the same inputs ("three targets, one truth").
       check_inputs.npy     inputs the check runs (held-out features)
       meta.json            features, scaling, MSEs
 
-The int8 truth is the firmware's integer arithmetic (fixedpoint.py), which
+The int8 truth is the integer arithmetic the firmware implements (fixedpoint.py), which
 the host reference reproduces bit for bit. Runtimes that requantize in float
 (onnxruntime on a QDQ graph) agree within one LSB on almost every input; a
 rounding the other way in one layer moves the next by its weight, so a rare

@@ -1,8 +1,8 @@
 """Int8 post-training quantization of the predictor MLP, TFLite style:
 per-channel symmetric int8 weights, int32 bias, asymmetric int8 activations
 calibrated on training data, fixed-point requantization (gemmlowp). The
-integer reference here uses the firmware's own fixedpoint module, so host and
-board compute the same bits.
+integer reference here is the fixedpoint module the firmware's kernel is
+checked against, so host and board compute the same bits.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memctl.export.fixedpoint import mbqm, quantize_multiplier
 from memctl.export.train import MLP
 from memctl_shared import predictor_blob
-from memctl_shared.fixedpoint import mbqm, quantize_multiplier
 
 
 def _f32(v):

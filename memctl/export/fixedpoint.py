@@ -1,6 +1,7 @@
 # Integer requantization exactly as TFLite / TFLite Micro do it (gemmlowp
-# arithmetic), in plain Python ints so the firmware and the host reference
-# agree bit for bit. Shared by both sides, like wire.py.
+# arithmetic), in plain Python ints: the host's reference, which the
+# firmware's viper kernel (memctl_firmware/predictor.py, int8_layer) must
+# equal bit for bit on any word size; hil_tests check both.
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
