@@ -14,7 +14,8 @@ def cmd_build_firmware(a: argparse.Namespace) -> int:
     m = verify(image)
     console.print(
         f"{image}: firmware {m['version']} (protocol {m['protocol']}) for {m['arch']}, "
-        f"{len(m['files'])} files, image hash {m['image_hash'][:16]}"
+        f"{len(m['files'])} files, image hash {m['image_hash'][:16]}",
+        soft_wrap=True,  # one line, whatever the terminal's width: a path and a hash to copy
     )
     return 0
 

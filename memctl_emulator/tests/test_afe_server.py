@@ -27,7 +27,7 @@ def test_transaction_runs_ops_in_order():
     out = execute(a, ops)
     assert len(out) == 3 * 4 + 8
     assert list(a.codes[0]) == [5, -5, 100, 100] and list(a.codes[1]) == [100] * 3
-    assert struct.unpack_from("<d", out, 12)[0] == pytest.approx(a.config.sample_time)
+    assert struct.unpack_from("<q", out, 12)[0] == round(a.config.sample_time * 1e9)  # integer ns
 
 
 def test_info_blob_layout():
