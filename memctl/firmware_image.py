@@ -32,13 +32,11 @@ class ImageError(ValueError):
     """The image is not a memctl firmware image, or it is damaged."""
 
 
-def board_files(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, Path]:
-    """The board's files, path on the board -> source, as the firmware's manifest.py lists them.
-
-    manifest.py uses MicroPython's manifest calls; only module() and package() are needed here.
-    """
-    firmware_dir = Path(firmware_dir)
-    path = firmware_dir / MANIFEST
+def manifest_files(path: str | Path) -> dict[str, Path]:
+    """The files a MicroPython manifest lists, path on the board -> source (module() and package() calls,
+    paths relative to the manifest's folder, as MicroPython's own tool reads them)."""
+    path = Path(path)
+    here = path.parent
     found: dict[str, Path] = {}
 
     def add(dest: str, src: Path) -> None:
@@ -49,10 +47,10 @@ def board_files(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, Path]:
         found[dest] = src
 
     def module(module_path: str, base_path: str = ".", opt: int | None = None) -> None:
-        add(Path(module_path).name, firmware_dir / base_path / module_path)
+        add(Path(module_path).name, here / base_path / module_path)
 
     def package(package_path: str, files: list[str] | None = None, base_path: str = ".", opt: int | None = None):
-        root = firmware_dir / base_path / package_path
+        root = here / base_path / package_path
         names = files if files is not None else sorted(p.relative_to(root).as_posix() for p in root.rglob("*.py"))
         for name in names:
             add(f"{package_path}/{name}", root / name)
@@ -60,8 +58,15 @@ def board_files(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, Path]:
     try:
         text = path.read_text()
     except OSError as e:
-        raise ImageError(f"no firmware manifest: {e}") from e
+        raise ImageError(f"no manifest: {e}") from e
     exec(compile(text, str(path), "exec"), {"module": module, "package": package})
+    return found
+
+
+def board_files(firmware_dir: str | Path = FIRMWARE_DIR) -> dict[str, Path]:
+    """The board's files, path on the board -> source, as the firmware's manifest.py lists them."""
+    path = Path(firmware_dir) / MANIFEST
+    found = manifest_files(path)
     if ENTRY not in found:
         raise ImageError(f"{path}: does not list the entry {ENTRY}")
     return found

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from memctl.firmware_image import manifest_files
+
 HERE = Path(__file__).resolve().parent
 BOARDS = HERE / "boards"
-HAL_BACKENDS = HERE / "hal_backends"
 
 
 class BuildError(RuntimeError):
@@ -82,10 +83,11 @@ def source_hash(src: Path) -> str:
 
 
 def frozen_hash(target: Target) -> str:
-    """The board definition and the frozen backend: a change needs a rebuild."""
+    """The board definition and the modules its manifest freezes: a change needs a rebuild."""
     h = hashlib.sha256()
     _hash_tree(target.board_dir, h)
-    _hash_tree(HAL_BACKENDS, h)
+    for name, src in sorted(manifest_files(target.board_dir / "manifest.py").items()):
+        h.update(name.encode() + b"\0" + src.read_bytes() + b"\0")
     return h.hexdigest()
 
 
