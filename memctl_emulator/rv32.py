@@ -17,7 +17,6 @@ import errno
 import os
 import re
 import select
-import shutil
 import socket
 import struct
 import subprocess
@@ -319,6 +318,3 @@ def run_script(
         raise RuntimeError(f"{script} failed on rv32:\n" + "\n".join(printed[-30:]))
     return printed
 
-
-def qemu_available(qemu: str = "qemu-system-riscv32") -> bool:
-    return shutil.which(qemu) is not None
