@@ -317,4 +317,3 @@ def run_script(
     if FAILED in line:
         raise RuntimeError(f"{script} failed on rv32:\n" + "\n".join(printed[-30:]))
     return printed
-
