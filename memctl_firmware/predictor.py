@@ -19,31 +19,32 @@ _HEAD = const(5)  # int8 layer parameters: n_in, zp_in, n_out, zp_out, lowest ou
 def int8_layer(x: ptr8, out: ptr8, w: ptr8, p: ptr32):
     """One int8 layer: out = clamp(zp_out + MultiplyByQuantizedMultiplier(b + sum w (x - zp_in))).
 
-    The requantization is gemmlowp's (memctl.export.fixedpoint.mbqm) in 32-bit words: the 62-bit product of the
-    accumulator and m0 from 16-bit halves, the rounding nudge added with a carry, then >> 31. Word size
+    Weights are stored offset by 128 (w' = w + 128, unsigned) and an activation byte x XOR 128 is x + 128,
+    so the inner loop is one unsigned multiply-add; the offsets are undone per output with a constant the
+    load computed (p: c = b - zp' sum w' + 128 zp' n_in, zp' = zp_in + 128) and the inputs' sum.
+    The requantization is gemmlowp's (memctl.export.fixedpoint.mbqm) in 32-bit words: the 62-bit product of
+    the accumulator and m0 from 16-bit halves, the rounding nudge added with a carry, then >> 31. Word size
     agnostic: ptr32 reads are sign-extended with (v ^ 2^31) - 2^31 (a no-op on a 32-bit word)."""
     one = 1  # shifted at run time: 1 << 30 written as a constant is not a small int on a 32-bit build
     s = one << 31
     n_in = p[0]
-    zp_in = (p[1] ^ s) - s
     n_out = p[2]
     zp_out = (p[3] ^ s) - s
     lo = (p[4] ^ s) - s
     half = one << 30
+    sx = 0
+    i = 0
+    while i < n_in:
+        sx += x[i] ^ 128
+        i += 1
     o = 0
     while o < n_out:
         q = _HEAD + 3 * o
-        acc = (p[q] ^ s) - s
+        acc = ((p[q] ^ s) - s) - (sx << 7)
         base = o * n_in
         i = 0
         while i < n_in:
-            wi = w[base + i]
-            if wi > 127:
-                wi -= 256  # ptr8 reads unsigned
-            xi = x[i]
-            if xi > 127:
-                xi -= 256
-            acc += wi * (xi - zp_in)
+            acc += w[base + i] * (x[i] ^ 128)
             i += 1
         shift = (p[q + 2] ^ s) - s
         if shift > 0:
@@ -132,11 +133,18 @@ class Predictor:
             for i, o, a, s, z, m0, sh, w, b in layers:
                 p = array.array("i", [0] * (_HEAD + 3 * o))
                 p[0], p[1], p[2], p[3], p[4] = i, zp, o, z, z if a == ACT_RELU else -128
+                ws = array.array("b", w)  # the blob's int8 bytes, signed
+                wu = bytearray(len(ws))  # w + 128: int8_layer's unsigned multiply-add
+                zpu = zp + 128
                 for k in range(o):
-                    p[_HEAD + 3 * k] = b[k]
+                    sw = 0
+                    for j in range(i):
+                        wu[k * i + j] = ws[k * i + j] + 128
+                        sw += ws[k * i + j] + 128
+                    p[_HEAD + 3 * k] = b[k] - zpu * sw + 128 * zpu * i
                     p[_HEAD + 3 * k + 1] = m0[k]
                     p[_HEAD + 3 * k + 2] = sh[k]
-                self.layers.append((i, o, a, s, z, array.array("b", w), p))
+                self.layers.append((i, o, a, s, z, wu, p))
                 zp = z
         else:
             self.layers = [(i, o, a, array.array("f", w), array.array("f", b)) for i, o, a, w, b in layers]
