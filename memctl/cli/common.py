@@ -61,3 +61,25 @@ def with_port(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=2.0, help="seconds of silence before a retry")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     return p
+
+
+def apply_device(board: Board, device: str) -> None:
+    """Put a device family's safety limits and read voltage on the board (`--device`), refusing with values
+    what the board cannot do, before anything is pulsed."""
+    from memctl.tuning import settings_for
+
+    s = settings_for(device)
+    info = board.info()
+    lim = s.limits
+    for what, need in (("pulse", lim.v_pulse), ("read", lim.v_read)):
+        if need > info.dac_full_scale:
+            raise SystemExit(
+                f"{device} needs {what} voltages up to {need:g} V; this board's DAC reaches "
+                f"+-{info.dac_full_scale:g} V (choose a board for this device, or program without --device and set "
+                "--limits yourself)"
+            )
+    s.apply(board)
+    console.print(
+        f"{device}: limits +-{lim.v_pulse:g} V, {lim.width:g} s, read +-{lim.v_read:g} V; V_read {s.v_read:g} V",
+        highlight=False,
+    )

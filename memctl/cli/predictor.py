@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from memctl.cli.common import _board, _pair, console, with_port
+from memctl.cli.common import _board, _pair, apply_device, console, with_port
 
 
 def cmd_characterize(a: argparse.Namespace) -> int:
@@ -45,6 +45,8 @@ def cmd_characterize(a: argparse.Namespace) -> int:
     with _board(a) as b:
         if a.limits:
             b.set_limits(*a.limits)
+        elif a.device:
+            apply_device(b, a.device)
         ch = characterize(b, sweep)
     write_hdf5(a.out, ch)
     msg = f"{len(ch.params)} curves x {ch.currents.shape[1]} reads ({ch.mode}) -> {a.out}"
@@ -118,7 +120,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="trains: paper 004's sweeps; pulses: single pulses like programming's, the data an "
         "inverse predictor (predicted programming) learns from",
     )
-    ch.add_argument("--device", help="pulses mode: take the ranges from this family (preset, generated:SEED, file)")
+    ch.add_argument(
+        "--device",
+        help="the family (preset, generated:SEED, file): its limits and read voltage go on the board (unless "
+        "--limits), and in pulses mode the ranges come from it",
+    )
     ch.add_argument("--pulses", type=int, default=300, help="pulses mode: pulses per device (300)")
     ch.add_argument("--v-set-range", type=float, nargs=2, default=[0.6, 2.0], metavar=("LO", "HI"))
     ch.add_argument("--v-reset-range", type=float, nargs=2, default=[-0.6, -2.0], metavar=("LO", "HI"))

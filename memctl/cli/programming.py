@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from memctl.algorithms import FFP, ISPP, Adaptive, Algorithm, Predicted
-from memctl.cli.common import _board, _load_array, _pair, console, with_port
+from memctl.cli.common import _board, _load_array, _pair, apply_device, console, with_port
 
 
 def _algorithm(a: argparse.Namespace) -> Algorithm:
@@ -52,17 +52,24 @@ def cmd_program(a: argparse.Namespace) -> int:
                 f"{outside} target(s) outside the {d.name} range {d.g_min:.4g}..{d.g_max:.4g} S; nothing was programmed"
             )
     algorithm = _algorithm(a)
+    tolerance = a.tolerance
+    if tolerance is None:
+        from memctl.tuning import settings_for
+
+        tolerance = settings_for(a.device).tolerance if getattr(a, "device", None) else 1e-6
     with _board(a) as b:
+        if getattr(a, "device", None):
+            apply_device(b, a.device)
         r = b.program(
             targets,
-            tolerance=a.tolerance,
+            tolerance=tolerance,
             max_pulses=a.max_pulses,
             origin=(a.origin[0], a.origin[1]),
             algorithm=algorithm,
         )
     bad = int((~r.ok).sum())
     console.print(
-        f"programmed {r.targets.size} devices: {r.targets.size - bad} within {a.tolerance:g} S, "
+        f"programmed {r.targets.size} devices: {r.targets.size - bad} within {tolerance:g} S, "
         f"max |error| {np.abs(r.error).max():.3g} S, pulses mean {r.pulses.mean():.1f} max {r.pulses.max()}, "
         f"board time {r.board_time:.3f} s, wall {r.wall_time:.2f} s"
     )
@@ -120,11 +127,15 @@ def cmd_ffp_calibrate(a: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     g = with_port(sub.add_parser("program", help="write-verify a conductance map (.npy, siemens)"))
     g.add_argument("map")
-    g.add_argument("--tolerance", type=float, default=1e-6, help="S (default 1e-6)")
+    g.add_argument("--tolerance", type=float, help="S (default: 1 %% of the --device's range, else 1e-6)")
     g.add_argument("--max-pulses", type=int, default=100)
     g.add_argument("--width", type=float, help="(initial) pulse width, s")
     g.add_argument("--algorithm", choices=["ispp", "adaptive", "ffp", "predicted"], default="ispp")
-    g.add_argument("--device", help="preset or device file to take starting settings from")
+    g.add_argument(
+        "--device",
+        help="preset or device file: its safety limits and read voltage are put on the board, its starting "
+        "settings used",
+    )
     g.add_argument("--settings", help="a settings file from `memctl tune` (overrides --algorithm and --device)")
     g.add_argument("--window", type=float, nargs=2, metavar=("LO", "HI"), help="FFP step window, S")
     g.add_argument(

@@ -216,3 +216,33 @@ def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
     bad.write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="not a memctl settings file"):
         TunedSettings.load(bad)
+
+
+def test_device_sets_up_a_fresh_board_and_refuses_what_it_cannot_do(tmp_path, capsys):
+    """The README's `program --algorithm adaptive --device hfo2_tio2_bilayer` on a board fresh from
+    `memctl emulate --device hfo2_tio2_bilayer` (provisioned with 2 V / 1 ms / 0.3 V): the family's limits and
+    read voltage go on the board first, so its 0.1 s pulses are allowed. A family the board's DAC cannot
+    drive is refused with the values, before any pulse."""
+    with EmulatedBoard(rows=2, cols=2, seed=8, device="hfo2_tio2_bilayer") as emu:
+        afe = emu.afe()
+        lo, hi = afe.ranges()
+        targets = lo + (hi - lo) * np.random.default_rng(3).uniform(0.2, 0.45, lo.shape)
+        np.save(tmp_path / "map.npy", targets)
+        rc = main(
+            ["program", str(tmp_path / "map.npy"), "--port", emu.port, "--no-progress", "--algorithm", "adaptive"]
+            + ["--device", "hfo2_tio2_bilayer", "--max-pulses", "300"]
+        )
+        out = capsys.readouterr().out
+        assert rc == 0, out
+        assert "hfo2_tio2_bilayer: limits +-3 V, 1 s" in out and "4 within" in out
+        with memctl.Board(emu.port, progress=False) as b:
+            assert b.info().limits.width == pytest.approx(1.0)
+        afe.close()
+    with EmulatedBoard(rows=2, cols=2, seed=8) as emu:  # a default board: +-2.5 V DAC
+        afe = emu.afe()
+        before = afe.stats().pulses
+        np.save(tmp_path / "one.npy", np.full((1, 1), 1.2e-3))
+        with pytest.raises(SystemExit, match=r"tio2_4terminal needs pulse voltages up to 7 V; .* reaches \+-2.5 V"):
+            main(["program", str(tmp_path / "one.npy"), "--port", emu.port, "--device", "tio2_4terminal"])
+        assert afe.stats().pulses == before
+        afe.close()
