@@ -34,7 +34,7 @@ import memctl
 from memctl.deployment import Layer, deploy
 from memctl.firmware_image import FIRMWARE_DIR
 from memctl_emulator import EmulatedBoard
-from memctl_emulator.launcher import _rv32_image, rv32_firmware
+from memctl_emulator.launcher import rv32_firmware, rv32_image
 from memctl_emulator.rv32 import run_script
 from memctl_shared import predictor_blob
 
@@ -75,7 +75,7 @@ def on_the_core() -> list[dict]:
     rng = np.random.default_rng(0)
     f32, i8 = blobs(rng)
     with tempfile.TemporaryDirectory() as tmp:
-        flash = Path(shutil.copytree(_rv32_image(str(FIRMWARE_DIR)), tmp, dirs_exist_ok=True))
+        flash = Path(shutil.copytree(rv32_image(str(FIRMWARE_DIR)), tmp, dirs_exist_ok=True))
         (flash / "f32.mcpr").write_bytes(f32)
         (flash / "i8.mcpr").write_bytes(i8)
         lines = run_script(rv32_firmware(), RUNNER, flash, ["f32.mcpr", "i8.mcpr"], timeout=900)

@@ -81,10 +81,10 @@ def board_matches_label(hal, started_boards):
 def rv32_flash(tmp_path_factory):
     """A function giving a fresh flash folder holding the firmware image compiled for rv32 (for
     memctl_emulator.rv32.run_script), and the rv32 MicroPython build."""
-    from memctl_emulator.launcher import _rv32_image, rv32_firmware
+    from memctl_emulator.launcher import rv32_firmware, rv32_image
 
     elf = rv32_firmware()
-    image = _rv32_image(str(FIRMWARE_DIR))
+    image = rv32_image(str(FIRMWARE_DIR))
 
     def fresh() -> Path:
         return Path(shutil.copytree(image, tmp_path_factory.mktemp("rv32-flash"), dirs_exist_ok=True))

@@ -108,7 +108,7 @@ TARGETS = ("unix", "rv32")
 
 
 @functools.cache
-def _rv32_image(firmware_dir: str) -> str:
+def rv32_image(firmware_dir: str) -> str:
     """The firmware compiled for the rv32 board (mpy-cross -march=rv32imc), once per process and firmware."""
     out = tempfile.mkdtemp(prefix="memctl-rv32-image-")
     atexit.register(shutil.rmtree, out, True)
@@ -360,7 +360,7 @@ class EmulatedBoard:
         os.mkdir(self.flash)
         if self.target == "rv32":
             self._rv32_elf = rv32_firmware()
-            shutil.copytree(_rv32_image(str(self.firmware_dir)), self.flash, dirs_exist_ok=True)
+            shutil.copytree(rv32_image(str(self.firmware_dir)), self.flash, dirs_exist_ok=True)
         if self.limits is not None:
             v, w, vr = self.limits
             persist.save(self.flash, (v, w, vr, min(fw_config.V_READ, vr), 2, 0))
@@ -420,10 +420,7 @@ class EmulatedBoard:
         self._fw = fw
         threading.Thread(target=self._supervise, args=(fw, repl), daemon=True, name="memctl-emu-boot").start()
         if not repl:
-            said = re.search(r"front end (\S+)", self._wait_line(fw, "memctl firmware ready", "firmware"))
-            self.front_end = said[1] if said else None
-            if self.front_end != self.hal:
-                raise EmulationError(f"the firmware booted with front end {self.front_end!r}, not {self.hal!r}")
+            self._booted(self._wait_line(fw, "memctl firmware ready", "firmware"))
 
     def _start_rv32(self) -> None:
         """QEMU with the board's MicroPython; its UART demultiplexed (memctl_emulator/rv32.py)."""
@@ -445,7 +442,11 @@ class EmulatedBoard:
         except TimeoutError:
             state = f"exited with {fw.returncode}" if fw.poll() is not None else "did not start"
             raise EmulationError("rv32 firmware " + state + ":\n" + "\n".join(self.log[-30:])) from None
-        said = re.search(r"front end (\S+)", line)
+        self._booted(line)
+
+    def _booted(self, ready_line: str) -> None:
+        """The front end the firmware's ready line names; EmulationError if it is not the one asked for."""
+        said = re.search(r"front end (\S+)", ready_line)
         self.front_end = said[1] if said else None
         if self.front_end != self.hal:
             raise EmulationError(f"the firmware booted with front end {self.front_end!r}, not {self.hal!r}")

@@ -39,6 +39,17 @@ def qemu_command(qemu: str, elf: Path, icount: bool = True) -> list[str]:
     return cmd + (["-icount", "shift=0"] if icount else [])
 
 
+def _read_exact(read: Callable[[int], bytes], n: int) -> bytes:
+    """n bytes from read(up_to); EOFError if the other end closed first."""
+    out = bytearray()
+    while len(out) < n:
+        chunk = read(n - len(out))
+        if not chunk:
+            raise EOFError
+        out += chunk
+    return bytes(out)
+
+
 class FlashServer:
     """The board's flash: requests of uart_mux's F_* ops against a host folder."""
 
@@ -133,14 +144,8 @@ class QemuUart:
 
     # -- board -> launcher --------------------------------------------------
     def _recv(self, n: int) -> bytes:
-        out = bytearray()
         fd = self.proc.stdout.fileno()  # type: ignore[union-attr]
-        while len(out) < n:
-            chunk = os.read(fd, n - len(out))
-            if not chunk:
-                raise EOFError
-            out += chunk
-        return bytes(out)
+        return _read_exact(lambda k: os.read(fd, k), n)
 
     def _read(self) -> None:
         try:
@@ -198,20 +203,12 @@ class QemuUart:
                 return
 
     def _afe(self, msg: bytes) -> bytes:
-        assert self.afe is not None
-        self.afe.sendall(msg)
-        head = self._afe_recv(bus.REPLY_HEAD_SIZE)
+        afe = self.afe
+        assert afe is not None
+        afe.sendall(msg)
+        head = _read_exact(afe.recv, bus.REPLY_HEAD_SIZE)
         length, _ = struct.unpack(bus.REPLY_HEAD, head)
-        return head + self._afe_recv(length)
-
-    def _afe_recv(self, n: int) -> bytes:
-        out = bytearray()
-        while len(out) < n:
-            chunk = self.afe.recv(n - len(out))  # type: ignore[union-attr]
-            if not chunk:
-                raise EOFError
-            out += chunk
-        return bytes(out)
+        return head + _read_exact(afe.recv, length)
 
     # -- launcher -> board --------------------------------------------------
     def _send(self, chan: int, payload: bytes) -> None:
