@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import h5py
@@ -24,10 +23,23 @@ import numpy as np
 
 from memctl.board import Board
 from memctl.progress import progress_bar
+from memctl.records import dataset, write_provenance
 
 FORMAT = "memctl-characterize"
 FORMAT_VERSION = 1
 MODES = ("trains", "pulses")
+UNITS = {
+    "t_set": "s",
+    "V_set": "V",
+    "t_off": "s",
+    "t_r": "s",
+    "V_anti": "V",
+    "t_anti": "s",
+    "V_r": "V",
+    "I_r": "A",
+    "t": "s",
+}
+PLOT_COLUMN = {"v_set": "V_set", "v_anti": "V_anti", "v_read": "V_r", "t_read": "t_r"}  # sweep name -> column
 SWEPT = ("v_set", "t_set", "v_anti", "t_anti", "t_off", "v_read", "t_read")
 
 
@@ -166,11 +178,13 @@ def _characterize_pulses(board: Board, sweep: PulseSweep, progress: bool | None)
     return Characterization(sweep, params, currents, info, time.monotonic() - start, volts, widths)
 
 
-def write_hdf5(path: str | Path, ch: Characterization) -> None:
+def write_hdf5(path: str | Path, ch: Characterization, *, device: str | None = None) -> None:
     """/pulses: one row per pulse period (curve, N, the six paper-004 features,
-    t_anti, V_r and the read current); /curves: the same as curves x periods."""
+    t_anti, V_r, the read current and t, the board time of the read since the
+    curve began, from the firmware's pulse schedule); /curves: the same as
+    curves x periods. Units are attributes (`<column>.unit`)."""
     n_curves, periods = ch.currents.shape
-    names = ["curve", "N", "t_set", "V_set", "t_off", "t_r", "V_anti", "t_anti", "V_r", "I_r", "row", "col"]
+    names = ["curve", "N", "t_set", "V_set", "t_off", "t_r", "V_anti", "t_anti", "V_r", "I_r", "row", "col", "t"]
     table = np.zeros(
         n_curves * periods, dtype=[(k, "i4" if k in ("curve", "N", "row", "col") else "f8") for k in names]
     )
@@ -186,18 +200,23 @@ def write_hdf5(path: str | Path, ch: Characterization) -> None:
         table["t_r"][s], table["V_r"][s] = p["t_read"], p["v_read"]
         table["row"][s], table["col"][s] = p["row"], p["col"]
         table["I_r"][s] = ch.currents[i]
+        if ch.v_set is None:  # the firmware's period: set, anti, pause, read, pause
+            period = p["t_set"] + p["t_anti"] + 2 * p["t_off"] + p["t_read"]
+            table["t"][s] = np.arange(periods) * period + period - p["t_off"]
+        else:  # pulses only: board time spent pulsing before each read
+            table["t"][s] = np.cumsum(ch.t_set[i])
     with h5py.File(path, "w") as f:
-        f.attrs["format"] = FORMAT
+        write_provenance(f, kind="characterize", board=ch.board, device=device)
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["mode"] = ch.mode
-        f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         f.attrs["wall_time_s"] = ch.wall_time
-        for k, v in ch.board.items():
-            # HDF5 stores plain values: an enum by its value, a nested record as text.
-            f.attrs[f"board.{k}"] = str(v) if isinstance(v, dict) else (v.value if isinstance(v, Enum) else v)
-        f.create_dataset("pulses", data=table, compression="gzip")
+        d = f.create_dataset("pulses", data=table, compression="gzip")
+        d.attrs["units"] = ", ".join(f"{k}: {UNITS[k]}" for k in names if k in UNITS)
+        for k in names:
+            if k in UNITS:
+                d.attrs[f"{k}.unit"] = UNITS[k]
         g = f.create_group("curves")
-        g.create_dataset("read_current", data=ch.currents)
+        dataset(g, "read_current", ch.currents, "A", "read current after each pulse period, curves x periods")
         for k in ("row", "col", *SWEPT):
             if k in ch.params[0]:
                 g.create_dataset(k, data=np.array([p[k] for p in ch.params]))
@@ -249,8 +268,7 @@ def plot(path: str | Path, ch: Characterization) -> None:
         ax.set_xlabel("pulse")
         ax.set_ylabel("read current I_r (µA)")
         ax.set_title("single pulses of random amplitude, width and polarity")
-        if len(ch.params) <= 16:
-            ax.legend(fontsize=7, ncol=2, title="device")
+        ax.legend(fontsize=7, ncol=2 if len(ch.params) <= 16 else 4, title="device (row,col)")
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(path)
@@ -268,8 +286,11 @@ def plot(path: str | Path, ch: Characterization) -> None:
     ax.set_xlabel("pulse period N")
     ax.set_ylabel("read current I_r (µA)")
     ax.set_title(f"pulse trains, varying {key}")
-    if len(ch.params) <= 16:
+    # Many curves: a colour bar for the swept value instead of an unreadable legend.
+    if len(ch.params) <= 8:
         ax.legend(fontsize=7, ncol=2)
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(vals.min(), vals.min() + span))
+    fig.colorbar(sm, ax=ax, label=f"{key} ({UNITS.get(PLOT_COLUMN.get(key, key), '')})")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

@@ -48,7 +48,7 @@ def cmd_characterize(a: argparse.Namespace) -> int:
         elif a.device:
             apply_device(b, a.device)
         ch = characterize(b, sweep)
-    write_hdf5(a.out, ch)
+    write_hdf5(a.out, ch, device=a.device)
     msg = f"{len(ch.params)} curves x {ch.currents.shape[1]} reads ({ch.mode}) -> {a.out}"
     if a.plot:
         plot(a.plot, ch)
