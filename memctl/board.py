@@ -13,7 +13,7 @@ import numpy as np
 
 from memctl import protocol
 from memctl.algorithms import FFP, ISPP, Algorithm, FFPTable, Predicted
-from memctl.errors import BoardReset, BoardTimeout, ProtocolError, SessionLost
+from memctl.errors import BoardReset, BoardTimeout, Interrupted, ProtocolError, SessionLost
 from memctl.link import Link
 from memctl.progress import progress_bar
 from memctl_shared import wire
@@ -468,36 +468,41 @@ class Board:
             wall_time=0.0,
         )
         start = time.monotonic()
-        with progress_bar(label, len(idx), self.show_progress(progress)) as advance:
-            k = 0
-            while k < len(idx):
-                fit = protocol.program_fit(self.link.budget)
-                part = idx[k : k + max(1, min(fit, chunk or fit))]
-                items = [(r0 + i, c0 + j, t[i, j]) for i, j in part]
-                req = protocol.encode_program(tolerance, max_pulses, algo.code, patience, algo_params, items)
-                done = [0]
+        try:
+            with progress_bar(label, len(idx), self.show_progress(progress)) as advance:
+                k = 0
+                while k < len(idx):
+                    fit = protocol.program_fit(self.link.budget)
+                    part = idx[k : k + max(1, min(fit, chunk or fit))]
+                    items = [(r0 + i, c0 + j, t[i, j]) for i, j in part]
+                    req = protocol.encode_program(tolerance, max_pulses, algo.code, patience, algo_params, items)
+                    done = [0]
 
-                def step(n: int, total: int, done: list[int] = done) -> None:
-                    advance(n - done[0])
-                    done[0] = n
+                    def step(n: int, total: int, done: list[int] = done) -> None:
+                        advance(n - done[0])
+                        done[0] = n
 
-                try:
-                    p = self._request(wire.T_PROGRAM, req, progress=step)
-                except BoardTimeout:
-                    # The reply never got through whole (a noisy line): write-verify
-                    # reads first, so the same devices in smaller frames are safe.
-                    if len(part) == 1:
-                        raise
-                    advance(-done[0])
-                    self.link.fit(self.link.budget // 2)
-                    continue
-                advance(len(part) - done[0])
-                chunk_time, results = protocol.decode_program(p, len(part))
-                res.board_time += chunk_time
-                for (i, j), d in zip(part, results, strict=True):
-                    res.final[i, j], res.pulses[i, j], res.status[i, j] = d.g, d.pulses, d.status
-                    res.time[i, j], res.energy[i, j] = d.time, d.energy
-                k += len(part)
+                    try:
+                        p = self._request(wire.T_PROGRAM, req, progress=step)
+                    except BoardTimeout:
+                        # The reply never got through whole (a noisy line): write-verify
+                        # reads first, so the same devices in smaller frames are safe.
+                        if len(part) == 1:
+                            raise
+                        advance(-done[0])
+                        self.link.fit(self.link.budget // 2)
+                        continue
+                    advance(len(part) - done[0])
+                    chunk_time, results = protocol.decode_program(p, len(part))
+                    res.board_time += chunk_time
+                    for (i, j), d in zip(part, results, strict=True):
+                        res.final[i, j], res.pulses[i, j], res.status[i, j] = d.g, d.pulses, d.status
+                        res.time[i, j], res.energy[i, j] = d.time, d.energy
+                    k += len(part)
+        except KeyboardInterrupt:
+            # What finished is kept: the caller can save it and program the rest (mask) later.
+            res.wall_time = time.monotonic() - start
+            raise Interrupted(res, int((res.status >= 0).sum()), len(idx)) from None
         res.wall_time = time.monotonic() - start
         if isinstance(algo, Predicted):
             self._check_predictor_range(res.final[m], "final reads")

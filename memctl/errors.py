@@ -58,3 +58,13 @@ def firmware_error(code: int, message: str) -> FirmwareError:
 class PredictorRangeWarning(UserWarning):
     """Predictor-guided programming outside the read currents its predictor was
     trained on: it extrapolates, and may need more pulses or fail."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during long work; `partial` holds what was finished (e.g. a
+    ProgramResult whose unfinished devices have status -1). Still a
+    KeyboardInterrupt, so code that does not know it stops as before."""
+
+    def __init__(self, partial: object, done: int, total: int):
+        super().__init__(f"interrupted after {done} of {total}")
+        self.partial, self.done, self.total = partial, done, total

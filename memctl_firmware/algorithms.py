@@ -482,6 +482,7 @@ def prepare(params, limits):
     if params.patience < 1:
         raise CommandError("patience must be >= 1")
     algo.setup(params.p, limits)
+    algo.limits = limits
     return algo
 
 
@@ -497,9 +498,11 @@ def program_device(array, r, c, target, params, algo, out):
     """The one verify loop: read, stop if inside tolerance, else ask the
     algorithm for a pulse, apply it, read again. Fills out (an Outcome).
 
-    Stops with a reason: ok; max-pulses; at-safety-limit (the algorithm
-    wanted more than the limits allow); stuck (never responded at full drive);
-    unreachable (moved, but stopped approaching the target at full drive).
+    Stops with a reason: ok; max-pulses; at-safety-limit (at full drive, and
+    that drive was the safety limits in both amplitude and width: the limits,
+    not the device, may be what stopped it); stuck (never responded at the
+    algorithm's full drive, which was inside the limits); unreachable (moved,
+    but stopped approaching the target at full drive inside the limits).
     Energy is estimated as the sum of V^2 G t with G from the last read.
     """
     tol = params.tol
@@ -512,17 +515,21 @@ def program_device(array, r, c, target, params, algo, out):
     moved = False
     energy = 0.0
     status = S_MAX_PULSES
+    lim = algo.limits
+    at_lim = False  # the last pulse was at both safety limits
     while True:
         err = target - g
         if -tol <= err <= tol:
             status = S_OK
             break
         if pulses >= params.max_pulses:
-            status = S_LIMIT if algo.maxed() else S_MAX_PULSES
+            status = S_LIMIT if at_lim and algo.maxed() else S_MAX_PULSES
             break
         v = algo.next(err, g)
         w = algo.width
         array.pulse(r, c, v, w)
+        # Within float32 rounding: limits and parameters cross the wire as float32.
+        at_lim = (v >= lim.v_pulse * 0.9999 or -v >= lim.v_pulse * 0.9999) and w >= lim.width * 0.9999
         energy += v * v * g * w
         pulses += 1
         g_new = array.read(r, c)
@@ -534,7 +541,7 @@ def program_device(array, r, c, target, params, algo, out):
             stall += 1
             if stall >= params.patience:
                 g = g_new
-                status = S_UNREACHABLE if moved else S_STUCK
+                status = S_LIMIT if at_lim else (S_UNREACHABLE if moved else S_STUCK)
                 break
         else:
             stall = 0

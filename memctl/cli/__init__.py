@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from memctl.cli import board, deploy, emulation, firmware, predictor, programming
-from memctl.cli.common import err_console
+from memctl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, err_console
 from memctl.errors import MemctlError
 
 
@@ -18,12 +19,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(argv)
+    a.argv = argv
     try:
         return a.fn(a)
-    except MemctlError as e:
-        err_console.print(f"[red]error:[/] {e}")
-        return 2
-    except (ValueError, IndexError, OSError) as e:
-        err_console.print(f"[red]error:[/] {e}")
-        return 2
+    except KeyboardInterrupt:
+        # A command with partial results catches this itself and says how to resume.
+        _error("interrupted (Ctrl-C); nothing further was sent to the board")
+        return EXIT_INTERRUPTED
+    except (MemctlError, ValueError, IndexError, OSError) as e:
+        _error(str(e))
+        return EXIT_ERROR
+    except SystemExit as e:
+        if not isinstance(e.code, str):  # argparse's own exits keep their codes
+            raise
+        _error(e.code)
+        return EXIT_ERROR
+
+
+def _error(text: str) -> None:
+    # The message is printed as it is: rich markup in it ("memctl[firmware]") must not be eaten.
+    err_console.print("[red]error:[/] ", end="")
+    err_console.print(text, markup=False, highlight=False, soft_wrap=True)

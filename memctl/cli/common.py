@@ -12,8 +12,27 @@ from memctl.board import Board
 
 console = Console()
 
+# Exit codes (docs/cli.md): 0 done; 2 refused or failed (bad input, board error: the message says which);
+# 3 done but not all well (devices outside tolerance, a deployment that fails verification);
+# 130 interrupted (Ctrl-C; partial results saved and the resume command printed).
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_NOT_ALL_OK = 3
+EXIT_INTERRUPTED = 130
+
 
 err_console = Console(stderr=True)
+
+
+def resume_command(a: argparse.Namespace, option: str, value: str) -> str:
+    """The command line that was run, with `option value` set: what to type to carry on."""
+    import shlex
+
+    args = list(getattr(a, "argv", None) or [])
+    if option in args:
+        i = args.index(option)
+        del args[i : i + 2]
+    return shlex.join(["memctl", *args, option, value])
 
 
 def _board(a: argparse.Namespace) -> Board:
@@ -47,8 +66,9 @@ def _load_array(path: str, ndim: int | None) -> np.ndarray:
         raise SystemExit(f"no such file: {path}")
     try:
         arr = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise SystemExit(f"{path} is not a readable .npy array: {e}") from e
+    except (ValueError, OSError, EOFError):
+        # numpy's own message advises allow_pickle: never the way for a conductance map.
+        raise SystemExit(f"{path} is not a readable .npy array (write it with numpy.save)") from None
     if ndim is not None and arr.ndim != ndim:
         raise SystemExit(f"{path}: expected a {ndim}-D array, got shape {arr.shape}")
     return arr

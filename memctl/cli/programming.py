@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
 from memctl.algorithms import FFP, ISPP, Adaptive, Algorithm, Predicted
-from memctl.cli.common import _board, _load_array, _pair, apply_device, console, with_port
+from memctl.board import ProgramResult
+from memctl.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_OK,
+    _board,
+    _load_array,
+    _pair,
+    apply_device,
+    console,
+    err_console,
+    resume_command,
+    with_port,
+)
+from memctl.errors import Interrupted
 
 
 def _algorithm(a: argparse.Namespace) -> Algorithm:
@@ -40,6 +54,24 @@ def _algorithm(a: argparse.Namespace) -> Algorithm:
     return base
 
 
+def _save_program(path: str, r: ProgramResult) -> None:
+    """Per-device results; statuses by name ("not-programmed" for devices an interrupt left)."""
+    names = np.where(r.status < 0, "not-programmed", r.status_names())
+    np.savez(path, targets=r.targets, final=r.final, pulses=r.pulses, status=names, time=r.time, energy=r.energy)
+
+
+def _resume_mask(path: str, shape: tuple[int, ...]) -> np.ndarray:
+    """The devices a previous --out file does not list as ok: what is left to program."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            status = f["status"]
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"--resume {path}: not a results file from `memctl program --out` ({e})") from None
+    if status.shape != shape:
+        raise SystemExit(f"--resume {path} holds results for a {status.shape} map, this map is {shape}")
+    return status != "ok"
+
+
 def cmd_program(a: argparse.Namespace) -> int:
     targets = _load_array(a.map, ndim=2)
     if getattr(a, "device", None):
@@ -51,33 +83,74 @@ def cmd_program(a: argparse.Namespace) -> int:
             raise ValueError(
                 f"{outside} target(s) outside the {d.name} range {d.g_min:.4g}..{d.g_max:.4g} S; nothing was programmed"
             )
+    mask = _resume_mask(a.resume, targets.shape) if a.resume else None
     algorithm = _algorithm(a)
     tolerance = a.tolerance
     if tolerance is None:
         from memctl.tuning import settings_for
 
         tolerance = settings_for(a.device).tolerance if getattr(a, "device", None) else 1e-6
+    out = a.out or a.resume or str(Path(a.map).with_suffix("")) + ".program.npz"
     with _board(a) as b:
         if getattr(a, "device", None):
             apply_device(b, a.device)
-        r = b.program(
-            targets,
-            tolerance=tolerance,
-            max_pulses=a.max_pulses,
-            origin=(a.origin[0], a.origin[1]),
-            algorithm=algorithm,
-        )
-    bad = int((~r.ok).sum())
+        lim = b.limits()
+        try:
+            r = b.program(
+                targets,
+                tolerance=tolerance,
+                max_pulses=a.max_pulses,
+                origin=(a.origin[0], a.origin[1]),
+                algorithm=algorithm,
+                mask=mask,
+                chunk=a.chunk,
+            )
+        except Interrupted as e:
+            part = e.partial
+            if mask is not None:
+                _merge_previous(part, a.resume, mask)
+            _save_program(out, part)
+            err_console.print(
+                f"interrupted: {e.done} of {e.total} devices programmed, saved to {out}; "
+                f"to program the rest: {resume_command(a, '--resume', out)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            return EXIT_INTERRUPTED
+    if mask is not None:
+        _merge_previous(r, a.resume, mask)
+    names = np.where(r.status < 0, "not-programmed", r.status_names())
+    bad = int((names != "ok").sum())
+    counts = ", ".join(f"{n} {k}" for k, n in zip(*np.unique(names[names != "ok"], return_counts=True), strict=True))
     console.print(
-        f"programmed {r.targets.size} devices: {r.targets.size - bad} within {tolerance:g} S, "
-        f"max |error| {np.abs(r.error).max():.3g} S, pulses mean {r.pulses.mean():.1f} max {r.pulses.max()}, "
-        f"board time {r.board_time:.3f} s, wall {r.wall_time:.2f} s"
+        f"programmed {r.targets.size} devices: {r.targets.size - bad} within {tolerance:g} S"
+        + (f" ({counts})" if counts else "")
+        + f", max |error| {np.nanmax(np.abs(r.error)):.3g} S, pulses mean {r.pulses.mean():.1f} max {r.pulses.max()}, "
+        f"board time {r.board_time:.3f} s, wall {r.wall_time:.2f} s",
+        highlight=False,
     )
-    if a.out:
-        np.savez(
-            a.out, targets=r.targets, final=r.final, pulses=r.pulses, status=r.status, time=r.time, energy=r.energy
+    if (names == "at-safety-limit").any():
+        console.print(
+            f"at-safety-limit: those devices did not reach their targets at the board's limits (pulses up to "
+            f"+-{lim.v_pulse:g} V, {lim.width:g} s wide). If the device family allows more, raise them: "
+            "memctl set-limits V_PULSE WIDTH V_READ, or --device NAME for a known family.",
+            markup=False,
+            highlight=False,
         )
-    return 0 if bad == 0 else 3
+    if a.out or a.resume:
+        _save_program(out, r)
+        console.print(f"results (status by name per device) saved to {out}", highlight=False)
+    return 0 if bad == 0 else EXIT_NOT_ALL_OK
+
+
+def _merge_previous(r: ProgramResult, path: str, mask: np.ndarray) -> None:
+    """Resumed: the devices the previous run finished keep its results."""
+    with np.load(path, allow_pickle=False) as f:
+        keep = ~mask
+        for k in ("final", "pulses", "time", "energy"):
+            getattr(r, k)[keep] = f[k][keep]
+        r.status[keep] = 0
 
 
 def cmd_tune(a: argparse.Namespace) -> int:
@@ -145,7 +218,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "(0 aims at the band's centre; more backs off by the model's spread; default 0)",
     )
     g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
-    g.add_argument("--out", help="save per-device results to this .npz")
+    g.add_argument(
+        "--out",
+        help="save per-device results (targets, final, pulses, status by name, time, energy) to this .npz "
+        "(default: MAP.program.npz, written whenever the run is interrupted)",
+    )
+    g.add_argument(
+        "--chunk",
+        type=int,
+        default=16,
+        help="devices per request (default: %(default)s): an interrupt keeps every finished request's results",
+    )
+    g.add_argument(
+        "--resume",
+        metavar="RESULTS",
+        help="a results .npz of an earlier run of the same map: program only the devices it does not list as ok",
+    )
     g.set_defaults(fn=cmd_program)
 
     tu = with_port(sub.add_parser("tune", help="Bayesian optimization of programming settings on sample devices"))

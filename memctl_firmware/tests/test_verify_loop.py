@@ -66,7 +66,22 @@ def test_stop_reasons():
     fe, a = board()
     assert run(a, params(A_ISPP, [1.0, 0.0, -1.0, 0.0, 1e-5], max_pulses=3), 90e-6).status == S_MAX_PULSES
     fe, a = board(rate=1e-3)  # barely moves: the amplitude climbs to the limit and stays there
-    assert run(a, params(A_ISPP, [1.4, 0.2, -1.4, 0.2, 1e-4], max_pulses=5), 90e-6).status == S_LIMIT
+    assert run(a, params(A_ISPP, [1.4, 0.2, -1.4, 0.2, 1e-3], max_pulses=5), 90e-6).status == S_LIMIT
+    fe, a = board(rate=1e-3)  # the same at a width inside the limit: more was possible, so it is not the limits
+    assert run(a, params(A_ISPP, [1.4, 0.2, -1.4, 0.2, 1e-4], max_pulses=5), 90e-6).status == S_MAX_PULSES
+
+
+def test_a_stop_at_both_limits_is_reported_at_safety_limit_not_stuck():
+    """Pulses far too short for the device (a family needing 100x the width limit): at full drive
+    nothing moves, and full drive was the safety limits, so the limits are named, not the device."""
+    for cap in (1e-3, 1e-2):  # the algorithm's own width cap at, and beyond, the 1 ms limit
+        fe, a = board()
+        fe.stuck[1, 2] = True
+        out = run(a, params(A_ADAPTIVE, [1.0, -1.0, 0.05, 1e-4, cap, 0.3, 1.5]), 50e-6)
+        assert out.status == S_LIMIT, out.status
+    fe, a = board()  # the algorithm's cap (0.5 ms) inside the limits: the device did not respond
+    fe.stuck[1, 2] = True
+    assert run(a, params(A_ADAPTIVE, [1.0, -1.0, 0.05, 1e-4, 5e-4, 0.3, 1.5]), 50e-6).status == S_STUCK
 
 
 def test_nothing_reaches_the_array_beyond_the_limits():

@@ -1,0 +1,71 @@
+"""Ctrl-C during long work, as a user presses it: one line, partial results saved, and the printed
+command carries on where the run stopped."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from memctl_emulator import EmulatedBoard
+
+
+def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 60) -> tuple[int, str]:
+    """SIGINT once ready() holds (work is under way), then (exit code, stderr)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the work never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, " ".join(err.split())
+
+
+def _run(cmd: str) -> subprocess.CompletedProcess:
+    args = shlex.split(cmd)
+    assert args[0] == "memctl"
+    return subprocess.run([sys.executable, "-m", "memctl.cli", *args[1:]], capture_output=True, text=True, timeout=300)
+
+
+def test_sigint_during_program_saves_what_finished_and_the_resume_command_finishes_the_rest(tmp_path):
+    with EmulatedBoard(rows=8, cols=8, seed=31) as emu:
+        afe = emu.afe()
+        g0 = afe.truth()[1]
+        targets = np.clip(g0 + np.where(g0 < 55e-6, 25e-6, -25e-6), 10e-6, 95e-6)  # every device moves
+        np.save(tmp_path / "map.npy", targets)
+        # Small chunks, so the interrupt lands between requests with some devices finished.
+        cmd = [sys.executable, "-m", "memctl.cli", "program", str(tmp_path / "map.npy"), "--port", emu.port]
+        proc = subprocess.Popen(
+            [*cmd, "--no-progress", "--tolerance", "1e-6", "--chunk", "4"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        rc, err = _interrupt_when(proc, lambda: afe.stats().pulses > 300)
+        assert rc == 130, err
+        assert "Traceback" not in err
+        partial = tmp_path / "map.program.npz"
+        assert f"saved to {partial}" in err, err
+        with np.load(partial) as f:
+            status = f["status"]
+            done = status == "ok"
+            assert set(np.unique(status)) <= {"ok", "not-programmed", "max-pulses", "stuck", "unreachable"}
+            assert 0 < done.sum() < 64, status
+            assert np.all(np.abs(f["final"][done] - targets[done]) <= 1e-6)
+        resume = err.split("to program the rest: ", 1)[1].strip()
+        assert f"--resume {partial}" in resume
+        before = afe.truth()[1]
+        res = _run(resume)
+        assert res.returncode == 0, res.stdout + res.stderr
+        with np.load(partial) as f:
+            assert (f["status"] == "ok").all()
+            final = f["final"]
+        after = afe.truth()[1]
+        np.testing.assert_array_equal(after[done], before[done])  # finished devices are not pulsed again
+        assert np.all(np.abs(final - targets) <= 1e-6)
+        afe.close()
