@@ -15,6 +15,7 @@ from memctl.errors import (
     SafetyLimitError,
     SessionLost,
 )
+from memctl.instruments import endurance, form_array, iv_sweep, retention
 from memctl.protocol import BiasScheme, Cell, ReadMode
 
 __version__ = "0.1.0"
@@ -46,4 +47,8 @@ __all__ = [
     "SessionLost",
     "WriteVerify",
     "deploy",
+    "endurance",
+    "form_array",
+    "iv_sweep",
+    "retention",
 ]

@@ -281,6 +281,18 @@ class Board:
         self._request(wire.T_CONFIG, protocol.encode_config(v, s, m))
         self.info()
 
+    def tiles(self) -> list[protocol.TileRecord]:
+        """The deployment fingerprints this board holds (memctl.deployment checks them)."""
+        return protocol.decode_tiles(self._request(wire.T_TILES, protocol.encode_tiles(wire.TILES_LIST)))
+
+    def set_tiles(self, tiles: list[tuple[int, int, int, int, int]]) -> list[protocol.TileRecord]:
+        """Record (r0, c0, r1, c1, fingerprint) tiles; held tiles they overlap are dropped."""
+        req = protocol.encode_tiles(wire.TILES_SET, tiles)
+        return protocol.decode_tiles(self._request(wire.T_TILES, req))
+
+    def clear_tiles(self) -> None:
+        self._request(wire.T_TILES, protocol.encode_tiles(wire.TILES_CLEAR))
+
     def ffp_table(self) -> FFPTable:
         return FFPTable(*protocol.decode_ffp_table(self._request(wire.T_FFP_TABLE)))
 

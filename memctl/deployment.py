@@ -31,7 +31,33 @@ from memctl.placement import Scan, TileSpec, place_aware, place_oblivious, plan_
 from memctl.progress import progress_bar
 from memctl_shared import network_blob, wire
 
-__all__ = ["DeployError", "Deployment", "Layer", "Placement", "deploy", "read_onnx"]
+__all__ = ["DeployError", "Deployment", "Layer", "Placement", "TileCheck", "deploy", "read_onnx"]
+
+MANIFEST_VERSION = 3
+
+
+@dataclass(frozen=True)
+class TileCheck:
+    """One tile of a deployment against the board that should hold it."""
+
+    tile: int  # index into the deployment's placements
+    layer: int
+    board: int
+    state: str  # ok | missing | other | reprogrammed | drifted
+    detail: str = ""
+    max_deviation: float = 0.0  # S, largest |G - recorded| of the spot-checked devices
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+CHECK_MEANING = {
+    "missing": "the board holds no fingerprint for it (deployed on another board, or its flash was erased)",
+    "other": "the board holds a different tile there (another deployment was programmed over it)",
+    "reprogrammed": "a device inside was pulsed since it was deployed",
+    "drifted": "spot-checked devices read away from what was programmed",
+}
 
 
 @dataclass
@@ -52,6 +78,12 @@ class Placement:
     board_time: float = 0.0  # s
     energy: float = 0.0  # J (estimate)
     failed: list = field(default_factory=list)  # [i, j, status name] of devices that missed their target
+    fingerprint: int = 0  # what the board was told this tile holds (TILES); 0: not recorded
+
+    @property
+    def rect(self) -> tuple[int, int, int, int]:
+        """First row, first column, last row, last column: the rectangle the board guards."""
+        return min(self.rows), min(self.cols), max(self.rows), max(self.cols)
 
     def weights(self, g: np.ndarray) -> np.ndarray:
         """Weights (inputs x outputs) that conductances g in this tile's layout represent."""
@@ -69,7 +101,12 @@ class Deployment:
     offset: list = field(default_factory=list)
     key: str = ""  # what was asked (model, boards, options): a journal only resumes the same deployment
     tiles: int = 0  # tiles planned; complete when every one is placed
-    scans: list = field(default_factory=list)  # per board: {"g": ..., "defect": ...} or None
+    scans: list = field(default_factory=list)  # per board: the pre-scan's journal {"g", "defect", "done"} or None
+    tolerance: float = 0.0  # S, what each device was programmed to: verification's yardstick
+    input_range: float = 1.0  # the model inputs the encoding represents: |x| <= input_range
+    input_offset: list = field(default_factory=list)  # raw -> model input: (x - offset) / scale, per feature
+    input_scale: list = field(default_factory=list)
+    _verified: set = field(default_factory=set, repr=False)  # boards (by id) whose devices were spot-checked
 
     @property
     def complete(self) -> bool:
@@ -100,8 +137,9 @@ class Deployment:
     def manifest(self) -> dict:
         return {
             "format": "memctl-deployment",
-            "version": 2,
+            "version": MANIFEST_VERSION,
             "key": self.key,
+            "tolerance": self.tolerance,
             "tiles": self.tiles,
             "complete": self.complete,
             "ports": self.ports,
@@ -115,6 +153,9 @@ class Deployment:
             "offset": self.offset,
             "layer_weight_rms_error": self.layer_errors() if self.placements else [],
             "scans": self.scans,
+            "input_range": self.input_range,
+            "input_offset": self.input_offset,
+            "input_scale": self.input_scale,
         }
 
     def save(self, path: str | Path) -> None:
@@ -131,8 +172,11 @@ class Deployment:
             m = json.loads(Path(path).read_text())
             if m.get("format") != "memctl-deployment":
                 raise DeployError(f"{path}: not a memctl deployment manifest")
-            if m.get("version") != 2:
-                raise DeployError(f"{path}: manifest version {m.get('version')} not supported (this SDK reads 2)")
+            if m.get("version") != MANIFEST_VERSION:
+                raise DeployError(
+                    f"{path}: manifest version {m.get('version')}; this memctl reads {MANIFEST_VERSION} (version 2 "
+                    "predates the boards' deployment fingerprints: deploy again with a new manifest path)"
+                )
             layers = [
                 Layer(np.array(d["weight"], float), np.array(d["bias"], float), d["activation"]) for d in m["layers"]
             ]
@@ -151,11 +195,85 @@ class Deployment:
                 m.get("key", ""),
                 int(m.get("tiles", len(placements))),
                 m.get("scans", []),
+                float(m.get("tolerance", 0.0)),
+                float(m.get("input_range", 1.0)),
+                [float(v) for v in m.get("input_offset", [])],
+                [float(v) for v in m.get("input_scale", [])],
             )
         except DeployError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DeployError(f"{path}: not a readable deployment manifest: {e}") from e
+
+    def model_inputs(self, x: np.ndarray, *, clip: bool = False) -> np.ndarray:
+        """Raw inputs -> what the model takes (the deployment's input scaling), checked against the range
+        the crossbar encoding represents: outside it the crossbar would clip, so that is an error naming the
+        feature unless clip (then clipped knowingly)."""
+        x = np.atleast_2d(np.asarray(x, float))
+        n_in = self.layers[0].weight.shape[1]
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"inputs must have shape (samples, {n_in}), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("inputs must be finite numbers (no NaN or inf)")
+        if self.input_scale:
+            x = (x - np.asarray(self.input_offset)) / np.asarray(self.input_scale)
+        r = self.input_range
+        out = np.abs(x) > r * (1 + 1e-9)
+        if out.any() and not clip:
+            i, j = np.argwhere(out)[0]
+            scaled = " after the deployment's input scaling" if self.input_scale else ""
+            raise ValueError(
+                f"{int(out.sum())} input value(s) outside the deployment's input range -{r:g}..{r:g}{scaled} "
+                f"(first: feature {j} of sample {i} is {x[i, j]:.4g}; features out of range: "
+                f"{sorted({int(c) for c in np.argwhere(out)[:, 1]})[:10]}). The crossbar would clip them. Scale the "
+                "inputs (deploy with --input-scaling, or --input-range to encode a wider range) or pass --clip "
+                "(SDK: clip=True) to clip them knowingly"
+            )
+        return np.clip(x, -r, r)
+
+    def check(self, boards: Board | list[Board], sample: int = 4, seed: int = 0) -> list[TileCheck]:
+        """Each finished tile against its board: the board's fingerprint for the tile (one request per
+        board), then, where that holds, `sample` of its programmed devices read back against what the
+        manifest records (within twice the deployment's tolerance). Nothing is pulsed."""
+        boards = _as_list(boards)
+        need = 1 + max((p.board for p in self.placements), default=-1)
+        if len(boards) < need:
+            raise DeployError(f"the deployment spans {need} boards; {len(boards)} given")
+        held = {bi: {t[:4]: t for t in boards[bi].tiles()} for bi in {p.board for p in self.placements}}
+        rng = np.random.default_rng(seed)
+        yardstick = 2 * self.tolerance
+        out = []
+        for n, p in enumerate(self.placements):
+            rec = held[p.board].get(p.rect)
+            dev = 0.0
+            if p.fingerprint == 0 or rec is None:
+                state = "missing"
+            elif rec.fingerprint != p.fingerprint:
+                state = "other"
+            elif not rec.valid:
+                state = "reprogrammed"
+            else:
+                state = "ok"
+                failed = {(i, j) for i, j, _ in p.failed}
+                cells = [(i, j) for i in range(len(p.rows)) for j in range(len(p.cols)) if (i, j) not in failed]
+                pick = rng.choice(len(cells), size=min(sample, len(cells)), replace=False) if cells else []
+                for k in pick:
+                    i, j = cells[int(k)]
+                    g = boards[p.board].read(p.rows[i], p.cols[j])
+                    dev = max(dev, abs(g - p.achieved[i][j]))
+                if yardstick and dev > yardstick:
+                    state = "drifted"
+            detail = CHECK_MEANING.get(state, "")
+            if state == "drifted":
+                detail += f" (up to {dev:.3g} S, more than twice the {self.tolerance:.3g} S tolerance)"
+            out.append(TileCheck(n, p.layer, p.board, state, detail, dev))
+        return out
+
+    def verify(self, boards: Board | list[Board], sample: int = 4, *, manifest: str | None = None) -> None:
+        """Refuse (DeployError naming the tiles and how to re-program them) unless every tile checks."""
+        bad = [c for c in self.check(boards, sample) if not c.ok]
+        if bad:
+            raise DeployError(_refusal(self, _as_list(boards), bad, manifest))
 
     def _tiles(self, k: int) -> list[Placement]:
         return [p for p in self.placements if p.layer == k]
@@ -194,7 +312,8 @@ class Deployment:
         rng = np.random.default_rng(seed)
         self.gain, self.offset = [], []
         for k, layer in enumerate(self.layers):
-            x = rng.uniform(-1, 1, (samples, layer.weight.shape[1]))
+            r = self.input_range if k == 0 else 1.0
+            x = rng.uniform(-r, r, (samples, layer.weight.shape[1]))
             want = x @ layer.weight.T + layer.bias
             got = np.array([self.layer_output(boards, k, xi, calibrated=False) for xi in x])
             fits = [
@@ -222,18 +341,19 @@ class Deployment:
         calibrated: bool = True,
         on_board: bool | None = None,
         progress: bool | None = None,
+        clip: bool = False,
     ) -> np.ndarray:
         """Forward pass with every matrix product on the crossbar(s). On one
         board (default) the controller runs the whole MLP per sample and the
         batch streams in frames; on_board=False composes layers on the host."""
         boards = _as_list(boards)
         self._check_ready(boards)
-        x = np.atleast_2d(np.asarray(x, float))
-        n_in = self.layers[0].weight.shape[1]
-        if x.ndim != 2 or x.shape[1] != n_in:
-            raise ValueError(f"inputs must have shape (samples, {n_in}), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("inputs must be finite numbers (no NaN or inf)")
+        # The boards must still hold this deployment: fingerprints every run, devices spot-checked
+        # the first time a board is seen.
+        fresh = [b for b in boards if id(b) not in self._verified]
+        self.verify(boards, sample=4 if fresh else 0)
+        self._verified.update(id(b) for b in boards)
+        x = self.model_inputs(x, clip=clip)
         single = all(p.board == 0 for p in self.placements)
         if on_board is None:
             on_board = single
@@ -254,6 +374,53 @@ class Deployment:
                 out.append(a)
                 advance(1)
         return np.array(out)
+
+
+def _refusal(dep: Deployment, boards: list[Board], bad: list[TileCheck], manifest: str | None) -> str:
+    lines = [f"the board(s) do not hold this deployment as recorded ({len(bad)} of {len(dep.placements)} tiles):"]
+    for c in bad:
+        port = boards[c.board].link.port
+        lines.append(f"  tile {c.tile + 1} (layer {c.layer}) on board {c.board} ({port}): {c.state}: {c.detail}")
+    m = manifest or "MANIFEST"
+    lines.append(
+        "Nothing was pulsed. To re-program those tiles: memctl deploy MODEL --manifest "
+        f"{m} --repair (SDK: deploy(..., manifest=..., repair=True)); to deploy afresh on these boards, give "
+        "a new manifest path."
+    )
+    return "\n".join(lines)
+
+
+def _input_scaling(scaling: dict | None, n_in: int, input_range: float | None) -> tuple[list, list, float]:
+    """(offset, scale, range of the model's inputs) from a scaler's numbers: mean/std (standardized
+    inputs: +-4 standard deviations encoded unless input_range says otherwise) or min/max (scaled to
+    0..1, as scikit-learn's MinMaxScaler)."""
+    offset: list = []
+    scale: list = []
+    r = 1.0
+    if scaling:
+        keys = set(scaling)
+        if keys == {"mean", "std"}:
+            lo, width, r = scaling["mean"], scaling["std"], 4.0
+        elif keys == {"min", "max"}:
+            lo = np.asarray(scaling["min"], float)
+            width = np.asarray(scaling["max"], float) - lo
+        else:
+            raise DeployError(f"input scaling needs mean and std, or min and max; got {sorted(keys)}")
+        lo, width = np.broadcast_to(np.asarray(lo, float), (n_in,)), np.broadcast_to(np.asarray(width, float), (n_in,))
+        if not (np.isfinite(lo).all() and np.isfinite(width).all() and (width > 0).all()):
+            raise DeployError("input scaling must be finite, with std (or max - min) > 0 for every feature")
+        offset, scale = lo.tolist(), width.tolist()
+    if input_range is not None:
+        if not (np.isfinite(input_range) and input_range > 0):
+            raise DeployError(f"input range must be a positive number, got {input_range}")
+        r = float(input_range)
+    return offset, scale, r
+
+
+def _fingerprint(key: str, n: int, p: Placement) -> int:
+    """What tile n of deployment `key` holds, in 32 bits (never 0: the board's "none")."""
+    h = hashlib.sha256(json.dumps([key, n, p.rows, p.cols, p.targets]).encode()).digest()
+    return int.from_bytes(h[:4], "little") or 1
 
 
 def _as_list(boards: Board | list[Board]) -> list[Board]:
@@ -294,6 +461,9 @@ def deploy(
     aware: bool = False,
     levels: int | None = None,
     manifest: str | Path | None = None,
+    repair: bool = False,
+    input_range: float | None = None,
+    input_scaling: dict | None = None,
     progress: bool | None = None,
 ) -> Deployment:
     """Map every layer, tile it over the boards, check everything fits, then
@@ -309,8 +479,11 @@ def deploy(
     get the same budget divided by the largest input their predecessor can
     produce (1 after Tanh/Sigmoid/Softmax, an interval bound after Relu or
     none), so no hidden activation is clipped (amplitude-scaled encoding).
-    manifest: journal path; saved after the scan and after every tile, and
-    resumed from (finished tiles skipped) when it holds the same deployment.
+    manifest: journal path; saved after every pre-scan block and after every
+    tile, and resumed from (finished tiles skipped) when it holds the same
+    deployment and the boards still hold its finished tiles (their
+    fingerprints and a spot check); otherwise refused, naming the tiles,
+    unless repair, which re-programs exactly those tiles.
     """
     boards = _as_list(boards)
     layers = read_onnx(model) if not isinstance(model, list) else model
@@ -326,7 +499,8 @@ def deploy(
     i_half = 0.5 * min(i.i_full_scale for i in infos)
     v_lin = 0.5 * min(i.v_read for i in infos)  # small-signal: a nonlinear I-V stays near its G(V_read)
     volts = []
-    for k, bound in enumerate(input_bounds(layers)):
+    offset, scale, r_in = _input_scaling(input_scaling, layers[0].weight.shape[1], input_range)
+    for k, bound in enumerate(input_bounds(layers, r_in)):
         tall = max(s.inputs[1] - s.inputs[0] for s in specs if s.layer == k)
         volts.append(min(limit, v_lin, i_half / (tall * g_hi)) / bound)
     if v_in is not None:
@@ -334,6 +508,8 @@ def deploy(
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
     key = _key(layers, boards, g_range=g_range, aware=aware, levels=levels, v_in=volts, tol=tol)
     dep = Deployment(layers, [], volts, [b.link.port for b in boards], key=key, tiles=len(specs))
+    dep.input_range, dep.input_offset, dep.input_scale = r_in, offset, scale
+    redo: set[int] = set()
     if manifest is not None and Path(manifest).exists():
         old = Deployment.load(manifest)
         if old.key != key:
@@ -343,24 +519,39 @@ def deploy(
             )
         dep = old
         dep.ports = [b.link.port for b in boards]
-    if aware and not dep.scans:
-        dep.scans = [None] * len(boards)
+        dep.input_range, dep.input_offset, dep.input_scale = r_in, offset, scale
+        # Resume only onto boards that still hold the finished tiles (fingerprints and a spot check).
+        bad = [c for c in dep.check(boards) if not c.ok]
+        if bad and not repair:
+            raise DeployError(_refusal(dep, boards, bad, str(manifest)))
+        redo = {c.tile for c in bad}
+    dep.tolerance = tol
+    if aware:
+        if len(dep.scans) != len(boards):
+            dep.scans = [None] * len(boards)
         for bi, b in enumerate(boards):
             used = [s.band for s in specs if s.board == bi]
-            if used:
-                scan = prescan(
-                    b,
-                    g_range,
-                    (min(u[0] for u in used), max(u[1] for u in used)),
-                    algorithm=algorithm,
-                    progress=progress,
-                )
-                dep.scans[bi] = {"g": np.nan_to_num(scan.g).tolist(), "defect": scan.defect.tolist()}
-        if manifest is not None:
-            dep.save(manifest)
+            if not used:
+                continue
+            journal = dep.scans[bi] or {}
+            dep.scans[bi] = journal
+
+            def save_scan(_: dict) -> None:
+                if manifest is not None:
+                    dep.save(manifest)
+
+            prescan(
+                b,
+                g_range,
+                (min(u[0] for u in used), max(u[1] for u in used)),
+                algorithm=algorithm,
+                progress=progress,
+                journal=journal,
+                on_block=save_scan,
+            )
     for n, spec in enumerate(specs):
-        if n < len(dep.placements):
-            continue  # done before the interruption
+        if n < len(dep.placements) and n not in redo:
+            continue  # done before the interruption, and still held by its board
         if aware:
             s = dep.scans[spec.board]
             rows, cols, t, fixed = place_aware(spec, Scan(np.array(s["g"]), np.array(s["defect"], bool)), g_range)
@@ -368,21 +559,27 @@ def deploy(
             rows, cols, t, fixed = place_oblivious(spec)
         if levels:
             t = np.where(fixed, t, quantize_levels(t, g_lo, g_hi, levels))
-        dep.placements.append(
-            _program_tile(
-                boards[spec.board],
-                spec,
-                rows,
-                cols,
-                t,
-                fixed,
-                tol,
-                max_pulses,
-                algorithm,
-                f"tile {n + 1}/{len(specs)} (layer {spec.layer})",
-                progress,
-            )
+        b = boards[spec.board]
+        p = _program_tile(
+            b,
+            spec,
+            rows,
+            cols,
+            t,
+            fixed,
+            tol,
+            max_pulses,
+            algorithm,
+            f"tile {n + 1}/{len(specs)} (layer {spec.layer})",
+            progress,
         )
+        # Recorded on the board only once the whole tile is programmed: any later pulse inside clears it.
+        p.fingerprint = _fingerprint(key, n, p)
+        b.set_tiles([(*p.rect, p.fingerprint)])
+        if n < len(dep.placements):
+            dep.placements[n] = p
+        else:
+            dep.placements.append(p)
         if manifest is not None:
             dep.save(manifest)
     return dep

@@ -12,6 +12,7 @@ it can, keeps them from spoiling weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,31 +106,47 @@ def prescan(
     algorithm: Algorithm | None = None,
     max_pulses: int = 40,
     progress: bool | None = None,
+    journal: dict | None = None,
+    on_block: Callable[[dict], None] | None = None,
+    block: int = 8,
 ) -> Scan:
     """Program every device of the used columns to 30 % and then to 70 % of
     g_range at a 10 % tolerance (paper 003 found its stuck devices by trying
     to tune them) and flag those that missed either: a stuck device can sit
     inside one window by chance, never inside both. Columns outside `columns`
-    are reported as not defective and are left alone."""
+    are reported as not defective and are left alone.
+
+    The scan goes `block` columns at a time; `journal` (a dict with g, defect
+    and the columns done) is updated after each block and handed to
+    `on_block`, which saves it: an interrupted scan resumes from its journal."""
     rows, cols = board.shape
     c0, c1 = columns or (0, cols)
     g_lo, g_hi = g_range
     span = g_hi - g_lo
-    defect = np.zeros((rows, cols), bool)
-    g = np.full((rows, cols), np.nan)
-    for share in (0.3, 0.7):
-        probe = np.full((rows, c1 - c0), g_lo + share * span)
-        res = board.program(
-            probe,
-            tolerance=0.1 * span,
-            max_pulses=max_pulses,
-            origin=(0, c0),
-            algorithm=algorithm,
-            progress=progress,
-            label=f"pre-scan at {share:.0%} of the range",
-        )
-        defect[:, c0:c1] |= res.status != wire.S_OK
-        g[:, c0:c1] = res.final
+    j = journal if journal is not None else {}
+    if "g" not in j:
+        j.update(g=np.full((rows, cols), np.nan).tolist(), defect=np.zeros((rows, cols), bool).tolist(), done=[])
+    g, defect = np.array(j["g"], float), np.array(j["defect"], bool)
+    for b0 in range(c0, c1, block):
+        b1 = min(b0 + block, c1)
+        if b0 in j["done"]:
+            continue
+        for share in (0.3, 0.7):
+            probe = np.full((rows, b1 - b0), g_lo + share * span)
+            res = board.program(
+                probe,
+                tolerance=0.1 * span,
+                max_pulses=max_pulses,
+                origin=(0, b0),
+                algorithm=algorithm,
+                progress=progress,
+                label=f"pre-scan columns {b0}-{b1 - 1} at {share:.0%} of the range",
+            )
+            defect[:, b0:b1] |= res.status != wire.S_OK
+            g[:, b0:b1] = res.final
+        j.update(g=np.nan_to_num(g).tolist(), defect=defect.tolist(), done=[*j["done"], b0])
+        if on_block is not None:
+            on_block(j)
     return Scan(g, defect)
 
 

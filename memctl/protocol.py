@@ -296,6 +296,31 @@ def decode_update(p: bytes) -> tuple[int, int, bytes]:
     return step, value, bytes(p[wire.UPDATE.resp_size :])
 
 
+class TileRecord(NamedTuple):
+    """A deployment fingerprint the board holds: rows r0..r1 and columns c0..c1 (inclusive)."""
+
+    r0: int
+    c0: int
+    r1: int
+    c1: int
+    fingerprint: int
+    valid: bool  # False: a device inside was pulsed since the fingerprint was set
+
+
+def encode_tiles(op: int, tiles: list[tuple[int, int, int, int, int]] = ()) -> bytes:
+    m = wire.TILES
+    return struct.pack(m.req, op) + b"".join(struct.pack(m.req_item, *t) for t in tiles)
+
+
+def decode_tiles(p: bytes) -> list[TileRecord]:
+    m = wire.TILES
+    (n,) = _head(m, p)
+    if len(p) != m.resp_size + n * m.resp_item_size:
+        raise ProtocolError(f"TILES reply of {len(p)} bytes does not hold {n} tiles")
+    items = struct.iter_unpack(m.resp_item, p[m.resp_size :])
+    return [TileRecord(*t[:5], bool(t[5])) for t in items]
+
+
 # -- frames the board sends on its own -------------------------------------------------
 def decode_progress(p: bytes) -> tuple[int, int]:
     return _head(wire.PROGRESS, p)

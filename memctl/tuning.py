@@ -117,19 +117,9 @@ def characterization_pulses(
 def form(
     board: Board, v_start: float, *, threshold: float = 5e-6, step: float = 0.05, width: float = 1e-3
 ) -> np.ndarray:
-    """Automated forming (paper 003): ramp each device from v_start up to the
-    pulse limit until it reads above `threshold`. Returns the formed mask;
-    devices that never form are what paper 003 calls unformable."""
-    rows, cols = board.shape
-    v_stop = board.limits().v_pulse
-    formed = np.zeros((rows, cols), bool)
-    for r in range(rows):
-        for c in range(cols):
-            for v in np.arange(v_start, v_stop + 1e-9, step):
-                if board.read(r, c) > threshold:
-                    formed[r, c] = True
-                    break
-                board.pulse(r, c, float(min(v, v_stop)), width)
-            else:
-                formed[r, c] = board.read(r, c) > threshold
-    return formed
+    """Automated forming (paper 003) of the whole array up to the pulse limit: the mask of devices
+    that conduct afterwards (memctl.instruments.form_array keeps each device's forming voltage)."""
+    from memctl.instruments import form_array
+
+    f = form_array(board, v_start=v_start, threshold=threshold, step=step, width=width, progress=False)
+    return f.conductance > threshold

@@ -13,6 +13,7 @@ from predictor import PREDICTOR
 from predictor_blob import MAX_BLOB
 from network import NETWORK
 from network_blob import MAX_BLOB as MAX_NET_BLOB
+from tiles import Tiles
 from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
@@ -28,6 +29,7 @@ _UNLOCKED = (
     wire.T_LOAD_PREDICTOR,
     wire.T_LOAD_NETWORK,
     wire.T_UPDATE,
+    wire.T_TILES,
 )
 
 
@@ -72,6 +74,7 @@ class Controller:
         self.tag = self.boot_id & 0xFF
         self.limits = Limits()
         self.array = Array(fe, self.limits, V_READ)
+        self.tiles = self.array.tiles = Tiles(storage)
         saved = persist.load(storage)
         if saved is not None:  # limits and read configuration survive a reset
             v, w, vr, v_read, scheme, mode = saved
@@ -110,6 +113,7 @@ class Controller:
             wire.T_LOAD_NETWORK: self.do_load_network,
             wire.T_RUN_NETWORK: self.do_run_network,
             wire.T_UPDATE: self.do_update,
+            wire.T_TILES: self.do_tiles,
         }
         self.staging = Staging()
 
@@ -468,6 +472,39 @@ class Controller:
                 raise CommandError(str(e)) from None
         struct.pack_into(m.resp, self.raw, HDR_SIZE, received, total, PREDICTOR.n_params)
         return m.resp_size
+
+    def do_tiles(self, p, seq):
+        """List, set or clear the deployment fingerprints; the reply lists the tiles held."""
+        m = wire.TILES
+        if len(p) < m.req_size or (len(p) - m.req_size) % m.req_item_size:
+            raise CommandError("payload must be an op byte and whole tile records")
+        op = p[0]
+        n = (len(p) - m.req_size) // m.req_item_size
+        t = self.tiles
+        if op == wire.TILES_SET:
+            if n == 0:
+                raise CommandError("TILES set needs at least one tile")
+            a = self.array
+            held = t.held
+            try:  # all or nothing
+                for k in range(n):
+                    r0, c0, r1, c1, fp = struct.unpack_from(m.req_item, p, m.req_size + k * m.req_item_size)
+                    t.set(r0, c0, r1, c1, fp, a.rows, a.cols)
+            except CommandError:
+                t.held = held
+                raise
+            t.save()
+        elif op == wire.TILES_CLEAR:
+            t.clear()
+            t.save()
+        elif op != wire.TILES_LIST or n:
+            raise CommandError("TILES op must be 0 (list), 1 (set) or 2 (clear)")
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, len(t.held))
+        off = HDR_SIZE + m.resp_size
+        for r in t.held:
+            struct.pack_into(m.resp_item, self.raw, off, r[0], r[1], r[2], r[3], r[4], r[5])
+            off += m.resp_item_size
+        return off - HDR_SIZE
 
     def do_load_network(self, p, seq):
         """A deployed network's layout (network_blob.py), staged like a

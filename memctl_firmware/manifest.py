@@ -21,6 +21,7 @@ module("xbar.py")
 module("algorithms.py")
 module("predictor.py")
 module("network.py")
+module("tiles.py")  # deployment fingerprints
 # Hardware abstraction: the only code that touches hardware.
 package(
     "hal",

@@ -57,6 +57,7 @@ def check_read(limits, v):
 
 class Array:
     def __init__(self, fe, limits, v_read):
+        self.tiles = None  # deployment fingerprints (tiles.py): a pulse inside a held tile invalidates it
         self.fe = fe
         self.rows = fe.rows
         self.cols = fe.cols
@@ -162,6 +163,9 @@ class Array:
         self.check(r, c)
         lim = self.limits
         check_pulse(lim, v, width)
+        t = self.tiles
+        if t is not None and t.armed:
+            t.touch(r, c)
         fe = self.fe
         # The amplitude goes onto the DAC grid without passing the limit. Widths
         # round to the nearest timer tick, so one within the limit never passes

@@ -96,3 +96,48 @@ def save(folder, values):
     with open(p + ".tmp", "wb") as fh:
         fh.write(encode(*values))
     os.rename(p + ".tmp", p)
+
+
+# Deployment fingerprints, one record per tile: rows r0..r1, columns c0..c1 (inclusive), fingerprint, valid.
+TILES_NAME = "memctl_tiles.bin"
+TILES_MAGIC = b"MTIL"
+TILE_FMT = "<HHHHIB"
+TILE_SIZE = 13
+
+
+def encode_tiles(tiles):
+    out = bytearray(TILES_MAGIC)
+    out += struct.pack("<B", len(tiles))
+    for t in tiles:
+        out += struct.pack(TILE_FMT, t[0], t[1], t[2], t[3], t[4], t[5])
+    out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+def decode_tiles(data):
+    """[[r0, c0, r1, c1, fingerprint, valid], ...]; [] when the file is missing, torn or corrupt (the
+    board then holds no deployment it can vouch for)."""
+    if data is None or len(data) < 9 or bytes(data[:4]) != TILES_MAGIC:
+        return []
+    n = data[4]
+    if len(data) != 9 + n * TILE_SIZE:
+        return []
+    (want,) = struct.unpack_from("<I", data, len(data) - 4)
+    if crc32(memoryview(data)[: len(data) - 4]) & 0xFFFFFFFF != want:
+        return []
+    return [list(struct.unpack_from(TILE_FMT, data, 5 + k * TILE_SIZE)) for k in range(n)]
+
+
+def load_tiles(folder):
+    try:
+        with open(path(folder).replace(NAME, TILES_NAME), "rb") as fh:
+            return decode_tiles(fh.read())
+    except OSError:
+        return []
+
+
+def save_tiles(folder, tiles):
+    p = path(folder).replace(NAME, TILES_NAME)
+    with open(p + ".tmp", "wb") as fh:
+        fh.write(encode_tiles(tiles))
+    os.rename(p + ".tmp", p)

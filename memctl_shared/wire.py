@@ -53,6 +53,7 @@ T_FFP_TRACE = const(0x0B)
 T_LOAD_PREDICTOR = const(0x0C)
 T_LOAD_NETWORK = const(0x0D)
 T_RUN_NETWORK = const(0x0E)
+T_TILES = const(0x10)  # deployment fingerprints the board keeps per tile (memctl_firmware/tiles.py)
 T_UPDATE = const(0x0F)  # firmware update (memctl_firmware/update.py): one step per request, UPDATE_REQ's first byte
 T_PROGRESS = const(0x7E)  # unsolicited keep-alive during long work
 T_ERROR = const(0x7F)
@@ -227,6 +228,14 @@ U_BEGIN = const(0)
 U_FILE = const(1)
 U_DATA = const(2)
 U_COMMIT = const(3)  # on success the board reboots into the new image once the reply is out
+# op (TILES_LIST / TILES_SET / TILES_CLEAR), then for SET one item per tile: first row, first column, last row,
+# last column (inclusive), fingerprint (nonzero) -> the tiles now held, each with valid (0: a device inside was
+# pulsed since the fingerprint was set)
+TILES = message(T_TILES, "TILES", "<B", "<B", req_item="<HHHHI", resp_item="<HHHHIB")
+TILES_LIST = const(0)
+TILES_SET = const(1)
+TILES_CLEAR = const(2)
+TILES_MAX = const(32)
 PROGRESS = message(T_PROGRESS, "PROGRESS", "<", "<HH")  # unsolicited during long work: done, total
 ERROR = message(T_ERROR, "ERROR", "<", "<B")  # code, then the UTF-8 message
 
@@ -246,6 +255,7 @@ MESSAGES = (
     LOAD_NETWORK,
     RUN_NETWORK,
     UPDATE,
+    TILES,
     PROGRESS,
     ERROR,
 )

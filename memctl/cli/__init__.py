@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from memctl.cli import board, deploy, emulation, firmware, predictor, programming
+from memctl.cli import board, deploy, emulation, firmware, instruments, predictor, programming
 from memctl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, err_console
 from memctl.errors import MemctlError
 
@@ -13,7 +13,7 @@ from memctl.errors import MemctlError
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="memctl", description="memristor crossbar controller")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for group in (emulation, board, programming, deploy, firmware, predictor):
+    for group in (emulation, board, instruments, programming, deploy, firmware, predictor):
         group.add_parsers(sub)
     return ap
 

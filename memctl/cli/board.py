@@ -23,17 +23,29 @@ def cmd_info(a: argparse.Namespace) -> int:
 
 
 def cmd_read(a: argparse.Namespace) -> int:
+    from memctl.instruments import read_map
+
     with _board(a) as b:
         if a.row is not None or a.col is not None:
             if a.row is None or a.col is None:
                 raise SystemExit("give both --row and --col, or neither for the whole array")
+            if a.out or a.plot:
+                raise SystemExit("--out and --plot keep the whole array: leave out --row and --col")
             print(f"{b.read(a.row, a.col):.6e}")
             return 0
-        g = b.read_array()
-    if a.out:
+        m = read_map(b)
+    g = m.conductance
+    if a.plot:
+        m.plot(a.plot)
+        err_console.print(f"plotted {g.shape} conductances to {a.plot}")
+    if a.out and a.out.lower().endswith((".h5", ".hdf5")):
+        argv = getattr(a, "argv", None)
+        m.write_hdf5(a.out, command=None if argv is None else ["memctl", *argv])
+        err_console.print(f"saved {g.shape} conductances (S) to {a.out}")
+    elif a.out:
         np.save(a.out, g)
         err_console.print(f"saved {g.shape} conductances (S) to {a.out}")
-    else:
+    elif not a.plot:
         with np.printoptions(precision=2, linewidth=200, suppress=True):
             print(g * 1e6, "(uS)")
     return 0
@@ -59,7 +71,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r = with_port(sub.add_parser("read", help="read one device or the whole array"))
     r.add_argument("--row", type=int)
     r.add_argument("--col", type=int)
-    r.add_argument("--out", help="save the array (S) to this .npy file")
+    r.add_argument("--out", help="save the array (S) to this .npy file, or .h5/.hdf5 (with units and the board)")
+    r.add_argument("--plot", metavar="FILE.png", help="draw the array's conductance as a heat map")
     r.set_defaults(fn=cmd_read)
 
     p = with_port(sub.add_parser("pulse", help="one pulse on one device (V/2 biasing)"))

@@ -6,33 +6,95 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from rich.table import Table
 
-from memctl.cli.common import _board, _boards, _load_array, console, err_console, with_port
+from memctl.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_OK,
+    _board,
+    _boards,
+    _load_array,
+    apply_device,
+    console,
+    err_console,
+    resume_command,
+    with_port,
+)
+
+
+def _input_scaling(path: str | None) -> dict | None:
+    """A scaler's numbers from .npz (arrays mean and std, or min and max) or .json (the same keys)."""
+    if not path:
+        return None
+    import json
+
+    try:
+        if path.endswith(".json"):
+            data = json.loads(Path(path).read_text())
+        else:
+            with np.load(path, allow_pickle=False) as f:
+                data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError) as e:
+        raise SystemExit(f"--input-scaling {path}: not a readable .npz or .json ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise SystemExit(f"--input-scaling {path}: expected keys mean and std, or min and max")
+    return data
 
 
 def cmd_deploy(a: argparse.Namespace) -> int:
     from memctl.deployment import deploy
 
+    scaling = _input_scaling(a.input_scaling)
+    g_range, tolerance, algorithm = (10e-6, 100e-6), a.tolerance, None
+    if a.device:
+        from memctl.devices import load_device
+        from memctl.tuning import settings_for
+
+        d = load_device(a.device)
+        span = d.g_max - d.g_min
+        g_range = (d.g_min + 0.05 * span, d.g_max - 0.05 * span)  # margins: device-to-device spread
+        algorithm = settings_for(d).adaptive
+        if tolerance is None:
+            tolerance = 0.01 * (g_range[1] - g_range[0])
+    if a.settings:
+        from memctl.tune import TunedSettings
+
+        algorithm = TunedSettings.load(a.settings).to_algorithm()
     boards = _boards(a)
     try:
-        if Path(a.manifest).exists():
-            console.print(f"{a.manifest} exists: resuming the deployment it records")
-        algorithm = None
-        if a.settings:
-            from memctl.tune import TunedSettings
-
-            algorithm = TunedSettings.load(a.settings).to_algorithm()
-        dep = deploy(
-            a.model,
-            boards,
-            algorithm=algorithm,
-            tolerance=a.tolerance,
-            max_pulses=a.max_pulses,
-            v_in=a.v_in,
-            aware=a.aware,
-            levels=a.levels,
-            manifest=a.manifest,
-        )
+        resuming = Path(a.manifest).exists()
+        if resuming:
+            console.print(f"{a.manifest} exists: checking that the board(s) hold its finished tiles", highlight=False)
+        if a.device:
+            for b in boards:
+                apply_device(b, a.device)
+        try:
+            dep = deploy(
+                a.model,
+                boards,
+                algorithm=algorithm,
+                tolerance=tolerance if tolerance is not None else 0.5e-6,
+                max_pulses=a.max_pulses,
+                v_in=a.v_in,
+                g_range=g_range,
+                aware=a.aware,
+                levels=a.levels,
+                manifest=a.manifest,
+                repair=a.repair,
+                input_range=a.input_range,
+                input_scaling=scaling,
+            )
+        except KeyboardInterrupt:
+            err_console.print(
+                f"interrupted: the finished tiles (and pre-scan blocks) are journaled in {a.manifest}; "
+                f"to carry on: {resume_command(a, '--manifest', a.manifest)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            return EXIT_INTERRUPTED
+        if resuming:
+            console.print(f"resumed the deployment journaled in {a.manifest}", highlight=False)
         if a.calibrate:
             dep.calibrate(boards)
             dep.save(a.manifest)
@@ -43,7 +105,8 @@ def cmd_deploy(a: argparse.Namespace) -> int:
         console.print(
             f"layer {p.layer} inputs {p.inputs} outputs {p.outputs}: board {p.board} columns "
             f"{min(p.cols)}..{max(p.cols)}, weight RMS error {p.weight_rms_error:.3g}, {p.pulses} pulses"
-            + (f", [yellow]{len(p.failed)} device(s) missed their target[/]" if p.failed else "")
+            + (f", {len(p.failed)} device(s) missed their target" if p.failed else ""),
+            highlight=False,
         )
     cost = dep.cost()
     console.print(f"{cost['pulses']} pulses, board time {cost['board_time_s']:.2f} s, energy {cost['energy_J']:.3g} J")
@@ -61,9 +124,10 @@ def cmd_infer(a: argparse.Namespace) -> int:
         from memctl.deployment import Deployment
 
         dep = Deployment.load(a.manifest)
+        dep.model_inputs(batch, clip=a.clip)  # out-of-range inputs refused before a board is opened
         boards = _boards(a)
         try:
-            out = dep.run(boards, batch)
+            out = dep.run(boards, batch, clip=a.clip)
         finally:
             for b in boards:
                 b.close()
@@ -84,6 +148,42 @@ def cmd_infer(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(a: argparse.Namespace) -> int:
+    from memctl.deployment import Deployment
+
+    dep = Deployment.load(a.manifest)
+    boards = _boards(a)
+    try:
+        checks = dep.check(boards, sample=a.sample, seed=a.seed)
+    finally:
+        for b in boards:
+            b.close()
+    bad = [c for c in checks if not c.ok]
+    if a.json:
+        import dataclasses
+        import json
+
+        print(json.dumps({"ok": not bad, "tiles": [dataclasses.asdict(c) for c in checks]}, indent=1))
+        return EXIT_NOT_ALL_OK if bad else 0
+    t = Table(title=f"{a.manifest}: {len(checks)} tiles")
+    for col in ("tile", "layer", "board", "state", "max |G - recorded| (S)", "why"):
+        t.add_column(col)
+    for c in checks:
+        t.add_row(str(c.tile + 1), str(c.layer), str(c.board), c.state, f"{c.max_deviation:.3g}", c.detail)
+    console.print(t)
+    if bad:
+        err_console.print(
+            f"{len(bad)} tile(s) not as deployed; nothing was pulsed. Re-program them with: memctl deploy MODEL "
+            f"--port {a.port} --manifest {a.manifest} --repair",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_NOT_ALL_OK
+    console.print(f"every tile holds its fingerprint; {a.sample} device(s) per tile read within twice the tolerance")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     dp = with_port(sub.add_parser("deploy", help="map an ONNX MLP onto the crossbar and program it"))
     dp.add_argument("model", help="ONNX file: Gemm / MatMul+Add layers with Relu/Tanh/Sigmoid/Softmax")
@@ -92,8 +192,31 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="deployment manifest (JSON), also the journal an interrupted deploy resumes from",
     )
-    dp.add_argument("--tolerance", type=float, default=0.5e-6)
-    dp.add_argument("--max-pulses", type=int, default=300)
+    dp.add_argument(
+        "--tolerance", type=float, help="S (default: 1 %% of the --device's conductance window, else 0.5e-6)"
+    )
+    dp.add_argument("--max-pulses", type=int, default=300, help="per device (default: %(default)s)")
+    dp.add_argument(
+        "--device",
+        help="preset or device file: its limits go on the board(s), its conductance window and adaptive "
+        "write-verify settings are used",
+    )
+    dp.add_argument(
+        "--repair",
+        action="store_true",
+        help="resuming: re-program the tiles the boards no longer hold as recorded (see memctl verify)",
+    )
+    dp.add_argument(
+        "--input-scaling",
+        metavar="FILE",
+        help=".npz or .json with mean and std (standardized inputs) or min and max (scaled to 0..1): infer "
+        "then takes raw inputs and applies it",
+    )
+    dp.add_argument(
+        "--input-range",
+        type=float,
+        help="largest |model input| to encode (default: 1, or 4 with mean/std scaling)",
+    )
     dp.add_argument("--v-in", type=float, help="read volts per unit input (default: scaled to the current range)")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")
     dp.add_argument("--aware", action="store_true", help="pre-scan for stuck devices and place around them")
@@ -106,5 +229,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     i.add_argument("inputs")
     i.add_argument("--manifest", help="a deployment manifest from memctl deploy")
     i.add_argument("--more-ports", nargs="+", default=[], help="the deployment's further boards, in order")
-    i.add_argument("--out", help="save column currents (A) to this .npy")
+    i.add_argument("--out", help="save the outputs (with --manifest) or column currents (A) to this .npy")
+    i.add_argument(
+        "--clip",
+        action="store_true",
+        help="clip inputs outside the deployment's input range (default: refuse them, naming the feature)",
+    )
     i.set_defaults(fn=cmd_infer)
+
+    v = with_port(
+        sub.add_parser("verify", help="check that the boards still hold a deployment (fingerprints, spot check)")
+    )
+    v.add_argument("--manifest", required=True, help="the deployment manifest from memctl deploy")
+    v.add_argument("--more-ports", nargs="+", default=[], help="the deployment's further boards, in order")
+    v.add_argument("--sample", type=int, default=8, help="devices read back per tile (default: %(default)s)")
+    v.add_argument("--seed", type=int, default=0, help="which devices are sampled (default: %(default)s)")
+    v.add_argument("--json", action="store_true", help="print the result per tile as JSON")
+    v.set_defaults(fn=cmd_verify)
