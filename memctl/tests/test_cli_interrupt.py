@@ -69,3 +69,49 @@ def test_sigint_during_program_saves_what_finished_and_the_resume_command_finish
         np.testing.assert_array_equal(after[done], before[done])  # finished devices are not pulsed again
         assert np.all(np.abs(final - targets) <= 1e-6)
         afe.close()
+
+
+def test_sigint_during_the_prescan_keeps_the_scanned_blocks_and_the_deploy_resumes(tmp_path):
+    import json
+
+    import onnx
+
+    from memctl.deployment import Layer
+    from memctl.onnx_mlp import to_onnx
+
+    rng = np.random.default_rng(0)
+    layers = [
+        Layer(rng.normal(size=(6, 4)), rng.normal(size=6) * 0.3, "Relu"),
+        Layer(rng.normal(size=(3, 6)), 0.3 * rng.normal(size=3), None),
+    ]
+    onnx.save(to_onnx(layers), tmp_path / "m.onnx")
+    journal = tmp_path / "m.json"
+
+    def scanned() -> list:
+        try:
+            scans = json.loads(journal.read_text()).get("scans") or [None]
+        except (OSError, ValueError):
+            return []
+        return (scans[0] or {}).get("done", [])
+
+    with EmulatedBoard(rows=8, cols=24, seed=12) as emu:
+        cmd = ["deploy", str(tmp_path / "m.onnx"), "--port", emu.port, "--no-progress", "--manifest", str(journal)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "memctl.cli", *cmd, "--aware"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        rc, err = _interrupt_when(proc, lambda: len(scanned()) >= 1)
+        assert rc == 130 and "Traceback" not in err, err
+        kept = json.loads(journal.read_text())
+        done = kept["scans"][0]["done"]
+        assert 1 <= len(done) < 3 and not kept["placements"], done  # 18 columns: blocks at 0, 8 and 16
+        resume = err.split("to carry on: ", 1)[1].strip()
+        assert f"--manifest {journal}" in resume and "--aware" in resume
+        res = _run(resume)
+        assert res.returncode == 0, res.stdout + res.stderr
+        final = json.loads(journal.read_text())
+        assert final["complete"] and sorted(final["scans"][0]["done"]) == [0, 8, 16]
+        g_kept, g_final = np.array(kept["scans"][0]["g"]), np.array(final["scans"][0]["g"])
+        np.testing.assert_array_equal(g_final[:, :8], g_kept[:, :8])  # the first block was not scanned again
