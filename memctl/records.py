@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The command line files record: the CLI sets it (`memctl ...` as typed, also when main() is called with
+# an argument list); other programs record sys.argv.
+cli_command: list[str] | None = None
+
 # Units of BoardInfo's fields; a field not listed has none (counts, names).
 BOARD_UNITS = {
     "v_read": "V",
@@ -59,7 +63,9 @@ def write_provenance(
     f.attrs["format"] = f"memctl-{kind}"
     f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     f.attrs["memctl_version"] = memctl.__version__
-    f.attrs["command_line"] = " ".join(sys.argv if command is None else command)
+    import shlex
+
+    f.attrs["command_line"] = shlex.join(command or cli_command or sys.argv)
     if device:
         f.attrs["device"] = device
         p = Path(device)

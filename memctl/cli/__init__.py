@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from memctl import records
 from memctl.cli import board, deploy, emulation, firmware, instruments, predictor, programming
 from memctl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, err_console
 from memctl.errors import MemctlError
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(argv)
     a.argv = argv
+    records.cli_command = ["memctl", *argv]
     try:
         return a.fn(a)
     except KeyboardInterrupt:

@@ -39,8 +39,7 @@ def cmd_read(a: argparse.Namespace) -> int:
         m.plot(a.plot)
         err_console.print(f"plotted {g.shape} conductances to {a.plot}")
     if a.out and a.out.lower().endswith((".h5", ".hdf5")):
-        argv = getattr(a, "argv", None)
-        m.write_hdf5(a.out, command=None if argv is None else ["memctl", *argv])
+        m.write_hdf5(a.out)
         err_console.print(f"saved {g.shape} conductances (S) to {a.out}")
     elif a.out:
         np.save(a.out, g)

@@ -15,14 +15,8 @@ import numpy as np
 from memctl.cli.common import _board, _pair, apply_device, console, with_port
 
 
-def _command(a: argparse.Namespace) -> list[str] | None:
-    """The command line the files record (main() keeps it; None: sys.argv)."""
-    argv = getattr(a, "argv", None)
-    return None if argv is None else ["memctl", *argv]
-
-
 def _save(a: argparse.Namespace, result, what: str) -> None:
-    result.write_hdf5(a.out, device=a.device, command=_command(a))
+    result.write_hdf5(a.out, device=a.device)
     png = a.plot or str(Path(a.out).with_suffix(".png"))
     result.plot(png)
     console.print(f"{what} -> {a.out}, plot {png} ({result.wall_time:.1f} s)", highlight=False)

@@ -57,6 +57,42 @@ def cmd_characterize(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predictor_characterize(a: argparse.Namespace) -> int:
+    """The recommended characterization of a family, both directions, as the files `predictor fit` takes."""
+    from memctl.characterize import characterize, plot, write_hdf5
+    from memctl.tuning import characterization_pulses, characterization_sweeps
+
+    devices = [_pair(d) for d in a.devices]
+    out = Path(a.out)
+    if a.kind == "inverse":
+        runs = {"pulses": characterization_pulses(a.device, devices, a.pulses, a.seed)}
+    else:
+        up, down = characterization_sweeps(a.device, devices, a.periods)
+        runs = {"up": up, "down": down}
+    with _board(a) as b:
+        for sweep in runs.values():  # checked against this board before anything is pulsed
+            sweep.validate(*b.shape)
+        apply_device(b, a.device)
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        for name, sweep in runs.items():
+            ch = characterize(b, sweep)
+            write_hdf5(out / f"{name}.h5", ch, device=a.device)
+            plot(out / f"{name}.png", ch)
+            files.append(str(out / f"{name}.h5"))
+            console.print(
+                f"{name}: {len(ch.params)} curves x {ch.currents.shape[1]} reads -> {files[-1]}", highlight=False
+            )
+    console.print(
+        "next: memctl predictor fit "
+        + " ".join(files)
+        + f" --int8 --out {out / 'model.mcpr'} && memctl predictor load {out / 'model.mcpr'} --port {a.port}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 0
+
+
 def cmd_predictor_fit(a: argparse.Namespace) -> int:
     from memctl.export.train import fit, load
 
@@ -76,7 +112,24 @@ def cmd_predictor_fit(a: argparse.Namespace) -> int:
     return 0
 
 
+# What `predictor export` imports to write and check the TFLite files: the [export] extra.
+EXPORT_MODULES = {"tflite": "tflite", "flatbuffers": "flatbuffers"}
+
+
+def missing_export_modules() -> list[str]:
+    import importlib.util
+
+    return [pkg for mod, pkg in EXPORT_MODULES.items() if importlib.util.find_spec(mod) is None]
+
+
 def cmd_predictor_export(a: argparse.Namespace) -> int:
+    missing = missing_export_modules()
+    if missing:
+        raise SystemExit(
+            f"predictor export writes TFLite files, which needs the export extra "
+            f"(missing: {', '.join(missing)}): pip install 'memctl[export]'. Nothing was written; "
+            "`memctl predictor fit` writes the firmware blob without it."
+        )
     from memctl.export.check import export
     from memctl.export.train import fit, load
 
@@ -150,6 +203,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     pr = sub.add_parser("predictor", help="fit and load the pulse-increment predictor (paper 004)")
     prs = pr.add_subparsers(dest="predictor_cmd", required=True)
+    pk = with_port(
+        prs.add_parser(
+            "characterize",
+            help="run the recommended characterization of a device family (both directions) into DIR: the files "
+            "`predictor fit` takes",
+        )
+    )
+    pk.add_argument("--device", required=True, help="preset, generated:SEED or device file: the family")
+    pk.add_argument("--out", required=True, metavar="DIR", help="folder for the HDF5 files and plots")
+    pk.add_argument(
+        "--kind",
+        choices=["inverse", "trains"],
+        default="inverse",
+        help="inverse (default): single set and reset pulses over the family's programming ranges, for the "
+        "inverse predictor predicted programming uses (pulses.h5); trains: paper 004's set and reset pulse "
+        "trains (up.h5, down.h5)",
+    )
+    pk.add_argument(
+        "--devices",
+        nargs="+",
+        default=[f"0,{c}" for c in range(4)],
+        metavar="ROW,COL",
+        help="devices to characterize (default: the first four of row 0; they are pulsed many times)",
+    )
+    pk.add_argument("--pulses", type=int, default=300, help="inverse: pulses per device (default: %(default)s)")
+    pk.add_argument("--periods", type=int, default=30, help="trains: periods per curve (default: %(default)s)")
+    pk.add_argument("--seed", type=int, default=0, help="inverse: the random pulse sequence (default: %(default)s)")
+    pk.set_defaults(fn=cmd_predictor_characterize)
     pf = prs.add_parser("fit", help="train from memctl characterize files and write the firmware blob")
     pf.add_argument("data", nargs="+", help="HDF5 files from memctl characterize")
     pf.add_argument("--out", required=True)
