@@ -51,7 +51,10 @@ MUTANTS = [
         "pulse amplitude check on positive pulses only", "xbar.py", "abs(v) <= limits.v_pulse:", "v <= limits.v_pulse:"
     ),
     Mutant(
-        "pulse width check +1 tick", "xbar.py", "0 < width <= limits.width:", f"0 < width <= limits.width + {TICK}:"
+        "width check +1 tick (pulses, and every algorithm's widths)",
+        "xbar.py",
+        "if not width <= limits.width:",
+        f"if not width <= limits.width + {TICK}:",
     ),
     Mutant("read voltage check +1 LSB", "xbar.py", "abs(v) <= limits.v_read:", f"abs(v) <= limits.v_read + {LSB}:"),
     Mutant(
@@ -64,36 +67,16 @@ MUTANTS = [
         "            c -= 0\n",
     ),
     Mutant(
-        "algorithm start amplitudes +1 LSB (ISPP, adaptive, FFP)",
+        "algorithm set amplitudes +1 LSB (starts of ISPP, adaptive, FFP; predicted's largest candidate)",
         "algorithms.py",
-        "self.v_set0 <= limits.v_pulse and -self.v_reset0 <= limits.v_pulse",
-        f"self.v_set0 <= limits.v_pulse + {LSB} and -self.v_reset0 <= limits.v_pulse + {LSB}",
-        3,
+        "if not v_set <= limits.v_pulse:",
+        f"if not v_set <= limits.v_pulse + {LSB}:",
     ),
     Mutant(
-        "algorithm widths +1 tick (ISPP, FFP)",
+        "algorithm reset amplitudes +1 LSB (starts of ISPP, adaptive, FFP; predicted's largest candidate)",
         "algorithms.py",
-        "if not 0 < self.width <= limits.width:",
-        f"if not 0 < self.width <= limits.width + {TICK}:",
-        2,
-    ),
-    Mutant(
-        "adaptive start width +1 tick",
-        "algorithms.py",
-        "self.width0 <= limits.width)",
-        f"self.width0 <= limits.width + {TICK})",
-    ),
-    Mutant(
-        "predicted candidate amplitudes +1 LSB",
-        "algorithms.py",
-        "self.v_set_hi <= limits.v_pulse and -self.v_reset_hi <= limits.v_pulse",
-        f"self.v_set_hi <= limits.v_pulse + {LSB} and -self.v_reset_hi <= limits.v_pulse + {LSB}",
-    ),
-    Mutant(
-        "predicted candidate widths +1 tick",
-        "algorithms.py",
-        "self.t_hi <= limits.width:",
-        f"self.t_hi <= limits.width + {TICK}:",
+        "if not -v_reset <= limits.v_pulse:",
+        f"if not -v_reset <= limits.v_pulse + {LSB}:",
     ),
     Mutant(
         "ISPP amplitude growth not clamped to the limit",

@@ -154,7 +154,8 @@ def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
     cases = [
         (wire.T_PULSE, protocol.encode_pulse(0, 0, float("nan"), 1e-4), wire.E_LIMIT),
         (wire.T_PULSE, protocol.encode_pulse(0, 0, float("inf"), 1e-4), wire.E_LIMIT),
-        (wire.T_PULSE, protocol.encode_pulse(0, 0, 1.0, -1e-4), wire.E_LIMIT),
+        (wire.T_PULSE, protocol.encode_pulse(0, 0, 1.0, -1e-4), wire.E_PAYLOAD),  # not a width: no limit involved
+        (wire.T_PULSE, protocol.encode_pulse(0, 0, 1.0, 5e-3), wire.E_LIMIT),
         (wire.T_PULSE, protocol.encode_pulse(40, 0, 1.0, 1e-4), wire.E_ADDRESS),
         (wire.T_PULSE, b"\x00\x01", wire.E_PAYLOAD),
         (wire.T_READ, protocol.encode_read(0, 99), wire.E_ADDRESS),
@@ -168,6 +169,16 @@ def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
         assert (rtype, rseq) == (wire.T_ERROR | wire.RESP, seq), (mtype, payload)
         assert body[0] == code, (mtype, payload, body)
         assert len(body) > 1  # a message for the user
+    # Limit errors name the value and the limit; a width that is not a width says so.
+    assert raw.request(wire.T_PULSE, 90, protocol.encode_pulse(0, 0, 1.0, 5e-3))[2][1:] == (
+        b"pulse width 0.005 s beyond the safety limit 0.001 s"
+    )
+    assert raw.request(wire.T_PULSE, 91, protocol.encode_pulse(0, 0, 2.5, 1e-4))[2][1:] == (
+        b"pulse amplitude 2.5 V beyond the safety limit 2 V"
+    )
+    assert raw.request(wire.T_PULSE, 92, protocol.encode_pulse(0, 0, 1.0, -1e-4))[2][1:] == (
+        b"pulse width must be > 0 s, got -0.0001 s"
+    )
     # A PROGRAM with one bad item among good ones applies nothing at all.
     ispp = [0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0]
     req = protocol.encode_program(1e-6, 50, wire.A_ISPP, 8, ispp, [(2, 2, 50e-6), (2, 99, 50e-6)])

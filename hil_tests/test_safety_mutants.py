@@ -20,4 +20,6 @@ def test_every_loosened_limit_check_is_caught(hal):
     print(run.stdout)
     assert run.returncode == 0, run.stdout + run.stderr
     caught, tried = re.search(r"(\d+) of (\d+) mutants caught", run.stdout).groups()
-    assert caught == tried and int(tried) >= 17
+    # Every limit check the firmware has (the algorithms' amplitude and width checks share xbar's and
+    # algorithms.start_within, so one mutant each covers them all).
+    assert caught == tried and int(tried) >= 14

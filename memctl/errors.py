@@ -43,6 +43,13 @@ class BoardReset(MemctlError):
 class SafetyLimitError(FirmwareError):
     """A pulse or input was outside the firmware's safety limits; nothing was applied."""
 
+    HINT = "the board's limits change with memctl set-limits V_PULSE WIDTH V_READ (or --device FAMILY)"
+
+    def __init__(self, code: int, message: str):
+        super().__init__(code, message)
+        if "memctl " not in message:  # the firmware's message already names a command where one helps
+            self.args = (f"{self.args[0]}; {self.HINT}",)
+
 
 class AddressError(FirmwareError):
     """A row, column or size outside the array."""

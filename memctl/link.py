@@ -132,7 +132,7 @@ class Link:
                 self.decoder.status = wire.F_NONE
             if silent > self.retries or noisy > self.noisy_retries:
                 raise BoardTimeout(
-                    f"no valid answer from {self.port} to message 0x{mtype:02x}: {silences} silent timeouts "
+                    f"no valid answer from {self.port} to {wire.message_name(mtype)}: {silences} silent timeouts "
                     f"({silent} in a row, {wait:.1f} s each), {noisy} damaged answers"
                 )
             self.stats["retries"] += 1
@@ -175,6 +175,8 @@ class Link:
                     code, message = protocol.decode_error(payload) if payload else (wire.E_INTERNAL, "")
                     raise firmware_error(code, message)
                 if rtype != mtype | wire.RESP:
-                    raise ProtocolError(f"reply type 0x{rtype:02x} to request 0x{mtype:02x}")
+                    raise ProtocolError(
+                        f"reply {wire.message_name(rtype & ~wire.RESP)} to request {wire.message_name(mtype)}"
+                    )
                 return payload
         return _DAMAGED if damaged else None

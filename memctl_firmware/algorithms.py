@@ -5,7 +5,8 @@
 import math
 import struct
 
-from errors import CommandError, LimitError
+from errors import CommandError
+from xbar import beyond, check_width
 from predictor import PREDICTOR
 from predictor_blob import FEATURES_INVERSE
 from wire import (
@@ -30,6 +31,13 @@ from wire import (
 def named(names, p):
     """The parameter vector as the record wire.PARAMS declares (one dict per request)."""
     return {names[i]: p[i] for i in range(len(names))}
+
+
+def start_within(limits, v_set, v_reset, what="start amplitude"):
+    if not v_set <= limits.v_pulse:
+        raise beyond(what, v_set, "V", limits.v_pulse)
+    if not -v_reset <= limits.v_pulse:
+        raise beyond(what, v_reset, "V", limits.v_pulse)
 
 
 class Params:
@@ -60,10 +68,8 @@ class ISPP:
             raise CommandError("set start must be > 0 V and reset start < 0 V")
         if not (0 <= self.v_set_step <= 1 and 0 <= self.v_reset_step <= 1):
             raise CommandError("amplitude steps must be 0..1 V")
-        if not (self.v_set0 <= limits.v_pulse and -self.v_reset0 <= limits.v_pulse):
-            raise LimitError("start amplitude beyond safety limit")
-        if not 0 < self.width <= limits.width:
-            raise LimitError("pulse width beyond safety limit")
+        start_within(limits, self.v_set0, self.v_reset0)
+        check_width(limits, self.width)
         self.vmax = limits.v_pulse
 
     def start(self, g, target):
@@ -110,10 +116,10 @@ class Adaptive:
             raise CommandError("need set start > 0 V, reset start < 0 V, 0 < step <= 1 V")
         if not (0 < self.gain_lo < 1 and self.gain_hi > 1):
             raise CommandError("need 0 < gain_lo < 1 < gain_hi")
-        if not (self.v_set0 <= limits.v_pulse and -self.v_reset0 <= limits.v_pulse):
-            raise LimitError("start amplitude beyond safety limit")
-        if not (0 < self.width0 <= self.width_max and self.width0 <= limits.width):
-            raise LimitError("pulse width beyond safety limit")
+        start_within(limits, self.v_set0, self.v_reset0)
+        check_width(limits, self.width0)
+        if not self.width0 <= self.width_max:
+            raise CommandError("width %.4g s must be at most width_max %.4g s" % (self.width0, self.width_max))
         self.vmax = limits.v_pulse
         self.wmax = self.width_max if self.width_max <= limits.width else limits.width
 
@@ -221,12 +227,10 @@ class FFP:
             raise CommandError("FFP window needs 0 < lo < hi")
         if not (self.v_set0 > 0 and self.v_reset0 < 0 and 0 < self.v_step <= 1):
             raise CommandError("need set start > 0 V, reset start < 0 V, 0 < step <= 1 V")
-        if not (self.v_set0 <= limits.v_pulse and -self.v_reset0 <= limits.v_pulse):
-            raise LimitError("start amplitude beyond safety limit")
-        if not 0 < self.width <= limits.width:
-            raise LimitError("pulse width beyond safety limit")
+        start_within(limits, self.v_set0, self.v_reset0)
+        check_width(limits, self.width)
         if FFP_TABLE.bins == 0:
-            raise CommandError("FFP needs a V_w table: calibrate or load one first")
+            raise CommandError("FFP needs a V_w table: calibrate one first (memctl ffp-calibrate)")
         self.vmax = limits.v_pulse
         self.table = FFP_TABLE
 
@@ -303,7 +307,7 @@ class Predicted:
 
     def setup(self, p, limits):
         if not PREDICTOR.loaded:
-            raise CommandError("predictor-guided programming needs a loaded predictor")
+            raise CommandError("predictor-guided programming needs a loaded predictor (memctl predictor load)")
         self.inverse = PREDICTOR.feature_set == FEATURES_INVERSE
         f = named(PARAMS_INVERSE if self.inverse else PARAMS[A_PREDICT], p)
         self.v_set_lo, self.v_set_hi = f["v_set_lo"], f["v_set_hi"]
@@ -317,10 +321,8 @@ class Predicted:
             raise CommandError("need 0 < t_lo <= t_hi, 1..32 amplitudes and 1..8 widths")
         if self.inverse and not 0 <= self.lam <= 100:
             raise CommandError("overshoot penalty must be 0..100")
-        if not (self.v_set_hi <= limits.v_pulse and -self.v_reset_hi <= limits.v_pulse):
-            raise LimitError("candidate amplitude beyond safety limit")
-        if not self.t_hi <= limits.width:
-            raise LimitError("candidate width beyond safety limit")
+        start_within(limits, self.v_set_hi, self.v_reset_hi, "largest candidate amplitude")
+        check_width(limits, self.t_hi, "largest candidate width")
         self.p = PREDICTOR
         self.v_read = 1.0
         self.dv = None  # this device's amplitude offsets (inverse); None: no device yet

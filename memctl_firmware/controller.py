@@ -346,14 +346,17 @@ class Controller:
         v, w, vr = struct.unpack_from(m.req, p, 0)
         fe = self.array.fe
         if not 0 < v <= fe.v_full_scale:
-            raise LimitError("pulse limit must be within the DAC range")
+            raise LimitError("pulse limit %.4g V must be within the DAC range 0..%.4g V" % (v, fe.v_full_scale))
         if not 0 < w <= HW_MAX_WIDTH:
-            raise LimitError("width limit must be within the hardware maximum")
+            raise LimitError("width limit %.4g s must be within 0..%.4g s, the hardware maximum" % (w, HW_MAX_WIDTH))
         if not 0 < vr <= v:
-            raise LimitError("read limit must be positive and below the pulse limit")
+            raise LimitError("read limit %.4g V must be > 0 and at most the pulse limit %.4g V" % (vr, v))
         a = self.array
         if self.limits.valid and a.v_read > vr:
-            raise LimitError("read limit below the read voltage in use: lower V_read with CONFIG first")
+            raise LimitError(
+                "read limit %.4g V is below the read voltage in use, %.4g V: lower the read voltage first "
+                "(memctl config --v-read V)" % (vr, a.v_read)
+            )
         if a.v_read > vr:  # first limits on a fresh board: bring V_read inside them
             a.v_read = a.fe.within(vr, vr)
         persist.save(self.storage, (v, w, vr, a.v_read, a.scheme, a.read_mode))
@@ -525,7 +528,7 @@ class Controller:
         (finite) before the first VMM; progress frames keep the host waiting."""
         net = NETWORK
         if not net.loaded:
-            raise CommandError("no network loaded: send LOAD_NETWORK first")
+            raise CommandError("no network loaded (memctl infer --manifest M, or Deployment.run, loads it)")
         m = wire.RUN_NETWORK
         if len(p) < m.req_size:
             raise CommandError("short RUN_NETWORK")

@@ -4,7 +4,7 @@
 # front_end.pulse.
 import struct
 
-from errors import AddressError, HALError, LimitError
+from errors import AddressError, CommandError, HALError, LimitError
 from hal import BOTH, COLS, ROWS
 
 from wire import READ_FLOATING, READ_GROUNDED, SCHEME_V2, SCHEME_V3  # noqa: F401  (re-exported)
@@ -35,7 +35,19 @@ class Limits:
         self.valid = True
 
 
-_UNSET = "safety limits not set: send SET_LIMITS first"
+_UNSET = "safety limits not set: set them first (memctl set-limits V_PULSE WIDTH V_READ, or --device FAMILY)"
+
+
+def beyond(what, value, unit, limit, name="safety limit"):
+    """A limit error that names the value and the limit (the host adds how to change the limits)."""
+    return LimitError("%s %.4g %s beyond the %s %.4g %s" % (what, value, unit, name, limit, unit))
+
+
+def check_width(limits, width, what="pulse width"):
+    if not width > 0:  # also NaN
+        raise CommandError("%s must be > 0 s, got %.4g s" % (what, width))
+    if not width <= limits.width:
+        raise beyond(what, width, "s", limits.width)
 
 
 def check_pulse(limits, v, width):
@@ -43,16 +55,15 @@ def check_pulse(limits, v, width):
     if not limits.valid:
         raise LimitError(_UNSET)
     if not abs(v) <= limits.v_pulse:
-        raise LimitError("pulse amplitude beyond safety limit")
-    if not 0 < width <= limits.width:
-        raise LimitError("pulse width beyond safety limit")
+        raise beyond("pulse amplitude", v, "V", limits.v_pulse)
+    check_width(limits, width)
 
 
 def check_read(limits, v):
     if not limits.valid:
         raise LimitError(_UNSET)
     if not abs(v) <= limits.v_read:
-        raise LimitError("read voltage beyond read limit")
+        raise beyond("read voltage", v, "V", limits.v_read, "read limit")
 
 
 class Array:

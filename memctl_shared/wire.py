@@ -261,6 +261,14 @@ MESSAGES = (
 )
 
 
+def message_name(mtype):
+    """A message type by name (INFO), or its number where none is declared."""
+    for m in MESSAGES:
+        if m.mtype == mtype:
+            return m.name
+    return "message 0x%02x" % mtype
+
+
 def cobs_encode(src, n, dst):
     """COBS-encode src[:n] into dst and append the 0x00 delimiter.
 

@@ -90,9 +90,12 @@ def test_nothing_reaches_the_array_beyond_the_limits():
         prepare(params(A_ISPP, [1.6, 0.02, -1.0, 0.02, 1e-4]), a.limits)  # start beyond 1.5 V
     with pytest.raises(LimitError):
         prepare(params(A_ISPP, [1.0, 0.02, -1.0, 0.02, 2e-3]), a.limits)  # width beyond 1 ms
-    for v, w in ((math.nan, 1e-4), (1.0, math.inf), (1.5001, 1e-4), (1.0, -1e-4)):
+    for v, w in ((math.nan, 1e-4), (1.0, math.inf), (1.5001, 1e-4)):
         with pytest.raises(LimitError):
             a.pulse(0, 0, v, w)
+    for w in (-1e-4, 0.0, math.nan):  # not a width at all: refused as bad input, not as beyond a limit
+        with pytest.raises(CommandError, match="must be > 0 s"):
+            a.pulse(0, 0, 1.0, w)
     with pytest.raises(CommandError):
         prepare(_tol(params(A_ISPP, ISPP), 0.0), a.limits)  # a tolerance of 0 S never ends
     assert fe.pulses == []
