@@ -40,7 +40,7 @@ BOARD_UNITS = {
 
 def flatten(record: object, prefix: str = "") -> dict[str, object]:
     """A dataclass (or dict) as flat name -> plain value pairs: nested records by dotted
-    names, enums by their names, so HDF5 attributes and JSON hold no Python reprs."""
+    names, enums by the names the docs use, so HDF5 attributes and JSON hold no Python reprs."""
     items = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
     out: dict[str, object] = {}
     for k, v in items.items():
@@ -48,7 +48,7 @@ def flatten(record: object, prefix: str = "") -> dict[str, object]:
         if isinstance(v, dict):
             out.update(flatten(v, name + "."))
         elif isinstance(v, Enum):
-            out[name] = v.name.lower() if not isinstance(v.value, str) else v.value
+            out[name] = str(v)  # memctl's enums print as the docs name them: V/2, grounded, 1T1R
         else:
             out[name] = v
     return out

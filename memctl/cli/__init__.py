@@ -16,7 +16,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     for group in (emulation, board, instruments, programming, deploy, firmware, predictor):
         group.add_parsers(sub)
+    _show_defaults(ap)
     return ap
+
+
+class _Defaults(argparse.HelpFormatter):
+    """Help with each option's default, where there is one to say and its help does not say it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        quiet = action.default is None or isinstance(action.default, bool) or action.default is argparse.SUPPRESS
+        if quiet or "default" in text or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _show_defaults(p: argparse.ArgumentParser) -> None:
+    """Every command's --help shows each option's default."""
+    p.formatter_class = _Defaults
+    for act in p._actions:
+        if isinstance(act, argparse._SubParsersAction):
+            for sp in act.choices.values():
+                _show_defaults(sp)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,15 +10,83 @@ from rich.table import Table
 from memctl.cli.common import _board, console, err_console, with_port
 
 
+def _value(v: object, unit: str) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g} {unit}".strip()
+    return f"{v} {unit}".strip() if unit else str(v)
+
+
 def cmd_info(a: argparse.Namespace) -> int:
+    from memctl.records import BOARD_UNITS, flatten
+
     with _board(a) as b:
         info = b.info()
+    fields = flatten(info)
+    if a.json:
+        import json
+
+        print(json.dumps({"port": a.port, "info": fields, "units": BOARD_UNITS}, indent=1))
+        return 0
     t = Table(title=f"board on {a.port}")
     t.add_column("field")
     t.add_column("value")
-    for k, v in vars(info).items():
-        t.add_row(k, str(v))
+    for k, v in fields.items():
+        t.add_row(k, _value(v, BOARD_UNITS.get(k, "")))
+    t.add_row("g_lsb (finest conductance step)", _value(info.g_lsb, "S"))
     console.print(t)
+    return 0
+
+
+def cmd_ports(a: argparse.Namespace) -> int:
+    """Serial ports, and which answer as memctl boards (an INFO request each)."""
+    import glob
+    import os
+    import tempfile
+
+    from serial.tools import list_ports
+
+    from memctl.board import Board
+    from memctl.errors import MemctlError
+
+    found = [(p.device, p.description or "") for p in list_ports.comports()]
+    emulated = sorted(glob.glob(os.path.join(tempfile.gettempdir(), "memctl-emu-*", "ttyMEMCTL*")))
+    found += [(p, "memctl emulate") for p in emulated]
+    rows = []
+    for port, desc in found:
+        row = {"port": port, "description": desc, "memctl": None}
+        if a.probe:
+            try:
+                with Board(port, timeout=a.timeout, retries=1, progress=False) as b:
+                    i = b.info()
+                row.update(memctl=True, firmware=i.firmware, shape=[i.rows, i.cols], hal=i.hal, image=i.image)
+            except (MemctlError, OSError, ValueError):
+                row["memctl"] = False
+        rows.append(row)
+    if a.json:
+        import json
+
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not rows:
+        console.print("no serial ports found (an emulated board: memctl emulate)")
+        return 0
+    t = Table(title="serial ports")
+    for col in ("port", "description", "memctl board"):
+        t.add_column(col)
+    for r in rows:
+        what = {None: "not probed", False: "no"}.get(r["memctl"]) or (
+            f"yes: firmware {r['firmware']}, {r['shape'][0]}x{r['shape'][1]}, {r['hal']}"
+        )
+        t.add_row(r["port"], r["description"], what)
+    console.print(t)
+    return 0
+
+
+def cmd_config(a: argparse.Namespace) -> int:
+    with _board(a) as b:
+        b.configure(v_read=a.v_read, bias=a.bias, read_mode=a.read_mode)
+        i = b.info()
+    print(f"read voltage {i.v_read:.4g} V, bias {i.bias_scheme}, read mode {i.read_mode}")
     return 0
 
 
@@ -65,19 +133,44 @@ def cmd_set_limits(a: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    with_port(sub.add_parser("info", help="firmware, array and limits")).set_defaults(fn=cmd_info)
+    inf = with_port(sub.add_parser("info", help="firmware, array, limits and ranges, with units"))
+    inf.add_argument("--json", action="store_true", help="print the fields (and their units) as JSON")
+    inf.set_defaults(fn=cmd_info)
+
+    po = sub.add_parser(
+        "ports",
+        help="list serial ports (and running emulated boards) and say which are memctl boards",
+        description="Each port is sent one INFO request (at 115200 baud) unless --no-probe: a device that is "
+        "not a memctl board sees a few bytes it will not understand.",
+    )
+    po.add_argument("--no-probe", dest="probe", action="store_false", help="list only, send nothing")
+    po.add_argument(
+        "--timeout", type=float, default=0.5, help="seconds to wait for each port's answer (default: %(default)s)"
+    )
+    po.add_argument("--json", action="store_true", help="print the list as JSON")
+    po.set_defaults(fn=cmd_ports)
+
+    co = with_port(sub.add_parser("config", help="read voltage, pulse biasing and read mode (kept in flash)"))
+    co.add_argument("--v-read", type=float, help="read voltage, V (within the read limit)")
+    co.add_argument("--bias", choices=["V/2", "V/3"], help="pulse biasing of half-selected lines (passive arrays)")
+    co.add_argument(
+        "--read-mode",
+        choices=["grounded", "floating"],
+        help="unselected lines at 0 V (grounded) or floating (sneak paths add to reads)",
+    )
+    co.set_defaults(fn=cmd_config)
 
     r = with_port(sub.add_parser("read", help="read one device or the whole array"))
-    r.add_argument("--row", type=int)
-    r.add_argument("--col", type=int)
+    r.add_argument("--row", type=int, help="read one device: its row (with --col)")
+    r.add_argument("--col", type=int, help="read one device: its column (with --row)")
     r.add_argument("--out", help="save the array (S) to this .npy file, or .h5/.hdf5 (with units and the board)")
     r.add_argument("--plot", metavar="FILE.png", help="draw the array's conductance as a heat map")
     r.set_defaults(fn=cmd_read)
 
     p = with_port(sub.add_parser("pulse", help="one pulse on one device (V/2 biasing)"))
-    p.add_argument("row", type=int)
-    p.add_argument("col", type=int)
-    p.add_argument("volts", type=float)
+    p.add_argument("row", type=int, help="device row")
+    p.add_argument("col", type=int, help="device column")
+    p.add_argument("volts", type=float, help="amplitude, V (negative: reset); within the safety limit")
     p.add_argument("width", type=float, help="seconds")
     p.set_defaults(fn=cmd_pulse)
 

@@ -77,7 +77,7 @@ def _load_array(path: str, ndim: int | None) -> np.ndarray:
 def with_port(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of every command that talks to a board."""
     p.add_argument("--port", required=True, help="serial port or pyserial URL of the board")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (emulated boards follow it)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds of silence before a retry")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="hide progress bars")
     return p

@@ -226,7 +226,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     dp.set_defaults(fn=cmd_deploy)
 
     i = with_port(sub.add_parser("infer", help="run a deployed model (--manifest) or a raw VMM (volts)"))
-    i.add_argument("inputs")
+    i.add_argument("inputs", help="inputs (.npy, samples x features; with --manifest raw inputs, else row volts)")
     i.add_argument("--manifest", help="a deployment manifest from memctl deploy")
     i.add_argument("--more-ports", nargs="+", default=[], help="the deployment's further boards, in order")
     i.add_argument("--out", help="save the outputs (with --manifest) or column currents (A) to this .npy")

@@ -63,9 +63,9 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("emulate", help="start an emulated board and print its serial port")
-    e.add_argument("--rows", type=int, default=32)
-    e.add_argument("--cols", type=int, default=32)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--rows", type=int, default=32, help="array rows")
+    e.add_argument("--cols", type=int, default=32, help="array columns")
+    e.add_argument("--seed", type=int, default=0, help="seed of the devices' variation and noise")
     e.add_argument("--device", help=f"device preset ({', '.join(PRESETS)}) or a .toml/.json device file")
     e.add_argument("--line-resistance", type=float, default=0.0, help="ohm per wire segment (IR drop)")
     e.add_argument("--cell", choices=["0T1R", "1T1R"], default="0T1R", help="passive or with access transistors")
@@ -102,7 +102,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.set_defaults(fn=cmd_build_mpy)
 
     d = sub.add_parser("demo", help="program, read back and run a VMM on an emulated board")
-    d.add_argument("--size", type=int, default=8)
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--tolerance", type=float, default=1e-6)
+    d.add_argument("--size", type=int, default=8, help="side of the square conductance map programmed")
+    d.add_argument("--seed", type=int, default=0, help="seed of the emulated board and the map")
+    d.add_argument("--tolerance", type=float, default=1e-6, help="write-verify tolerance, S")
     d.set_defaults(fn=cmd_demo)

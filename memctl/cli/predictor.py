@@ -179,14 +179,25 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--limits), and in pulses mode the ranges come from it",
     )
     ch.add_argument("--pulses", type=int, default=300, help="pulses mode: pulses per device (300)")
-    ch.add_argument("--v-set-range", type=float, nargs=2, default=[0.6, 2.0], metavar=("LO", "HI"))
-    ch.add_argument("--v-reset-range", type=float, nargs=2, default=[-0.6, -2.0], metavar=("LO", "HI"))
-    ch.add_argument("--width-range", type=float, nargs=2, default=[1e-5, 1e-3], metavar=("LO", "HI"))
-    ch.add_argument("--seed", type=int, default=0)
+    ch.add_argument(
+        "--v-set-range", type=float, nargs=2, default=[0.6, 2.0], metavar=("LO", "HI"), help="pulses: set amplitudes, V"
+    )
+    ch.add_argument(
+        "--v-reset-range",
+        type=float,
+        nargs=2,
+        default=[-0.6, -2.0],
+        metavar=("LO", "HI"),
+        help="pulses: reset amplitudes, V",
+    )
+    ch.add_argument(
+        "--width-range", type=float, nargs=2, default=[1e-5, 1e-3], metavar=("LO", "HI"), help="pulses: widths, s"
+    )
+    ch.add_argument("--seed", type=int, default=0, help="pulses: the random pulse sequence")
     ch.add_argument("--out", required=True, help="HDF5 file to write")
     ch.add_argument("--plot", help="PNG file to write")
-    ch.add_argument("--devices", nargs="+", default=["0,0"], metavar="ROW,COL")
-    ch.add_argument("--periods", type=int, default=100)
+    ch.add_argument("--devices", nargs="+", default=["0,0"], metavar="ROW,COL", help="devices characterized")
+    ch.add_argument("--periods", type=int, default=100, help="trains: pulse periods per curve")
     for name, default in (
         ("v-set", 2.0),
         ("t-set", 0.1),
@@ -233,20 +244,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pk.set_defaults(fn=cmd_predictor_characterize)
     pf = prs.add_parser("fit", help="train from memctl characterize files and write the firmware blob")
     pf.add_argument("data", nargs="+", help="HDF5 files from memctl characterize")
-    pf.add_argument("--out", required=True)
-    pf.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
-    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--out", required=True, help="firmware blob to write (.mcpr)")
+    pf.add_argument("--hidden", type=int, nargs="+", default=[16, 16], help="hidden layer widths")
+    pf.add_argument("--seed", type=int, default=0, help="seed of the split and the training")
     pf.add_argument("--int8", action="store_true", help="write the int8 (quantized) blob")
     pf.set_defaults(fn=cmd_predictor_fit)
     pe = prs.add_parser("export", help="fit, then write firmware blobs and ONNX models to a directory")
     pe.add_argument("data", nargs="+", help="HDF5 files from memctl characterize")
-    pe.add_argument("--out-dir", required=True)
-    pe.add_argument("--hidden", type=int, nargs="+", default=[16, 16])
-    pe.add_argument("--seed", type=int, default=0)
+    pe.add_argument("--out-dir", required=True, help="folder for the blobs, ONNX and TFLite models")
+    pe.add_argument("--hidden", type=int, nargs="+", default=[16, 16], help="hidden layer widths")
+    pe.add_argument("--seed", type=int, default=0, help="seed of the split and the training")
     pe.set_defaults(fn=cmd_predictor_export)
     pc = prs.add_parser("check", help="run every export through its runtime and compare (max deviation)")
-    pc.add_argument("model_dir")
+    pc.add_argument("model_dir", help="a folder from memctl predictor export")
     pc.set_defaults(fn=cmd_predictor_check)
     pl = with_port(prs.add_parser("load", help="stream a predictor blob to the board"))
-    pl.add_argument("model")
+    pl.add_argument("model", help="a predictor blob (.mcpr) from memctl predictor fit")
     pl.set_defaults(fn=cmd_predictor_load)

@@ -199,11 +199,16 @@ def cmd_ffp_calibrate(a: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     g = with_port(sub.add_parser("program", help="write-verify a conductance map (.npy, siemens)"))
-    g.add_argument("map")
+    g.add_argument("map", help="target conductances (.npy, siemens, 2-D)")
     g.add_argument("--tolerance", type=float, help="S (default: 1 %% of the --device's range, else 1e-6)")
-    g.add_argument("--max-pulses", type=int, default=100)
+    g.add_argument("--max-pulses", type=int, default=100, help="per device")
     g.add_argument("--width", type=float, help="(initial) pulse width, s")
-    g.add_argument("--algorithm", choices=["ispp", "adaptive", "ffp", "predicted"], default="ispp")
+    g.add_argument(
+        "--algorithm",
+        choices=["ispp", "adaptive", "ffp", "predicted"],
+        default="ispp",
+        help="write-verify algorithm (docs/programming.md)",
+    )
     g.add_argument(
         "--device",
         help="preset or device file: its safety limits and read voltage are put on the board, its starting "
@@ -217,7 +222,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="predicted with an inverse model: how much worse landing beyond the tolerance band counts "
         "(0 aims at the band's centre; more backs off by the model's spread; default 0)",
     )
-    g.add_argument("--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"))
+    g.add_argument(
+        "--origin", type=int, nargs=2, default=(0, 0), metavar=("ROW", "COL"), help="where the map's first device sits"
+    )
     g.add_argument(
         "--out",
         help="save per-device results (targets, final, pulses, status by name, time, energy) to this .npz "
@@ -254,19 +261,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     tu.add_argument("--out", required=True, help="settings file to write (JSON)")
     tu.add_argument("--tolerance", type=float, help="S (default: half an 8-bit level of the family's range)")
-    tu.add_argument("--max-pulses", type=int, default=300)
+    tu.add_argument("--max-pulses", type=int, default=300, help="per device and trial")
     tu.add_argument("--iterations", type=int, default=12, help="GP-guided trials after the random ones (12)")
     tu.add_argument("--init-points", type=int, default=4, help="random trials (4)")
     tu.add_argument("--min-width", type=float, default=0.0, help="raise the width limit to at least this, s")
-    tu.add_argument("--seed", type=int, default=0)
+    tu.add_argument("--seed", type=int, default=0, help="seed of the targets and the optimizer")
     tu.set_defaults(fn=cmd_tune)
 
     fc = with_port(sub.add_parser("ffp-calibrate", help="learn the board's FFP V_w(G) table on one device"))
-    fc.add_argument("--row", type=int, default=0)
-    fc.add_argument("--col", type=int, default=0)
+    fc.add_argument("--row", type=int, default=0, help="the device calibrated on: row")
+    fc.add_argument("--col", type=int, default=0, help="the device calibrated on: column")
     fc.add_argument("--window", type=float, nargs=2, required=True, metavar=("LO", "HI"), help="step window, S")
     fc.add_argument("--g-range", type=float, nargs=2, required=True, metavar=("LO", "HI"), help="table span, S")
-    fc.add_argument("--width", type=float, default=0.8)
-    fc.add_argument("--sweeps", type=int, default=3)
+    fc.add_argument("--width", type=float, default=0.8, help="FFP pulse width, s")
+    fc.add_argument("--sweeps", type=int, default=3, help="up-and-down sweeps over the range")
     fc.add_argument("--out", help="save the table to this .npz")
     fc.set_defaults(fn=cmd_ffp_calibrate)

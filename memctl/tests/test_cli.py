@@ -125,3 +125,46 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+def test_info_ports_and_config_speak_units_and_names(emulate, capsys):
+    import json
+
+    assert main(["info", "--port", emulate]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0.001 s" in out and "0.0010000000474974513" not in out and "V/2" in out and "grounded" in out, out
+    assert main(["info", "--port", emulate, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["info"]["limits.width"] == pytest.approx(1e-3) and info["units"]["limits.width"] == "s"
+    assert info["info"]["bias_scheme"] == "V/2" and info["info"]["cell"] in ("0T1R", "1T1R")
+    assert main(["ports", "--json"]) == 0
+    ports = {p["port"]: p for p in json.loads(capsys.readouterr().out)}
+    assert ports[emulate]["memctl"] is True and ports[emulate]["shape"] == [info["info"]["rows"], info["info"]["cols"]]
+    try:
+        assert main(["config", "--port", emulate, "--v-read", "0.25"]) == 0
+        assert "read voltage 0.25 V" in capsys.readouterr().out
+        assert main(["config", "--port", emulate, "--v-read", "5"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "read voltage 5 V beyond the read limit 0.3 V" in err and "memctl set-limits" in err, err
+    finally:
+        assert main(["config", "--port", emulate, "--v-read", "0.2"]) == 0
+
+
+def test_every_option_says_what_it_does():
+    """--help is the documentation most users read: every option of every command has a help text."""
+    import argparse
+
+    from memctl.cli import build_parser
+
+    missing = []
+
+    def walk(p: argparse.ArgumentParser, path: str) -> None:
+        for act in p._actions:
+            if isinstance(act, argparse._SubParsersAction):
+                for name, sp in act.choices.items():
+                    walk(sp, f"{path} {name}")
+            elif not isinstance(act, argparse._HelpAction) and not act.help:
+                missing.append(f"{path} {'/'.join(act.option_strings) or act.dest}")
+
+    walk(build_parser(), "memctl")
+    assert not missing, missing
