@@ -47,6 +47,10 @@ class TunedSettings:
     # (params, pulses, success) in the order tried: the optimization's trials, then the final comparison
     # of the starting settings (first) and the best three trials on the same targets
     trials: list = field(default_factory=list)
+    # The board's safety limits {v_pulse, width, v_read} and read voltage the settings were tuned under:
+    # `--settings` puts them on a board before programming (None in files from before they were recorded).
+    limits: dict | None = None
+    v_read: float | None = None
 
     def to_algorithm(self) -> Adaptive | Predicted:
         kind = TUNABLE.get(self.algorithm)
@@ -223,4 +227,8 @@ def tune(
             advance(1)
     best, pulses, success = min(final, key=lambda f: f[1])  # the starting settings win ties
     _, p0, s0 = final[0]
-    return TunedSettings(name, best, tolerance, max_pulses, device, pulses, success, p0, s0, trials + final)
+    limits = {"v_pulse": lim.v_pulse, "width": lim.width, "v_read": lim.v_read}
+    v_read = board.info().v_read
+    return TunedSettings(
+        name, best, tolerance, max_pulses, device, pulses, success, p0, s0, trials + final, limits, v_read
+    )

@@ -27,12 +27,16 @@ class Settings:
     v_read: float = 0.2  # the family's read voltage, V
 
     def apply(self, board: Board, *, min_width: float = 0.0) -> None:
-        """Set the board's read voltage and safety limits, in an order the
-        firmware accepts (its read limit may never fall below V_read)."""
-        if board.info().v_read > self.limits.v_read:
-            board.configure(v_read=self.v_read)
-        board.set_limits(self.limits.v_pulse, max(self.limits.width, min_width), self.limits.v_read)
-        board.configure(v_read=self.v_read)
+        apply_limits(board, self.limits, self.v_read, min_width=min_width)
+
+
+def apply_limits(board: Board, limits: Limits, v_read: float, *, min_width: float = 0.0) -> None:
+    """Set the board's read voltage and safety limits, in an order the firmware
+    accepts (its read limit may never fall below V_read)."""
+    if board.info().v_read > limits.v_read:
+        board.configure(v_read=v_read)
+    board.set_limits(limits.v_pulse, max(limits.width, min_width), limits.v_read)
+    board.configure(v_read=v_read)
 
 
 def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) -> Settings:

@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 from rich.table import Table
 
-from memctl.cli.common import _board, console, err_console, with_port
+from memctl.cli.common import _board, apply_device, apply_settings, console, err_console, with_port
 
 
 def _value(v: object, unit: str) -> str:
@@ -126,8 +126,17 @@ def cmd_pulse(a: argparse.Namespace) -> int:
 
 
 def cmd_set_limits(a: argparse.Namespace) -> int:
+    given = [x for x in (a.v_pulse, a.width, a.v_read) if x is not None]
+    if sum((len(given) > 0, bool(a.settings), bool(a.device))) != 1 or len(given) not in (0, 3):
+        raise SystemExit("give V_PULSE WIDTH V_READ, or --settings FILE, or --device FAMILY (one of them)")
     with _board(a) as b:
-        lim = b.set_limits(a.v_pulse, a.width, a.v_read)
+        if a.settings:
+            apply_settings(b, a.settings)
+        elif a.device:
+            apply_device(b, a.device)
+        else:
+            b.set_limits(a.v_pulse, a.width, a.v_read)
+        lim = b.limits()
     print(f"limits: |pulse| <= {lim.v_pulse:g} V, width <= {lim.width:g} s, |read| <= {lim.v_read:g} V")
     return 0
 
@@ -174,8 +183,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("width", type=float, help="seconds")
     p.set_defaults(fn=cmd_pulse)
 
-    sl = with_port(sub.add_parser("set-limits", help="safety limits the firmware enforces"))
-    sl.add_argument("v_pulse", type=float, help="max |pulse| V")
-    sl.add_argument("width", type=float, help="max pulse width, s")
-    sl.add_argument("v_read", type=float, help="max |read| V")
+    sl = with_port(sub.add_parser("set-limits", help="safety limits the firmware enforces (kept in flash)"))
+    sl.add_argument("v_pulse", type=float, nargs="?", help="max |pulse| V")
+    sl.add_argument("width", type=float, nargs="?", help="max pulse width, s")
+    sl.add_argument("v_read", type=float, nargs="?", help="max |read| V")
+    sl.add_argument("--settings", help="instead: the limits and read voltage a `memctl tune` settings file records")
+    sl.add_argument("--device", help="instead: a device family's limits and read voltage (preset or file)")
     sl.set_defaults(fn=cmd_set_limits)

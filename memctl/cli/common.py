@@ -89,17 +89,32 @@ def apply_device(board: Board, device: str) -> None:
     from memctl.tuning import settings_for
 
     s = settings_for(device)
+    put_limits(board, s.limits, s.v_read, device, "program without --device and set --limits yourself")
+
+
+def apply_settings(board: Board, path: str) -> None:
+    """A `memctl tune` settings file's limits and read voltage on the board (`--settings`)."""
+    from memctl.board import Limits
+    from memctl.tune import TunedSettings
+
+    ts = TunedSettings.load(path)
+    if ts.limits is None:
+        return  # a file from before limits were recorded: the board's own stay
+    put_limits(board, Limits(**ts.limits), ts.v_read or ts.limits["v_read"], path, "tune again on this board")
+
+
+def put_limits(board: Board, lim: object, v_read: float, source: str, otherwise: str) -> None:
+    from memctl.tuning import apply_limits
+
     info = board.info()
-    lim = s.limits
     for what, need in (("pulse", lim.v_pulse), ("read", lim.v_read)):
         if need > info.dac_full_scale:
             raise SystemExit(
-                f"{device} needs {what} voltages up to {need:g} V; this board's DAC reaches "
-                f"+-{info.dac_full_scale:g} V (choose a board for this device, or program without --device and set "
-                "--limits yourself)"
+                f"{source} needs {what} voltages up to {need:g} V; this board's DAC reaches "
+                f"+-{info.dac_full_scale:g} V (choose a board for this device, or {otherwise})"
             )
-    s.apply(board)
+    apply_limits(board, lim, v_read)
     console.print(
-        f"{device}: limits +-{lim.v_pulse:g} V, {lim.width:g} s, read +-{lim.v_read:g} V; V_read {s.v_read:g} V",
+        f"{source}: limits +-{lim.v_pulse:g} V, {lim.width:g} s, read +-{lim.v_read:g} V; V_read {v_read:g} V",
         highlight=False,
     )

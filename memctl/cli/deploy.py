@@ -15,6 +15,7 @@ from memctl.cli.common import (
     _boards,
     _load_array,
     apply_device,
+    apply_settings,
     console,
     err_console,
     resume_command,
@@ -65,8 +66,10 @@ def cmd_deploy(a: argparse.Namespace) -> int:
         resuming = Path(a.manifest).exists()
         if resuming:
             console.print(f"{a.manifest} exists: checking that the board(s) hold its finished tiles", highlight=False)
-        if a.device:
-            for b in boards:
+        for b in boards:
+            if a.settings:
+                apply_settings(b, a.settings)
+            elif a.device:
                 apply_device(b, a.device)
         try:
             dep = deploy(
@@ -220,7 +223,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     dp.add_argument("--v-in", type=float, help="read volts per unit input (default: scaled to the current range)")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")
     dp.add_argument("--aware", action="store_true", help="pre-scan for stuck devices and place around them")
-    dp.add_argument("--settings", help="a settings file from `memctl tune` for the write-verify of every tile")
+    dp.add_argument(
+        "--settings",
+        help="a settings file from `memctl tune`: its write-verify for every tile, its limits on the board(s)",
+    )
     dp.add_argument("--levels", type=int, help="quantize conductances to this many levels")
     dp.add_argument("--more-ports", nargs="+", default=[], help="further boards to tile the model across")
     dp.set_defaults(fn=cmd_deploy)

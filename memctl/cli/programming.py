@@ -17,6 +17,7 @@ from memctl.cli.common import (
     _load_array,
     _pair,
     apply_device,
+    apply_settings,
     console,
     err_console,
     resume_command,
@@ -92,7 +93,9 @@ def cmd_program(a: argparse.Namespace) -> int:
         tolerance = settings_for(a.device).tolerance if getattr(a, "device", None) else 1e-6
     out = a.out or a.resume or str(Path(a.map).with_suffix("")) + ".program.npz"
     with _board(a) as b:
-        if getattr(a, "device", None):
+        if a.settings:
+            apply_settings(b, a.settings)
+        elif getattr(a, "device", None):
             apply_device(b, a.device)
         lim = b.limits()
         try:
@@ -214,7 +217,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="preset or device file: its safety limits and read voltage are put on the board, its starting "
         "settings used",
     )
-    g.add_argument("--settings", help="a settings file from `memctl tune` (overrides --algorithm and --device)")
+    g.add_argument(
+        "--settings",
+        help="a settings file from `memctl tune`: its algorithm, and the limits and read voltage it was tuned "
+        "under, go on the board (overrides --algorithm and --device)",
+    )
     g.add_argument("--window", type=float, nargs=2, metavar=("LO", "HI"), help="FFP step window, S")
     g.add_argument(
         "--overshoot",

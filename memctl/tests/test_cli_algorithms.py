@@ -212,6 +212,20 @@ def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
         )
         assert rc == 2 and "needs an inverse predictor on the board" in " ".join(capsys.readouterr().err.split())
         assert not (tmp_path / "p.json").exists()
+    # The limits it was tuned under travel with the settings: a fresh board (2 V / 1 ms) takes them.
+    from memctl.tuning import settings_for
+
+    want = settings_for("perovskite_lognormal").limits
+    assert s.limits == pytest.approx({"v_pulse": want.v_pulse, "width": want.width, "v_read": want.v_read}, rel=1e-6)
+    with EmulatedBoard(rows=2, cols=2, seed=15, device="perovskite_lognormal") as emu:
+        assert main(["set-limits", "--port", emu.port, "--settings", str(out)]) == 0
+        with memctl.Board(emu.port, progress=False) as b:
+            lim = b.info().limits
+            assert (lim.v_pulse, lim.width, lim.v_read) == pytest.approx(
+                (want.v_pulse, want.width, want.v_read), rel=1e-6
+            )
+    assert main(["set-limits", "--port", "/dev/null", "1", "1e-3"]) == 2
+    assert "one of them" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "something else"}')
     with pytest.raises(ValueError, match="not a memctl settings file"):
