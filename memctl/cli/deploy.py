@@ -43,8 +43,9 @@ def _input_scaling(path: str | None) -> dict | None:
 
 
 def cmd_deploy(a: argparse.Namespace) -> int:
-    from memctl.deployment import deploy
+    from memctl.deployment import deploy, read_onnx
 
+    model = read_onnx(a.model)  # a file that is not a model is refused before any board is opened
     scaling = _input_scaling(a.input_scaling)
     g_range, tolerance, algorithm = (10e-6, 100e-6), a.tolerance, None
     if a.device:
@@ -73,7 +74,7 @@ def cmd_deploy(a: argparse.Namespace) -> int:
                 apply_device(b, a.device)
         try:
             dep = deploy(
-                a.model,
+                model,
                 boards,
                 algorithm=algorithm,
                 tolerance=tolerance if tolerance is not None else 0.5e-6,

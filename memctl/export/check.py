@@ -94,7 +94,13 @@ def cross_check(model_dir: str | Path) -> list[Row]:
     from memctl_shared import predictor_blob
 
     d = Path(model_dir)
-    x = np.load(d / "check_inputs.npy")
+    need = ["check_inputs.npy", "predictor_f32.mcpr", "predictor_int8.mcpr", "model_f32.onnx"]
+    absent = [n for n in need if not (d / n).is_file()]
+    if absent:
+        raise ValueError(
+            f"{d} is not a folder written by `memctl predictor export` (no {', '.join(absent)}): export one first"
+        )
+    x = np.load(d / "check_inputs.npy", allow_pickle=False)
     blob_f = (d / "predictor_f32.mcpr").read_bytes()
     blob_q = (d / "predictor_int8.mcpr").read_bytes()
     m, q = _models(blob_f, blob_q)

@@ -74,6 +74,12 @@ def test_clear_errors(emulate, tmp_path, capsys):
     assert main(["program", str(bad), "--port", emulate]) == 2
     err = capsys.readouterr().err
     assert "not a readable" in err and "allow_pickle" not in err
+    # Corrupt inputs get memctl's own error, before any board is opened (/dev/null is not one).
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    assert main(["deploy", str(tmp_path / "bad.onnx"), "--port", "/dev/null", "--manifest", str(tmp_path / "m")]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+    assert main(["predictor", "check", str(tmp_path)]) == 2
+    assert "not a folder written by `memctl predictor export`" in " ".join(capsys.readouterr().err.split())
     np.save(tmp_path / "nan.npy", np.array([[np.nan]]))
     assert main(["program", str(tmp_path / "nan.npy"), "--port", emulate]) == 2
     assert "finite" in capsys.readouterr().err

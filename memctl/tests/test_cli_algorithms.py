@@ -270,3 +270,31 @@ def test_device_sets_up_a_fresh_board_and_refuses_what_it_cannot_do(tmp_path, ca
         assert re.search(r"tio2_4terminal needs pulse voltages up to 7 V; .* reaches \+-2.5 V", err), err
         assert afe.stats().pulses == before
         afe.close()
+
+
+def test_deploy_with_device_sets_up_a_fresh_board_of_that_family(tmp_path, capsys):
+    """`deploy --device`: the family's limits go on a board fresh from `memctl emulate --device` (whose
+    1 ms width limit its pulses exceed), its conductance window and write-verify settings are used."""
+    import onnx
+
+    from memctl.deployment import Deployment, Layer
+    from memctl.devices import load_device
+    from memctl.onnx_mlp import forward, to_onnx
+
+    rng = np.random.default_rng(2)
+    layers = [Layer(rng.normal(size=(3, 4)), 0.3 * rng.normal(size=3), None)]
+    onnx.save(to_onnx(layers), tmp_path / "m.onnx")
+    x = rng.uniform(-1, 1, (12, 4))
+    np.save(tmp_path / "x.npy", x)
+    with EmulatedBoard(rows=6, cols=8, seed=21, device="hfo2_tio2_bilayer") as emu:
+        port = ["--port", emu.port, "--no-progress"]
+        manifest = ["--manifest", str(tmp_path / "m.json")]
+        assert main(["deploy", str(tmp_path / "m.onnx"), *port, *manifest, "--device", "hfo2_tio2_bilayer"]) == 0
+        assert "hfo2_tio2_bilayer: limits +-3 V, 1 s" in capsys.readouterr().out
+        assert main(["infer", str(tmp_path / "x.npy"), *port, *manifest, "--out", str(tmp_path / "y.npy")]) == 0
+    d = load_device("hfo2_tio2_bilayer")
+    dep = Deployment.load(tmp_path / "m.json")
+    targets = np.concatenate([np.ravel(p.targets) for p in dep.placements])
+    assert d.g_min <= targets.min() and targets.max() <= d.g_max  # the family's window, not the default 10-100 uS
+    y, want = np.load(tmp_path / "y.npy"), forward(layers, x)
+    assert np.mean(np.argmax(y, 1) == np.argmax(want, 1)) >= 0.8, (y, want)
