@@ -85,5 +85,5 @@ def test_a_reset_mid_program_is_resynchronized_and_nothing_runs_twice():
         afe = emu.afe()
         _, truth = afe.truth()
         afe.close()
-    assert emu.resets == 1 and b.resets == 1
+    assert emu.resets == 1 and b.resets == 1, "\n".join(emu.log[-60:])
     check_truthful(res, truth)

@@ -114,6 +114,7 @@ class Board:
         self._predictor: bytes | None = None  # what this session put in board RAM, restored after a reset
         self._ffp: FFPTable | None = None
         self.resets = 0  # board resets this session recovered from
+        self.boot_timeout = 30.0  # s a reset board may take to answer again
         try:
             self._info = self.info()
         except BaseException:
@@ -145,8 +146,16 @@ class Board:
         """Max |V| of a VMM input, as last reported (no round trip)."""
         return self._info.limits.v_read
 
-    def info(self) -> BoardInfo:
-        f = protocol.decode_info(self.link.request(wire.T_INFO))
+    def info(self, *, wait: float = 0.0) -> BoardInfo:
+        """INFO; with wait > 0, keep asking that many seconds while the board is silent (booting)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                f = protocol.decode_info(self.link.request(wire.T_INFO))
+                break
+            except BoardTimeout:
+                if time.monotonic() > deadline:
+                    raise
         info = BoardInfo(
             protocol=f.protocol,
             rows=f.rows,
@@ -202,7 +211,9 @@ class Board:
         board RAM (FFP table, predictor, network); limits and read
         configuration survive in the board's flash."""
         self.resets += 1
-        self.info()
+        # A board that just reset answers once it has booted (seconds, on a slow flash): a timeout here is
+        # that boot, not the request's (which would otherwise be retried with the stale session).
+        self.info(wait=self.boot_timeout)
         if self._ffp is not None:
             self.set_ffp_table(self._ffp)
         if self._predictor is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from memctl.devices import DeviceModel
-from memctl_emulator.array_circuit import LineDrive, solve
+from memctl_emulator.array_circuit import LineDrive, WireCache, solve
 
 HARDEN_CAP = 0.05
 
@@ -35,6 +35,7 @@ class Crossbar:
         self.rows, self.cols = rows, cols
         self.device = d = (device or DeviceModel()).validate()
         self.line_resistance = float(line_resistance)
+        self.wires = WireCache()  # factorizations of the wire network, updated pulse by pulse
         self.rng = rng = np.random.default_rng(seed)
         shape = (rows, cols)
         self.v_set = d.v_set * (1 + d.threshold_spread * rng.standard_normal(shape))
@@ -85,7 +86,7 @@ class Crossbar:
 
     # -- operations ----------------------------------------------------------
     def device_voltages(self, drive: LineDrive) -> np.ndarray:
-        return solve(self.conductance, drive, self.line_resistance).v_device
+        return solve(self.conductance, drive, self.line_resistance, self.wires).v_device
 
     def apply(self, drive: LineDrive, width: float) -> int:
         """Hold the line drive for `width` seconds; returns devices that switched."""
@@ -168,7 +169,7 @@ class Crossbar:
     def column_currents(self, drive: LineDrive, noise_scale: float = 1.0) -> np.ndarray:
         """Current into each column's sense amplifier (A), with read noise."""
         g = self.conductance
-        net = solve(g, drive, self.line_resistance)
+        net = solve(g, drive, self.line_resistance, self.wires)
         i_dev = self.device_current(net.v_device, g)
         d = self.device
         # The network solve is linear in G; add each device's I-V nonlinearity

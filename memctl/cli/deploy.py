@@ -131,6 +131,7 @@ def cmd_infer(a: argparse.Namespace) -> int:
         dep.model_inputs(batch, clip=a.clip)  # out-of-range inputs refused before a board is opened
         boards = _boards(a)
         try:
+            dep.verify(boards, sample=4, manifest=a.manifest)  # fingerprints and 4 devices per tile read back
             out = dep.run(boards, batch, clip=a.clip)
         finally:
             for b in boards:

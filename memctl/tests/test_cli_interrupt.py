@@ -26,6 +26,18 @@ def _interrupt_when(proc: subprocess.Popen, ready, timeout: float = 60) -> tuple
     return proc.returncode, " ".join(err.split())
 
 
+def _popen(args: list[str]) -> subprocess.Popen:
+    """memctl in a child that takes Ctrl-C as a terminal user's would: a shell runs background jobs (CI
+    runners often do) with SIGINT ignored, and a child inherits that."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "memctl.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def _run(cmd: str) -> subprocess.CompletedProcess:
     args = shlex.split(cmd)
     assert args[0] == "memctl"
@@ -39,13 +51,8 @@ def test_sigint_during_program_saves_what_finished_and_the_resume_command_finish
         targets = np.clip(g0 + np.where(g0 < 55e-6, 25e-6, -25e-6), 10e-6, 95e-6)  # every device moves
         np.save(tmp_path / "map.npy", targets)
         # Small chunks, so the interrupt lands between requests with some devices finished.
-        cmd = [sys.executable, "-m", "memctl.cli", "program", str(tmp_path / "map.npy"), "--port", emu.port]
-        proc = subprocess.Popen(
-            [*cmd, "--no-progress", "--tolerance", "1e-6", "--chunk", "4"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        cmd = ["program", str(tmp_path / "map.npy"), "--port", emu.port]
+        proc = _popen([*cmd, "--no-progress", "--tolerance", "1e-6", "--chunk", "4"])
         rc, err = _interrupt_when(proc, lambda: afe.stats().pulses > 300)
         assert rc == 130, err
         assert "Traceback" not in err
@@ -96,12 +103,7 @@ def test_sigint_during_the_prescan_keeps_the_scanned_blocks_and_the_deploy_resum
 
     with EmulatedBoard(rows=8, cols=24, seed=12) as emu:
         cmd = ["deploy", str(tmp_path / "m.onnx"), "--port", emu.port, "--no-progress", "--manifest", str(journal)]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "memctl.cli", *cmd, "--aware"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _popen([*cmd, "--aware"])
         rc, err = _interrupt_when(proc, lambda: len(scanned()) >= 1)
         assert rc == 130 and "Traceback" not in err, err
         kept = json.loads(journal.read_text())
