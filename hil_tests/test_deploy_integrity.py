@@ -100,16 +100,18 @@ def test_verify_catches_a_reprogrammed_device_and_repair_reprograms_its_tile(dep
 def test_inputs_outside_the_encoding_range_are_refused_unless_clipped(deployed, capsys, tmp_path):
     emu, d = deployed
     port = ["--port", emu.port, "--no-progress"]
+    r = Deployment.load(d / "dep.json").input_range  # what the first layer encodes unclipped
+    assert 1 <= r < 10
     x = np.zeros((3, 4))
-    x[2, 1] = 2.5  # a z-scored feature beyond the +-1 the deployment encodes
+    x[2, 1] = 1.5 * r  # e.g. a z-scored feature far out in its tail
     np.save(tmp_path / "x.npy", x)
     infer = ["infer", str(tmp_path / "x.npy"), *port, "--manifest", str(d / "dep.json")]
     capsys.readouterr()
     assert main(infer) == 2
     out = text(capsys)
-    assert "feature 1 of sample 2 is 2.5" in out and "-1..1" in out and "--clip" in out, out
+    assert f"feature 1 of sample 2 is {1.5 * r:.4g}" in out and f"-{r:.3g}..{r:.3g}" in out and "--clip" in out, out
     assert main([*infer, "--clip", "--out", str(tmp_path / "y.npy")]) == 0
-    clipped = np.clip(x, -1, 1)
+    clipped = np.clip(x, -r, r)
     assert np.array_equal(np.argmax(np.load(tmp_path / "y.npy"), 1), np.argmax(digital(clipped), 1))
 
 

@@ -103,7 +103,9 @@ class Deployment:
     tiles: int = 0  # tiles planned; complete when every one is placed
     scans: list = field(default_factory=list)  # per board: the pre-scan's journal {"g", "defect", "done"} or None
     tolerance: float = 0.0  # S, what each device was programmed to: verification's yardstick
-    input_range: float = 1.0  # the model inputs the encoding represents: |x| <= input_range
+    # The model inputs the first layer's encoding carries unclipped, |x| <= input_range: the board's read
+    # limit over v_in[0] (at least the range the encoding was scaled for, --input-range).
+    input_range: float = 1.0
     input_offset: list = field(default_factory=list)  # raw -> model input: (x - offset) / scale, per feature
     input_scale: list = field(default_factory=list)
 
@@ -222,7 +224,7 @@ class Deployment:
             i, j = np.argwhere(out)[0]
             scaled = " after the deployment's input scaling" if self.input_scale else ""
             raise ValueError(
-                f"{int(out.sum())} input value(s) outside the deployment's input range -{r:g}..{r:g}{scaled} "
+                f"{int(out.sum())} input value(s) outside the deployment's input range -{r:.3g}..{r:.3g}{scaled} "
                 f"(first: feature {j} of sample {i} is {x[i, j]:.4g}; features out of range: "
                 f"{sorted({int(c) for c in np.argwhere(out)[:, 1]})[:10]}). The crossbar would clip them. Scale the "
                 "inputs (deploy with --input-scaling, or --input-range to encode a wider range) or pass --clip "
@@ -505,7 +507,8 @@ def deploy(
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
     key = _key(layers, boards, g_range=g_range, aware=aware, levels=levels, v_in=volts, tol=tol)
     dep = Deployment(layers, [], volts, [b.link.port for b in boards], key=key, tiles=len(specs))
-    dep.input_range, dep.input_offset, dep.input_scale = r_in, offset, scale
+    r_clip = float(limit / volts[0])
+    dep.input_range, dep.input_offset, dep.input_scale = r_clip, offset, scale
     redo: set[int] = set()
     if manifest is not None and Path(manifest).exists():
         old = Deployment.load(manifest)
@@ -516,7 +519,7 @@ def deploy(
             )
         dep = old
         dep.ports = [b.link.port for b in boards]
-        dep.input_range, dep.input_offset, dep.input_scale = r_in, offset, scale
+        dep.input_range, dep.input_offset, dep.input_scale = r_clip, offset, scale
         # Resume only onto boards that still hold the finished tiles (fingerprints and a spot check).
         bad = [c for c in dep.check(boards) if not c.ok]
         if bad and not repair:

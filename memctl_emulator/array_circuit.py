@@ -103,10 +103,12 @@ def _solve_floating(g: np.ndarray, drive: LineDrive) -> Solution:
 # Woodbury gives
 #     (A + U D U^T)^-1 b = x0 - Z (I + D M)^-1 D U^T x0,    x0 = A^-1 b,
 # exact up to rounding. A device joins the changed set with one triangular
-# solve (its column of Z); past max_changes devices the base is factored
-# afresh. x0 is a combination of cached responses to single lines (and to all
-# lines of a side together), so a repeated pulse or read costs a few vector
-# operations and no triangular solve.
+# solve (its column of Z, solved ahead together with the line responses of
+# the first pulse that selects it); past max_changes devices the base is
+# factored afresh. x0 is a combination of kept responses to single lines (and
+# to all lines of a side together), so a repeated pulse or read costs a few
+# vector operations and no triangular solve. Vectors are kept reduced to the
+# device voltages and the column currents' nodes (n + cols entries).
 
 MAX_CHANGES = 48  # devices changed since a factorization before the next one
 MAX_LINE_TERMS = 8  # lines off their side's common voltage beyond which x0 is solved directly
