@@ -64,9 +64,13 @@ def train(
     return wire.T_PULSE_TRAIN, protocol.encode_pulse_train(*fields)
 
 
-def program(algorithm: int, params: tuple, target: float, max_pulses: int = 4) -> tuple[int, bytes]:
+def program(
+    algorithm: int, params: tuple, target: float, max_pulses: int = 4, cols: tuple = (COL,)
+) -> tuple[int, bytes]:
+    """PROGRAM of devices (ROW, col) for each of cols (row-parallel with wire.A_ROWS in algorithm)."""
     p = (list(params) + [0.0] * 8)[:8]
-    return wire.T_PROGRAM, protocol.encode_program(1e-7, max_pulses, algorithm, 8, p, [(ROW, COL, target)])
+    items = [(ROW, c, target) for c in cols]
+    return wire.T_PROGRAM, protocol.encode_program(1e-7, max_pulses, algorithm, 8, p, items)
 
 
 def ffp_trace(params: tuple, direction: int = 1, n: int = 3) -> tuple[int, bytes]:
@@ -130,8 +134,8 @@ class Probe:
     """A board with limits between DAC codes, an FFP table beyond them, a
     predictor and a network loaded; send() reports what reached the array."""
 
-    def __init__(self, hal: str, seed: int = 5):
-        self.emu = EmulatedBoard(rows=4, cols=4, seed=seed, hal=hal).start()
+    def __init__(self, hal: str, seed: int = 5, cell: str = "0T1R"):
+        self.emu = EmulatedBoard(rows=4, cols=4, seed=seed, hal=hal, cell=cell).start()
         try:
             self.board = memctl.Board(self.emu.port, progress=False)
             self.afe = self.emu.afe()

@@ -15,7 +15,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from limits_probe import (
+    COL,
     DOWN,
+    ROW,
     TICK,
     UP,
     Limits,
@@ -31,6 +33,7 @@ from limits_probe import (
     vmm,
 )
 
+from memctl import protocol
 from memctl_shared import wire
 
 # A value relative to a limit: ("near", k) is k DAC steps or ticks inside it (k < 0: beyond),
@@ -74,7 +77,7 @@ def train_case(lim: Limits, a, w, anti, r, sign):
     return [train(v, t, va, ta, vr)], ok and (f32(ta) == 0 or (amp_ok(lim, va) and width_ok(lim, ta)))
 
 
-def program_case(lim: Limits, algo, a_set, a_reset, w, target, n):
+def program_case(lim: Limits, algo, a_set, a_reset, w, target, n, cols=(COL,), flags=0):
     """Each algorithm's limit-bound parameters from the specs; the rest valid."""
     vs, vr = value(a_set, lim.v_pulse, lim.lsb), value(a_reset, lim.v_pulse, lim.lsb, -1)
     t = value(w, lim.width, TICK)
@@ -88,7 +91,7 @@ def program_case(lim: Limits, algo, a_set, a_reset, w, target, n):
     else:  # candidates from 0.1 V and W/10 up to the specs
         params = (0.1, vs, -0.1, vr, lim.width / 10, t, 4, 2)
         ok = ok and f32(vs) >= 0.1 and f32(vr) <= -0.1 and f32(t) >= f32(lim.width / 10)
-    return [program(algo, params, target, n)], ok
+    return [program(algo | flags, params, target, n, cols)], ok
 
 
 def trace_case(lim: Limits, a_set, a_reset, w, direction, n):
@@ -175,3 +178,59 @@ def test_no_request_passes_a_limit_and_each_is_applied_or_refused_as_the_limits_
     assert len(applied) > 1.5 * len(refused) and sum(applied) > 300, (len(applied), len(refused), sum(applied))
     assert peaks[0] >= lim.v_pulse - lim.lsb and abs(peaks[1] - lim.width_ticks * TICK) < 1e-15
     assert peaks[2] >= lim.v_read - lim.lsb
+
+
+@st.composite
+def row_cases(draw):
+    """Row-parallel PROGRAMs: several devices of one row, pulsed at once."""
+    rnd = draw(st.randoms(use_true_random=False))
+    specs = [draw(inside) for _ in range(3)]
+    if rnd.random() < 0.25:
+        specs[rnd.randrange(3)] = draw(outside)
+    algo = draw(st.sampled_from([wire.A_ISPP, wire.A_ADAPTIVE, wire.A_FFP, wire.A_PREDICT]))
+    cols = tuple(draw(st.lists(st.integers(0, 3), min_size=2, max_size=4, unique=True)))
+    target, n = draw(st.sampled_from([UP, DOWN])), draw(st.integers(1, 4))
+    return lambda L: program_case(L, algo, specs[0], specs[1], specs[2], target, n, cols, wire.A_ROWS)
+
+
+def test_row_parallel_pulses_keep_the_limits_and_touch_only_their_devices(hal):
+    """1T1R row-parallel PROGRAMs: applied or refused as the limits say, nothing beyond a limit reaches the
+    array, and no device outside the request moves (other rows are gated off, the row's other columns sit
+    at the row's own voltage): truth from the front end."""
+    probe = Probe(hal, seed=23, cell="1T1R")
+    lim = probe.limits
+    applied = []
+    try:
+
+        @settings(max_examples=120, deadline=None)
+        @given(row_cases())
+        def rows_keep_the_limits(draw):
+            reqs, ok = draw(lim)
+            _, before = probe.afe.truth()
+            o = probe.send(*reqs)
+            _, after = probe.afe.truth()
+            probe.assert_within(o)
+            addressed = np.zeros(before.shape, bool)
+            addressed[ROW, sorted(_cols(reqs[0][1]))] = True
+            np.testing.assert_array_equal(after[~addressed], before[~addressed])
+            if ok:
+                assert not o.refused, f"refused within the limits: {o.error}"
+                _, results = protocol.decode_program(o.reply, len(_cols(reqs[0][1])))
+                # Device pulses against pulse events on the array: fewer events when devices shared them.
+                applied.append((sum(r.pulses for r in results), o.seen.pulses))
+            else:
+                assert o.refused and o.seen.pulses == 0, f"applied beyond the limits: {o.seen}"
+
+        rows_keep_the_limits()
+    finally:
+        probe.close()
+    device_pulses, events = np.sum(applied, axis=0)
+    assert device_pulses > 50 and events < 0.8 * device_pulses, (device_pulses, events)
+
+
+def _cols(payload: bytes) -> set:
+    import struct
+
+    m = wire.PROGRAM
+    n = (len(payload) - m.req_size) // m.req_item_size
+    return {struct.unpack_from(m.req_item, payload, m.req_size + k * m.req_item_size)[1] for k in range(n)}

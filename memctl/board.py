@@ -445,12 +445,16 @@ class Board:
         chunk: int | None = None,
         progress: bool | None = None,
         label: str = "program",
+        parallel: bool | None = None,
     ) -> ProgramResult:
         """Write-verify every device of a target map (S) placed at origin.
 
         mask selects which devices to program (default all). Devices stream to
         the board in chunks that fit its frame size; each chunk is one
         idempotent request, so a retried chunk is never applied twice.
+        parallel: row-parallel write-verify (a 1T1R board pulses the devices of
+        a row at once and reads the row in one conversion); default on 1T1R
+        boards, ignored by passive ones.
         """
         t = np.asarray(targets, dtype=np.float64)
         if t.ndim != 2:
@@ -480,6 +484,8 @@ class Board:
         idx = np.argwhere(m)
         if isinstance(algo, Predicted):
             self._check_predictor_range(t[m], "targets")
+        rows = self._info.cell == protocol.Cell.ONE_T1R if parallel is None else parallel
+        code = algo.code | (wire.A_ROWS if rows else 0)
         res = ProgramResult(
             targets=t,
             final=np.full(t.shape, np.nan),
@@ -498,7 +504,7 @@ class Board:
                     fit = protocol.program_fit(self.link.budget)
                     part = idx[k : k + max(1, min(fit, chunk or fit))]
                     items = [(r0 + i, c0 + j, t[i, j]) for i, j in part]
-                    req = protocol.encode_program(tolerance, max_pulses, algo.code, patience, algo_params, items)
+                    req = protocol.encode_program(tolerance, max_pulses, code, patience, algo_params, items)
                     done = [0]
 
                     def step(n: int, total: int, done: list[int] = done) -> None:

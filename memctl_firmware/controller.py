@@ -14,7 +14,7 @@ from predictor_blob import MAX_BLOB
 from network import NETWORK
 from network_blob import MAX_BLOB as MAX_NET_BLOB
 from tiles import Tiles
-from algorithms import FFP_TABLE, Outcome, Params, ffp_trace, prepare, program_device
+from algorithms import FFP_TABLE, ROWS, Outcome, Params, ffp_trace, prepare, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
 MAX_PAUSE = 60.0
@@ -59,6 +59,13 @@ def _image_hash(folder):
         return "source"
 
 
+def _holds(values, n, v):
+    for i in range(n):
+        if values[i] == v:
+            return True
+    return False
+
+
 class Controller:
     def __init__(self, uart, fe, hal_name, heap_size, storage="", slot=None):
         self.uart = uart
@@ -90,8 +97,16 @@ class Controller:
         # Small frames (progress, frame errors) never clobber the cached reply.
         self.small_raw = bytearray(HDR_SIZE + 64 + wire.CRC_SIZE)
         self.small_out = bytearray(len(self.small_raw) + 4)
+        # REPLAY answers in its own buffers: the cached reply it reads from stays as it is.
+        self.out_mv = memoryview(self.out)
+        self.replay_raw = bytearray(HDR_SIZE + wire.REPLAY.resp_size + wire.REPLAY_MAX + wire.CRC_SIZE)
+        self.replay_out = bytearray(len(self.replay_raw) + len(self.replay_raw) // 254 + 2)
         self.vin = [0.0] * fe.rows
         self.row = [0.0] * fe.cols
+        # Row-parallel PROGRAM: one group's columns, targets and item indices.
+        self.grp_cols = [0] * fe.cols
+        self.grp_targets = [0.0] * fe.cols
+        self.grp_items = [0] * fe.cols
         self.params = Params()
         self.outcome = Outcome()
         # Idempotency: the last request's (seq, crc) and its encoded reply.
@@ -138,6 +153,9 @@ class Controller:
         seq = dec.seq
         body = HDR_SIZE + dec.plen
         crc = dec.buf[body] | dec.buf[body + 1] << 8 | dec.buf[body + 2] << 16 | dec.buf[body + 3] << 24
+        if dec.mtype == wire.T_REPLAY:  # a piece of the cached reply; the cache stays as it is
+            self.do_replay(dec.payload(), seq, dec.tag)
+            return
         if seq == self.last_seq and crc == self.last_crc:
             self.uart.write(self.out, self.out_len)  # retried request: same reply
             return
@@ -182,6 +200,29 @@ class Controller:
         n = min(len(b), len(raw) - HDR_SIZE - wire.CRC_SIZE - head)
         raw[HDR_SIZE + head : HDR_SIZE + head + n] = b[:n]
         return wire.finish_frame(raw, wire.T_ERROR | RESP, seq, head + n, out)
+
+    def do_replay(self, p, seq, tag):
+        """REPLAY: bytes of the cached reply to the request (seq, crc) for a host
+        that got that reply damaged, so a long reply is resent in pieces, and
+        only the pieces that were lost; nothing runs again."""
+        m = wire.REPLAY
+        raw, out = self.replay_raw, self.replay_out
+        try:
+            if tag and tag != self.tag:
+                raise SessionError("board reset since this session's INFO: re-synchronize")
+            self.need(p, m.req_size)
+            rseq, rcrc, off, n = struct.unpack_from(m.req, p, 0)
+            total = self.out_len if rseq == self.last_seq and rcrc == self.last_crc else 0
+            if off > total:
+                raise CommandError("REPLAY offset beyond the reply")
+            n = min(n, wire.REPLAY_MAX, total - off)
+            struct.pack_into(m.resp, raw, HDR_SIZE, total, off)
+            at = HDR_SIZE + m.resp_size
+            raw[at : at + n] = self.out_mv[off : off + n]
+            k = wire.finish_frame(raw, wire.T_REPLAY | RESP, seq, m.resp_size + n, out)
+        except CommandError as e:
+            k = self.encode_error(raw, out, seq, e.code, str(e))
+        self.uart.write(out, k)
 
     def send_error_small(self, seq, code, msg):
         n = self.encode_error(self.small_raw, self.small_out, seq, code, msg)
@@ -299,6 +340,8 @@ class Controller:
                 raise CommandError("target conductance must be 0..1 S")
             off += m.req_item_size
         fe = a.fe
+        if pp.algorithm & wire.A_ROWS and fe.one_t1r:
+            return self.program_rows(p, seq, n, pp)
         t_start = fe.clock()
         t_prev = t_start
         off = m.req_size
@@ -318,6 +361,54 @@ class Controller:
             self.send_progress(seq, k + 1, n)
         struct.pack_into(m.resp, self.raw, HDR_SIZE, (t_prev - t_start) * 1e-9, n)
         return out - HDR_SIZE
+
+    def program_rows(self, p, seq, n, pp):
+        """Row-parallel PROGRAM (1T1R): the items of one row go together (a
+        column twice in a row waits for the next group), rows in order of first
+        appearance; results land at each item's place in the reply. A device's
+        time is its row's board time until it finished."""
+        m = wire.PROGRAM
+        a = self.array
+        fe = a.fe
+        taken = bytearray(n)
+        cols, targets, which = self.grp_cols, self.grp_targets, self.grp_items
+        t_start = fe.clock()
+        done = 0
+        k0 = 0
+        while k0 < n:
+            if taken[k0]:
+                k0 += 1
+                continue
+            r0 = struct.unpack_from(m.req_item, p, m.req_size + k0 * m.req_item_size)[0]
+            g = 0
+            for k in range(k0, n):
+                if taken[k]:
+                    continue
+                r, c, t = struct.unpack_from(m.req_item, p, m.req_size + k * m.req_item_size)
+                if r != r0 or _holds(cols, g, c):
+                    continue
+                taken[k] = 1
+                cols[g], targets[g], which[g] = c, t, k
+                g += 1
+            t_row = fe.clock()
+            try:
+                ROWS.program(a, r0, cols, targets, g, pp, self.limits, self.row, fe.clock)
+                saturated = False
+            except HALError:  # a reading that is not a value: the row's devices report it
+                saturated = True
+            vs = ROWS.verifies
+            for j in range(g):
+                at = HDR_SIZE + m.resp_size + which[j] * m.resp_item_size
+                if saturated:
+                    struct.pack_into(m.resp_item, self.raw, at, NAN, 0, wire.S_SATURATED, 0.0, 0.0)
+                else:
+                    vf = vs[j]
+                    dt = (vf.t_end - t_row) * 1e-9
+                    struct.pack_into(m.resp_item, self.raw, at, vf.g, vf.pulses, vf.status, dt, vf.energy)
+            done += g
+            self.send_progress(seq, done, n)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, (fe.clock() - t_start) * 1e-9, n)
+        return m.resp_size + n * m.resp_item_size
 
     def do_vmm(self, p, seq):
         a = self.array

@@ -162,6 +162,34 @@ class Array:
             out[c] = fe.current(c) / self.v_read
 
     # -- writes --------------------------------------------------------------
+    def pulse_row(self, r, cols, volts, n, width):
+        """1T1R: one pulse on n devices of row r at once, device k seeing volts[k]:
+        only row r's transistors conduct, its line sits at 0 V and column
+        cols[k] at -volts[k]; every other column at 0 V, so the row's other
+        devices see nothing. Every device is checked against the limits before
+        any line moves (all or nothing)."""
+        if not self.fe.one_t1r:
+            raise CommandError("row-parallel pulses need a 1T1R array")
+        if not 0 <= r < self.rows:
+            raise AddressError("row out of range")
+        lim = self.limits
+        t = self.tiles
+        for k in range(n):
+            self.check(r, cols[k])
+            check_pulse(lim, volts[k], width)
+        if t is not None and t.armed:
+            for k in range(n):
+                t.touch(r, cols[k])
+        fe = self.fe
+        self._select_row(r)
+        fe.fill(BOTH, 0.0)
+        for k in range(n):
+            # The column's DAC value within the limit: the device sees minus it.
+            fe.set_line(COLS, cols[k], fe.within(-volts[k], lim.v_pulse))
+        fe.pulse(width)
+        fe.fill(BOTH, 0.0)
+        fe.commit()
+
     def pulse(self, r, c, v, width):
         """One pulse on (r, c); returns the applied volts.
 

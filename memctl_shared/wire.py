@@ -55,6 +55,7 @@ T_LOAD_NETWORK = const(0x0D)
 T_RUN_NETWORK = const(0x0E)
 T_TILES = const(0x10)  # deployment fingerprints the board keeps per tile (memctl_firmware/tiles.py)
 T_UPDATE = const(0x0F)  # firmware update (memctl_firmware/update.py): one step per request, UPDATE_REQ's first byte
+T_REPLAY = const(0x11)  # a piece of the cached reply to the last request (the host got it damaged)
 T_PROGRESS = const(0x7E)  # unsolicited keep-alive during long work
 T_ERROR = const(0x7F)
 RESP = const(0x80)
@@ -117,6 +118,7 @@ A_ADAPTIVE = const(1)
 A_FFP = const(2)
 A_PREDICT = const(3)
 A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
+A_ROWS = const(0x40)  # flag: row-parallel write-verify (1T1R arrays; one device at a time otherwise)
 
 # PROGRAM's (and FFP_TRACE's) 8 algorithm parameters by name, per algorithm: the
 # host's algorithm dataclasses have these fields, the firmware reads them by these
@@ -236,6 +238,11 @@ TILES_LIST = const(0)
 TILES_SET = const(1)
 TILES_CLEAR = const(2)
 TILES_MAX = const(32)
+# seq and CRC-32 of the request whose reply is wanted, offset, byte count -> length of that reply as the board
+# sent it (COBS-encoded, with its delimiter; 0: the board holds no reply to that request), offset; then up to
+# REPLAY_MAX of its bytes from offset. Answered from the idempotency cache, which it leaves as it is.
+REPLAY = message(T_REPLAY, "REPLAY", "<HIHH", "<HH")
+REPLAY_MAX = const(256)
 PROGRESS = message(T_PROGRESS, "PROGRESS", "<", "<HH")  # unsolicited during long work: done, total
 ERROR = message(T_ERROR, "ERROR", "<", "<B")  # code, then the UTF-8 message
 
@@ -256,6 +263,7 @@ MESSAGES = (
     RUN_NETWORK,
     UPDATE,
     TILES,
+    REPLAY,
     PROGRESS,
     ERROR,
 )
