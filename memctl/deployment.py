@@ -2,7 +2,8 @@
 
 deploy() maps and tiles every layer (memctl.placement), checks that
 everything fits before the first pulse, optionally pre-scans the boards for
-stuck devices and places around them, then programs tile by tile. The
+stuck devices and places around them, then programs tile by tile: each
+board's tiles in order, several boards at once (a thread per board). The
 manifest it writes doubles as a journal: it is saved after the scan and after
 every tile, so a deployment stopped by a reset or a crash resumes where it
 stopped when deploy() is called again with the same manifest path.
@@ -19,6 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -290,20 +295,51 @@ class Deployment:
                 f"the deployment spans {1 + max(p.board for p in self.placements)} boards; {len(boards)} given"
             )
 
-    def layer_output(self, boards: list[Board], k: int, a: np.ndarray, calibrated: bool = True) -> np.ndarray:
-        """W a + b of layer k from the host: the sum of its tiles' crossbar products."""
+    def layer_output(
+        self,
+        boards: list[Board],
+        k: int,
+        a: np.ndarray,
+        calibrated: bool = True,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> np.ndarray:
+        """W a + b of layer k from the host: the sum of its tiles' crossbar products. Tiles on different boards
+        are read at once (one thread per board: `pool`, or one made for the call), each board's in order."""
         x = np.append(a, 1.0)  # the bias row
-        z = np.zeros(self.layers[k].weight.shape[0])
-        for p in self._tiles(k):
-            b = boards[p.board]
+        tiles = self._tiles(k)
+        by_board: dict[int, list[Placement]] = {}
+        for p in tiles:
+            by_board.setdefault(p.board, []).append(p)
+
+        def currents(bi: int) -> list[np.ndarray]:
+            b = boards[bi]
             lim = b.read_limit
-            v = np.zeros(b.shape[0])
-            v[p.rows] = np.clip(x[p.inputs[0] : p.inputs[1]] * self.v_in[k], -lim, lim)
-            i = b.vmm(v)[p.cols]
+            out = []
+            for p in by_board[bi]:
+                v = np.zeros(b.shape[0])
+                v[p.rows] = np.clip(x[p.inputs[0] : p.inputs[1]] * self.v_in[k], -lim, lim)
+                out.append(b.vmm(v)[p.cols])
+            return out
+
+        if len(by_board) <= 1:
+            read = {bi: currents(bi) for bi in by_board}
+        elif pool is not None:
+            read = _each_board(pool, currents, list(by_board))
+        else:
+            with ThreadPoolExecutor(len(by_board), thread_name_prefix="memctl-vmm") as own:
+                read = _each_board(own, currents, list(by_board))
+        z = np.zeros(self.layers[k].weight.shape[0])
+        for p in tiles:  # summed in tile order, as one board after another would
+            i = read[p.board].pop(0)
             z[p.outputs[0] : p.outputs[1]] += (i[0::2] - i[1::2]) * p.scale / self.v_in[k]
         if calibrated and self.gain:
             z = np.asarray(self.gain[k]) * z + np.asarray(self.offset[k])
         return z
+
+    def _pool(self) -> ThreadPoolExecutor | nullcontext:
+        """Threads for layer_output over a batch: one per board the deployment spans (none for one board)."""
+        n = len({p.board for p in self.placements})
+        return ThreadPoolExecutor(n, thread_name_prefix="memctl-vmm") if n > 1 else nullcontext()
 
     def calibrate(self, boards: Board | list[Board], samples: int = 16, seed: int = 0) -> None:
         """Per-output gain and offset (paper 002's model-driven calibration):
@@ -316,7 +352,8 @@ class Deployment:
             r = self.input_range if k == 0 else 1.0
             x = rng.uniform(-r, r, (samples, layer.weight.shape[1]))
             want = x @ layer.weight.T + layer.bias
-            got = np.array([self.layer_output(boards, k, xi, calibrated=False) for xi in x])
+            with self._pool() as pool:
+                got = np.array([self.layer_output(boards, k, xi, calibrated=False, pool=pool) for xi in x])
             fits = [
                 np.linalg.lstsq(np.stack([got[:, j], np.ones(samples)], 1), want[:, j], rcond=None)[0]
                 for j in range(want.shape[1])
@@ -365,11 +402,11 @@ class Deployment:
                 b.load_network(blob, progress=False)
             return b.run_network(x, calibrated=calibrated, progress=progress)
         out = []
-        with progress_bar("run network", len(x), boards[0].show_progress(progress)) as advance:
+        with progress_bar("run network", len(x), boards[0].show_progress(progress)) as advance, self._pool() as pool:
             for sample in x:
                 a = sample
                 for k, layer in enumerate(self.layers):
-                    a = ACTIVATIONS[layer.activation](self.layer_output(boards, k, a, calibrated))
+                    a = ACTIVATIONS[layer.activation](self.layer_output(boards, k, a, calibrated, pool))
                 out.append(a)
                 advance(1)
         return np.array(out)
@@ -426,6 +463,14 @@ def _as_list(boards: Board | list[Board]) -> list[Board]:
     return boards if isinstance(boards, list) else [boards]
 
 
+def _each_board(pool: ThreadPoolExecutor, fn: Callable[[int], list], boards: list[int]) -> dict[int, list]:
+    """fn(board) for every board at once; every one finishes (no board is left in use) before the first
+    error, if any, is raised."""
+    futures = {bi: pool.submit(fn, bi) for bi in boards}
+    wait(futures.values())
+    return {bi: f.result() for bi, f in futures.items()}
+
+
 def input_bounds(layers: list[Layer], first: float = 1.0) -> list[float]:
     """The largest |input| each layer can see when the network's inputs stay
     within +-first (interval arithmetic through the weights)."""
@@ -466,7 +511,12 @@ def deploy(
     progress: bool | None = None,
 ) -> Deployment:
     """Map every layer, tile it over the boards, check everything fits, then
-    program tile by tile (a progress bar per tile) and record a manifest.
+    program tile by tile (a progress bar per tile) and record a manifest. On
+    several boards, each board's tiles go in order and the boards work at once
+    (a thread per board, one bar over them all); a board that fails stops the
+    others after the tile each has in hand, Ctrl-C stops them at once, and the
+    manifest holds every tile finished (in plan order, with gaps where a
+    board did not get that far).
 
     aware: pre-scan the used columns for stuck devices and place around them
     (rows and output pairs permuted, partners compensating, stuck devices not
@@ -549,9 +599,19 @@ def deploy(
                 journal=journal,
                 on_block=save_scan,
             )
-    for n, spec in enumerate(specs):
-        if n < len(dep.placements) and n not in redo:
-            continue  # done before the interruption, and still held by its board
+    # Finished tiles by plan index: a journal may have holes (boards finish their tiles in any order), so
+    # each recorded tile is matched to its place in the plan by what it holds.
+    plan = {(s.layer, s.board, tuple(s.inputs), tuple(s.outputs)): n for n, s in enumerate(specs)}
+    finished: dict[int, Placement] = {}
+    for j, p in enumerate(dep.placements):
+        n = plan.get((p.layer, p.board, tuple(p.inputs), tuple(p.outputs)))
+        if n is not None and j not in redo:
+            finished[n] = p  # done before the interruption, and still held by its board
+    lock = threading.Lock()
+
+    def program(n: int, progress: bool | None | Callable[[int], None]) -> None:
+        """Program tile n on its board, record it there, journal it (tiles in plan order)."""
+        spec = specs[n]
         if aware:
             s = dep.scans[spec.board]
             rows, cols, t, fixed = place_aware(spec, Scan(np.array(s["g"]), np.array(s["defect"], bool)), g_range)
@@ -560,29 +620,88 @@ def deploy(
         if levels:
             t = np.where(fixed, t, quantize_levels(t, g_lo, g_hi, levels))
         b = boards[spec.board]
-        p = _program_tile(
-            b,
-            spec,
-            rows,
-            cols,
-            t,
-            fixed,
-            tol,
-            max_pulses,
-            algorithm,
-            f"tile {n + 1}/{len(specs)} (layer {spec.layer})",
-            progress,
-        )
+        label = f"tile {n + 1}/{len(specs)} (layer {spec.layer})"
+        p = _program_tile(b, spec, rows, cols, t, fixed, tol, max_pulses, algorithm, label, progress)
         # Recorded on the board only once the whole tile is programmed: any later pulse inside clears it.
         p.fingerprint = _fingerprint(key, n, p)
         b.set_tiles([(*p.rect, p.fingerprint)])
-        if n < len(dep.placements):
-            dep.placements[n] = p
-        else:
-            dep.placements.append(p)
-        if manifest is not None:
-            dep.save(manifest)
+        with lock:
+            finished[n] = p
+            dep.placements = [finished[m] for m in sorted(finished)]
+            if manifest is not None:
+                dep.save(manifest)
+
+    todo = [n for n in range(len(specs)) if n not in finished]
+    dep.placements = [finished[m] for m in sorted(finished)]
+    per_board = {bi: [n for n in todo if specs[n].board == bi] for bi in sorted({specs[n].board for n in todo})}
+    if len(per_board) <= 1:
+        for n in todo:  # one board: tile after tile, a bar each
+            program(n, progress)
+    else:
+        _program_concurrently(per_board, program, sum(int(specs[n].targets.size) for n in todo), boards, progress)
     return dep
+
+
+def _program_concurrently(
+    per_board: dict[int, list[int]],
+    program: Callable[[int, Callable[[int], None]], None],
+    devices: int,
+    boards: list[Board],
+    progress: bool | None,
+) -> None:
+    """Each board's tiles in order, the boards at once: one thread per board (a Board is used by one thread
+    only), one bar over them all. A board that fails stops the others after the tile each has in hand (it is
+    finished and journaled) and its error is raised; Ctrl-C stops them all at once (at their next progress
+    report, as a single board stops: the tiles in hand are not journaled) and is raised."""
+    stop = threading.Event()  # no further tiles
+    abort = threading.Event()  # not even the tiles in hand
+    errors: list[BaseException] = []
+    running = [len(per_board)]  # threads not yet done
+    count = threading.Lock()
+    ended = threading.Event()  # every board's thread is done
+    # Waiting on `ended`, not Thread.join: on Python 3.11 a KeyboardInterrupt landing inside join(timeout) can
+    # mark a thread that is still running as stopped.
+
+    with progress_bar(f"deploy on {len(per_board)} boards", devices, boards[0].show_progress(progress)) as advance:
+
+        def tick(n: int) -> None:  # each board's program() reports devices done here
+            if abort.is_set():
+                raise KeyboardInterrupt
+            advance(n)
+
+        def work(tiles: list[int]) -> None:
+            try:
+                for n in tiles:
+                    if stop.is_set():
+                        return
+                    program(n, tick)
+            except BaseException as e:  # raised again from the calling thread
+                errors.append(e)
+                stop.set()
+            finally:
+                with count:
+                    running[0] -= 1
+                    if not running[0]:
+                        ended.set()
+
+        threads = [
+            threading.Thread(target=work, args=(tiles,), name=f"memctl-deploy-board-{bi}", daemon=True)
+            for bi, tiles in per_board.items()
+        ]
+        try:
+            for t in threads:
+                t.start()
+            while not ended.wait(0.1):
+                pass
+        except BaseException:  # Ctrl-C: the boards stop at their next progress report
+            stop.set()
+            abort.set()
+            while any(t.is_alive() for t in threads):  # (a thread never started is not waited for)
+                ended.wait(0.1)
+            raise
+    if errors:
+        first = next((e for e in errors if not isinstance(e, KeyboardInterrupt)), errors[0])
+        raise first
 
 
 def _program_tile(board: Board, spec: TileSpec, rows, cols, t, fixed, tol, max_pulses, algorithm, label, progress):

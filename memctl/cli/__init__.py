@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from memctl import records
-from memctl.cli import board, deploy, emulation, firmware, instruments, predictor, programming
+from memctl.cli import board, deploy, emulation, firmware, instruments, predictor, programming, serve
 from memctl.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, err_console
 from memctl.errors import MemctlError
 
@@ -14,7 +14,7 @@ from memctl.errors import MemctlError
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="memctl", description="memristor crossbar controller")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for group in (emulation, board, instruments, programming, deploy, firmware, predictor):
+    for group in (emulation, board, instruments, programming, deploy, firmware, predictor, serve):
         group.add_parsers(sub)
     _show_defaults(ap)
     return ap
