@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -84,9 +85,13 @@ def pulse_sequence(n: int, kind: str, pulses: int, seed: int = 0) -> list[tuple[
     return seq[:pulses]
 
 
-def run_sequence(xb: Crossbar, seq: list, snapshot_at: int, warm: bool) -> tuple[float, np.ndarray, list[int]]:
+def run_sequence(
+    xb: Crossbar, seq: list, snapshot_at: int, warm: bool, gated: bool = False
+) -> tuple[float, np.ndarray, list[int]]:
     """Seconds for the whole sequence, the conductances after snapshot_at
-    pulses and how many devices each pulse changed."""
+    pulses and how many devices each pulse changed. gated: a 1T1R array, one
+    word line on for each pulse (the row's other columns at the pulse voltage)
+    and read."""
     n = xb.rows
     read_v = np.zeros(n)
     if warm:  # the first factorization before the clock starts (draws no noise: same pulses after)
@@ -97,10 +102,18 @@ def run_sequence(xb: Crossbar, seq: list, snapshot_at: int, warm: bool) -> tuple
     for k, (r, c, v, verify) in enumerate(seq):
         vr, vc = np.full(n, v / 2), np.full(n, v / 2)
         vr[r], vc[c] = v, 0.0
-        changed.append(xb.apply(LineDrive.driven(vr, vc), 100e-6))
+        gate = np.arange(n) == r if gated else None
+        if gated:
+            vr[:], vc[:] = 0.0, v
+            vr[r], vc[c] = v, 0.0
+        pulse = LineDrive.driven(vr, vc)
+        pulse.gate = gate
+        changed.append(xb.apply(pulse, 100e-6))
         if verify:
             read_v[r] = 0.2
-            xb.column_currents(LineDrive.driven(read_v, np.zeros(n)))
+            read = LineDrive.driven(read_v, np.zeros(n))
+            read.gate = gate
+            xb.column_currents(read)
             read_v[r] = 0.0
         if k + 1 == snapshot_at:
             snap = xb.conductance
@@ -113,12 +126,16 @@ def measure_wires(n: int, kind: str, quick: bool) -> dict:
     there: the first ones of the same sequence)."""
     n_fast = 200 if quick else 2000
     n_full = {32: 200, 64: 100, 128: 30, 256: 5}[n] // (5 if quick else 1)
-    seq = pulse_sequence(n, kind, n_fast)
+    gated = kind.startswith("1T1R")
+    seq = pulse_sequence(n, "program-verify" if gated else kind, n_fast)
     fast = Crossbar(n, n, FORMED, seed=0, line_resistance=1.0)
     full = Crossbar(n, n, FORMED, seed=0, line_resistance=1.0)
     full.wires = WireCache(max_changes=0)
-    t_fast, g_fast, changed = run_sequence(fast, seq, n_full, warm=True)
-    t_full, g_full, _ = run_sequence(full, seq[:n_full], n_full, warm=False)  # every pulse factors
+    t_fast, g_fast, changed = run_sequence(fast, seq, n_full, warm=True, gated=gated)
+    if gated:  # one word line on: the row solve, no factorization either way; no re-factor baseline
+        t_full, g_full = math.nan, g_fast
+    else:
+        t_full, g_full, _ = run_sequence(full, seq[:n_full], n_full, warm=False)  # every pulse factors
     return {
         "size": f"{n}x{n}",
         "sequence": kind,
@@ -169,8 +186,12 @@ def main() -> None:
     ideal = {r["size"]: r for r in rows if r["line_resistance"] == 0}
     ratio = ideal["128x128"]["vmms_per_s"] / ideal["32x32"]["vmms_per_s"]
     print(f"\nVMM rate 128x128 / 32x32 (ideal wires): {ratio:.3f} (devices x16)")
-    wires = [measure_wires(n, kind, a.quick) for kind in ("one device", "program-verify") for n in WIRE_SIZES]
-    print("\npulses/s with 1 ohm per segment (program-verify: with a verify read after every pulse)\n")
+    kinds = ("one device", "program-verify", "1T1R program-verify")
+    wires = [measure_wires(n, kind, a.quick) for kind in kinds for n in WIRE_SIZES]
+    print(
+        "\npulses/s with 1 ohm per segment (program-verify: with a verify read after every pulse; 1T1R: one word "
+        "line on, solved as the row alone)\n"
+    )
     print(wire_table(wires))
     goals = {
         f"{r['size']} {r['sequence']}": r["fast_pulses_per_s"] >= WIRE_GOALS[r["size"]]

@@ -9,6 +9,10 @@ disagree with the front end's ground truth: a device reported within
 tolerance that is not, a reported conductance or read-back value that is not
 the array's, a VMM current off by more than 0.1 %. Slowdown is wall time
 over the fault-free run of the same workload in the same run (median of three).
+Retries count every frame sent again (after a damaged answer, a silent
+timeout or an RTO) and every REPLAY request (a piece of a damaged reply asked
+for again); the JSON also breaks them down, with the byte error rate the link
+measured and the frame budget it ended with.
 Writes benchmarks/results/reliability.json.
 """
 
@@ -77,7 +81,12 @@ def scenario(name: str, rate: str, *, faults: LinkFaults | None = None, baud: in
         start = time.monotonic()
         r = workload(emu, b, inject(emu) if inject else None)
         r["wall_s"] = time.monotonic() - start
-        r["retries"] = b.link.stats["retries"]
+        s = b.link.stats
+        # Every frame sent again: resends after a damaged answer, a silent timeout or an RTO, and REPLAY requests.
+        r["retries"] = s["retries"] + s["resends"] + s["replays"]
+        r["link"] = {k: s[k] for k in ("retries", "resends", "replays", "bad_frames")}
+        r["byte_error_rate"] = b.link.errors.rate  # what the link measured (its frame budget follows it)
+        r["budget"] = b.link.budget
         r["resyncs"] = b.resets
         r["reconnects"] = b.link.stats["reconnects"]
     return {"fault": name, "rate": rate, **r}

@@ -322,6 +322,20 @@ def decode_tiles(p: bytes) -> list[TileRecord]:
 
 
 # -- frames the board sends on its own -------------------------------------------------
+def encode_replay(seq: int, crc: int, offset: int, count: int) -> bytes:
+    """Ask for `count` bytes from `offset` of the board's cached reply to request (seq, crc)."""
+    return struct.pack(wire.REPLAY.req, seq, crc, offset, count)
+
+
+def decode_replay(p: bytes) -> tuple[int, int, bytes]:
+    """(encoded length of the cached reply, 0: none for that request; offset; its bytes from there)."""
+    total, offset = _head(wire.REPLAY, p)
+    data = bytes(p[wire.REPLAY.resp_size :])
+    if len(data) > wire.REPLAY_MAX or offset + len(data) > total:
+        raise ProtocolError(f"REPLAY reply has {len(data)} bytes at {offset} of a {total}-byte reply")
+    return total, offset, data
+
+
 def decode_progress(p: bytes) -> tuple[int, int]:
     return _head(wire.PROGRESS, p)
 

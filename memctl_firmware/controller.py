@@ -14,7 +14,8 @@ from predictor_blob import MAX_BLOB
 from network import NETWORK
 from network_blob import MAX_BLOB as MAX_NET_BLOB
 from tiles import Tiles
-from algorithms import FFP_TABLE, ROWS, Outcome, Params, ffp_trace, prepare, program_device
+from algorithms import FFP_TABLE, Params, ffp_trace, prepare
+from verify import ROWS, Outcome, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
 
 MAX_PAUSE = 60.0

@@ -19,6 +19,7 @@ module("update.py")
 # Programming and inference.
 module("xbar.py")
 module("algorithms.py")
+module("verify.py")  # the verify loop (one device, or a 1T1R row)
 module("predictor.py")
 module("network.py")
 module("tiles.py")  # deployment fingerprints

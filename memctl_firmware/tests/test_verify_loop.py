@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from algorithms import Outcome, Params, prepare, program_device
+from algorithms import Params, prepare
+from verify import Outcome, program_device
 from errors import CommandError, LimitError
 from fake_front_end import FakeFrontEnd
 from wire import A_ADAPTIVE, A_ISPP, S_LIMIT, S_MAX_PULSES, S_OK, S_STUCK, S_UNREACHABLE

@@ -1,0 +1,189 @@
+# The verify loop: one device's write-verify as steppable state (Verify),
+# run alone (program_device) or a 1T1R word line at a time (Rows). The
+# algorithms (algorithms.py) only choose the next pulse.
+from algorithms import _ALGO_MASK, ALGORITHMS, setup
+from wire import S_LIMIT, S_MAX_PULSES, S_OK, S_STUCK, S_UNREACHABLE
+
+
+class Outcome:
+    def __init__(self):
+        self.g = 0.0
+        self.pulses = 0
+        self.status = S_OK
+        self.energy = 0.0
+
+
+class Verify:
+    """One device's write-verify, stepped: read, stop if inside tolerance, else
+    ask the algorithm for a pulse (want), apply it, read again (applied). A
+    device programmed alone runs it in a loop (program_device); a row of
+    devices shares each pulse and read (program_row). Either way each device
+    follows exactly these rules.
+
+    Stops with a reason: ok; max-pulses; at-safety-limit (at full drive, and
+    that drive was the safety limits in both amplitude and width: the limits,
+    not the device, may be what stopped it); stuck (never responded at the
+    algorithm's full drive, which was inside the limits); unreachable (moved,
+    but stopped approaching the target at full drive inside the limits).
+    Energy is estimated as the sum of V^2 G t with G from the last read.
+    """
+
+    def begin(self, c, target, params, algo, g):
+        self.c = c
+        self.target = target
+        self.params = params
+        self.algo = algo
+        self.eps = params.tol * 0.25  # a change smaller than this is no response
+        algo.start(g, target)
+        self.g = g
+        self.pulses = 0
+        self.stall = 0
+        self.moved = False
+        self.energy = 0.0
+        self.status = S_MAX_PULSES
+        self.at_lim = False  # the last pulse was at both safety limits
+        self.done = False
+        self.v = self.w = self.err = 0.0
+        self.t_end = 0
+        self.stepped = False  # row-parallel: this step's pulse is placed
+
+    def want(self):
+        """True with the next pulse in self.v (V) and self.w (s); False when done."""
+        if self.done:
+            return False
+        tol = self.params.tol
+        err = self.target - self.g
+        if -tol <= err <= tol:
+            self.status = S_OK
+            self.done = True
+            return False
+        algo = self.algo
+        if self.pulses >= self.params.max_pulses:
+            self.status = S_LIMIT if self.at_lim and algo.maxed() else S_MAX_PULSES
+            self.done = True
+            return False
+        self.err = err
+        self.v = algo.next(err, self.g)
+        self.w = algo.width
+        return True
+
+    def applied(self, g_new):
+        """The pulse self.v, self.w was applied and the device now reads g_new."""
+        v, w, g, algo = self.v, self.w, self.g, self.algo
+        lim = algo.limits
+        # Within float32 rounding: limits and parameters cross the wire as float32.
+        self.at_lim = (v >= lim.v_pulse * 0.9999 or -v >= lim.v_pulse * 0.9999) and w >= lim.width * 0.9999
+        self.energy += v * v * g * w
+        self.pulses += 1
+        step = g_new - g
+        if step > self.eps or step < -self.eps:
+            self.moved = True
+        toward = step if self.err > 0 else -step
+        if toward < self.eps and algo.maxed():
+            self.stall += 1
+            if self.stall >= self.params.patience:
+                self.g = g_new
+                self.status = S_LIMIT if self.at_lim else (S_UNREACHABLE if self.moved else S_STUCK)
+                self.done = True
+                return
+        else:
+            self.stall = 0
+        algo.observe(self.err, self.target - g_new)
+        self.g = g_new
+
+    def outcome(self, out):
+        out.g, out.pulses, out.status, out.energy = self.g, self.pulses, self.status, self.energy
+
+
+_ONE = Verify()
+
+
+def program_device(array, r, c, target, params, algo, out):
+    """Write-verify one device (Verify's rules); fills out (an Outcome)."""
+    vf = _ONE
+    algo.v_read = array.v_read
+    vf.begin(c, target, params, algo, array.read(r, c))
+    while vf.want():
+        array.pulse(r, c, vf.v, vf.w)
+        vf.applied(array.read(r, c))
+    vf.outcome(out)
+
+
+class Rows:
+    """Row-parallel write-verify on a 1T1R array: per device its own Verify and
+    algorithm instance (kept between requests, so the heap settles), one read
+    of the whole row per step, and each step's pulses applied at once, one
+    pulse per distinct width among the devices that want one."""
+
+    def __init__(self):
+        self.verifies = []
+        self.algos = []
+        self.kind = None
+        self.cols = []
+        self.volts = []
+
+    def ready(self, n, params, limits, cols):
+        """n devices' state for this request's algorithm and parameters."""
+        kind = type(ALGORITHMS[params.algorithm & _ALGO_MASK])
+        if kind is not self.kind:
+            self.algos = []
+            self.kind = kind
+        while len(self.verifies) < n:
+            self.verifies.append(Verify())
+        while len(self.algos) < n:
+            self.algos.append(kind())
+        for k in range(n):
+            setup(self.algos[k], params, limits)
+        if len(self.cols) < cols:
+            self.cols = [0] * cols
+            self.volts = [0.0] * cols
+        return self.verifies, self.algos
+
+    def program(self, array, r, cols, targets, n, params, limits, row_buf, clock):
+        """Program devices (r, cols[k]) to targets[k]; each Verify's t_end is the
+        board clock when it finished."""
+        verifies, algos = self.ready(n, params, limits, array.cols)
+        array.read_row(r, row_buf)
+        for k in range(n):
+            algos[k].v_read = array.v_read
+            verifies[k].begin(cols[k], targets[k], params, algos[k], row_buf[cols[k]])
+        pc, pv = self.cols, self.volts
+        left = n
+        while left:
+            for k in range(n):  # who wants a pulse this step
+                vf = verifies[k]
+                vf.stepped = vf.done
+                if not vf.done and not vf.want():
+                    vf.t_end = clock()
+                    vf.stepped = True
+                    left -= 1
+            if not left:
+                break
+            while True:  # one parallel pulse per distinct width among them
+                m = 0
+                width = 0.0
+                for k in range(n):
+                    vf = verifies[k]
+                    if vf.stepped:
+                        continue
+                    if m == 0:
+                        width = vf.w
+                    if vf.w == width:
+                        pc[m] = vf.c
+                        pv[m] = vf.v
+                        vf.stepped = True
+                        m += 1
+                if not m:
+                    break
+                array.pulse_row(r, pc, pv, m, width)
+            array.read_row(r, row_buf)
+            for k in range(n):
+                vf = verifies[k]
+                if not vf.done:
+                    vf.applied(row_buf[vf.c])
+                    if vf.done:
+                        vf.t_end = clock()
+                        left -= 1
+
+
+ROWS = Rows()
