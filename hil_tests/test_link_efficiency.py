@@ -19,8 +19,18 @@ from memctl_emulator import EmulatedBoard
 from memctl_emulator.faults import LinkFaults
 from memctl_shared import wire
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import reliability  # noqa: E402  (the reliability benchmark's workload and its ground-truth checks)
+
+def _reliability():
+    """The reliability benchmark's workload and its ground-truth checks, imported without leaving
+    benchmarks/ on the path (its predictor.py would shadow the firmware's in other tests)."""
+    import importlib
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        return importlib.import_module("reliability")
+    finally:
+        sys.path.remove(bench)
 
 
 class OneShot:
@@ -155,14 +165,14 @@ def test_progress_frames_keep_a_long_program_from_timing_out_or_being_resent(boa
     ln = board.link
     # Shorter than the whole PROGRAM, longer than the board's longest silence between two devices
     # (the chip-level front end takes about 0.2 s for a device that needs many pulses).
-    # (0.6 s: a loaded 2-core machine stretches the board's gaps between progress frames.)
-    limit = 0.6 if hal == "emulated" else 1.0
+    # (0.5 s: a loaded 2-core machine stretches the board's gaps between progress frames.)
+    limit = 0.5 if hal == "emulated" else 1.0
     timeout, ln.timeout = ln.timeout, limit
     try:
         retries0 = ln.stats["retries"]
         n0, _ = afe.truth()
-        t = np.random.default_rng(5).uniform(20e-6, 90e-6, (12, 12))
-        res = board.program(t, tolerance=1e-6, max_pulses=200, origin=(16, 16), chunk=144)
+        t = np.random.default_rng(5).uniform(20e-6, 90e-6, (16, 16))
+        res = board.program(t, tolerance=1e-6, max_pulses=200, origin=(16, 16), chunk=256)
         n1, _ = afe.truth()
     finally:
         ln.timeout = timeout
@@ -223,7 +233,7 @@ def test_a_firmware_without_replay_gets_the_whole_request_again(tmp_path):
 def test_the_reliability_workload_has_no_undetected_error_at_one_percent(faults):
     with EmulatedBoard(seed=41) as emu, memctl.Board(emu.port, timeout=0.5, progress=False) as b:
         emu.set_link_filter(faults)
-        r = reliability.workload(emu, b)
+        r = _reliability().workload(emu, b)
         s = b.link.stats
     assert r["completed"] == r["attempted"] == 12, r["errors"]
     assert r["undetected"] == 0

@@ -23,6 +23,9 @@ if "micropython" not in sys.modules:
 
     builtins.ptr8 = builtins.ptr16 = builtins.ptr32 = object
     builtins.uint = int
+# First on the path, whatever put them (or a folder with a same-named module, e.g. benchmarks/predictor.py)
+# on it before: `import predictor` must be the firmware's.
 for folder in (SHARED, FIRMWARE):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+    while str(folder) in sys.path:
+        sys.path.remove(str(folder))
+    sys.path.insert(0, str(folder))
