@@ -107,7 +107,28 @@ class Crossbar:
         self.advance(width)
         return n
 
+    # What a pulse can change; the thresholds and rates it reads.
+    _STATE = ("w", "s_p", "s_d", "fresh_p", "fresh_d", "inc_p", "inc_d", "xc_p", "xc_d")
+    _READ = ("v_set", "v_reset", "k_set", "k_reset")
+
     def _switch(self, v, width, up, down, moved, n) -> None:
+        """The switching update on the moved devices only: every array gathered to them, updated, put back.
+        Elementwise and drawing the same random numbers in the same order, it is the whole-array update
+        (which touches nothing but the moved devices) at the cost of the few devices a pulse moves."""
+        idx = np.flatnonzero(moved)
+        whole = {k: getattr(self, k) for k in self._STATE + self._READ}
+        try:
+            for k, a in whole.items():
+                setattr(self, k, a.ravel()[idx])
+            self._switch_all(v.ravel()[idx], width, up.ravel()[idx], down.ravel()[idx], np.ones(n, bool), n)
+            part = {k: getattr(self, k) for k in self._STATE}
+        finally:
+            for k, a in whole.items():
+                setattr(self, k, a)
+        for k, a in part.items():
+            whole[k].ravel()[idx] = a
+
+    def _switch_all(self, v, width, up, down, moved, n) -> None:
         d = self.device
         over = np.where(up, (v - self.v_set) / d.v0_set, (self.v_reset - v) / d.v0_reset)
         rate = np.where(up, self.k_set, self.k_reset)
