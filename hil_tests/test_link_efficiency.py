@@ -166,7 +166,7 @@ def test_progress_frames_keep_a_long_program_from_timing_out_or_being_resent(boa
     # Shorter than the whole PROGRAM, longer than the board's longest silence between two devices
     # (the chip-level front end takes about 0.2 s for a device that needs many pulses).
     # (0.5 s: a loaded 2-core machine stretches the board's gaps between progress frames.)
-    limit = 0.5 if hal == "emulated" else 1.0
+    limit = 0.5 if hal == "emulated" else 1.5
     timeout, ln.timeout = ln.timeout, limit
     try:
         retries0 = ln.stats["retries"]
