@@ -86,7 +86,9 @@ class ProgramResult:
         return self.status == wire.S_OK
 
     def status_names(self) -> np.ndarray:
-        return np.vectorize(lambda s: wire.STATUS_NAMES.get(int(s), f"status-{s}"))(self.status)
+        """Statuses by name; "not-programmed" for devices the call did not reach (masked out, or interrupted)."""
+        names = {-1: "not-programmed", **wire.STATUS_NAMES}
+        return np.vectorize(lambda s: names.get(int(s), f"status-{s}"))(self.status)
 
 
 class Board:

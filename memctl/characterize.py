@@ -211,7 +211,6 @@ def write_hdf5(path: str | Path, ch: Characterization, *, device: str | None = N
         f.attrs["mode"] = ch.mode
         f.attrs["wall_time_s"] = ch.wall_time
         d = f.create_dataset("pulses", data=table, compression="gzip")
-        d.attrs["units"] = ", ".join(f"{k}: {UNITS[k]}" for k in names if k in UNITS)
         for k in names:
             if k in UNITS:
                 d.attrs[f"{k}.unit"] = UNITS[k]

@@ -57,8 +57,9 @@ def _algorithm(a: argparse.Namespace) -> Algorithm:
 
 def _save_program(path: str, r: ProgramResult) -> None:
     """Per-device results; statuses by name ("not-programmed" for devices an interrupt left)."""
-    names = np.where(r.status < 0, "not-programmed", r.status_names())
-    np.savez(path, targets=r.targets, final=r.final, pulses=r.pulses, status=names, time=r.time, energy=r.energy)
+    np.savez(
+        path, targets=r.targets, final=r.final, pulses=r.pulses, status=r.status_names(), time=r.time, energy=r.energy
+    )
 
 
 def _resume_mask(path: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -123,7 +124,7 @@ def cmd_program(a: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
     if mask is not None:
         _merge_previous(r, a.resume, mask)
-    names = np.where(r.status < 0, "not-programmed", r.status_names())
+    names = r.status_names()
     bad = int((names != "ok").sum())
     counts = ", ".join(f"{n} {k}" for k, n in zip(*np.unique(names[names != "ok"], return_counts=True), strict=True))
     console.print(
