@@ -12,6 +12,7 @@ and nothing any request does passes a limit (the front end's own record).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from limits_probe import (
@@ -193,12 +194,18 @@ def row_cases(draw):
     return lambda L: program_case(L, algo, specs[0], specs[1], specs[2], target, n, cols, wire.A_ROWS)
 
 
-def test_row_parallel_pulses_keep_the_limits_and_touch_only_their_devices(hal):
-    """1T1R row-parallel PROGRAMs: applied or refused as the limits say, nothing beyond a limit reaches the
-    array, and no device outside the request moves (other rows are gated off, the row's other columns sit
-    at the row's own voltage): truth from the front end."""
-    probe = Probe(hal, seed=23, cell="1T1R")
+@pytest.mark.parametrize("cell", ["1T1R", "0T1R"])
+def test_row_parallel_pulses_keep_the_limits_and_touch_only_their_devices(hal, cell):
+    """Row-parallel PROGRAMs: applied or refused as the limits say, nothing beyond a limit reaches the
+    array, and the devices outside the request are spared (truth from the front end). 1T1R: none of them
+    moves (other rows are gated off, the row's other columns sit at the row's own voltage). Passive, with a
+    disturb limit just above half the pulse limit so that V/2 biasing lets every pulse share: none of them
+    ever has more than the disturb limit across it."""
+    probe = Probe(hal, seed=23, cell=cell)
     lim = probe.limits
+    v_disturb = f32(lim.v_pulse / 2 + 2 * lim.lsb)
+    if cell == "0T1R":
+        probe.board.set_limits(lim.v_pulse, lim.width, lim.v_read, v_disturb)
     applied = []
     try:
 
@@ -212,7 +219,11 @@ def test_row_parallel_pulses_keep_the_limits_and_touch_only_their_devices(hal):
             probe.assert_within(o)
             addressed = np.zeros(before.shape, bool)
             addressed[ROW, sorted(_cols(reqs[0][1]))] = True
-            np.testing.assert_array_equal(after[~addressed], before[~addressed])
+            if cell == "1T1R":
+                np.testing.assert_array_equal(after[~addressed], before[~addressed])
+            else:
+                peaks = probe.afe.device_peaks()
+                assert peaks[~addressed].max() <= v_disturb + 1e-9, (peaks, v_disturb)
             if ok:
                 assert not o.refused, f"refused within the limits: {o.error}"
                 _, results = protocol.decode_program(o.reply, len(_cols(reqs[0][1])))

@@ -27,6 +27,9 @@ class Limits:
     v_pulse: float  # max |V| of a programming pulse
     width: float  # max pulse width, s
     v_read: float  # max |V| of a VMM input
+    # max |V| on a device not being programmed (half-selected on a passive array); 0: none known, so a
+    # passive board programs one device at a time. Pulses that keep within it share a row (column groups).
+    v_disturb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class Board:
             heap_size=f.heap_size,
             heap_free=f.heap_free,
             heap_peak=f.heap_peak,
-            limits=Limits(f.v_pulse, f.width, f.v_read_limit),
+            limits=Limits(f.v_pulse, f.width, f.v_read_limit, f.v_disturb),
             v_read=f.v_read,
             dac_full_scale=f.dac_full_scale,
             dac_lsb=f.dac_lsb,
@@ -226,9 +229,10 @@ class Board:
     def limits(self) -> Limits:
         return self.info().limits
 
-    def set_limits(self, v_pulse: float, width: float, v_read: float) -> Limits:
-        _finite("limits", [v_pulse, width, v_read])
-        p = self._request(wire.T_SET_LIMITS, protocol.encode_limits(v_pulse, width, v_read))
+    def set_limits(self, v_pulse: float, width: float, v_read: float, v_disturb: float = 0.0) -> Limits:
+        """All four limits at once (v_disturb 0: none, passive arrays program serially)."""
+        _finite("limits", [v_pulse, width, v_read, v_disturb])
+        p = self._request(wire.T_SET_LIMITS, protocol.encode_limits(v_pulse, width, v_read, v_disturb))
         self.info()  # keep the cached limits (read_limit) in step with the board
         return Limits(*protocol.decode_limits(p))
 
@@ -454,9 +458,11 @@ class Board:
         mask selects which devices to program (default all). Devices stream to
         the board in chunks that fit its frame size; each chunk is one
         idempotent request, so a retried chunk is never applied twice.
-        parallel: row-parallel write-verify (a 1T1R board pulses the devices of
-        a row at once and reads the row in one conversion); default on 1T1R
-        boards, ignored by passive ones.
+        parallel: row-parallel write-verify (default on): the board reads a
+        row in one conversion and pulses its devices at once: a 1T1R word line
+        always; a passive array in column groups whose half-selected devices
+        stay within the disturb limit (limits.v_disturb), one device at a time
+        when there is none. False: one device at a time everywhere.
         """
         t = np.asarray(targets, dtype=np.float64)
         if t.ndim != 2:
@@ -486,8 +492,7 @@ class Board:
         idx = np.argwhere(m)
         if isinstance(algo, Predicted):
             self._check_predictor_range(t[m], "targets")
-        rows = self._info.cell == protocol.Cell.ONE_T1R if parallel is None else parallel
-        code = algo.code | (wire.A_ROWS if rows else 0)
+        code = algo.code | (wire.A_ROWS if parallel is None or parallel else 0)
         res = ProgramResult(
             targets=t,
             final=np.full(t.shape, np.nan),

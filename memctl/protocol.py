@@ -110,6 +110,7 @@ class Info(NamedTuple):
     image: str
     arch: str
     predictor_features: int
+    v_disturb: float
 
 
 def decode_info(p: bytes) -> Info:
@@ -123,7 +124,9 @@ def decode_info(p: bytes) -> Info:
     image, off = wire.unpack_str(p, off) if off < len(p) else ("", off)
     arch, off = wire.unpack_str(p, off) if off < len(p) else ("", off)
     (features,) = struct.unpack_from(wire.INFO_MODEL, p, off) if off < len(p) else (0,)
-    return Info(*head, fw, hal, *tail, image, arch, features)
+    off += struct.calcsize(wire.INFO_MODEL)
+    (v_disturb,) = struct.unpack_from(wire.INFO_DISTURB, p, off) if off < len(p) else (0.0,)
+    return Info(*head, fw, hal, *tail, image, arch, features, v_disturb)
 
 
 # -- reads, pulses, VMM --------------------------------------------------------
@@ -170,11 +173,11 @@ def decode_vmm(p: bytes, cols: int) -> tuple[float, np.ndarray]:
 
 
 # -- settings --------------------------------------------------------------------
-def encode_limits(v_pulse: float, width: float, v_read: float) -> bytes:
-    return struct.pack(wire.SET_LIMITS.req, v_pulse, width, v_read)
+def encode_limits(v_pulse: float, width: float, v_read: float, v_disturb: float = 0.0) -> bytes:
+    return struct.pack(wire.SET_LIMITS.req, v_pulse, width, v_read, v_disturb)
 
 
-def decode_limits(p: bytes) -> tuple[float, float, float]:
+def decode_limits(p: bytes) -> tuple[float, float, float, float]:
     return struct.unpack(wire.SET_LIMITS.resp, p)
 
 

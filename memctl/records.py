@@ -35,6 +35,7 @@ BOARD_UNITS = {
     "limits.v_pulse": "V",
     "limits.width": "s",
     "limits.v_read": "V",
+    "limits.v_disturb": "V",
 }
 
 

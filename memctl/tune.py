@@ -227,7 +227,7 @@ def tune(
             advance(1)
     best, pulses, success = min(final, key=lambda f: f[1])  # the starting settings win ties
     _, p0, s0 = final[0]
-    limits = {"v_pulse": lim.v_pulse, "width": lim.width, "v_read": lim.v_read}
+    limits = {"v_pulse": lim.v_pulse, "width": lim.width, "v_read": lim.v_read, "v_disturb": lim.v_disturb}
     v_read = board.info().v_read
     return TunedSettings(
         name, best, tolerance, max_pulses, device, pulses, success, p0, s0, trials + final, limits, v_read

@@ -35,8 +35,16 @@ def apply_limits(board: Board, limits: Limits, v_read: float, *, min_width: floa
     accepts (its read limit may never fall below V_read)."""
     if board.info().v_read > limits.v_read:
         board.configure(v_read=v_read)
-    board.set_limits(limits.v_pulse, max(limits.width, min_width), limits.v_read)
+    board.set_limits(limits.v_pulse, max(limits.width, min_width), limits.v_read, limits.v_disturb)
     board.configure(v_read=v_read)
+
+
+def disturb_limit(d: DeviceModel) -> float:
+    """The largest |V| a device of the family tolerates without switching: its
+    lower mean threshold less four device-to-device sigmas (below it for all but
+    3e-5 of devices), so a passive array may share pulses that keep half-selected
+    devices within it."""
+    return min(d.v_set, -d.v_reset) * (1 - 4 * d.threshold_spread)
 
 
 def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) -> Settings:
@@ -50,7 +58,7 @@ def settings_for(device: DeviceModel | str, tolerance_fraction: float = 0.01) ->
     reset0 = max(d.v_reset * (1 + d.threshold_spread), -v_lim)
     step = max(0.01, 0.01 * v_lim)
     return Settings(
-        limits=Limits(v_pulse=v_lim, width=10 * width, v_read=min(1.5 * d.v_read, v_lim)),
+        limits=Limits(v_pulse=v_lim, width=10 * width, v_read=min(1.5 * d.v_read, v_lim), v_disturb=disturb_limit(d)),
         tolerance=tolerance_fraction * (d.g_max - d.g_min),
         v_read=d.v_read,
         ispp=ISPP(v_set_start=set0, v_set_step=step, v_reset_start=reset0, v_reset_step=step, width=width),

@@ -70,6 +70,9 @@ class AnalogFrontEnd:
         self.max_pulse_v = 0.0  # largest |V_row - V_col| any device could see in a pulse
         self.max_pulse_width = 0.0
         self.max_read_v = 0.0  # the same during a conversion (reads, VMMs)
+        # Per device, the largest |V_row - V_col| a pulse put across it (gated-off 1T1R rows: none):
+        # the truth half-select tests hold shared pulses to.
+        self.device_peaks = np.zeros((config.rows, config.cols))
         # Injected faults: pinned ADC columns and a pending brown-out.
         self.saturated = np.zeros(config.cols, bool)
         self.brownout: float | None = None  # share of the next pulse's width applied before power is lost
@@ -145,6 +148,15 @@ class AnalogFrontEnd:
 
     def clear_peaks(self) -> None:
         self.max_pulse_v = self.max_pulse_width = self.max_read_v = 0.0
+        self.device_peaks[:] = 0.0
+
+    def _track_devices(self, drive: LineDrive) -> None:
+        across = np.abs(drive.v_rows[:, None] - drive.v_cols[None, :])
+        across[~drive.row_driven] = 0.0
+        across[:, ~drive.col_driven] = 0.0
+        if drive.gate is not None:
+            across[~drive.gate] = 0.0
+        np.maximum(self.device_peaks, across, out=self.device_peaks)
 
     def pulse(self, width_ns: int) -> None:
         width = width_ns * 1e-9
@@ -158,6 +170,7 @@ class AnalogFrontEnd:
         drive = self.drive()
         self.max_pulse_v = max(self.max_pulse_v, self._largest_across(drive))
         self.max_pulse_width = max(self.max_pulse_width, width)
+        self._track_devices(drive)
         self.xbar.apply(drive, width)
         self.clock += width
         self.pulses += 1

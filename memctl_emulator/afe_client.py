@@ -58,6 +58,12 @@ class AFEClient:
         (pulses,) = struct.unpack_from("<I", body, 0)
         return pulses, np.frombuffer(body, "<f8", offset=4).reshape(self.rows, self.cols).copy()
 
+    def device_peaks(self) -> np.ndarray:
+        """Per device, the largest |V_row - V_col| a pulse put across it since peaks were last cleared
+        (stats(clear=True)), V."""
+        body = self.transact(bytes([bus.OP_PEAKS]))
+        return np.frombuffer(body, "<f8").reshape(self.rows, self.cols).copy()
+
     def ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """Each device's lowest and highest reachable conductance, S."""
         both = np.frombuffer(self.transact(bytes([bus.OP_RANGES])), "<f8").reshape(self.rows, self.cols, 2)

@@ -99,6 +99,8 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: ChipFrontEndModel | None = 
             out += struct.pack("<q", round(afe.clock * 1e9))  # the clock advances in whole ns
         elif op == bus.OP_FAULT:
             out += struct.pack("<I", afe.fault(*args))
+        elif op == bus.OP_PEAKS:
+            out += afe.device_peaks.astype("<f8").tobytes()
         elif op == bus.OP_TRUTH:
             out += struct.pack("<I", afe.pulses) + afe.xbar.conductance.astype("<f8").tobytes()
     return bytes(out)

@@ -85,9 +85,9 @@ class Controller:
         self.tiles = self.array.tiles = Tiles(storage)
         saved = persist.load(storage)
         if saved is not None:  # limits and read configuration survive a reset
-            v, w, vr, v_read, scheme, mode = saved
-            if 0 < v <= fe.v_full_scale and 0 < w <= HW_MAX_WIDTH and 0 < v_read <= vr <= v:
-                self.limits.set(v, w, vr)
+            v, w, vr, v_read, scheme, mode, vd = saved
+            if 0 < v <= fe.v_full_scale and 0 < w <= HW_MAX_WIDTH and 0 < v_read <= vr <= v and 0 <= vd < v:
+                self.limits.set(v, w, vr, vd)
                 self.array.v_read = fe.within(v_read, vr)
                 self.array.scheme, self.array.read_mode = scheme, mode
         self.dec = wire.FrameDecoder()
@@ -281,7 +281,9 @@ class Controller:
         off = wire.pack_str(self.raw, off + struct.calcsize(wire.INFO_TAIL), self.image)
         off = wire.pack_str(self.raw, off, _ARCH)
         struct.pack_into(wire.INFO_MODEL, self.raw, off, PREDICTOR.feature_set if PREDICTOR.loaded else 0)
-        return off + struct.calcsize(wire.INFO_MODEL) - HDR_SIZE
+        off += struct.calcsize(wire.INFO_MODEL)
+        struct.pack_into(wire.INFO_DISTURB, self.raw, off, lim.v_disturb)
+        return off + struct.calcsize(wire.INFO_DISTURB) - HDR_SIZE
 
     def do_read(self, p, seq):
         m = wire.READ
@@ -341,7 +343,8 @@ class Controller:
                 raise CommandError("target conductance must be 0..1 S")
             off += m.req_item_size
         fe = a.fe
-        if pp.algorithm & wire.A_ROWS and fe.one_t1r:
+        # Passive arrays share pulses only with a disturb limit to check them against; without one, serially.
+        if pp.algorithm & wire.A_ROWS and (fe.one_t1r or self.limits.v_disturb > 0):
             return self.program_rows(p, seq, n, pp)
         t_start = fe.clock()
         t_prev = t_start
@@ -364,7 +367,7 @@ class Controller:
         return out - HDR_SIZE
 
     def program_rows(self, p, seq, n, pp):
-        """Row-parallel PROGRAM (1T1R): the items of one row go together (a
+        """Row-parallel PROGRAM (1T1R, or passive with a disturb limit): the items of one row go together (a
         column twice in a row waits for the next group), rows in order of first
         appearance; results land at each item's place in the reply. A device's
         time is its row's board time until it finished."""
@@ -435,7 +438,7 @@ class Controller:
     def do_set_limits(self, p, seq):
         m = wire.SET_LIMITS
         self.need(p, m.req_size)
-        v, w, vr = struct.unpack_from(m.req, p, 0)
+        v, w, vr, vd = struct.unpack_from(m.req, p, 0)
         fe = self.array.fe
         if not 0 < v <= fe.v_full_scale:
             raise LimitError("pulse limit %.4g V must be within the DAC range 0..%.4g V" % (v, fe.v_full_scale))
@@ -443,6 +446,8 @@ class Controller:
             raise LimitError("width limit %.4g s must be within 0..%.4g s, the hardware maximum" % (w, HW_MAX_WIDTH))
         if not 0 < vr <= v:
             raise LimitError("read limit %.4g V must be > 0 and at most the pulse limit %.4g V" % (vr, v))
+        if not 0 <= vd < v:
+            raise LimitError("disturb limit %.4g V must be >= 0 (0: none) and below the pulse limit %.4g V" % (vd, v))
         a = self.array
         if self.limits.valid and a.v_read > vr:
             raise LimitError(
@@ -451,9 +456,9 @@ class Controller:
             )
         if a.v_read > vr:  # first limits on a fresh board: bring V_read inside them
             a.v_read = a.fe.within(vr, vr)
-        persist.save(self.storage, (v, w, vr, a.v_read, a.scheme, a.read_mode))
-        self.limits.set(v, w, vr)
-        struct.pack_into(m.resp, self.raw, HDR_SIZE, v, w, vr)
+        persist.save(self.storage, (v, w, vr, a.v_read, a.scheme, a.read_mode, vd))
+        self.limits.set(v, w, vr, vd)
+        struct.pack_into(m.resp, self.raw, HDR_SIZE, v, w, vr, vd)
         return m.resp_size
 
     def do_config(self, p, seq):
@@ -470,7 +475,7 @@ class Controller:
         a = self.array
         lim = self.limits
         v = a.fe.within(v, lim.v_read)
-        persist.save(self.storage, (lim.v_pulse, lim.width, lim.v_read, v, scheme, mode))
+        persist.save(self.storage, (lim.v_pulse, lim.width, lim.v_read, v, scheme, mode, lim.v_disturb))
         a.v_read = v
         a.scheme, a.read_mode = scheme, mode
         struct.pack_into(m.resp, self.raw, HDR_SIZE, a.v_read, scheme, mode)

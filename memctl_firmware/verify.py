@@ -1,6 +1,7 @@
 # The verify loop: one device's write-verify as steppable state (Verify),
-# run alone (program_device) or a 1T1R word line at a time (Rows). The
-# algorithms (algorithms.py) only choose the next pulse.
+# run alone (program_device) or a row at a time (Rows: a 1T1R word line, or
+# column groups on a passive array). The algorithms (algorithms.py) only
+# choose the next pulse.
 from algorithms import _ALGO_MASK, ALGORITHMS, setup
 from wire import S_LIMIT, S_MAX_PULSES, S_OK, S_STUCK, S_UNREACHABLE
 
@@ -110,10 +111,13 @@ def program_device(array, r, c, target, params, algo, out):
 
 
 class Rows:
-    """Row-parallel write-verify on a 1T1R array: per device its own Verify and
-    algorithm instance (kept between requests, so the heap settles), one read
-    of the whole row per step, and each step's pulses applied at once, one
-    pulse per distinct width among the devices that want one."""
+    """Row-parallel write-verify: per device its own Verify and algorithm
+    instance (kept between requests, so the heap settles), one read of the
+    whole row per step, and each step's pulses shared: on 1T1R one pulse per
+    distinct width among the devices that want one; on a passive array the
+    largest pulse carries every device of its width and polarity whose
+    half-selected neighbours stay within the disturb limit (Array.shares,
+    joins), and a pulse that cannot share goes alone."""
 
     def __init__(self):
         self.verifies = []
@@ -159,22 +163,28 @@ class Rows:
                     left -= 1
             if not left:
                 break
-            while True:  # one parallel pulse per distinct width among them
-                m = 0
-                width = 0.0
+            while True:  # the step's pulses: the largest first, with every device that can share it
+                lead = None
                 for k in range(n):
                     vf = verifies[k]
-                    if vf.stepped:
-                        continue
-                    if m == 0:
-                        width = vf.w
-                    if vf.w == width:
+                    if not vf.stepped and (lead is None or abs(vf.v) > abs(lead.v)):
+                        lead = vf
+                if lead is None:
+                    break
+                width = lead.w
+                if not array.fe.one_t1r and not array.shares(lead.v):
+                    # Its half-selected devices would pass the disturb limit: it goes alone, as serial.
+                    lead.stepped = True
+                    array.pulse(r, lead.c, lead.v, width)
+                    continue
+                m = 0
+                for k in range(n):
+                    vf = verifies[k]
+                    if not vf.stepped and vf.w == width and array.joins(lead.v, vf.v):
                         pc[m] = vf.c
                         pv[m] = vf.v
                         vf.stepped = True
                         m += 1
-                if not m:
-                    break
                 array.pulse_row(r, pc, pv, m, width)
             array.read_row(r, row_buf)
             for k in range(n):

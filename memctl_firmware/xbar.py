@@ -26,12 +26,16 @@ class Limits:
 
     def __init__(self):
         self.valid = False
-        self.v_pulse = self.width = self.v_read = 0.0
+        self.v_pulse = self.width = self.v_read = self.v_disturb = 0.0
 
-    def set(self, v_pulse, width, v_read):
+    def set(self, v_pulse, width, v_read, v_disturb=0.0):
         self.v_pulse = f32(v_pulse)
         self.width = f32(width)
         self.v_read = f32(v_read)
+        # The largest |V| a device that is not being programmed may see (its
+        # switching threshold with a margin); 0: unknown, so a passive array
+        # never shares a pulse between devices.
+        self.v_disturb = f32(v_disturb)
         self.valid = True
 
 
@@ -163,32 +167,86 @@ class Array:
 
     # -- writes --------------------------------------------------------------
     def pulse_row(self, r, cols, volts, n, width):
-        """1T1R: one pulse on n devices of row r at once, device k seeing volts[k]:
-        only row r's transistors conduct, its line sits at 0 V and column
+        """One pulse on n devices of row r at once, device k seeing volts[k].
+        Every device is checked against the limits before any line moves (all
+        or nothing).
+
+        1T1R: only row r's transistors conduct, its line sits at 0 V and column
         cols[k] at -volts[k]; every other column at 0 V, so the row's other
-        devices see nothing. Every device is checked against the limits before
-        any line moves (all or nothing)."""
-        if not self.fe.one_t1r:
-            raise CommandError("row-parallel pulses need a 1T1R array")
+        devices see nothing. Passive (a column group): row r at the group's
+        largest pulse V, column cols[k] at V - volts[k], the other lines at the
+        biasing's levels; refused unless every half-selected device stays
+        within the disturb limit (shares, joins)."""
         if not 0 <= r < self.rows:
             raise AddressError("row out of range")
+        fe = self.fe
         lim = self.limits
-        t = self.tiles
+        lead = 0.0
         for k in range(n):
             self.check(r, cols[k])
             check_pulse(lim, volts[k], width)
+            if abs(volts[k]) > abs(lead):
+                lead = volts[k]
+        if not fe.one_t1r:
+            if not self.shares(lead):
+                raise self._disturb(lead)
+            for k in range(n):
+                if not self.joins(lead, volts[k]):
+                    raise self._disturb(volts[k])
+        t = self.tiles
         if t is not None and t.armed:
             for k in range(n):
                 t.touch(r, cols[k])
-        fe = self.fe
         self._select_row(r)
-        fe.fill(BOTH, 0.0)
-        for k in range(n):
-            # The column's DAC value within the limit: the device sees minus it.
-            fe.set_line(COLS, cols[k], fe.within(-volts[k], lim.v_pulse))
+        if fe.one_t1r:
+            fe.fill(BOTH, 0.0)
+            for k in range(n):
+                # The column's DAC value within the limit: the device sees minus it.
+                fe.set_line(COLS, cols[k], fe.within(-volts[k], lim.v_pulse))
+        else:
+            v, br, bc = self._lines(lead)
+            fe.fill(ROWS, br)
+            fe.fill(COLS, bc)
+            fe.set_line(ROWS, r, v)
+            for k in range(n):
+                # The device's own pulse on the DAC grid first: rounding the column alone could pass the limit.
+                fe.set_line(COLS, cols[k], v - fe.within(volts[k], lim.v_pulse))
         fe.pulse(width)
         fe.fill(BOTH, 0.0)
         fe.commit()
+
+    def _lines(self, v):
+        """Passive pulse of v on the selected row: (that row, the other rows, the
+        other columns), on the DAC grid. V/2: v, v/2, v/2; V/3: v, v/3, 2v/3."""
+        fe, lim = self.fe, self.limits.v_pulse
+        br, bc = (v / 3, v * 2 / 3) if self.scheme == SCHEME_V3 else (v * 0.5, v * 0.5)
+        return fe.within(v, lim), fe.within(br, lim), fe.within(bc, lim)
+
+    def shares(self, v):
+        """Passive: whether a pulse of v can carry other devices of its row:
+        the row's unselected devices (v - bc), the other rows' unselected ones
+        (br - bc) and the other rows' devices on the pulsed column (br, for
+        the device pulsed with v itself) within the disturb limit."""
+        vd = self.limits.v_disturb
+        v, br, bc = self._lines(v)
+        return vd > 0 and abs(v - bc) <= vd and abs(br - bc) <= vd and abs(br) <= vd
+
+    def joins(self, lead, v):
+        """Passive: whether a device wanting v can share lead's pulse: the same
+        polarity, no larger, and the other rows' devices on its column (which
+        sits at lead - v) within the disturb limit."""
+        if self.fe.one_t1r:
+            return True
+        if v * lead < 0 or abs(v) > abs(lead):
+            return False
+        vq, br, _ = self._lines(lead)
+        return abs(br - vq + self.fe.within(v, self.limits.v_pulse)) <= self.limits.v_disturb
+
+    def _disturb(self, v):
+        return LimitError(
+            "a %.4g V pulse shared by a column group would put more than the disturb limit %.4g V on a "
+            "half-selected device" % (v, self.limits.v_disturb)
+        )
 
     def pulse(self, r, c, v, width):
         """One pulse on (r, c); returns the applied volts.

@@ -13,27 +13,29 @@ except ImportError:  # pragma: no cover
 
 NAME = "memctl_settings.bin"
 MAGIC = b"MSET"
-FMT = "<fffffBB"  # pulse limit V, width limit s, read limit V, read V, spare, bias scheme, read mode
+# pulse limit V, width limit s, read limit V, read V, disturb limit V (0: none known; was a spare, so older
+# files read as 0), bias scheme, read mode
+FMT = "<fffffBB"
 SIZE = 4 + 22 + 4
 
 
-def encode(v_pulse, width, v_read_limit, v_read, scheme, mode):
+def encode(v_pulse, width, v_read_limit, v_read, scheme, mode, v_disturb=0.0):
     out = bytearray(MAGIC)
-    out += struct.pack(FMT, v_pulse, width, v_read_limit, v_read, 0.0, scheme, mode)
+    out += struct.pack(FMT, v_pulse, width, v_read_limit, v_read, v_disturb, scheme, mode)
     out += struct.pack("<I", crc32(out) & 0xFFFFFFFF)
     return bytes(out)
 
 
 def decode(data):
-    """(v_pulse, width, v_read_limit, v_read, scheme, mode), or None when the
-    file is missing, torn or corrupt."""
+    """(v_pulse, width, v_read_limit, v_read, scheme, mode, v_disturb), or None
+    when the file is missing, torn or corrupt."""
     if data is None or len(data) != SIZE or bytes(data[:4]) != MAGIC:
         return None
     (want,) = struct.unpack_from("<I", data, SIZE - 4)
     if crc32(memoryview(data)[: SIZE - 4]) & 0xFFFFFFFF != want:
         return None
     f = struct.unpack_from(FMT, data, 4)
-    return f[0], f[1], f[2], f[3], f[5], f[6]
+    return f[0], f[1], f[2], f[3], f[5], f[6], f[4]
 
 
 def path(folder):

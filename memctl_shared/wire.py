@@ -118,7 +118,7 @@ A_ADAPTIVE = const(1)
 A_FFP = const(2)
 A_PREDICT = const(3)
 A_STATIC = const(0x80)  # flag: no online adaptation (predictor-guided)
-A_ROWS = const(0x40)  # flag: row-parallel write-verify (1T1R arrays; one device at a time otherwise)
+A_ROWS = const(0x40)  # flag: row-parallel write-verify (1T1R; passive with a disturb limit; else serial)
 
 # PROGRAM's (and FFP_TRACE's) 8 algorithm parameters by name, per algorithm: the
 # host's algorithm dataclasses have these fields, the firmware reads them by these
@@ -178,6 +178,7 @@ def message(mtype, name, req, resp, req_item="", resp_item=""):
 INFO = message(T_INFO, "INFO", "<", "<HHHHIIffffffffBBBB")
 INFO_TAIL = "<IHIB"  # peak heap bytes, predictor parameters, boot id, limits set (0: the array is locked)
 INFO_MODEL = "<B"  # the loaded predictor's feature set (0: none)
+INFO_DISTURB = "<f"  # the disturb limit in force, V (0: none)
 # The image hash is 16 hex digits of the firmware image's manifest hash, or "source"; the arch
 # is MPY_ARCHES[(sys.implementation._mpy >> 10) & 15], mpy-cross's -march name.
 MPY_ARCHES = (
@@ -202,8 +203,9 @@ PULSE = message(T_PULSE, "PULSE", "<HHff", "<f")  # row, col, volts, width s -> 
 PROGRAM = message(T_PROGRAM, "PROGRAM", "<fHHBBffffffff", "<fH", req_item="<HHf", resp_item="<fHBff")
 # n inputs, n x volts -> ADC resolution of the range used (A), cols x A
 VMM = message(T_VMM, "VMM", "<H", "<f", req_item="<f", resp_item="<f")
-# max |pulse V|, max width s, max |read V| -> the same, as now in force
-SET_LIMITS = message(T_SET_LIMITS, "SET_LIMITS", "<fff", "<fff")
+# max |pulse V|, max width s, max |read V|, disturb limit V (max |V| on a device not being programmed; 0: none,
+# so passive arrays program one device at a time) -> the same, as now in force
+SET_LIMITS = message(T_SET_LIMITS, "SET_LIMITS", "<ffff", "<ffff")
 # read volts, bias scheme (2 = V/2, 3 = V/3), read mode (0 grounded, 1 floating) -> the same, volts DAC-quantized
 CONFIG = message(T_CONFIG, "CONFIG", "<fBB", "<fBB")
 # row, col, n, v_set, t_set, v_anti, t_anti, t_off, v_r, t_r -> n x read current A

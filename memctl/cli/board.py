@@ -135,9 +135,12 @@ def cmd_set_limits(a: argparse.Namespace) -> int:
         elif a.device:
             apply_device(b, a.device)
         else:
-            b.set_limits(a.v_pulse, a.width, a.v_read)
+            b.set_limits(a.v_pulse, a.width, a.v_read, a.v_disturb)
         lim = b.limits()
-    print(f"limits: |pulse| <= {lim.v_pulse:g} V, width <= {lim.width:g} s, |read| <= {lim.v_read:g} V")
+    disturb = f"{lim.v_disturb:g} V (passive rows share pulses)" if lim.v_disturb else "none (one device at a time)"
+    print(
+        f"limits: |pulse| <= {lim.v_pulse:g} V, width <= {lim.width:g} s, |read| <= {lim.v_read:g} V, disturb {disturb}"
+    )
     return 0
 
 
@@ -187,6 +190,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sl.add_argument("v_pulse", type=float, nargs="?", help="max |pulse| V")
     sl.add_argument("width", type=float, nargs="?", help="max pulse width, s")
     sl.add_argument("v_read", type=float, nargs="?", help="max |read| V")
+    sl.add_argument(
+        "--v-disturb",
+        type=float,
+        default=0.0,
+        help="with V_PULSE WIDTH V_READ: max |V| a device not being programmed may see (below its switching "
+        "threshold); lets a passive array pulse a row's devices together. 0: none, one device at a time",
+    )
     sl.add_argument("--settings", help="instead: the limits and read voltage a `memctl tune` settings file records")
     sl.add_argument("--device", help="instead: a device family's limits and read voltage (preset or file)")
     sl.set_defaults(fn=cmd_set_limits)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from memctl.board import Board
+from memctl.board import Board, Limits
 
 console = Console()
 
@@ -94,7 +94,6 @@ def apply_device(board: Board, device: str) -> None:
 
 def apply_settings(board: Board, path: str) -> None:
     """A `memctl tune` settings file's limits and read voltage on the board (`--settings`)."""
-    from memctl.board import Limits
     from memctl.tune import TunedSettings
 
     ts = TunedSettings.load(path)
@@ -103,7 +102,7 @@ def apply_settings(board: Board, path: str) -> None:
     put_limits(board, Limits(**ts.limits), ts.v_read or ts.limits["v_read"], path, "tune again on this board")
 
 
-def put_limits(board: Board, lim: object, v_read: float, source: str, otherwise: str) -> None:
+def put_limits(board: Board, lim: Limits, v_read: float, source: str, otherwise: str) -> None:
     from memctl.tuning import apply_limits
 
     info = board.info()
@@ -115,6 +114,7 @@ def put_limits(board: Board, lim: object, v_read: float, source: str, otherwise:
             )
     apply_limits(board, lim, v_read)
     console.print(
-        f"{source}: limits +-{lim.v_pulse:g} V, {lim.width:g} s, read +-{lim.v_read:g} V; V_read {v_read:g} V",
+        f"{source}: limits +-{lim.v_pulse:g} V, {lim.width:g} s, read +-{lim.v_read:g} V, "
+        f"disturb {lim.v_disturb:g} V; V_read {v_read:g} V",
         highlight=False,
     )

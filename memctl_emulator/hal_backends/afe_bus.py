@@ -51,6 +51,7 @@ OP_SPI = const(16)  # <H n, then n bytes clocked out to the selected chip -> not
 OP_XFER = const(17)  # <H n, then n bytes out -> the n bytes clocked in
 OP_STROBE = const(18)  # <I ns: the pulse gate's one-shot -> nothing
 OP_FRAME = const(19)  # <HH GPIO, n, then n bytes: that pin low, the bytes written, the pin high -> nothing
+OP_PEAKS = const(20)  # debug port: -> rows*cols x <d largest |V_row - V_col| each device saw in a pulse (since cleared)
 
 OP_ARGS = {
     OP_FILL: "<Bh",
@@ -72,6 +73,7 @@ OP_ARGS = {
     OP_XFER: "<H",
     OP_STROBE: "<I",
     OP_FRAME: "<HH",
+    OP_PEAKS: "",
 }
 
 # Counts since start: pulses, conversions, chip frames and gate windows (chips backend traffic); peaks since the
