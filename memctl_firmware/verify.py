@@ -117,7 +117,7 @@ class Rows:
     distinct width among the devices that want one; on a passive array the
     largest pulse carries every device of its width and polarity whose
     half-selected neighbours stay within the disturb limit (Array.shares,
-    joins), and a pulse that cannot share goes alone."""
+    joins), and a device whose pulse cannot share finishes alone."""
 
     def __init__(self):
         self.verifies = []
@@ -152,6 +152,7 @@ class Rows:
             algos[k].v_read = array.v_read
             verifies[k].begin(cols[k], targets[k], params, algos[k], row_buf[cols[k]])
         pc, pv = self.cols, self.volts
+        passive = not array.fe.one_t1r
         left = n
         while left:
             for k in range(n):  # who wants a pulse this step
@@ -163,20 +164,34 @@ class Rows:
                     left -= 1
             if not left:
                 break
-            while True:  # the step's pulses: the largest first, with every device that can share it
+            while True:  # the step's pulses: the largest that can share first, with every device that joins it
                 lead = None
+                lone = None
                 for k in range(n):
                     vf = verifies[k]
-                    if not vf.stepped and (lead is None or abs(vf.v) > abs(lead.v)):
+                    if vf.stepped:
+                        continue
+                    if passive and not array.shares(vf.v):
+                        lone = vf
+                    elif lead is None or abs(vf.v) > abs(lead.v):
                         lead = vf
+                if lead is None and lone is not None:
+                    # Its half-selected devices would pass the disturb limit: once the shared pulses are out,
+                    # it finishes alone, one device at a time (lone pulses interleaved with the row's would
+                    # only stretch each device's time between pulses).
+                    lead = lone
+                    while True:
+                        array.pulse(r, lead.c, lead.v, lead.w)
+                        lead.applied(array.read(r, lead.c))
+                        if lead.done or not lead.want():
+                            break
+                    lead.stepped = True
+                    lead.t_end = clock()
+                    left -= 1
+                    continue
                 if lead is None:
                     break
                 width = lead.w
-                if not array.fe.one_t1r and not array.shares(lead.v):
-                    # Its half-selected devices would pass the disturb limit: it goes alone, as serial.
-                    lead.stepped = True
-                    array.pulse(r, lead.c, lead.v, width)
-                    continue
                 m = 0
                 for k in range(n):
                     vf = verifies[k]
