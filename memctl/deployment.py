@@ -17,6 +17,7 @@ layers from per-tile VMMs.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ import numpy as np
 
 from memctl.algorithms import Algorithm
 from memctl.board import Board
+from memctl.onnx_graph import Partition, partition
 from memctl.onnx_mlp import ACTIVATIONS, DeployError, Layer, check_layers, read_onnx
 from memctl.placement import Scan, TileSpec, place_aware, place_oblivious, plan_tiles, prescan, quantize_levels
 from memctl.progress import progress_bar
@@ -113,6 +115,9 @@ class Deployment:
     input_range: float = 1.0
     input_offset: list = field(default_factory=list)  # raw -> model input: (x - offset) / scale, per feature
     input_scale: list = field(default_factory=list)
+    # The ONNX model the layers came from, partitioned (memctl.onnx_graph): the host runs what comes before,
+    # between and after the crossbar layers, so run() returns what the model returns. None: a bare layer list.
+    graph: Partition | None = None
 
     @property
     def complete(self) -> bool:
@@ -162,6 +167,14 @@ class Deployment:
             "input_range": self.input_range,
             "input_offset": self.input_offset,
             "input_scale": self.input_scale,
+            **(
+                {
+                    "model": base64.b64encode(self.graph.serialized()).decode(),
+                    "partition": self.graph.summary(),
+                }
+                if self.graph is not None
+                else {}
+            ),
         }
 
     def save(self, path: str | Path) -> None:
@@ -186,7 +199,8 @@ class Deployment:
             layers = [
                 Layer(np.array(d["weight"], float), np.array(d["bias"], float), d["activation"]) for d in m["layers"]
             ]
-            check_layers(layers)
+            graph = partition(base64.b64decode(m["model"])) if "model" in m else None
+            check_layers(layers, graph.chained if graph else None)
             placements = [
                 Placement(**{**p, "inputs": tuple(p["inputs"]), "outputs": tuple(p["outputs"])})
                 for p in m["placements"]
@@ -205,24 +219,38 @@ class Deployment:
                 float(m.get("input_range", 1.0)),
                 [float(v) for v in m.get("input_offset", [])],
                 [float(v) for v in m.get("input_scale", [])],
+                graph,
             )
         except DeployError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DeployError(f"{path}: not a readable deployment manifest: {e}") from e
 
-    def model_inputs(self, x: np.ndarray, *, clip: bool = False) -> np.ndarray:
-        """Raw inputs -> what the model takes (the deployment's input scaling), checked against the range
-        the crossbar encoding represents: outside it the crossbar would clip, so that is an error naming the
-        feature unless clip (then clipped knowingly)."""
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        """Raw inputs, checked, with the deployment's input scaling applied: what the model takes."""
         x = np.atleast_2d(np.asarray(x, float))
-        n_in = self.layers[0].weight.shape[1]
-        if x.ndim != 2 or x.shape[1] != n_in:
-            raise ValueError(f"inputs must have shape (samples, {n_in}), got {x.shape}")
+        if self.graph is not None:
+            want = self.graph.input_shape
+            if x.ndim != len(want) or any(w and w != n for w, n in zip(want[1:], x.shape[1:], strict=True)):
+                shape = ", ".join(str(w or "any") for w in ["samples", *want[1:]])
+                raise ValueError(f"inputs must have shape ({shape}), as the model's input, got {x.shape}")
+        else:
+            n_in = self.layers[0].weight.shape[1]
+            if x.ndim != 2 or x.shape[1] != n_in:
+                raise ValueError(f"inputs must have shape (samples, {n_in}), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError("inputs must be finite numbers (no NaN or inf)")
         if self.input_scale:
             x = (x - np.asarray(self.input_offset)) / np.asarray(self.input_scale)
+        return x
+
+    def model_inputs(self, x: np.ndarray, *, clip: bool = False) -> np.ndarray:
+        """Raw inputs -> what the first crossbar layer takes (input scaling, then the host's part of the
+        model before it), checked against the range the crossbar encoding represents: outside it the
+        crossbar would clip, so that is an error naming the feature unless clip (then clipped knowingly)."""
+        x = self._scaled(x)
+        if self.graph is not None:
+            x = self.graph.before(x)
         r = self.input_range
         out = np.abs(x) > r * (1 + 1e-9)
         if out.any() and not clip:
@@ -361,15 +389,22 @@ class Deployment:
             self.gain.append([float(f[0]) for f in fits])
             self.offset.append([float(f[1]) for f in fits])
 
-    def network_blob(self) -> bytes:
-        """This deployment as the controller runs it (memctl_shared.network_blob)."""
+    def network_blob(self, lo: int = 0, hi: int | None = None) -> bytes:
+        """Layers lo..hi (default all) of this deployment as the controller runs them
+        (memctl_shared.network_blob)."""
+        hi = len(self.layers) - 1 if hi is None else hi
         layers = []
-        for k, lay in enumerate(self.layers):
+        for k in range(lo, hi + 1):
+            lay = self.layers[k]
             n_out, n_in = lay.weight.shape
             gain = self.gain[k] if self.gain else [1.0] * n_out
             offset = self.offset[k] if self.offset else [0.0] * n_out
             layers.append((n_in, n_out, network_blob.ACTIVATIONS[lay.activation], self.v_in[k], gain, offset))
-        tiles = [(p.layer, *p.inputs, *p.outputs, p.scale, p.rows, p.cols) for p in self.placements]
+        tiles = [
+            (p.layer - lo, *p.inputs, *p.outputs, p.scale, p.rows, p.cols)
+            for p in self.placements
+            if lo <= p.layer <= hi
+        ]
         return network_blob.encode(layers, tiles)
 
     def run(
@@ -389,27 +424,36 @@ class Deployment:
         # The boards must still hold this deployment (fingerprints: one request per board, nothing read).
         # Reading devices back is verify()'s (memctl infer and memctl verify do it).
         self.verify(boards, sample=0)
-        x = self.model_inputs(x, clip=clip)
+        first = self.model_inputs(x, clip=clip)
         single = all(p.board == 0 for p in self.placements)
         if on_board is None:
             on_board = single
-        if on_board:
-            if not single:
-                raise DeployError("the deployment spans several boards: run it with on_board=False")
-            blob = self.network_blob()
-            b = boards[0]
-            if b.network != blob:
-                b.load_network(blob, progress=False)
-            return b.run_network(x, calibrated=calibrated, progress=progress)
-        out = []
-        with progress_bar("run network", len(x), boards[0].show_progress(progress)) as advance, self._pool() as pool:
-            for sample in x:
-                a = sample
-                for k, layer in enumerate(self.layers):
-                    a = ACTIVATIONS[layer.activation](self.layer_output(boards, k, a, calibrated, pool))
-                out.append(a)
-                advance(1)
-        return np.array(out)
+        if on_board and not single:
+            raise DeployError("the deployment spans several boards: run it with on_board=False")
+
+        def stage(lo: int, hi: int, a: np.ndarray) -> np.ndarray:
+            if on_board:
+                blob = self.network_blob(lo, hi)
+                b = boards[0]
+                if b.network != blob:
+                    b.load_network(blob, progress=False)
+                return b.run_network(a, calibrated=calibrated, progress=progress)
+            out = []
+            show = boards[0].show_progress(progress)
+            with progress_bar("run network", len(a), show) as advance, self._pool() as pool:
+                for sample in a:
+                    for k in range(lo, hi + 1):
+                        sample = ACTIVATIONS[self.layers[k].activation](
+                            self.layer_output(boards, k, sample, calibrated, pool)
+                        )
+                    out.append(sample)
+                    advance(1)
+            return np.array(out)
+
+        if self.graph is None:
+            return stage(0, len(self.layers) - 1, first)
+        outs = self.graph.forward(self._scaled(x), stage, first=first)
+        return outs[0] if len(outs) == 1 else outs
 
 
 def _refusal(dep: Deployment, boards: list[Board], bad: list[TileCheck], manifest: str | None) -> str:
@@ -535,8 +579,9 @@ def deploy(
     unless repair, which re-programs exactly those tiles.
     """
     boards = _as_list(boards)
-    layers = read_onnx(model) if not isinstance(model, list) else model
-    check_layers(layers)
+    graph = None if isinstance(model, list) else partition(model)
+    layers = model if graph is None else graph.layers
+    check_layers(layers, graph.chained if graph else None)
     g_lo, g_hi = g_range
     if not (np.isfinite([g_lo, g_hi]).all() and 0 < g_lo < g_hi < 1):
         raise DeployError(f"g_range must be 0 < g_lo < g_hi < 1 S, got {g_range}")
@@ -548,15 +593,17 @@ def deploy(
     i_half = 0.5 * min(i.i_full_scale for i in infos)
     v_lin = 0.5 * min(i.v_read for i in infos)  # small-signal: a nonlinear I-V stays near its G(V_read)
     volts = []
-    offset, scale, r_in = _input_scaling(input_scaling, layers[0].weight.shape[1], input_range)
+    n_in = layers[0].weight.shape[1] if graph is None else graph.input_features
+    offset, scale, r_in = _input_scaling(input_scaling, n_in, input_range)
     for k, bound in enumerate(input_bounds(layers, r_in)):
         tall = max(s.inputs[1] - s.inputs[0] for s in specs if s.layer == k)
         volts.append(min(limit, v_lin, i_half / (tall * g_hi)) / bound)
     if v_in is not None:
         volts[0] = v_in
     tol = tolerance if tolerance is not None else 0.01 * (g_hi - g_lo)
-    key = _key(layers, boards, g_range=g_range, aware=aware, levels=levels, v_in=volts, tol=tol)
-    dep = Deployment(layers, [], volts, [b.link.port for b in boards], key=key, tiles=len(specs))
+    model_hash = hashlib.sha256(graph.serialized()).hexdigest() if graph else None
+    key = _key(layers, boards, g_range=g_range, aware=aware, levels=levels, v_in=volts, tol=tol, model=model_hash)
+    dep = Deployment(layers, [], volts, [b.link.port for b in boards], key=key, tiles=len(specs), graph=graph)
     r_clip = float(limit / volts[0])
     dep.input_range, dep.input_offset, dep.input_scale = r_clip, offset, scale
     redo: set[int] = set()

@@ -92,13 +92,14 @@ def read_onnx(path_or_model) -> list[Layer]:
     return layers
 
 
-def check_layers(layers: list[Layer]) -> None:
+def check_layers(layers: list[Layer], chained: list[bool] | None = None) -> None:
+    """chained[k]: layer k reads layer k - 1's outputs as they are (not through a Conv's patches)."""
     for k, layer in enumerate(layers):
         if layer.weight.ndim != 2 or layer.bias.shape != (layer.weight.shape[0],):
             raise DeployError(f"layer {k}: weight {layer.weight.shape} and bias {layer.bias.shape} do not match")
         if not (np.all(np.isfinite(layer.weight)) and np.all(np.isfinite(layer.bias))):
             raise DeployError(f"layer {k}: weights or bias contain NaN or inf")
-        if k and layer.weight.shape[1] != layers[k - 1].weight.shape[0]:
+        if k and (chained is None or chained[k]) and layer.weight.shape[1] != layers[k - 1].weight.shape[0]:
             raise DeployError(
                 f"layer {k}: {layer.weight.shape[1]} inputs, previous layer has {layers[k - 1].weight.shape[0]} outputs"
             )

@@ -43,9 +43,10 @@ def _input_scaling(path: str | None) -> dict | None:
 
 
 def cmd_deploy(a: argparse.Namespace) -> int:
-    from memctl.deployment import deploy, read_onnx
+    from memctl.deployment import deploy
+    from memctl.onnx_graph import partition
 
-    model = read_onnx(a.model)  # a file that is not a model is refused before any board is opened
+    model = partition(a.model)  # a file that is not a model, or cannot map, is refused before any board is opened
     scaling = _input_scaling(a.input_scaling)
     g_range, tolerance, algorithm = (10e-6, 100e-6), a.tolerance, None
     if a.device:
@@ -136,11 +137,17 @@ def cmd_infer(a: argparse.Namespace) -> int:
         finally:
             for b in boards:
                 b.close()
-        if a.out:
+        # A model with several outputs (a classifier's labels and probabilities) gives them by name.
+        named = dict(zip(dep.graph.outputs, out, strict=True)) if isinstance(out, list) else None
+        if a.out and named:
+            np.savez(a.out, **named)
+            err_console.print(f"saved {', '.join(named)} to {a.out}")
+        elif a.out:
             np.save(a.out, out)
         else:
             with np.printoptions(precision=4, linewidth=200):
-                print(out)
+                for name, value in (named or {"": out}).items():
+                    print(f"{name}:\n{value}" if name else value)
         return 0
     with _board(a) as b:
         out = np.stack([b.vmm(v) for v in batch])
@@ -191,7 +198,11 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     dp = with_port(sub.add_parser("deploy", help="map an ONNX MLP onto the crossbar and program it"))
-    dp.add_argument("model", help="ONNX file: Gemm / MatMul+Add layers with Relu/Tanh/Sigmoid/Softmax")
+    dp.add_argument(
+        "model",
+        help="ONNX file as exporters write it: MatMul/Gemm/Conv layers go on the crossbar, the rest runs on "
+        "the host (docs/deploy.md)",
+    )
     dp.add_argument(
         "--manifest",
         required=True,
@@ -237,7 +248,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     i.add_argument("inputs", help="inputs (.npy, samples x features; with --manifest raw inputs, else row volts)")
     i.add_argument("--manifest", help="a deployment manifest from memctl deploy")
     i.add_argument("--more-ports", nargs="+", default=[], help="the deployment's further boards, in order")
-    i.add_argument("--out", help="save the outputs (with --manifest) or column currents (A) to this .npy")
+    i.add_argument(
+        "--out",
+        help="save the outputs (with --manifest; a model with several outputs: an .npz by output name) or "
+        "column currents (A) to this .npy",
+    )
     i.add_argument(
         "--clip",
         action="store_true",
