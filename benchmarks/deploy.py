@@ -16,6 +16,12 @@ digits   scikit-learn's 8x8 digits, 64-16-10, trained normally (ERM) and with
          1T1R boards (no write disturb). Goal: deployed within 1 point of digital.
 moons    paper 000's crossbar task: two-moons on a 10x10 perovskite_lognormal
          1T1R array (2-3-2), ERM vs BayesMulti.
+exporters  ONNX files as exporters write them, deployed whole (memctl.onnx_graph:
+         host parts on onnxruntime): skl2onnx of a StandardScaler + MLPClassifier
+         (64-24-10) pipeline, and a small CNN on the digit images (Conv 3x3 stride 2
+         as im2col, then a dense layer; memctl.example_models.digits_cnn), each on
+         a default-device 1T1R board with the training set as the representative
+         sample. Digital = onnxruntime on the original file. Goal: within 1 point.
 
 Every deployment reports pulses, board time and energy. Inference runs the
 whole MLP on the controller (RUN_NETWORK). Writes benchmarks/results/deploy.json.
@@ -228,10 +234,75 @@ def moons(report: dict, n_iter: int) -> None:
     )
 
 
+def exporters(report: dict) -> None:
+    import warnings
+
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from memctl.example_models import digits_cnn
+
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order].astype(np.float32), y[order]
+    xtr, ytr, xte, yte = x[:1200], y[:1200], x[1200:], y[1200:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(StandardScaler(), MLPClassifier((24,), max_iter=300, random_state=0)).fit(xtr, ytr)
+    models = {
+        "skl2onnx StandardScaler + MLPClassifier 64-24-10": (
+            to_onnx(pipe, xtr[:1], options={"zipmap": False}),
+            xtr,
+            xte,
+            (96, 96),
+        ),
+        "CNN: Conv 1->8 3x3/2 + Gemm 128-10": (
+            digits_cnn(xtr, ytr),
+            xtr.reshape(-1, 1, 8, 8),
+            xte.reshape(-1, 1, 8, 8),
+            (160, 96),
+        ),
+    }
+    print(f"\n### ONNX from exporters, digits, {len(xte)} test images (default device, 1T1R)\n")
+    print("| model | digital | deployed | same label as digital | pulses | board time s | wall s |")
+    print("|---|---|---|---|---|---|---|")
+    report["exporters"] = {}
+    for name, (model, train, test, shape) in models.items():
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        ref = sess.run(None, {sess.get_inputs()[0].name: test})
+        ref_labels = ref[0] if ref[0].ndim == 1 else ref[0].argmax(1)
+        start = time.monotonic()
+        with (
+            EmulatedBoard(rows=shape[0], cols=shape[1], seed=SEED, cell="1T1R") as emu,
+            memctl.Board(emu.port) as b,
+        ):
+            dep = deploy(model, b, sample=train)
+            out = dep.run(b, test)
+        wall = time.monotonic() - start
+        got = out[0] if isinstance(out, list) else out.argmax(1)
+        r = {
+            "digital": float(np.mean(ref_labels == yte)),
+            "deployed": float(np.mean(got == yte)),
+            "same_label": float(np.mean(got == ref_labels)),
+            "partition": dep.graph.summary(),
+            "wall_s": wall,
+            **dep.cost(),
+        }
+        report["exporters"][name] = r
+        print(
+            f"| {name} | {r['digital']:.2%} | {r['deployed']:.2%} | {r['same_label']:.2%} | {r['pulses']} | "
+            f"{r['board_time_s']:.2f} | {wall:.0f} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--tasks", default="letters,digits,moons")
+    ap.add_argument("--tasks", default="letters,digits,moons,exporters")
     ap.add_argument("--bo-iterations", type=int, default=8, help="Bayesian-optimization steps after 3 random ones")
     a = ap.parse_args()
     report: dict = {"machine": platform.platform(), "seed": SEED}
@@ -243,6 +314,8 @@ def main() -> None:
         digits(report, a.bo_iterations)
     if "moons" in tasks:
         moons(report, a.bo_iterations)
+    if "exporters" in tasks:
+        exporters(report)
     report["wall_s"] = time.monotonic() - start
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2) + "\n")

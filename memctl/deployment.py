@@ -240,9 +240,7 @@ class Deployment:
                 raise ValueError(f"inputs must have shape (samples, {n_in}), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError("inputs must be finite numbers (no NaN or inf)")
-        if self.input_scale:
-            x = (x - np.asarray(self.input_offset)) / np.asarray(self.input_scale)
-        return x
+        return _scale(x, self.input_offset, self.input_scale)
 
     def model_inputs(self, x: np.ndarray, *, clip: bool = False) -> np.ndarray:
         """Raw inputs -> what the first crossbar layer takes (input scaling, then the host's part of the
@@ -527,6 +525,34 @@ def input_bounds(layers: list[Layer], first: float = 1.0) -> list[float]:
     return bounds
 
 
+def sample_bounds(layers: list[Layer], graph: Partition | None, x: np.ndarray) -> list[float]:
+    """The largest |input| each layer gets from inputs x (the digital model, the graph's host parts
+    included)."""
+    seen = [0.0] * len(layers)
+
+    def stage(lo: int, hi: int, a: np.ndarray) -> np.ndarray:
+        for k in range(lo, hi + 1):
+            seen[k] = max(seen[k], float(np.abs(a).max(initial=0.0)))
+            a = ACTIVATIONS[layers[k].activation](a @ layers[k].weight.T + layers[k].bias)
+        return a
+
+    x = np.asarray(x, float)
+    if not np.all(np.isfinite(x)):
+        raise DeployError("the sample inputs must be finite numbers (no NaN or inf)")
+    if graph is None:
+        stage(0, len(layers) - 1, np.atleast_2d(x))
+    else:
+        graph.forward(x, stage)
+    if not seen[0] > 0:
+        raise DeployError("the sample inputs give the first layer nothing but zeros: give representative inputs")
+    return seen
+
+
+def _scale(x: np.ndarray, offset: list, scale: list) -> np.ndarray:
+    x = np.asarray(x, float)
+    return (x - np.asarray(offset)) / np.asarray(scale) if scale else x
+
+
 def _key(layers: list[Layer], boards: list[Board], **options) -> str:
     h = hashlib.sha256()
     for lay in layers:
@@ -552,6 +578,7 @@ def deploy(
     repair: bool = False,
     input_range: float | None = None,
     input_scaling: dict | None = None,
+    sample: np.ndarray | None = None,
     progress: bool | None = None,
 ) -> Deployment:
     """Map every layer, tile it over the boards, check everything fits, then
@@ -577,6 +604,10 @@ def deploy(
     deployment and the boards still hold its finished tiles (their
     fingerprints and a spot check); otherwise refused, naming the tiles,
     unless repair, which re-programs exactly those tiles.
+    sample: representative raw model inputs (a calibration set, as quantization toolchains take): the
+    input range becomes their largest first-layer input plus 10 % (unless input_range is given) and each
+    later layer's read voltages are scaled by the largest input the sample gives it (plus 10 %, never above
+    the interval bound) instead of the worst case, so small activations are not lost below the ADC's step.
     """
     boards = _as_list(boards)
     graph = None if isinstance(model, list) else partition(model)
@@ -595,7 +626,12 @@ def deploy(
     volts = []
     n_in = layers[0].weight.shape[1] if graph is None else graph.input_features
     offset, scale, r_in = _input_scaling(input_scaling, n_in, input_range)
-    for k, bound in enumerate(input_bounds(layers, r_in)):
+    bounds = input_bounds(layers, r_in)
+    if sample is not None:
+        seen = sample_bounds(layers, graph, _scale(sample, offset, scale))
+        r_in = r_in if input_range is not None else 1.1 * seen[0]
+        bounds = [r_in] + [min(b, 1.1 * m) or b for b, m in zip(input_bounds(layers, r_in)[1:], seen[1:], strict=True)]
+    for k, bound in enumerate(bounds):
         tall = max(s.inputs[1] - s.inputs[0] for s in specs if s.layer == k)
         volts.append(min(limit, v_lin, i_half / (tall * g_hi)) / bound)
     if v_in is not None:

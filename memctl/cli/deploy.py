@@ -88,6 +88,7 @@ def cmd_deploy(a: argparse.Namespace) -> int:
                 repair=a.repair,
                 input_range=a.input_range,
                 input_scaling=scaling,
+                sample=None if a.sample is None else _load_array(a.sample, ndim=None),
             )
         except KeyboardInterrupt:
             err_console.print(
@@ -232,6 +233,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--input-range",
         type=float,
         help="largest |model input| to encode (default: 1, or 4 with mean/std scaling)",
+    )
+    dp.add_argument(
+        "--sample",
+        help="representative raw inputs (.npy, e.g. a few hundred training samples): the input range and each "
+        "layer's read voltages follow the activations they produce (--input-range still wins for the range)",
     )
     dp.add_argument("--v-in", type=float, help="read volts per unit input (default: scaled to the current range)")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")

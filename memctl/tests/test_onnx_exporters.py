@@ -24,15 +24,25 @@ from onnx import TensorProto, helper, numpy_helper
 
 import memctl
 from memctl.deployment import DeployError, Deployment, deploy
+from memctl.example_models import digits_cnn
 from memctl.onnx_graph import partition
 from memctl_emulator import EmulatedBoard
 
 pytestmark = pytest.mark.slow
 
-# Same label as onnxruntime on the original file, and probabilities within this much of it. The project goal
-# is 99 %; with the default programming tolerance (1 % of the window) single runs measure 97-100 %.
-AGREE = 0.97
-P_BUDGET = 0.2
+# Same label as onnxruntime on the original file on 300 test inputs, and probabilities within this much of it.
+AGREE = 0.99
+
+
+def agrees(labels: np.ndarray, ref_labels: np.ndarray, probs=None, ref_probs=None) -> None:
+    """The issue's yardstick: the same label on >= 99 % of the test inputs and probabilities within the error
+    budget: 0.01 mean absolute error, and 0.25 at the 99th percentile of each input's largest error (inputs
+    near a decision boundary move most)."""
+    same = float(np.mean(labels == ref_labels))
+    assert same >= AGREE, same
+    if probs is not None:
+        err = np.abs(probs - ref_probs)
+        assert err.mean() <= 0.01 and np.percentile(err.max(1), 99) <= 0.25, (err.mean(), err.max(1))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +51,9 @@ def digits():
 
     x, y = load_digits(return_X_y=True)
     x = x.astype(np.float32)
-    return x[:1400], y[:1400], x[1400:1500], y[1400:1500]
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    return x[:1200], y[:1200], x[1200:1500], y[1200:1500]
 
 
 def _reference(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
@@ -50,14 +62,14 @@ def _reference(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
 
 
 def _deployed(model: onnx.ModelProto, x_train: np.ndarray, x_test: np.ndarray, tmp_path, rows: int = 96) -> list:
-    """Deploy (input range from the training data through the host's part), reload the manifest, run."""
-    first = partition(model).before(x_train)
+    """Deploy with training inputs as the representative sample (input range, layer read voltages), reload
+    the manifest, run."""
     with (
         EmulatedBoard(rows=rows, cols=96, seed=3, cell="1T1R") as emu,
         memctl.Board(emu.port, progress=False) as b,
     ):
         manifest = tmp_path / f"{model.graph.name}.json"
-        deploy(model, b, input_range=float(np.abs(first).max()), manifest=manifest, progress=False)
+        deploy(model, b, sample=x_train, manifest=manifest, progress=False)
         out = Deployment.load(manifest).run(b, x_test)
     return out if isinstance(out, list) else [out]
 
@@ -86,8 +98,7 @@ def test_skl2onnx_classifier_deploys_and_returns_labels_and_probabilities(digits
     labels, probs = _deployed(model, x, xt, tmp_path)
     ref_labels, ref_probs = _reference(model, xt)
     assert labels.dtype == ref_labels.dtype and probs.shape == ref_probs.shape
-    assert np.mean(labels == ref_labels) >= AGREE, np.mean(labels == ref_labels)
-    assert np.abs(probs - ref_probs).max() <= P_BUDGET, np.abs(probs - ref_probs).max()
+    agrees(labels, ref_labels, probs, ref_probs)
 
 
 def test_skl2onnx_regressor_deploys(digits, tmp_path):
@@ -174,67 +185,24 @@ def test_pytorch_and_keras_shaped_graphs_deploy(digits, tmp_path):
     torch = torch_mlp(ws, bs)
     (logits,) = _deployed(torch, images, test_images, tmp_path)
     (ref,) = _reference(torch, test_images)
-    assert np.mean(logits.argmax(1) == ref.argmax(1)) >= AGREE
+    agrees(logits.argmax(1), ref.argmax(1))
     keras = keras_mlp(ws, bs)
     nhwc, test_nhwc = images.transpose(0, 2, 3, 1) / 16, test_images.transpose(0, 2, 3, 1) / 16
     (probs,) = _deployed(keras, nhwc, test_nhwc, tmp_path)
     (ref,) = _reference(keras, test_nhwc)
-    assert np.mean(probs.argmax(1) == ref.argmax(1)) >= AGREE and np.abs(probs - ref).max() <= P_BUDGET
-
-
-def small_cnn(x: np.ndarray, y: np.ndarray) -> onnx.ModelProto:
-    """The PyTorch CNN pattern: Div, Conv(1 -> 8, 3x3, stride 2, pad 1), Relu, Flatten, Gemm(transB=1). The
-    filters are the leading principal components of 3x3 patches; the classifier is fitted on their features."""
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-
-    from memctl.onnx_graph import ConvShape
-
-    geo = ConvShape((3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1)
-    imgs = x.reshape(-1, 1, 8, 8) / 16
-    patches, _ = geo.patches(imgs[:300])
-    pca = PCA(8, random_state=0).fit(patches)
-    w = pca.components_.astype(np.float32) * 2
-    b = (-(pca.mean_ @ w.T)).astype(np.float32)
-    rows, out = geo.patches(imgs)
-    feats = np.maximum(rows @ w.T + b, 0).reshape(len(imgs), -1, 8).transpose(0, 2, 1).reshape(len(imgs), -1)
-    lr = _sklearn(LogisticRegression(max_iter=2000, C=0.5), feats, y)
-    inits = [
-        numpy_helper.from_array(np.array(16, np.float32), "c16"),
-        numpy_helper.from_array(w.reshape(8, 1, 3, 3), "conv.weight"),
-        numpy_helper.from_array(b, "conv.bias"),
-        numpy_helper.from_array(lr.coef_.astype(np.float32), "fc.weight"),
-        numpy_helper.from_array(lr.intercept_.astype(np.float32), "fc.bias"),
-    ]
-    nodes = [
-        helper.make_node("Div", ["input", "c16"], ["scaled"], name="/Div"),
-        helper.make_node(
-            "Conv", ["scaled", "conv.weight", "conv.bias"], ["c"], name="/conv/Conv", strides=[2, 2], pads=[1] * 4
-        ),
-        helper.make_node("Relu", ["c"], ["r"], name="/relu/Relu"),
-        helper.make_node("Flatten", ["r"], ["f"], name="/flatten/Flatten"),
-        helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "main_graph",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    agrees(probs.argmax(1), ref.argmax(1), probs, ref)
 
 
 def test_a_small_cnn_deploys_as_im2col_products(digits, tmp_path):
     x, y, xt, yt = digits
-    model = small_cnn(x, y)
+    model = digits_cnn(x, y)
     p = partition(model)
     assert [op.conv is not None for op in p.ops] == [True, False] and p.stages == [(0, 0), (1, 1)]
     images, test_images = x.reshape(-1, 1, 8, 8), xt.reshape(-1, 1, 8, 8)
     (ref,) = _reference(model, test_images)
     np.testing.assert_allclose(p.digital(test_images)[0], ref, atol=1e-4)  # the cut computes the model
     (logits,) = _deployed(model, images, test_images, tmp_path, rows=160)
-    assert np.mean(logits.argmax(1) == ref.argmax(1)) >= 0.97, np.mean(logits.argmax(1) == ref.argmax(1))
+    agrees(logits.argmax(1), ref.argmax(1))
     assert np.mean(ref.argmax(1) == yt) >= 0.85
 
 
@@ -304,11 +272,12 @@ def test_cli_deploys_a_skl2onnx_pipeline_and_infer_prints_labels_and_probabiliti
     model = to_onnx(est, x[:1], options={"zipmap": False})
     onnx.save(model, tmp_path / "pipe.onnx")
     np.save(tmp_path / "x.npy", xt[:20])
-    r = float(np.abs(partition(model).before(x)).max())
+    np.save(tmp_path / "train.npy", x)
     with EmulatedBoard(rows=96, cols=96, seed=3, cell="1T1R") as emu:
         port = ["--port", emu.port, "--no-progress"]
         man = str(tmp_path / "dep.json")
-        assert main(["deploy", str(tmp_path / "pipe.onnx"), *port, "--manifest", man, "--input-range", str(r)]) == 0
+        sample = ["--sample", str(tmp_path / "train.npy")]
+        assert main(["deploy", str(tmp_path / "pipe.onnx"), *port, "--manifest", man, *sample]) == 0
         capsys.readouterr()
         assert main(["infer", str(tmp_path / "x.npy"), *port, "--manifest", man]) == 0
         shown = capsys.readouterr().out
