@@ -61,16 +61,24 @@ def _reference(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
     return s.run(None, {s.get_inputs()[0].name: x})
 
 
-def _deployed(model: onnx.ModelProto, x_train: np.ndarray, x_test: np.ndarray, tmp_path, rows: int = 96) -> list:
+def _deployed(
+    model: onnx.ModelProto, x_train: np.ndarray, x_test: np.ndarray, tmp_path, rows: int = 96, host: int = 0
+) -> list:
     """Deploy with training inputs as the representative sample (input range, layer read voltages), reload
-    the manifest, run."""
+    the manifest, run. host: also run the first `host` test inputs with the layers composed on the host
+    (the path of a deployment over several boards): the same labels as the controller's run."""
     with (
         EmulatedBoard(rows=rows, cols=96, seed=3, cell="1T1R") as emu,
         memctl.Board(emu.port, progress=False) as b,
     ):
         manifest = tmp_path / f"{model.graph.name}.json"
         deploy(model, b, sample=x_train, manifest=manifest, progress=False)
-        out = Deployment.load(manifest).run(b, x_test)
+        dep = Deployment.load(manifest)
+        out = dep.run(b, x_test)
+        if host:
+            composed = dep.run(b, x_test[:host], on_board=False)
+            labels = [o if o.ndim == 1 else o.argmax(1) for o in (out[0] if isinstance(out, list) else out, composed)]
+            assert np.mean(labels[0][:host] == labels[1]) >= 0.95
     return out if isinstance(out, list) else [out]
 
 
@@ -183,7 +191,7 @@ def test_pytorch_and_keras_shaped_graphs_deploy(digits, tmp_path):
     ws, bs = _trained_mlp(x, y)
     images, test_images = x.reshape(-1, 1, 8, 8), xt.reshape(-1, 1, 8, 8)
     torch = torch_mlp(ws, bs)
-    (logits,) = _deployed(torch, images, test_images, tmp_path)
+    (logits,) = _deployed(torch, images, test_images, tmp_path, host=20)
     (ref,) = _reference(torch, test_images)
     agrees(logits.argmax(1), ref.argmax(1))
     keras = keras_mlp(ws, bs)
@@ -201,7 +209,7 @@ def test_a_small_cnn_deploys_as_im2col_products(digits, tmp_path):
     images, test_images = x.reshape(-1, 1, 8, 8), xt.reshape(-1, 1, 8, 8)
     (ref,) = _reference(model, test_images)
     np.testing.assert_allclose(p.digital(test_images)[0], ref, atol=1e-4)  # the cut computes the model
-    (logits,) = _deployed(model, images, test_images, tmp_path, rows=160)
+    (logits,) = _deployed(model, images, test_images, tmp_path, rows=160, host=10)
     agrees(logits.argmax(1), ref.argmax(1))
     assert np.mean(ref.argmax(1) == yt) >= 0.85
 
@@ -286,3 +294,67 @@ def test_cli_deploys_a_skl2onnx_pipeline_and_infer_prints_labels_and_probabiliti
     saved = np.load(tmp_path / "o.npz")
     ref_labels, _ = _reference(model, xt[:20])
     assert np.mean(saved["label"] == ref_labels) >= 0.95
+
+
+def _conv_model(d: int, strides, pads, dilations) -> tuple[onnx.ModelProto, np.ndarray]:
+    rng = np.random.default_rng(d)
+    k = (3,) * d
+    w = rng.normal(size=(4, 2, *k)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    conv = helper.make_node(
+        "Conv", ["x", "w", "b"], ["c"], name="conv", strides=strides, pads=pads, dilations=dilations
+    )
+    g = helper.make_graph(
+        [conv, helper.make_node("Tanh", ["c"], ["y"], name="tanh")],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, *([9] * d)])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
+    x = rng.normal(size=(5, 2, *([9] * d))).astype(np.float32)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), x
+
+
+@pytest.mark.parametrize(
+    ("d", "strides", "pads", "dilations"),
+    [
+        (1, [1], [0, 0], [1]),
+        (1, [2], [1, 2], [2]),
+        (2, [1, 1], [1, 1, 1, 1], [1, 1]),
+        (2, [2, 1], [0, 1, 2, 0], [1, 2]),
+    ],
+)
+def test_conv_as_im2col_computes_what_onnxruntime_computes(d, strides, pads, dilations):
+    """1-D and 2-D, strides, asymmetric padding, dilation: the patches times the weight matrix are the Conv."""
+    model, x = _conv_model(d, strides, pads, dilations)
+    p = partition(model)
+    assert p.ops[0].conv is not None and p.layers[0].activation == "Tanh" and p.layers[0].weight.shape == (4, 2 * 3**d)
+    (ref,) = _reference(model, x)
+    (got,) = p.digital(x)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_gemm_attributes_and_wrapped_constants_are_read_as_the_runtime_reads_them():
+    """Gemm with transA, transB, alpha and beta; weights behind Transpose and Cast of a float64 Constant."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(5, 3))  # stored (outputs, inputs); the Transpose makes the (inputs, outputs) B
+    nodes = [
+        helper.make_node("Constant", [], ["w64"], value=numpy_helper.from_array(w, "w64")),
+        helper.make_node("Cast", ["w64"], ["w32"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["w32"], ["wt"], perm=[1, 0]),
+        helper.make_node("Gemm", ["xt", "wt", "c"], ["y"], name="gemm", transA=1, alpha=0.5, beta=2.0),
+        helper.make_node("Sigmoid", ["y"], ["s"], name="sig"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "gemm",
+        [helper.make_tensor_value_info("xt", TensorProto.FLOAT, [3, "n"])],
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(rng.normal(size=5).astype(np.float32), "c")],
+    )
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(3, 7)).astype(np.float32)  # transA: features along the first axis
+    p = partition(model)
+    assert p.ops[0].trans_input and p.layers[0].activation == "Sigmoid"
+    np.testing.assert_allclose(p.digital(x)[0], _reference(model, x)[0], atol=1e-5)
