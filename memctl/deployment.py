@@ -199,7 +199,10 @@ class Deployment:
             layers = [
                 Layer(np.array(d["weight"], float), np.array(d["bias"], float), d["activation"]) for d in m["layers"]
             ]
-            graph = partition(base64.b64decode(m["model"])) if "model" in m else None
+            try:
+                graph = partition(base64.b64decode(m["model"], validate=True)) if "model" in m else None
+            except DeployError as e:
+                raise DeployError(f"{path}: the model it keeps: {e}") from e
             check_layers(layers, graph.chained if graph else None)
             placements = [
                 Placement(**{**p, "inputs": tuple(p["inputs"]), "outputs": tuple(p["outputs"])})

@@ -220,14 +220,15 @@ def _dims(value_info) -> list:
 def load_model(path_or_model):
     import onnx
 
-    if isinstance(path_or_model, bytes):
-        return onnx.load_from_string(path_or_model)
-    if isinstance(path_or_model, str | Path):
-        try:
-            return onnx.load(str(path_or_model))
-        except Exception as e:  # protobuf raises its own DecodeError
-            raise DeployError(f"{path_or_model}: not a readable ONNX model: {e}") from e
-    return path_or_model
+    if not isinstance(path_or_model, bytes | str | Path):
+        return path_or_model
+    try:
+        if isinstance(path_or_model, bytes):
+            return onnx.load_from_string(path_or_model)
+        return onnx.load(str(path_or_model))
+    except Exception as e:  # protobuf raises its own DecodeError
+        what = "the model bytes" if isinstance(path_or_model, bytes) else path_or_model
+        raise DeployError(f"{what}: not a readable ONNX model: {e}") from e
 
 
 def _fold(node, vals: list[np.ndarray], attrs: dict) -> np.ndarray:

@@ -358,3 +358,23 @@ def test_gemm_attributes_and_wrapped_constants_are_read_as_the_runtime_reads_the
     p = partition(model)
     assert p.ops[0].trans_input and p.layers[0].activation == "Sigmoid"
     np.testing.assert_allclose(p.digital(x)[0], _reference(model, x)[0], atol=1e-5)
+
+
+def test_a_manifest_whose_model_is_corrupt_or_missing_is_refused_by_name(tmp_path):
+    import base64
+    import json
+
+    w = np.ones((4, 3))
+    model = _graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], {"w": w})
+    p = partition(model)
+    Deployment(p.layers, [], [0.1], graph=p).save(tmp_path / "m.json")
+    assert Deployment.load(tmp_path / "m.json").graph.summary() == p.summary()  # the round trip
+    m = json.loads((tmp_path / "m.json").read_text())
+    m["model"] = base64.b64encode(b"not a model").decode()
+    (tmp_path / "bad.json").write_text(json.dumps(m))
+    with pytest.raises(DeployError, match=r"bad.json: the model it keeps: .*not a readable ONNX model"):
+        Deployment.load(tmp_path / "bad.json")
+    m["model"] = "%%%"
+    (tmp_path / "worse.json").write_text(json.dumps(m))
+    with pytest.raises(DeployError, match=r"worse.json: not a readable deployment manifest"):
+        Deployment.load(tmp_path / "worse.json")
