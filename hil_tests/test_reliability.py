@@ -350,13 +350,20 @@ def test_a_dead_line_and_a_hopeless_line_run_out_of_retries():
         assert n1 - n0 == 1 and b.read(1, 1) > 0
 
 
-def test_a_request_the_heap_cannot_hold_gets_a_memory_error_and_the_board_goes_on():
-    """On a 176 KB heap a blob of the largest size (16 KB, staged in one piece)
-    does not fit: the board answers with its memory error, keeps serving, and a
-    blob of a real predictor's size still loads."""
+# Heaps on which each front end boots but holds no 16 KB in one piece, from the middle of the measured window
+# (emulated: boots and refuses from 168 to 178 KB; chips: 178 to 192 KB). Boot needs more than its peak (loading
+# fragments the heap), so the window moves as the firmware grows: measure again when this test fails.
+TIGHT_HEAP = {"emulated": "172K", "chips": "186K"}
+
+
+def test_a_request_the_heap_cannot_hold_gets_a_memory_error_and_the_board_goes_on(hal):
+    """On a heap without 16 KB in one piece a blob of the largest size (staged in
+    one piece) does not fit: the board answers with its memory error, keeps
+    serving, and a blob of a real predictor's size still loads."""
     from limits_probe import probe_predictor
 
-    with EmulatedBoard(rows=4, cols=4, seed=36, heap="176K") as emu, memctl.Board(emu.port, progress=False) as b:
+    heap = TIGHT_HEAP[hal]
+    with EmulatedBoard(rows=4, cols=4, seed=36, heap=heap) as emu, memctl.Board(emu.port, progress=False) as b:
         chunk = protocol.encode_blob_chunk(wire.LOAD_PREDICTOR, 0, 16384, bytes(200))
         with pytest.raises(FirmwareError) as refused:
             b.link.request(wire.T_LOAD_PREDICTOR, chunk)

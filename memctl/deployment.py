@@ -370,21 +370,30 @@ class Deployment:
         n = len({p.board for p in self.placements})
         return ThreadPoolExecutor(n, thread_name_prefix="memctl-vmm") if n > 1 else nullcontext()
 
-    def calibrate(self, boards: Board | list[Board], samples: int = 16, seed: int = 0) -> None:
+    def calibrate(
+        self, boards: Board | list[Board], samples: int = 16, seed: int = 0, x: np.ndarray | None = None
+    ) -> None:
         """Per-output gain and offset (paper 002's model-driven calibration):
-        run random inputs, fit measured against the layer's own weights."""
+        run inputs, fit measured against the layer's own weights. The inputs are
+        random over the encoded range, or, given representative raw model inputs x,
+        `samples` of the inputs the digital model gives each layer for them."""
         boards = _as_list(boards)
         self._check_ready(boards)
         rng = np.random.default_rng(seed)
+        seen = None if x is None else layer_inputs(self.layers, self.graph, self._scaled(x))
         self.gain, self.offset = [], []
         for k, layer in enumerate(self.layers):
-            r = self.input_range if k == 0 else 1.0
-            x = rng.uniform(-r, r, (samples, layer.weight.shape[1]))
-            want = x @ layer.weight.T + layer.bias
+            if seen is not None:
+                pick = rng.choice(len(seen[k]), min(samples, len(seen[k])), replace=False)
+                xs = np.clip(seen[k][pick], -self.input_range, self.input_range) if k == 0 else seen[k][pick]
+            else:
+                r = self.input_range if k == 0 else 1.0
+                xs = rng.uniform(-r, r, (samples, layer.weight.shape[1]))
+            want = xs @ layer.weight.T + layer.bias
             with self._pool() as pool:
-                got = np.array([self.layer_output(boards, k, xi, calibrated=False, pool=pool) for xi in x])
+                got = np.array([self.layer_output(boards, k, xi, calibrated=False, pool=pool) for xi in xs])
             fits = [
-                np.linalg.lstsq(np.stack([got[:, j], np.ones(samples)], 1), want[:, j], rcond=None)[0]
+                np.linalg.lstsq(np.stack([got[:, j], np.ones(len(xs))], 1), want[:, j], rcond=None)[0]
                 for j in range(want.shape[1])
             ]
             self.gain.append([float(f[0]) for f in fits])
@@ -528,14 +537,14 @@ def input_bounds(layers: list[Layer], first: float = 1.0) -> list[float]:
     return bounds
 
 
-def sample_bounds(layers: list[Layer], graph: Partition | None, x: np.ndarray) -> list[float]:
-    """The largest |input| each layer gets from inputs x (the digital model, the graph's host parts
-    included)."""
-    seen = [0.0] * len(layers)
+def layer_inputs(layers: list[Layer], graph: Partition | None, x: np.ndarray) -> list[np.ndarray]:
+    """The inputs each layer gets from model inputs x in the digital model (the graph's host parts
+    included): one row per product (a Conv: per patch)."""
+    got: list[list[np.ndarray]] = [[] for _ in layers]
 
     def stage(lo: int, hi: int, a: np.ndarray) -> np.ndarray:
         for k in range(lo, hi + 1):
-            seen[k] = max(seen[k], float(np.abs(a).max(initial=0.0)))
+            got[k].append(a)
             a = ACTIVATIONS[layers[k].activation](a @ layers[k].weight.T + layers[k].bias)
         return a
 
@@ -546,6 +555,12 @@ def sample_bounds(layers: list[Layer], graph: Partition | None, x: np.ndarray) -
         stage(0, len(layers) - 1, np.atleast_2d(x))
     else:
         graph.forward(x, stage)
+    return [np.concatenate(g) for g in got]
+
+
+def sample_bounds(layers: list[Layer], graph: Partition | None, x: np.ndarray) -> list[float]:
+    """The largest |input| each layer gets from inputs x."""
+    seen = [float(np.abs(a).max(initial=0.0)) for a in layer_inputs(layers, graph, x)]
     if not seen[0] > 0:
         raise DeployError("the sample inputs give the first layer nothing but zeros: give representative inputs")
     return seen

@@ -17,7 +17,9 @@ except ImportError:  # pragma: no cover
     import uos as os
 
 SLOTS = ("a", "b")
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-./"
+# As bytes: iterating a str makes a one-character str per step, interned as a qstr, and a new qstr can
+# need the interpreter's next, doubled qstr pool (5 KB in one piece) on a fragmented heap mid-update.
+_NAME_CHARS = b"abcdefghijklmnopqrstuvwxyz0123456789_-./"
 
 
 def _exists(path):
@@ -109,7 +111,7 @@ class Updater:
         self._close()
         if not name or len(name) > 64 or name[0] == "/" or ".." in name or name in self.names:
             raise CommandError("bad file name in image: " + name)
-        for ch in name:
+        for ch in name.encode():
             if ch not in _NAME_CHARS:
                 raise CommandError("bad file name in image: " + name)
         d = name.rpartition("/")[0]

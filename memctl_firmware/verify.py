@@ -172,7 +172,8 @@ class Rows:
                     if vf.stepped:
                         continue
                     if passive and not array.shares(vf.v):
-                        lone = vf
+                        if lone is None:  # in request order, as one device at a time would go
+                            lone = vf
                     elif lead is None or abs(vf.v) > abs(lead.v):
                         lead = vf
                 if lead is None and lone is not None:

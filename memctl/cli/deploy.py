@@ -63,6 +63,7 @@ def cmd_deploy(a: argparse.Namespace) -> int:
         from memctl.tune import TunedSettings
 
         algorithm = TunedSettings.load(a.settings).to_algorithm()
+    sample = None if a.sample is None else _load_array(a.sample, ndim=None)
     boards = _boards(a)
     try:
         resuming = Path(a.manifest).exists()
@@ -88,7 +89,7 @@ def cmd_deploy(a: argparse.Namespace) -> int:
                 repair=a.repair,
                 input_range=a.input_range,
                 input_scaling=scaling,
-                sample=None if a.sample is None else _load_array(a.sample, ndim=None),
+                sample=sample,
             )
         except KeyboardInterrupt:
             err_console.print(
@@ -102,7 +103,9 @@ def cmd_deploy(a: argparse.Namespace) -> int:
         if resuming:
             console.print(f"resumed the deployment journaled in {a.manifest}", highlight=False)
         if a.calibrate:
-            dep.calibrate(boards)
+            # On the sample's own layer inputs when there is one (random inputs over the encoded range do not
+            # look like a trained model's activations).
+            dep.calibrate(boards, samples=16 if sample is None else 128, x=sample)
             dep.save(a.manifest)
     finally:
         for b in boards:
@@ -237,7 +240,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     dp.add_argument(
         "--sample",
         help="representative raw inputs (.npy, e.g. a few hundred training samples): the input range and each "
-        "layer's read voltages follow the activations they produce (--input-range still wins for the range)",
+        "layer's read voltages follow the activations they produce (--input-range still wins for the range), "
+        "and calibration fits 128 of each layer's inputs from them",
     )
     dp.add_argument("--v-in", type=float, help="read volts per unit input (default: scaled to the current range)")
     dp.add_argument("--no-calibrate", dest="calibrate", action="store_false", help="skip gain/offset calibration")

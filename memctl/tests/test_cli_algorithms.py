@@ -216,7 +216,8 @@ def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
     from memctl.tuning import settings_for
 
     want = settings_for("perovskite_lognormal").limits
-    assert s.limits == pytest.approx({"v_pulse": want.v_pulse, "width": want.width, "v_read": want.v_read}, rel=1e-6)
+    lim = {"v_pulse": want.v_pulse, "width": want.width, "v_read": want.v_read, "v_disturb": want.v_disturb}
+    assert s.limits == pytest.approx(lim, rel=1e-6)
     with EmulatedBoard(rows=2, cols=2, seed=15, device="perovskite_lognormal") as emu:
         assert main(["set-limits", "--port", emu.port, "--settings", str(out)]) == 0
         with memctl.Board(emu.port, progress=False) as b:

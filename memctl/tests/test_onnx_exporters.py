@@ -64,15 +64,17 @@ def _reference(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
 def _deployed(
     model: onnx.ModelProto, x_train: np.ndarray, x_test: np.ndarray, tmp_path, rows: int = 96, host: int = 0
 ) -> list:
-    """Deploy with training inputs as the representative sample (input range, layer read voltages), reload
-    the manifest, run. host: also run the first `host` test inputs with the layers composed on the host
-    (the path of a deployment over several boards): the same labels as the controller's run."""
+    """Deploy with training inputs as the representative sample (input range, layer read voltages,
+    calibration), reload the manifest, run. host: also run the first `host` test inputs with the layers
+    composed on the host (the path of a deployment over several boards): the same labels as the controller's."""
     with (
         EmulatedBoard(rows=rows, cols=96, seed=3, cell="1T1R") as emu,
         memctl.Board(emu.port, progress=False) as b,
     ):
         manifest = tmp_path / f"{model.graph.name}.json"
-        deploy(model, b, sample=x_train, manifest=manifest, progress=False)
+        dep = deploy(model, b, sample=x_train, manifest=manifest, progress=False)
+        dep.calibrate(b, samples=128, x=x_train)  # on the layer inputs the sample gives (paper 002's fit)
+        dep.save(manifest)
         dep = Deployment.load(manifest)
         out = dep.run(b, x_test)
         if host:
