@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memctl.onnx_mlp import ACTIVATIONS, DeployError, Layer, check_layers
+from memctl.onnx_mlp import DeployError, Layer, check_layers, forward
 
 DENSE = ("MatMul", "Gemm")
 FIRMWARE_ACTIVATIONS = ("Relu", "Tanh", "Sigmoid")
@@ -121,7 +121,7 @@ class Partition:
     def input_features(self) -> int:
         """Features per sample of a (samples, features) input; 0 for images and other shapes."""
         dims = self.input_shape
-        return dims[1] or 0 if len(dims) == 2 else 0
+        return (dims[1] or 0) if len(dims) == 2 else 0
 
     @property
     def chained(self) -> list[bool]:
@@ -193,12 +193,7 @@ class Partition:
     def digital(self, x: np.ndarray) -> list[np.ndarray]:
         """The partitioned model computed digitally: what the original model returns (a test of the cut)."""
 
-        def stage(lo: int, hi: int, a: np.ndarray) -> np.ndarray:
-            for lay in self.layers[lo : hi + 1]:
-                a = ACTIVATIONS[lay.activation](a @ lay.weight.T + lay.bias)
-            return a
-
-        return self.forward(x, stage)
+        return self.forward(x, lambda lo, hi, a: forward(self.layers[lo : hi + 1], a))
 
     def serialized(self) -> bytes:
         return self.model.SerializeToString()
