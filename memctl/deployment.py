@@ -33,7 +33,7 @@ import numpy as np
 from memctl.algorithms import Algorithm
 from memctl.board import Board
 from memctl.onnx_graph import Partition, partition
-from memctl.onnx_mlp import ACTIVATIONS, DeployError, Layer, check_layers, read_onnx
+from memctl.onnx_mlp import ACTIVATIONS, DeployError, Layer, check_layers, forward, read_onnx
 from memctl.placement import Scan, TileSpec, place_aware, place_oblivious, plan_tiles, prescan, quantize_levels
 from memctl.progress import progress_bar
 from memctl_shared import network_blob, wire
@@ -249,7 +249,10 @@ class Deployment:
         """Raw inputs -> what the first crossbar layer takes (input scaling, then the host's part of the
         model before it), checked against the range the crossbar encoding represents: outside it the
         crossbar would clip, so that is an error naming the feature unless clip (then clipped knowingly)."""
-        x = self._scaled(x)
+        return self._first(self._scaled(x), clip)
+
+    def _first(self, x: np.ndarray, clip: bool) -> np.ndarray:
+        """model_inputs from inputs already scaled (_scaled)."""
         if self.graph is not None:
             x = self.graph.before(x)
         r = self.input_range
@@ -434,7 +437,8 @@ class Deployment:
         # The boards must still hold this deployment (fingerprints: one request per board, nothing read).
         # Reading devices back is verify()'s (memctl infer and memctl verify do it).
         self.verify(boards, sample=0)
-        first = self.model_inputs(x, clip=clip)
+        scaled = self._scaled(x)
+        first = self._first(scaled, clip)
         single = all(p.board == 0 for p in self.placements)
         if on_board is None:
             on_board = single
@@ -462,7 +466,7 @@ class Deployment:
 
         if self.graph is None:
             return stage(0, len(self.layers) - 1, first)
-        outs = self.graph.forward(self._scaled(x), stage, first=first)
+        outs = self.graph.forward(scaled, stage, first=first)
         return outs[0] if len(outs) == 1 else outs
 
 
@@ -545,7 +549,7 @@ def layer_inputs(layers: list[Layer], graph: Partition | None, x: np.ndarray) ->
     def stage(lo: int, hi: int, a: np.ndarray) -> np.ndarray:
         for k in range(lo, hi + 1):
             got[k].append(a)
-            a = ACTIVATIONS[layers[k].activation](a @ layers[k].weight.T + layers[k].bias)
+            a = forward(layers[k : k + 1], a)
         return a
 
     x = np.asarray(x, float)

@@ -366,8 +366,9 @@ def partition(path_or_model) -> Partition:
     glue = [_between(ops[k], ops[k + 1], producer, consts) for k in range(len(ops) - 1)]
     check_layers(layers, [True] + [a.conv is None and b.conv is None for a, b in zip(ops, ops[1:], strict=False)])
     for k, op in enumerate(ops[:-1]):  # nothing else reads a hidden layer's output
+        on_path = {id(n) for n in glue[k] or ()}
         for c in consumers.get(op.output, []):
-            if id(c) not in taken and not _feeds(c, ops[k + 1].input, producer, op.output):
+            if id(c) not in taken and id(c) not in on_path:
                 raise DeployError(
                     f"{_where(c)} reads the output of crossbar layer {k} ({op.output!r}) outside the chain of "
                     "matrix products (a skip connection): memctl deploys a chain; run this model on the host"
@@ -382,9 +383,11 @@ def partition(path_or_model) -> Partition:
     outputs = [o.name for o in g.output]
     post, post_inputs = None, []
     if outputs != [ops[-1].output]:
-        post_inputs = [i for i in inputs if _needs(outputs, i, ops[-1].output, producer)]
-        for o in outputs:
-            _check_after(o, ops, producer, consts)
+        after = {o: _ancestors(o, ops[-1].output, producer, consts) for o in outputs}
+        read = set(outputs) | {i for nodes in after.values() for n in nodes for i in n.input}
+        post_inputs = [i for i in inputs if i in read]  # graph inputs the host's part after reads too
+        for o, nodes in after.items():
+            _check_after(o, nodes, ops)
         post = extractor.extract_model([ops[-1].output, *post_inputs], outputs)
     return Partition(model, layers, ops, pre, cut, post, inputs, outputs, post_inputs)
 
@@ -441,39 +444,10 @@ def _between(a: MatrixOp, b: MatrixOp, producer: dict, consts: dict) -> list | N
     return nodes
 
 
-def _feeds(node, target: str, producer: dict, stop: str) -> bool:
-    """Whether node lies on the path from stop to target."""
-    todo, seen = [target], set()
-    while todo:
-        u = todo.pop()
-        if u == stop or u in seen or u not in producer:
-            continue
-        seen.add(u)
-        n = producer[u]
-        if n is node:
-            return True
-        todo.extend(i for i in n.input if i)
-    return False
-
-
-def _needs(outputs: list[str], name: str, stop: str, producer: dict) -> bool:
-    """Whether the graph outputs read graph input `name` other than through the crossbar's output."""
-    todo, seen = list(outputs), set()
-    while todo:
-        u = todo.pop()
-        if u == name:
-            return True
-        if u == stop or u in seen or u not in producer:
-            continue
-        seen.add(u)
-        todo.extend(i for i in producer[u].input if i)
-    return False
-
-
-def _check_after(output: str, ops: list[MatrixOp], producer: dict, consts: dict) -> None:
-    """A graph output computed from a hidden layer (not the last) cannot be delivered."""
+def _check_after(output: str, nodes: list, ops: list[MatrixOp]) -> None:
+    """A graph output computed (by nodes) from a hidden layer, not the last, cannot be delivered."""
     hidden = {op.output: k for k, op in enumerate(ops[:-1])}
-    for n in _ancestors(output, ops[-1].output, producer, consts):
+    for n in nodes:
         for i in n.input:
             if i in hidden:
                 raise DeployError(

@@ -99,14 +99,23 @@ class Verify:
 _ONE = Verify()
 
 
+def alone(array, r, vf):
+    """Apply the pulse vf wants (want() was True) and go on, one device at a
+    time, until it stops."""
+    while True:
+        array.pulse(r, vf.c, vf.v, vf.w)
+        vf.applied(array.read(r, vf.c))
+        if not vf.want():
+            return
+
+
 def program_device(array, r, c, target, params, algo, out):
     """Write-verify one device (Verify's rules); fills out (an Outcome)."""
     vf = _ONE
     algo.v_read = array.v_read
     vf.begin(c, target, params, algo, array.read(r, c))
-    while vf.want():
-        array.pulse(r, c, vf.v, vf.w)
-        vf.applied(array.read(r, c))
+    if vf.want():
+        alone(array, r, vf)
     vf.outcome(out)
 
 
@@ -181,11 +190,7 @@ class Rows:
                     # it finishes alone, one device at a time (lone pulses interleaved with the row's would
                     # only stretch each device's time between pulses).
                     lead = lone
-                    while True:
-                        array.pulse(r, lead.c, lead.v, lead.w)
-                        lead.applied(array.read(r, lead.c))
-                        if lead.done or not lead.want():
-                            break
+                    alone(array, r, lead)
                     lead.stepped = True
                     lead.t_end = clock()
                     left -= 1
