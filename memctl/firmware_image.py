@@ -55,11 +55,16 @@ def manifest_files(path: str | Path) -> dict[str, Path]:
         for name in names:
             add(f"{package_path}/{name}", root / name)
 
+    def freeze(freeze_path: str, script: str | None = None, opt: int | None = None) -> None:
+        # MicroPython's own modules (a port's _boot.py): part of its source, which a build keys on already.
+        if not freeze_path.startswith(("$(PORT_DIR)", "$(MPY_DIR)")):
+            raise ImageError(f"{path}: freeze({freeze_path!r}): list the project's files with module() or package()")
+
     try:
         text = path.read_text()
     except OSError as e:
         raise ImageError(f"no manifest: {e}") from e
-    exec(compile(text, str(path), "exec"), {"module": module, "package": package})
+    exec(compile(text, str(path), "exec"), {"module": module, "package": package, "freeze": freeze})
     return found
 
 

@@ -48,13 +48,18 @@ class AFEConfig:
             raise ValueError("current ranges must be in increasing order")
         self.device.validate()
 
+    def resolved(self) -> AFEConfig:
+        """This config with its DAC full scale settled (0: cover the device's v_max, at least 2.5 V)."""
+        if self.dac_full_scale:
+            return self
+        return dataclasses.replace(self, dac_full_scale=max(2.5, 1.25 * self.device.v_max))
+
 
 class AnalogFrontEnd:
     """Executes bus operations against a crossbar and keeps simulated time."""
 
     def __init__(self, config: AFEConfig, seed: int = 0):
-        if not config.dac_full_scale:
-            config = dataclasses.replace(config, dac_full_scale=max(2.5, 1.25 * config.device.v_max))
+        config = config.resolved()
         config.validate()
         self.config = config
         self.xbar = Crossbar(config.rows, config.cols, config.device, seed=seed, line_resistance=config.line_resistance)

@@ -21,6 +21,7 @@ from memctl_emulator.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulator.chips.bus import ChipProtocolError
 from memctl_emulator.chips.front_end import ChipFrontEndModel
 from memctl_emulator.hal_backends import afe_bus as bus
+from memctl_shared import board_wiring as wiring
 
 _ARG_STRUCTS = {op: struct.Struct(fmt) for op, fmt in bus.OP_ARGS.items()}
 _BOARD_OPS = (bus.OP_PIN, bus.OP_SPI, bus.OP_FRAME, bus.OP_XFER, bus.OP_STROBE)  # the chips backend's wires
@@ -106,20 +107,14 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: ChipFrontEndModel | None = 
     return bytes(out)
 
 
+def board_info(c: AFEConfig) -> tuple:
+    """The board description (memctl_shared/board_wiring.py) of the array this front end drives."""
+    one_t1r = int(c.cell == "1T1R")
+    return (c.rows, c.cols, c.dac_bits, c.dac_full_scale, c.adc_bits, c.sample_time, one_t1r, c.current_ranges, c.name)
+
+
 def info_blob(c: AFEConfig) -> bytes:
-    head = struct.pack(
-        bus.INFO_FMT,
-        c.rows,
-        c.cols,
-        c.dac_bits,
-        c.dac_full_scale,
-        c.adc_bits,
-        c.sample_time,
-        int(c.cell == "1T1R"),
-        len(c.current_ranges),
-    )
-    name = c.name.encode()
-    return head + struct.pack(f"<{len(c.current_ranges)}f", *c.current_ranges) + bytes([len(name)]) + name
+    return wiring.encode_info(board_info(c))
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:

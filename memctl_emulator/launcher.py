@@ -38,9 +38,10 @@ from pathlib import Path
 
 from memctl.devices import load_device
 from memctl.firmware_image import FIRMWARE_DIR, MANIFEST, build, stage
-from memctl_emulator import hal_backends
+from memctl_emulator import hal_backends, rp2
 from memctl_emulator.afe import AFEConfig
 from memctl_emulator.afe_client import AFEClient
+from memctl_emulator.afe_server import board_info
 from memctl_emulator.hal_backends import afe_bus as bus
 from memctl_emulator.mpy_build import APT_PACKAGES, BuildError, missing_tools
 from memctl_emulator.mpy_build import TARGETS as MPY_TARGETS
@@ -49,6 +50,7 @@ from memctl_emulator.rv32 import RESET_EXIT as RV32_RESET_EXIT
 from memctl_emulator.rv32 import QemuUart, qemu_command
 from memctl_firmware import config as fw_config
 from memctl_firmware.hal import REBOOT_EXIT
+from memctl_shared import board_wiring as wiring
 from memctl_shared import persist
 
 TARGET_RV32 = MPY_TARGETS["rv32"]
@@ -104,16 +106,21 @@ class _Spawner(threading.Thread):
 
 
 HALS = ("emulated", "chips")
-TARGETS = ("unix", "rv32")
+TARGETS = ("unix", "rv32", "rp2")
 
 
 @functools.cache
-def rv32_image(firmware_dir: str) -> str:
-    """The firmware compiled for the rv32 board (mpy-cross -march=rv32imc), once per process and firmware."""
-    out = tempfile.mkdtemp(prefix="memctl-rv32-image-")
+def compiled_image(firmware_dir: str, arch: str) -> str:
+    """The firmware compiled for a board's architecture (mpy-cross -march), once per process and firmware."""
+    out = tempfile.mkdtemp(prefix=f"memctl-{arch}-image-")
     atexit.register(shutil.rmtree, out, True)
-    build(out, "rv32imc", firmware_dir)
-    return os.path.join(out, "rv32imc")
+    build(out, arch, firmware_dir)
+    return os.path.join(out, arch)
+
+
+def rv32_image(firmware_dir: str) -> str:
+    """The firmware compiled for the rv32 board (mpy-cross -march=rv32imc)."""
+    return compiled_image(firmware_dir, "rv32imc")
 
 
 def rv32_firmware() -> Path:
@@ -257,18 +264,21 @@ class EmulatedBoard:
         # drivers against chip-level models. Default: $MEMCTL_HAL, else "emulated".
         # "unix": MicroPython's 64-bit unix port on this machine; "rv32": its qemu port on a 32-bit RISC-V
         # (QEMU virt), where word size, allocation and instruction cost are the target's.
+        # "rp2": MicroPython's rp2 port on an emulated RP2040 (rp2040js), its firmware driving the reference
+        # board's chips through machine.SPI, Pin and PIO.
         hal = hal or os.environ.get("MEMCTL_HAL")
-        target = target or ("rv32" if hal == "rv32" else "unix")
+        target = target or (hal if hal in ("rv32", "rp2") else "unix")
         if target not in TARGETS:
             raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
         self.target = target
-        if target == "rv32":
-            if hal not in (None, "rv32"):
-                raise ValueError(f"the rv32 board has its own front end backend (rv32), not {hal!r}")
-            if bare:
-                raise ValueError("bare=True (MicroPython only, nothing installed) is for the unix target")
-            self.hal = "rv32"
-            startup_timeout = max(startup_timeout, 60.0)  # loading the image over the UART takes seconds
+        if target in ("rv32", "rp2"):
+            if hal not in (None, target):
+                raise ValueError(f"the {target} board has its own front end backend ({target}), not {hal!r}")
+            if bare and target == "rv32":
+                raise ValueError("bare=True (MicroPython only, nothing installed) is for the unix and rp2 targets")
+            self.hal = target
+            # rv32: loading the image over the UART takes seconds; rp2: importing it runs at a third of real time
+            startup_timeout = max(startup_timeout, 60.0)
         else:
             self.hal = hal or "emulated"
             if self.hal not in HALS:
@@ -292,7 +302,8 @@ class EmulatedBoard:
         self.log: list[str] = []  # output of the AFE and firmware processes
         self.limits = limits  # written to flash before the first boot; None: an unprovisioned board
         self.baud = baud  # None: the line is as fast as the pty
-        self.flash = ""  # the board's flash filesystem (a folder)
+        self.flash = ""  # the board's flash filesystem (a folder; on rp2 what the flash image was made from)
+        self.flash_image = ""  # rp2: the 2 MB flash image, which outlives resets
         self.firmware_root = ""  # the folder the firmware boots from (not bare)
         self.resets = 0
         self.reboots = 0  # boots the board asked for (updates, soft resets)
@@ -350,7 +361,7 @@ class EmulatedBoard:
         # A firmware source tree boots from a copy of the files its manifest ships (a built image folder as it is),
         # so a module the manifest forgets fails here as on a board. The rv32 board boots a compiled image
         # from its flash, as a real board does.
-        if self.target == "rv32":
+        if self.target in ("rv32", "rp2"):
             self.firmware_root = ""
         elif (self.firmware_dir / MANIFEST).exists():
             self.firmware_root = str(stage(os.path.join(self._tmp.name, "firmware"), self.firmware_dir))
@@ -361,9 +372,22 @@ class EmulatedBoard:
         if self.target == "rv32":
             self._rv32_elf = rv32_firmware()
             shutil.copytree(rv32_image(str(self.firmware_dir)), self.flash, dirs_exist_ok=True)
-        if self.limits is not None:
+        if self.target == "rp2":
+            try:
+                rp2.check()
+            except rp2.Rp2Unavailable as e:
+                raise EmulationError(str(e)) from None
+            if not self.bare:
+                shutil.copytree(compiled_image(str(self.firmware_dir), "armv6m"), self.flash, dirs_exist_ok=True)
+        if self.limits is not None and not (self.bare and self.target == "rp2"):
             v, w, vr = self.limits
             persist.save(self.flash, (v, w, vr, min(fw_config.V_READ, vr), 2, 0))
+        if self.target == "rp2":
+            # What the board is wired to (a real board's is written when it is assembled), then the flash image.
+            info = board_info(AFEConfig(rows=self.rows, cols=self.cols, device=self.device, cell=self.cell).resolved())
+            Path(self.flash, wiring.BOARD_FILE).write_bytes(wiring.encode_info(info))
+            self.flash_image = os.path.join(self._tmp.name, "flash.bin")
+            rp2.write_flash(self.flash, self.flash_image)
         fw_master, fw_slave = _raw_pty()
         # Keep the firmware's slave open here so the firmware may close and
         # reopen its end (a reset) without the relay seeing a hang-up.
@@ -380,6 +404,9 @@ class EmulatedBoard:
         """Boot: main.py (from firmware_dir, or a bare board's flash), else a bare board's REPL on the UART."""
         if self.target == "rv32":
             self._start_rv32()
+            return
+        if self.target == "rp2":
+            self._start_rp2()
             return
         env = dict(
             os.environ,
@@ -443,6 +470,31 @@ class EmulatedBoard:
             state = f"exited with {fw.returncode}" if fw.poll() is not None else "did not start"
             raise EmulationError("rv32 firmware " + state + ":\n" + "\n".join(self.log[-30:])) from None
         self._booted(line)
+
+    def _start_rp2(self) -> None:
+        """node with rp2040js and the board's MicroPython (memctl_emulator/rp2.py): a Pico booting from its flash."""
+        assert self._spawner is not None
+        spawner = self._spawner
+
+        def spawn(args: list[str], **kw) -> subprocess.Popen:
+            return spawner.popen(args, preexec_fn=_die_with_parent, **kw)
+
+        pins = rp2.chip_pins(self.rows, self.cols, self.cell == "1T1R")
+        log = self.log.append
+        fw, line = rp2.start(
+            spawn, self.flash_image, self._fw_slave, self.afe_socket, lambda x: log(f"[rp2] {x}"), pins, self.flash
+        )
+        self._procs.append(fw)
+        self._fw = fw
+        threading.Thread(target=self._supervise, args=(fw, False), daemon=True, name="memctl-emu-boot").start()
+        if self.bare:
+            return  # MicroPython's REPL, or whatever main.py a flash install left
+        try:
+            ready, _ = line.wait_for(rp2.READY, self.startup_timeout)
+        except TimeoutError:
+            state = f"exited with {fw.returncode}" if fw.poll() is not None else "did not start"
+            raise EmulationError("rp2 firmware " + state + ":\n" + "\n".join(self.log[-30:])) from None
+        self._booted(ready)
 
     def _booted(self, ready_line: str) -> None:
         """The front end the firmware's ready line names; EmulationError if it is not the one asked for."""

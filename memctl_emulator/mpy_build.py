@@ -1,12 +1,18 @@
-"""memctl build-mpy: MicroPython built from source for an emulated target.
+"""memctl build-mpy: MicroPython built from source for a target.
 
 The rv32 target is MicroPython's qemu port for QEMU virt (32-bit RISC-V),
 built with the project's board definition (memctl_emulator/boards/MEMCTL_RV32:
 the reference board's heap, the emulated board's frozen backend) passed as
-BOARD_DIR, never by editing MicroPython's tree. The source is a MicroPython
-1.28 tree or release tarball (`git clone -b v1.28.0` gives one). Results are
-cached under $MEMCTL_CACHE (default ~/.cache/memctl), keyed by the source's
-hash, the make options and the frozen files, so a second build is free.
+BOARD_DIR, never by editing MicroPython's tree. The rp2 target is its rp2 port
+for the RP2040 (boards/MEMCTL_PICO: a Pico with the board's pin names): the UF2
+a real Pico is flashed with and the emulated rp2 board boots in rp2040js;
+rp2350 and rp2350-riscv build the Pico 2's (compile checks: nothing here runs
+an RP2350). The source is a MicroPython 1.28 tree or release tarball (`git
+clone -b v1.28.0` gives one); the rp2 port also needs its submodules and
+picotool, which a tarball of them beside the source gives (rp2-deps-*.tar.xz,
+or --deps). Results are cached under $MEMCTL_CACHE (default ~/.cache/memctl),
+keyed by the source's hash, the make options and the frozen files, so a second
+build is free.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -40,8 +48,15 @@ class Target:
     board_dir: Path
     make_vars: tuple[str, ...]
     tools: tuple[tuple[str, str], ...]  # (executable, Debian package)
-    qemu: str
+    apt: tuple[str, ...]  # every Debian package the build and the emulation need
+    runner: str = ""  # what runs the build: an executable ("" for a compile check)
+    artifacts: tuple[str, ...] = ("firmware.elf",)  # build outputs kept in the cache; the first is the result
+    rp2: bool = False  # the rp2 port: pico-sdk, picotool and the bootrom from the deps tarball
 
+
+# The rp2 port's toolchain (Debian 12) and the emulator's runtime.
+_RP2_APT = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "libstdc++-arm-none-eabi-newlib", "cmake", "g++", "nodejs")
+_RP2_TOOLS = (("arm-none-eabi-gcc", "gcc-arm-none-eabi"), ("cmake", "cmake"), ("g++", "g++"))
 
 TARGETS = {
     "rv32": Target(
@@ -55,11 +70,43 @@ TARGETS = {
             ("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf"),
             ("qemu-system-riscv32", "qemu-system-misc"),
         ),
-        qemu="qemu-system-riscv32",
-    )
+        # picolibc-riscv64-unknown-elf has no executable to look for; the link fails without it.
+        apt=("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf", "qemu-system-misc"),
+        runner="qemu-system-riscv32",
+    ),
+    "rp2": Target(
+        name="rp2",
+        port="rp2",
+        board_dir=BOARDS / "MEMCTL_PICO",
+        make_vars=(),
+        tools=_RP2_TOOLS + (("node", "nodejs"),),
+        apt=_RP2_APT,
+        runner="node",
+        artifacts=("firmware.uf2", "firmware.elf"),
+        rp2=True,
+    ),
+    "rp2350": Target(
+        name="rp2350",
+        port="rp2",
+        board_dir=BOARDS / "MEMCTL_PICO2",
+        make_vars=(),
+        tools=_RP2_TOOLS,
+        apt=_RP2_APT,
+        artifacts=("firmware.uf2",),
+        rp2=True,
+    ),
+    "rp2350-riscv": Target(
+        name="rp2350-riscv",
+        port="rp2",
+        board_dir=BOARDS / "MEMCTL_PICO2",
+        make_vars=("BOARD_VARIANT=RISCV",),
+        tools=(("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf"), ("cmake", "cmake"), ("g++", "g++")),
+        apt=("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf", "cmake", "g++"),
+        artifacts=("firmware.uf2",),
+        rp2=True,
+    ),
 }
-# picolibc-riscv64-unknown-elf has no executable to look for; the link fails without it.
-APT_PACKAGES = ("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf", "qemu-system-misc")
+APT_PACKAGES = TARGETS["rv32"].apt
 
 
 def cache_root() -> Path:
@@ -102,8 +149,9 @@ def _target(name: str) -> Target:
         raise BuildError(f"unknown target {name!r}; targets: {', '.join(TARGETS)}") from None
 
 
-def _unpack(src: Path, dest: Path) -> Path:
-    """The source tree in dest (a tarball unpacked, a folder copied): builds never write into the user's tree."""
+def _unpack(src: Path, dest: Path, marker: tuple[str, ...] = ("py", "mpconfig.h")) -> Path:
+    """The source tree in dest (a tarball unpacked, a folder copied): builds never write into the user's tree.
+    marker: a file the tree must hold."""
     if dest.exists():
         return dest
     tmp = dest.with_name(dest.name + ".partial")
@@ -115,16 +163,98 @@ def _unpack(src: Path, dest: Path) -> Path:
         except (tarfile.TarError, OSError) as e:
             raise BuildError(f"{src}: not a readable MicroPython source tarball: {e}") from e
         tops = [p for p in tmp.iterdir() if p.is_dir()]
-        root = tops[0] if len(tops) == 1 and not (tmp / "py").exists() else tmp
+        root = tops[0] if len(tops) == 1 and not (tmp / marker[0]).exists() else tmp
     else:
         shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("build*", ".git"))
         root = tmp
-    if not (root / "py" / "mpconfig.h").exists() or not (root / "ports").exists():
+    if not root.joinpath(*marker).exists():
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BuildError(f"{src}: not a MicroPython source tree (no py/mpconfig.h)")
+        raise BuildError(f"{src}: not the tree expected (no {'/'.join(marker)})")
     root.rename(dest)
     shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def find_deps(src: Path, deps: str | os.PathLike | None) -> Path:
+    """The rp2 port's dependencies: --deps, else an rp2-deps-*.tar.xz beside the source."""
+    if deps:
+        found = Path(deps).expanduser().resolve()
+        if not found.exists():
+            raise BuildError(f"no rp2 dependencies at {found}")
+        return found
+    beside = sorted(src.parent.glob("rp2-deps-*.tar.xz"))
+    if not beside:
+        raise BuildError(
+            f"the rp2 port needs pico-sdk, tinyusb and picotool: pass --deps (a folder or tarball holding lib/ and "
+            f"picotool-*/, e.g. rp2-deps-1.28.0.tar.xz) or put it beside {src}"
+        )
+    return beside[-1]
+
+
+def bootrom_words(ts_source: str) -> bytes:
+    """The RP2040 bootrom (rp2040js's demo keeps it as a TypeScript array of 32-bit words) as bytes."""
+    start = ts_source.index("[")
+    end = ts_source.index("]", start)
+    words = [int(w, 16) for w in re.findall(r"0x[0-9a-fA-F]+", ts_source[start:end])]
+    if len(words) != 4096:
+        raise BuildError(f"the bootrom has {len(words)} words, not 4096 (16 KB)")
+    return struct.pack(f"<{len(words)}I", *words)
+
+
+def _prepare_rp2(tree: Path, deps_src: Path, root: Path, jobs: int, log: Callable[[str], None], fh) -> list[str]:
+    """Put the rp2 port's submodules into tree, build picotool (once), return the make variables it needs."""
+    s_hash = source_hash(deps_src)
+    deps = _unpack(deps_src, root / f"deps-{s_hash[:16]}", marker=("lib", "pico-sdk", "README.md"))
+    for lib in (deps / "lib").iterdir():
+        dest = tree / "lib" / lib.name
+        if not (dest / ".memctl-deps").exists():
+            shutil.rmtree(dest, ignore_errors=True)
+            shutil.copytree(lib, dest, symlinks=True)
+            (dest / ".memctl-deps").write_text(s_hash)
+    picotool = root / f"picotool-{s_hash[:16]}"
+    if not (picotool / "picotool" / "picotoolConfig.cmake").exists():
+        tool_src = next(deps.glob("picotool-*"), None)
+        if tool_src is None:
+            raise BuildError(f"{deps_src}: no picotool-*/ folder (pico-sdk needs picotool to make the UF2)")
+        log("building picotool (once)")
+        work = root / f"picotool-build-{s_hash[:16]}"
+        _run(
+            [
+                "cmake",
+                "-S",
+                str(tool_src),
+                "-B",
+                str(work),
+                f"-DPICO_SDK_PATH={tree / 'lib' / 'pico-sdk'}",
+                "-DPICOTOOL_NO_LIBUSB=1",
+                "-DPICOTOOL_FLAT_INSTALL=1",
+                f"-DCMAKE_INSTALL_PREFIX={picotool}",
+            ],
+            fh,
+        )
+        _run(["make", "-C", str(work), f"-j{jobs}", "install"], fh)
+    boot = next(deps.rglob("bootrom.ts"), None)
+    if boot is not None:
+        (root / "rp2040-bootrom.bin").write_bytes(bootrom_words(boot.read_text()))
+    return [f"CMAKE_ARGS=-Dpicotool_DIR={picotool / 'picotool'}"]
+
+
+class _StepFailed(Exception):
+    pass
+
+
+def _run(cmd: list[str], fh) -> None:
+    fh.flush()
+    if subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT):
+        raise _StepFailed(" ".join(cmd))
+
+
+def bootrom() -> Path:
+    """The RP2040 bootrom rp2040js boots from (extracted by the rp2 build)."""
+    path = cache_root() / "rp2040-bootrom.bin"
+    if not path.exists():
+        raise BuildError("no RP2040 bootrom: memctl build-mpy --target rp2 extracts it from the rp2 dependencies")
+    return path
 
 
 def build(
@@ -132,8 +262,10 @@ def build(
     target: str = "rv32",
     jobs: int = 2,
     log: Callable[[str], None] = print,
+    deps: str | os.PathLike | None = None,
 ) -> Path:
-    """Build (or find in the cache) MicroPython for target from src; returns the firmware's path."""
+    """Build (or find in the cache) MicroPython for target from src; returns the firmware's path (rv32: the ELF
+    QEMU runs; rp2: the UF2 a Pico is flashed with). deps: the rp2 port's submodules and picotool."""
     t = _target(target)
     src = Path(src).expanduser().resolve()
     if not src.exists():
@@ -141,18 +273,19 @@ def build(
     missing = missing_tools(t)
     if missing:
         raise BuildError(
-            f"the {t.name} toolchain is not installed: apt-get install {' '.join(APT_PACKAGES)} (missing "
-            f"{', '.join(missing)})"
+            f"the {t.name} toolchain is not installed: apt-get install {' '.join(t.apt)} (missing {', '.join(missing)})"
         )
+    deps_src = find_deps(src, deps) if t.rp2 and not (src / "lib" / "pico-sdk" / "README.md").exists() else None
     root = cache_root()
     s_hash = source_hash(src)
+    d_hash = source_hash(deps_src) if deps_src else ""
     opts = hashlib.sha256(json.dumps([t.port, *t.make_vars]).encode()).hexdigest()
     f_hash = frozen_hash(t)
-    key = hashlib.sha256(f"{s_hash}{opts}{f_hash}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{s_hash}{d_hash}{opts}{f_hash}".encode()).hexdigest()[:16]
     out = root / f"{t.name}-{key}"
-    elf = out / "firmware.elf"
-    if elf.exists():
-        log(f"cached: {elf}")
+    result = out / t.artifacts[0]
+    if all((out / a).exists() for a in t.artifacts):
+        log(f"cached: {result}")
     else:
         root.mkdir(parents=True, exist_ok=True)
         tree = _unpack(src, root / f"src-{s_hash[:16]}")
@@ -163,35 +296,42 @@ def build(
         no_lib = root / "no-micropython-lib"
         no_lib.mkdir(exist_ok=True)
         (no_lib / "README.md").write_text("memctl freezes only its own modules; micropython-lib is not needed.\n")
-        cmd = [
-            "make",
-            "-C",
-            str(tree / "ports" / t.port),
-            f"BOARD_DIR={t.board_dir}",
-            f"BUILD={build_dir}",
-            f"MPY_LIB_DIR={no_lib}",
-            *t.make_vars,
-            f"-j{jobs}",
-        ]
-        # mpy-cross (for the frozen modules) first, with the host compiler: the port's make would build it with
-        # the cross-compiler settings it was given.
-        steps = [["make", "-C", str(tree / "mpy-cross"), f"-j{jobs}"], cmd]
-        log(f"building MicroPython for {t.name} (about 2 minutes on 2 cores): {' '.join(cmd)}")
         logfile = root / f"{t.name}-{key}.log"
+        minutes = "about 2 minutes" if not t.rp2 else "2-4 minutes"
         with open(logfile, "w") as fh:
-            for step in steps:
-                rc = subprocess.call(step, stdout=fh, stderr=subprocess.STDOUT)
-                if rc:
-                    tail = logfile.read_text(errors="replace").splitlines()[-15:]
-                    raise BuildError(f"make failed ({rc}); last lines of {logfile}:\n" + "\n".join(tail))
+            try:
+                extra = _prepare_rp2(tree, deps_src, root, jobs, log, fh) if deps_src else []
+                cmd = [
+                    "make",
+                    "-C",
+                    str(tree / "ports" / t.port),
+                    f"BOARD_DIR={t.board_dir}",
+                    f"BUILD={build_dir}",
+                    f"MPY_LIB_DIR={no_lib}",
+                    *t.make_vars,
+                    *extra,
+                    f"-j{jobs}",
+                ]
+                log(f"building MicroPython for {t.name} ({minutes} on 2 cores): {' '.join(cmd)}")
+                # mpy-cross (for the frozen modules) first, with the host compiler: the port's make would build it
+                # with the cross-compiler settings it was given.
+                _run(["make", "-C", str(tree / "mpy-cross"), f"-j{jobs}"], fh)
+                _run(cmd, fh)
+            except _StepFailed as e:
+                tail = logfile.read_text(errors="replace").splitlines()[-15:]
+                raise BuildError(f"{e} failed; last lines of {logfile}:\n" + "\n".join(tail)) from None
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(build_dir / "firmware.elf", elf)
+        for a in t.artifacts:
+            shutil.copyfile(build_dir / a, out / a)
         (out / "build.json").write_text(
-            json.dumps({"target": t.name, "source": s_hash, "make": list(t.make_vars), "frozen": f_hash}, indent=1)
+            json.dumps(
+                {"target": t.name, "source": s_hash, "deps": d_hash, "make": list(t.make_vars), "frozen": f_hash},
+                indent=1,
+            )
         )
-        log(f"built: {elf}")
-    (root / f"{t.name}.json").write_text(json.dumps({"elf": str(elf), "frozen": f_hash}))
-    return elf
+        log(f"built: {result}")
+    (root / f"{t.name}.json").write_text(json.dumps({"elf": str(result), "frozen": f_hash}))
+    return result
 
 
 def firmware(target: str = "rv32") -> Path:

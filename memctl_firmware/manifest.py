@@ -26,7 +26,16 @@ module("tiles.py")  # deployment fingerprints
 # Hardware abstraction: the only code that touches hardware.
 package(
     "hal",
-    files=["__init__.py", "frontend.py", "chips.py", "ad5676.py", "adg1408.py", "adg1414.py", "ads131m08.py"],
+    files=[
+        "__init__.py",
+        "frontend.py",
+        "chips.py",
+        "ad5676.py",
+        "adg1408.py",
+        "adg1414.py",
+        "ads131m08.py",
+        "rp2_board.py",  # the rp2 port's: machine.SPI, Pins and the PIO pulse gate
+    ],
 )
 # The contract shared with the host.
 module("wire.py", base_path="../memctl_shared")

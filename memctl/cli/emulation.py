@@ -46,7 +46,7 @@ def cmd_build_mpy(a: argparse.Namespace) -> int:
     from memctl_emulator.mpy_build import BuildError, build
 
     try:
-        elf = build(a.src, a.target, jobs=a.jobs, log=lambda m: err_console.print(m, markup=False))
+        elf = build(a.src, a.target, jobs=a.jobs, log=lambda m: err_console.print(m, markup=False), deps=a.deps)
     except BuildError as e:
         err_console.print(f"[red]error:[/] {e}", markup=True, highlight=False)
         return 2
@@ -92,11 +92,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Build MicroPython for an emulated target with the project's board definition; the result "
         "is cached (keyed by the source, the options and the frozen files) and used by emulate --target.",
     )
-    b.add_argument("--target", choices=["rv32"], default="rv32", help="rv32: the qemu port on QEMU virt, 32-bit")
+    b.add_argument(
+        "--target",
+        choices=["rv32", "rp2", "rp2350", "rp2350-riscv"],
+        default="rv32",
+        help="rv32: the qemu port on QEMU virt, 32-bit; rp2: the rp2 port for a Pico (RP2040), the UF2 to flash and "
+        "to emulate; rp2350 / rp2350-riscv: a Pico 2's (ARM / RISC-V; compile checks, not emulated)",
+    )
     b.add_argument(
         "--src",
         required=True,
         help="MicroPython v1.28.0 source: a folder (git clone -b v1.28.0) or its tarball",
+    )
+    b.add_argument(
+        "--deps",
+        help="rp2 targets: the port's submodules and picotool (a folder or tarball with lib/ and picotool-*/); "
+        "default: an rp2-deps-*.tar.xz beside --src",
     )
     b.add_argument("--jobs", type=int, default=2, help="parallel make jobs (default 2)")
     b.set_defaults(fn=cmd_build_mpy)

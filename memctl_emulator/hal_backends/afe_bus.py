@@ -32,7 +32,7 @@ OP_SET = const(2)  # <BHh group, line, DAC code: drive one line -> nothing
 OP_LINES = const(3)  # <BHH group, first, n, then n x <h codes -> nothing
 OP_PULSE = const(4)  # <I width ns: connect lines to the array -> nothing
 OP_SAMPLE = const(5)  # <BI current range, integration ns (0 = default): every column -> cols x <i
-OP_INFO = const(6)  # -> INFO_FMT, then range count x <f, then name
+OP_INFO = const(6)  # -> the board description (board_wiring.encode_info)
 OP_CLOCK = const(7)  # -> <q simulated nanoseconds (an integer: differences stay exact on a 32-bit float board)
 OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <d S
 OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high impedance) -> nothing
@@ -79,7 +79,3 @@ OP_ARGS = {
 # Counts since start: pulses, conversions, chip frames and gate windows (chips backend traffic); peaks since the
 # last clear: largest |V_row - V_col| across any device in a pulse, longest pulse (s), largest in a conversion.
 STATS_FMT = "<IIIIddd"
-
-# rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count
-INFO_FMT = "<HHBfBfBB"
-INFO_SIZE = const(16)

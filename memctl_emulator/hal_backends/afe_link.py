@@ -71,11 +71,8 @@ class AFELink:
 
     def info(self):
         """The board description (Converters' info tuple) from OP_INFO."""
+        from board_wiring import decode_info  # a firmware module: there once the firmware is
+
         self.op(bus.OP_INFO)
         self.commit()
-        rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(bus.INFO_FMT, self.rx, 0)
-        off = bus.INFO_SIZE
-        ranges = struct.unpack_from("<" + str(nr) + "f", self.rx, off)
-        off += 4 * nr
-        name = bytes(self.rx[off + 1 : off + 1 + self.rx[off]]).decode()
-        return rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, ranges, name
+        return decode_info(self.rx)

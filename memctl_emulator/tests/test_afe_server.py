@@ -9,6 +9,7 @@ import pytest
 from memctl_emulator.afe import AFEConfig, AnalogFrontEnd
 from memctl_emulator.afe_server import execute
 from memctl_emulator.hal_backends import afe_bus as bus
+from memctl_shared import board_wiring as wiring
 
 
 def afe() -> AnalogFrontEnd:
@@ -33,11 +34,13 @@ def test_transaction_runs_ops_in_order():
 def test_info_blob_layout():
     a = afe()
     out = execute(a, bytes([bus.OP_INFO]))
-    rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(bus.INFO_FMT, out)
+    rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(wiring.INFO_FMT, out)
     assert one_t1r == 0
     assert (rows, cols, nr) == (4, 3, len(a.config.current_ranges))
-    name_at = bus.INFO_SIZE + 4 * nr
+    name_at = wiring.INFO_SIZE + 4 * nr
     assert out[name_at + 1 :].decode() == "memctl-emulated-afe"
+    info = wiring.decode_info(out)
+    assert info[:2] == (4, 3) and info[-1] == "memctl-emulated-afe" and len(info[7]) == nr
 
 
 @pytest.mark.parametrize(

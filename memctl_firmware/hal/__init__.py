@@ -39,8 +39,10 @@
 # hal_<name>: the emulated boards provide hal_emulated and hal_chips (the
 # latter gives hal/chips.py's drivers SPI and GPIO that reach the chip
 # models) from memctl_emulator/hal_backends/, outside the board image. On a
-# bare-metal port (no environment to name a backend) the MicroPython build
-# carries its own as hal_port: the emulated RV32 board's reports "rv32".
+# bare-metal port (no environment to name a backend) the rp2 port (a Pico or
+# Pico 2 on the reference board) uses hal/rp2_board.py from the image; any
+# other port's MicroPython build carries its own as hal_port: the emulated
+# RV32 board's reports "rv32".
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -74,15 +76,23 @@ def connect():
         import os
 
         name = os.getenv("MEMCTL_HAL") or "emulated"  # the unix port: the launcher's choice
-    except (ImportError, AttributeError):  # a bare-metal port: no environment; its build carries hal_port
-        name = "port"
+    except (ImportError, AttributeError):  # a bare-metal port: no environment
+        import sys
+
+        name = sys.platform
+    if name == "rp2":  # a Pico / Pico 2 driving the reference board: this image carries its backend
+        from hal import rp2_board
+
+        return (rp2_board.NAME,) + rp2_board.connect()
+    if name not in ("emulated", "chips"):
+        name = "port"  # another bare-metal port: its build carries hal_port (the emulated RV32 board's)
     try:
         backend = __import__("hal_" + name)
     except ImportError as e:
         if name == "port":
             raise ValueError(
-                "this MicroPython build has no hal_port backend; a real board's needs hal/chips.py with the "
-                "board's machine.SPI, Pins and pulse gate (docs/hardware.md, Not done)"
+                "this MicroPython port has no memctl backend: the firmware drives the reference board on the rp2 "
+                "port (a Pico or Pico 2); another port needs a hal_port module (docs/hardware.md)"
             ) from None
         raise ValueError("no HAL backend " + name + ": " + str(e)) from None
     return (getattr(backend, "NAME", name),) + backend.connect()

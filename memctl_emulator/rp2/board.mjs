@@ -1,0 +1,384 @@
+// The emulated rp2 board: MicroPython's rp2 port (the UF2 `memctl build-mpy --target rp2` makes) on rp2040js,
+// instruction by instruction, with the reference board's chips on the other end of its SPI bus and GPIO.
+//
+// What this harness adds to rp2040js, without editing it (each gap is in docs/hardware.md):
+// - USB host: an OUT-endpoint read is held until host bytes are queued (rp2040js answers at once with an empty
+//   packet and the CPU spins), and start-of-frame interrupts come every simulated millisecond.
+// - PIO: state machines step from the CPU's cycle count (clock divider and delays honoured), not from a wall-clock
+//   timer; the pulse gate's edges are timed in simulated nanoseconds.
+// - Flash: the bootrom's erase / program / XIP functions are answered here (rp2040js ignores flash writes) and
+//   written through to a host file, so the filesystem outlives a reset and a relaunch.
+// - SPI: every byte goes to the chip models (memctl_emulator/chips) over the analog bus; the CPU does not advance
+//   while an answer is outstanding, so simulated time is deterministic. Bytes and pin edges queue and travel as one
+//   bus message when the firmware reads a received byte (MISO is needed then) or the queue is long.
+//
+// Pipes (memctl_emulator/rp2.py is the other end): fd 0 host bytes in (USB CDC OUT; non-blocking), fd 1 out
+// (uart_mux frames: HOST = USB CDC IN bytes, AFE = a bus request; anything outside frames is console text),
+// --reply-fd: bus replies in (blocking).
+import fs from 'node:fs';
+import { GPIOPinState, Simulator, USBCDC } from 'rp2040js';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const PINS = (args.pins || '').split(',').filter(Boolean).map(Number); // GPIOs wired to the chips
+const GATE = Number(args.gate ?? 27);
+const REPLY_FD = Number(args['reply-fd'] ?? 3);
+const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16
+const RESET_EXIT = 75; // machine.reset(): the launcher boots the board again
+const SYNC = 0xa5;
+const CHAN_HOST = 0;
+const CHAN_AFE = 1;
+// afe_bus ops
+const OP_PIN = 15;
+const OP_XFER = 17;
+const OP_STROBE = 18;
+const OP_WAIT = 10;
+const TX_LIMIT = 3000; // queued bus bytes that make the harness send without waiting for a read
+
+// ---- output to the launcher --------------------------------------------------------------------------------
+function writeAll(fd, buf) {
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN') throw e;
+    }
+  }
+}
+function frame(chan, payload) {
+  for (let off = 0; off === 0 || off < payload.length; off += 8192) {
+    const part = payload.subarray(off, off + 8192);
+    const head = Buffer.from([SYNC, chan, part.length & 0xff, part.length >> 8]);
+    writeAll(1, Buffer.concat([head, part]));
+  }
+}
+function log(text) {
+  writeAll(1, Buffer.from(`[rp2040js] ${text}\n`));
+}
+
+// ---- the MCU -----------------------------------------------------------------------------------------------
+const sim = new Simulator();
+const mcu = sim.rp2040;
+const clock = sim.clock;
+mcu.logger = { debug() {}, info() {}, warn: (c, m) => log(`${c}: ${m}`), error: (c, m) => log(`error ${c}: ${m}`) };
+mcu.loadBootrom(new Uint32Array(new Uint8Array(fs.readFileSync(args.bootrom)).buffer));
+
+// Flash: the persisted image first, then the UF2's blocks over it (MicroPython itself), as a drag-and-drop flash
+// leaves the filesystem region alone.
+const flashFile = args.flash;
+if (fs.existsSync(flashFile)) {
+  const kept = fs.readFileSync(flashFile);
+  mcu.flash.set(kept.subarray(0, FLASH_SIZE));
+}
+const uf2 = fs.readFileSync(args.uf2);
+for (let off = 0; off + 512 <= uf2.length; off += 512) {
+  const b = uf2.subarray(off, off + 512);
+  if (b.readUInt32LE(0) !== 0x0a324655 || b.readUInt32LE(4) !== 0x9e5d5157) continue;
+  const addr = b.readUInt32LE(12);
+  const size = b.readUInt32LE(16);
+  if (addr >= 0x10000000 && addr + size <= 0x10000000 + FLASH_SIZE) mcu.flash.set(b.subarray(32, 32 + size), addr - 0x10000000);
+}
+const flashFd = fs.openSync(flashFile, fs.existsSync(flashFile) ? 'r+' : 'w+');
+writeAll(flashFd, Buffer.alloc(0));
+fs.writeSync(flashFd, mcu.flash, 0, FLASH_SIZE, 0);
+
+// The bootrom's function table: flash functions answered here instead of through the unmodelled QSPI controller.
+function romFunction(code) {
+  const rom = new Uint8Array(mcu.bootrom.buffer);
+  let p = rom[0x14] | (rom[0x15] << 8);
+  for (;;) {
+    const c = rom[p] | (rom[p + 1] << 8);
+    if (!c) return -1;
+    if (c === code) return (rom[p + 2] | (rom[p + 3] << 8)) & ~1;
+    p += 4;
+  }
+}
+const code = (a, b) => a.charCodeAt(0) | (b.charCodeAt(0) << 8);
+const romHooks = new Map();
+function persist(off, n) {
+  fs.writeSync(flashFd, mcu.flash, off, n, off);
+}
+romHooks.set(romFunction(code('R', 'E')), (r) => {
+  // flash_range_erase(addr, count, block_size, block_cmd)
+  const off = r[0] >>> 0;
+  const n = r[1] >>> 0;
+  if (off + n <= FLASH_SIZE) {
+    mcu.flash.fill(0xff, off, off + n);
+    persist(off, n);
+  }
+});
+romHooks.set(romFunction(code('R', 'P')), (r) => {
+  // flash_range_program(addr, data, count): NOR flash only clears bits
+  const off = r[0] >>> 0;
+  const n = r[2] >>> 0;
+  if (off + n <= FLASH_SIZE) {
+    for (let i = 0; i < n; i++) mcu.flash[off + i] &= mcu.readUint8(r[1] + i);
+    persist(off, n);
+  }
+});
+for (const c of ['IF', 'EX', 'FC', 'CX']) romHooks.set(romFunction(code(c[0], c[1])), () => {});
+romHooks.delete(-1);
+const hookAt = new Set(romHooks.keys());
+
+// ---- USB CDC: the host link --------------------------------------------------------------------------------
+const cdc = new USBCDC(mcu.usbCtrl);
+let heldRead = null; // an OUT-endpoint read the device armed while the host had nothing to send
+const usb = mcu.usbCtrl;
+usb.onEndpointRead = (endpoint, size) => {
+  if (endpoint !== cdc.outEndpoint) return;
+  if (cdc.txFIFO.itemCount) completeRead(endpoint, size);
+  else heldRead = { endpoint, size };
+};
+function completeRead(endpoint, size) {
+  const n = Math.min(size, cdc.txFIFO.itemCount);
+  const buf = new Uint8Array(n);
+  for (let i = 0; i < n; i++) buf[i] = cdc.txFIFO.pull();
+  usb.endpointReadDone(endpoint, buf);
+}
+cdc.onSerialData = (data) => frame(CHAN_HOST, Buffer.from(data));
+cdc.onDeviceConnected = () => { if (process.env.RP2_DEBUG) log(`usb connected at ${clock.nanos}`); };
+const INTR_DEV_SOF = 1 << 17;
+const sof = clock.createAlarm(() => {
+  usb.sofFrameNumber = (usb.sofFrameNumber + 1) & 0x7ff;
+  usb.intRaw |= INTR_DEV_SOF;
+  usb.checkInterrupts();
+  sof.schedule(1e6);
+const SOF_RD = 0x48;
+const usbRead = usb.readUint32.bind(usb);
+usb.readUint32 = (offset) => {
+  if (offset === SOF_RD && usb.intRaw & INTR_DEV_SOF) {
+    usb.intRaw &= ~INTR_DEV_SOF; // reading the frame number clears the interrupt, as on the chip
+    usb.checkInterrupts();
+  }
+  return usbRead(offset);
+};
+});
+sof.schedule(1e6);
+const SOF_RD = 0x48;
+const usbRead = usb.readUint32.bind(usb);
+usb.readUint32 = (offset) => {
+  if (offset === SOF_RD && usb.intRaw & INTR_DEV_SOF) {
+    usb.intRaw &= ~INTR_DEV_SOF; // reading the frame number clears the interrupt, as on the chip
+    usb.checkInterrupts();
+  }
+  return usbRead(offset);
+};
+const hostIn = Buffer.alloc(4096);
+function pollHost() {
+  if (cdc.txFIFO.itemCount >= 2048) return;
+  let n = 0;
+  try {
+    n = fs.readSync(0, hostIn, 0, Math.min(hostIn.length, 2048));
+  } catch (e) {
+    if (e.code === 'EAGAIN') return;
+    throw e;
+  }
+  if (n === 0) process.exit(0); // the launcher closed the line: power off
+  for (let i = 0; i < n; i++) cdc.sendSerialByte(hostIn[i]);
+  if (heldRead) {
+    const { endpoint, size } = heldRead;
+    heldRead = null;
+    completeRead(endpoint, size);
+  }
+}
+
+// ---- the analog bus: SPI bytes and pin edges to the chip models ----------------------------------------------
+const tx = Buffer.alloc(TX_LIMIT + 64);
+let txLen = 2;
+let xferAt = -1; // where the open OP_XFER's length field is (-1: none open)
+const miso = []; // resolved MISO bytes by token
+let nextToken = 0; // token of the next byte clocked out
+let resolvedUpTo = 0; // tokens below this have their byte
+let pendingFrom = 0; // the first token of the bytes queued in tx
+let afeNs = 0; // simulated time the front end has been told about
+const replyHead = Buffer.alloc(5);
+
+function queue(op, argBytes) {
+  if (txLen + 1 + argBytes.length > TX_LIMIT) flush();
+  tx[txLen] = op;
+  argBytes.copy(tx, txLen + 1);
+  txLen += 1 + argBytes.length;
+  xferAt = -1;
+}
+function catchUp(nowNs) {
+  // Time the CPU spent since the last bus event passes on the array too (relaxation, recovery between pulses).
+  const us = Math.floor((nowNs - afeNs) / 1000);
+  if (us > 0) {
+    const a = Buffer.alloc(4);
+    a.writeUInt32LE(us);
+    queue(OP_WAIT, a);
+    afeNs += us * 1000;
+  }
+}
+function readExact(fd, buf, n) {
+  let got = 0;
+  while (got < n) {
+    let k;
+    try {
+      k = fs.readSync(fd, buf, got, n - got);
+    } catch (e) {
+      if (e.code === 'EAGAIN') continue;
+      throw e;
+    }
+    if (k === 0) process.exit(0);
+    got += k;
+  }
+}
+function flush() {
+  if (txLen <= 2) return;
+  tx.writeUInt16LE(txLen - 2, 0);
+  frame(CHAN_AFE, tx.subarray(0, txLen));
+  txLen = 2;
+  xferAt = -1;
+  readExact(REPLY_FD, replyHead, 5);
+  const length = replyHead.readUInt32LE(0);
+  const body = Buffer.alloc(length);
+  readExact(REPLY_FD, body, length);
+  if (replyHead[4]) {
+    // A driver broke a chip's rules: a firmware bug, never silence. Power the board off, saying why.
+    log(`chip protocol error: ${body.toString()}`);
+    process.exit(3);
+  }
+  for (let i = 0; i < length; i++) miso[pendingFrom + i] = body[i];
+  resolvedUpTo = pendingFrom + length;
+  pendingFrom = resolvedUpTo;
+  if (miso.length > 65536 && resolvedUpTo === nextToken) {
+    miso.length = 0; // tokens restart when nothing is outstanding
+    nextToken = resolvedUpTo = pendingFrom = 0;
+  }
+}
+
+for (const p of PINS) {
+  mcu.gpio[p].addListener((state) => {
+    if (state !== GPIOPinState.Low && state !== GPIOPinState.High) return;
+    const a = Buffer.alloc(3);
+    a.writeUInt16LE(p, 0);
+    a[2] = state === GPIOPinState.High ? 1 : 0;
+    queue(OP_PIN, a);
+  });
+}
+
+const spi = mcu.spi[0];
+spi.onTransmit = (value) => {
+  if (xferAt < 0 || txLen + 1 > TX_LIMIT) {
+    if (txLen + 4 > TX_LIMIT) flush();
+    tx[txLen] = OP_XFER;
+    xferAt = txLen + 1;
+    tx.writeUInt16LE(0, xferAt);
+    txLen += 3;
+  }
+  tx[txLen++] = value & 0xff;
+  tx.writeUInt16LE(tx.readUInt16LE(xferAt) + 1, xferAt);
+  const token = nextToken++;
+  // The byte takes its bit time on the wire; its MISO byte is looked up when the firmware reads it.
+  const bitNs = 1e9 / (spi.clockFrequency || 1e6);
+  const done = clock.createAlarm(() => spi.completeTransmit(token));
+  done.schedule(Math.max(1, Math.round(8 * bitNs)));
+};
+const SSPDR = 0x008;
+const spiRead = spi.readUint32.bind(spi);
+spi.readUint32 = (offset) => {
+  if (offset !== SSPDR || spi.rxFIFO.empty) return spiRead(offset);
+  const token = spiRead(offset);
+  if (token >= resolvedUpTo) flush();
+  return miso[token];
+};
+
+// ---- the pulse gate ----------------------------------------------------------------------------------------
+let pioNowNs = -1; // while a state machine steps: the simulated time of its instruction
+let gateRise = -1;
+let gates = 0;
+mcu.gpio[GATE].addListener((state) => {
+  const now = pioNowNs >= 0 ? pioNowNs : clock.nanos;
+  if (state === GPIOPinState.High) {
+    gateRise = now;
+  } else if (state === GPIOPinState.Low && gateRise >= 0) {
+    const width = Math.round(now - gateRise);
+    gateRise = -1;
+    gates++;
+    catchUp(now - width);
+    const a = Buffer.alloc(4);
+    a.writeUInt32LE(width);
+    queue(OP_STROBE, a);
+    afeNs = now;
+  }
+});
+
+// ---- PIO stepped from the CPU's cycles -----------------------------------------------------------------------
+const CYCLE_NS = 1e9 / 125e6;
+const machines = [];
+for (const pio of mcu.pio) {
+  pio.run = () => {}; // no wall-clock loop: stepped below
+  for (const sm of pio.machines) machines.push({ pio, sm, nextNs: -1 });
+}
+function stepPIO(untilNs) {
+  for (const m of machines) {
+    const { sm, pio } = m;
+    if (!sm.enabled) {
+      m.nextNs = -1;
+      continue;
+    }
+    if (m.nextNs < 0) m.nextNs = untilNs;
+    const period = CYCLE_NS * (sm.clockDivInt ? sm.clockDivInt + sm.clockDivFrac / 256 : 65536);
+    while (m.nextNs < untilNs) {
+      pioNowNs = m.nextNs;
+      const before = sm.cycles;
+      sm.step();
+      pio.checkChangedPins();
+      const used = sm.cycles - before;
+      m.nextNs += (used > 0 ? used : 1) * period;
+    }
+  }
+  pioNowNs = -1;
+}
+const pioActive = () => mcu.pio[0].stopped === false || mcu.pio[1].stopped === false;
+
+// ---- reset -------------------------------------------------------------------------------------------------
+mcu.peripherals[0x40058].onWatchdogTrigger = () => {
+  flush();
+  fs.fsyncSync(flashFd);
+  process.exit(RESET_EXIT);
+};
+
+// ---- run ---------------------------------------------------------------------------------------------------
+// Busy, the board runs as fast as the host allows (simulated time is exact whatever the wall clock does); idle (the
+// core asleep awaiting an interrupt), its simulated time goes no faster than the wall clock, so an idle board costs
+// the host little and the firmware's timeouts last what they say.
+mcu.core.PC = 0x10000000;
+const core = mcu.core;
+const nap = new Int32Array(new SharedArrayBuffer(4));
+let wallAnchor = process.hrtime.bigint();
+let simAnchor = clock.nanos;
+for (;;) {
+  for (let i = 0; i < 20000; i++) {
+    if (core.waiting) {
+      const step = Math.min(clock.nanosToNextAlarm || 1e6, pioActive() ? 1000 : 1e6);
+      if (pioActive()) stepPIO(clock.nanos + step);
+      clock.tick(step);
+      if (core.waiting) break;
+      continue;
+    }
+    if (core.PC < 0x4000 && hookAt.has(core.PC)) {
+      romHooks.get(core.PC)(core.registers);
+      core.PC = core.LR & ~1;
+      continue;
+    }
+    const cycles = core.executeInstruction();
+    clock.tick(cycles * CYCLE_NS);
+    if (pioActive()) stepPIO(clock.nanos);
+  }
+  pollHost();
+  if (process.env.RP2_DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead}`);
+  const wall = Number(process.hrtime.bigint() - wallAnchor);
+  const ahead = clock.nanos - simAnchor - wall;
+  if (!core.waiting || ahead < 0) {
+    if (ahead < 0) {
+      wallAnchor = process.hrtime.bigint();
+      simAnchor = clock.nanos;
+    }
+  } else if (ahead > 2e5) {
+    Atomics.wait(nap, 0, 0, Math.min(ahead / 1e6, 2));
+  }
+}
