@@ -228,6 +228,8 @@ function readExact(fd, buf, n) {
 }
 function flush() {
   if (txLen <= 2) return;
+  flushes++;
+  const f0 = process.hrtime.bigint();
   tx.writeUInt16LE(txLen - 2, 0);
   frame(CHAN_AFE, tx.subarray(0, txLen));
   txLen = 2;
@@ -241,6 +243,7 @@ function flush() {
     log(`chip protocol error: ${body.toString()}`);
     process.exit(3);
   }
+  flushNs += process.hrtime.bigint() - f0;
   for (let i = 0; i < length; i++) miso[pendingFrom + i] = body[i];
   resolvedUpTo = pendingFrom + length;
   pendingFrom = resolvedUpTo;
@@ -290,6 +293,9 @@ spi.readUint32 = (offset) => {
 let pioNowNs = -1; // while a state machine steps: the simulated time of its instruction
 let gateRise = -1;
 let gates = 0;
+let flushes = 0;
+let flushNs = 0n;
+let instrs = 0;
 mcu.gpio[GATE].addListener((state) => {
   const now = pioNowNs >= 0 ? pioNowNs : clock.nanos;
   if (state === GPIOPinState.High) {
@@ -313,6 +319,9 @@ for (const pio of mcu.pio) {
   pio.run = () => {}; // no wall-clock loop: stepped below
   for (const sm of pio.machines) machines.push({ pio, sm, nextNs: -1 });
 }
+const WAIT_RX = 2; // rp2040js WaitType: a push with the RX FIFO full
+const WAIT_TX = 3; // a pull with the TX FIFO empty
+const WAIT_OUT = 5;
 function stepPIO(untilNs) {
   for (const m of machines) {
     const { sm, pio } = m;
@@ -323,6 +332,28 @@ function stepPIO(untilNs) {
     if (m.nextNs < 0) m.nextNs = untilNs;
     const period = CYCLE_NS * (sm.clockDivInt ? sm.clockDivInt + sm.clockDivFrac / 256 : 65536);
     while (m.nextNs < untilNs) {
+      // Shortcuts that change nothing but the host's work: a machine stalled on a FIFO only the CPU can serve
+      // waits out the batch; a `jmp x--` to itself (a counted delay) runs its iterations at once.
+      if (sm.waiting) {
+        const t = sm.waitType;
+        if ((t === WAIT_TX || t === WAIT_OUT) && sm.txFIFO.empty) {
+          m.nextNs = untilNs;
+          break;
+        }
+        if (t === WAIT_RX && sm.rxFIFO.full) {
+          m.nextNs = untilNs;
+          break;
+        }
+      } else if (!sm.execValid) {
+        const op = pio.instructions[sm.pc];
+        if (op >> 13 === 0 && ((op >> 5) & 7) === 2 && (op & 0x1f) === sm.pc && ((op >> 8) & 0x1f) === 0 && sm.x) {
+          const k = Math.min(sm.x, Math.ceil((untilNs - m.nextNs) / period));
+          sm.x -= k;
+          sm.cycles += k;
+          m.nextNs += k * period;
+          continue;
+        }
+      }
       pioNowNs = m.nextNs;
       const before = sm.cycles;
       sm.step();
@@ -334,6 +365,21 @@ function stepPIO(untilNs) {
   pioNowNs = -1;
 }
 const pioActive = () => mcu.pio[0].stopped === false || mcu.pio[1].stopped === false;
+// The state machines catch up with the CPU whenever it touches a PIO register (a FIFO, a status, a restart), and
+// while it sleeps: between those moments nothing the CPU does can see them, and the gate's edges carry their own
+// times. Stepping them after every CPU instruction would cost the host most of its time.
+for (const pio of mcu.pio) {
+  const read = pio.readUint32.bind(pio);
+  const write = pio.writeUint32.bind(pio);
+  pio.readUint32 = (offset) => {
+    if (pioActive()) stepPIO(clock.nanos);
+    return read(offset);
+  };
+  pio.writeUint32 = (offset, value) => {
+    if (pioActive()) stepPIO(clock.nanos);
+    write(offset, value);
+  };
+}
 
 // ---- reset -------------------------------------------------------------------------------------------------
 mcu.peripherals[0x40058].onWatchdogTrigger = () => {
@@ -366,11 +412,12 @@ for (;;) {
       continue;
     }
     const cycles = core.executeInstruction();
+    instrs++;
     clock.tick(cycles * CYCLE_NS);
-    if (pioActive()) stepPIO(clock.nanos);
   }
+  if (pioActive()) stepPIO(clock.nanos);
   pollHost();
-  if (process.env.RP2_DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead}`);
+  if (process.env.RP2_DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead} flushes=${flushes} gates=${gates} tokens=${nextToken} flushms=${Number(flushNs / 1000000n)} instr=${instrs} wall=${Number(process.hrtime.bigint() / 1000000n) % 1000000}`);
   const wall = Number(process.hrtime.bigint() - wallAnchor);
   const ahead = clock.nanos - simAnchor - wall;
   if (!core.waiting || ahead < 0) {
