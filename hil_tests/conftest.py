@@ -11,33 +11,48 @@ import serial
 
 import memctl
 from memctl.firmware_image import FIRMWARE_DIR
-from memctl_emulator import EmulatedBoard
+from memctl_emulator import EmulatedBoard, rp2
 from memctl_emulator.launcher import HALS, EmulationError, rv32_firmware
 from memctl_shared import wire
 
 
+BOARD_TARGETS = ("rv32", "rp2")
+
+
 def pytest_generate_tests(metafunc):
     """Every HIL test runs on both firmware front ends of the unix target; a module that sets RV32 = True also
-    on the rv32 target (MicroPython on a 32-bit RISC-V under QEMU), as does a test marked rv32; one marked
-    rv32(only=True) runs there alone."""
+    on the rv32 target (MicroPython on a 32-bit RISC-V under QEMU), as does a test marked rv32, and likewise
+    RP2 = True or a test marked rp2 on the rp2 target (MicroPython's rp2 port on an emulated RP2040). A test
+    marked rv32(only=True) or rp2(only=True) runs there alone."""
     if "hal" in metafunc.fixturenames:
-        marker = metafunc.definition.get_closest_marker("rv32")
-        on_rv32 = getattr(metafunc.module, "RV32", False) or marker
-        hals = ("rv32",) if marker and marker.kwargs.get("only") else HALS + (("rv32",) if on_rv32 else ())
-        metafunc.parametrize("hal", hals, scope="module", indirect=True)
+        hals, only = list(HALS), []
+        for target in BOARD_TARGETS:
+            marker = metafunc.definition.get_closest_marker(target)
+            if getattr(metafunc.module, target.upper(), False) or marker:
+                hals.append(target)
+            if marker and marker.kwargs.get("only"):
+                only.append(target)
+        metafunc.parametrize("hal", only or hals, scope="module", indirect=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def hal(request):
     """Semantic bus operations ("emulated"), the reference board's chip drivers
-    against chip-level models ("chips"), or the rv32 board's own backend
-    ("rv32"). A fixture that starts a board depends on this one (so it starts
-    again for each); boards a test starts itself follow it through $MEMCTL_HAL."""
+    against chip-level models ("chips"), the rv32 board's own backend
+    ("rv32") or the rp2 board's (the chip drivers on machine.SPI, Pin and
+    PIO: "rp2"). A fixture that starts a board depends on this one (so it
+    starts again for each); boards a test starts itself follow it through
+    $MEMCTL_HAL."""
     if request.param == "rv32":
         try:
             rv32_firmware()
         except EmulationError as e:
             pytest.skip(f"rv32 target left out: {e}")
+    if request.param == "rp2":
+        try:
+            rp2.check()
+        except rp2.Rp2Unavailable as e:
+            pytest.skip(f"rp2 target left out: {e}")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEMCTL_HAL", request.param)
         yield request.param

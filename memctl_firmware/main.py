@@ -4,6 +4,14 @@
 # so a bad update cannot leave the board without firmware.
 import sys
 
+if sys.platform == "rp2":
+    # The USB serial port is both MicroPython's console and the memctl link: a 0x03 in a host frame arriving while
+    # the firmware loads (after a reset or an update's reboot) would be a Ctrl-C and stop the boot at the REPL. A
+    # firmware that fails still ends at the REPL, where Ctrl-C works again (docs/hardware.md).
+    import micropython
+
+    micropython.kbd_intr(-1)
+
 
 def flash_root():
     try:
