@@ -15,7 +15,6 @@ from memctl_emulator import EmulatedBoard, rp2
 from memctl_emulator.launcher import HALS, EmulationError, rv32_firmware
 from memctl_shared import wire
 
-
 BOARD_TARGETS = ("rv32", "rp2")
 
 

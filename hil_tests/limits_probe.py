@@ -13,11 +13,12 @@ import numpy as np
 
 import memctl
 from memctl import protocol
-from memctl_emulator import EmulatedBoard
+from memctl_emulator import EmulatedBoard, rp2
 from memctl_emulator.afe_client import FrontEndStats
 from memctl_shared import network_blob, predictor_blob, wire
 
 TICK = 1e-9  # the pulse timer's step (memctl_firmware/hal/frontend.py)
+GATE_STEP = {"rp2": rp2.GATE_STEP}  # boards whose gate counts coarser cycles (the rp2 board's PIO)
 ROW, COL = 1, 2  # the device the single-device requests address
 
 
@@ -35,10 +36,11 @@ class Limits:
     v_pulse: float
     width: float
     v_read: float
+    gate: float = 0.0  # the pulse gate's step, s (0: whole ticks, as asked); a window is at most one step shorter
 
     @classmethod
-    def between_codes(cls, lsb: float) -> Limits:
-        return cls(lsb, f32(19660.7 * lsb), f32(200e-6), f32(3276.6 * lsb))  # ~1.5 V, 200 us, ~0.25 V
+    def between_codes(cls, lsb: float, gate: float = 0.0) -> Limits:
+        return cls(lsb, f32(19660.7 * lsb), f32(200e-6), f32(3276.6 * lsb), gate)  # ~1.5 V, 200 us, ~0.25 V
 
     @property
     def width_ticks(self) -> int:
@@ -139,7 +141,7 @@ class Probe:
         try:
             self.board = memctl.Board(self.emu.port, progress=False)
             self.afe = self.emu.afe()
-            self.limits = Limits.between_codes(self.board.info().dac_lsb)
+            self.limits = Limits.between_codes(self.board.info().dac_lsb, GATE_STEP.get(hal, 0.0))
             lim = self.limits
             self.board.set_limits(lim.v_pulse, lim.width, lim.v_read)
             self.board.configure(v_read=0.1)

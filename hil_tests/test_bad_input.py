@@ -14,6 +14,7 @@ from memctl.errors import FirmwareError, SafetyLimitError
 from memctl_shared import wire
 
 RV32 = True  # also on the 32-bit RISC-V target
+RP2 = True  # and on the rp2 board
 
 
 @pytest.fixture

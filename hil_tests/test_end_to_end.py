@@ -10,9 +10,10 @@ from memctl import protocol
 from memctl_emulator.afe import AFEConfig
 from memctl_shared import wire
 
-RV32 = True  # also on the 32-bit RISC-V target
+RV32 = True  # also on the 32-bit RISC-V target; tests marked rp2 also on the rp2 board
 
 
+@pytest.mark.rp2
 def test_info_describes_board(board, emu):
     info = board.info()
     assert info.protocol == wire.PROTOCOL_VERSION
@@ -26,6 +27,7 @@ def test_info_describes_board(board, emu):
     assert abs(info.v_read - 0.2) < info.dac_lsb
 
 
+@pytest.mark.rp2
 def test_read_matches_ground_truth(board, afe):
     _, g_true = afe.truth()
     info = board.info()
@@ -40,6 +42,7 @@ def test_read_array_matches_ground_truth(board, afe):
     assert np.abs(g - g_true).max() < 3 * board.info().g_lsb + 1e-3 * g_true.max()
 
 
+@pytest.mark.rp2
 def test_pulse_moves_selected_device_only(board, afe):
     n0, before = afe.truth()
     applied = board.pulse(3, 4, 1.3, 200e-6)
@@ -70,7 +73,8 @@ def test_program_8x8_reads_back_within_tolerance(board):
     assert np.abs(readback - targets).max() <= tol + 3 * board.info().g_lsb
 
 
-def test_program_reports_the_energy_and_board_time_the_front_end_saw(board, afe):
+@pytest.mark.rp2
+def test_program_reports_the_energy_and_board_time_the_front_end_saw(board, afe, emu):
     """Three identical 1.2 V, 100 us pulses toward an unreachable target: the
     board time is the front end's clock over the request (pulses plus every
     conversion), the energy sum V^2 G t with G between the device's
@@ -84,7 +88,11 @@ def test_program_reports_the_energy_and_board_time_the_front_end_saw(board, afe)
     _, g1 = afe.truth()
     pulses, conversions = after.pulses - before.pulses, after.conversions - before.conversions
     assert res.pulses[0, 0] == pulses == 3
-    assert res.board_time == pytest.approx(t1 - t0, rel=1e-6) == pytest.approx(res.time[0, 0], rel=1e-6)
+    assert res.board_time == pytest.approx(res.time[0, 0], rel=1e-6)
+    if emu.target == "rp2":  # the array rests while the MCU computes: that time passes on it too
+        assert t1 - t0 >= res.board_time
+    else:
+        assert res.board_time == pytest.approx(t1 - t0, rel=1e-6)
     assert res.board_time == pytest.approx(pulses * w + conversions * AFEConfig().sample_time, rel=1e-6)
     assert conversions >= pulses + 1
     v_q = board.info().dac_lsb * round(v / board.info().dac_lsb)
@@ -92,6 +100,7 @@ def test_program_reports_the_energy_and_board_time_the_front_end_saw(board, afe)
     assert 3 * v_q**2 * w * lo * 0.99 <= res.energy[0, 0] <= 3 * v_q**2 * w * hi * 1.01
 
 
+@pytest.mark.rp2
 def test_program_unreachable_target_reports_reason(board):
     res = board.program(np.array([[0.5e-3]]), tolerance=1e-7, max_pulses=5, origin=(20, 20))
     assert res.pulses[0, 0] == 5
@@ -99,6 +108,7 @@ def test_program_unreachable_target_reports_reason(board):
     assert not res.ok[0, 0]
 
 
+@pytest.mark.rp2
 def test_vmm_matches_readback_within_adc_resolution(board, emu):
     info = board.info()
     rng = np.random.default_rng(3)
@@ -119,6 +129,7 @@ def test_vmm_matches_readback_within_adc_resolution(board, emu):
     assert np.abs(expected).max() > 100 * tol.max()  # the comparison is not vacuous
 
 
+@pytest.mark.rp2
 def test_pulse_above_safety_limit_is_refused_and_changes_nothing(board, afe):
     n0, before = afe.truth()
     with pytest.raises(memctl.SafetyLimitError, match="safety limit"):
@@ -132,6 +143,7 @@ def test_pulse_above_safety_limit_is_refused_and_changes_nothing(board, afe):
     np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.rp2
 def test_set_limits_is_enforced_and_bounded(board, afe):
     try:
         lim = board.set_limits(1.0, 1e-3, 0.25)
@@ -149,6 +161,7 @@ def test_set_limits_is_enforced_and_bounded(board, afe):
         board.set_limits(2.0, 1e-3, 0.3)
 
 
+@pytest.mark.rp2
 def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
     n0, before = afe.truth()
     cases = [
@@ -189,6 +202,7 @@ def test_firmware_refuses_bad_requests_that_bypass_the_sdk(raw, afe):
     np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.rp2
 def test_malformed_frames_get_error_reply_and_board_keeps_serving(raw, board):
     good = wire.encode_frame(wire.T_INFO, 7)
     bad_crc = bytearray(good)
@@ -205,6 +219,7 @@ def test_malformed_frames_get_error_reply_and_board_keeps_serving(raw, board):
     assert board.info().rows == 32  # still serving
 
 
+@pytest.mark.rp2
 def test_retried_program_chunk_is_not_applied_twice(raw, afe):
     ispp = [0.9, 0.02, -1.1, 0.02, 1e-4, 0, 0, 0]
     frame = wire.encode_frame(

@@ -98,6 +98,11 @@ def execute(afe: AnalogFrontEnd, body: bytes, board: ChipFrontEndModel | None = 
             out += info_blob(afe.config)
         elif op == bus.OP_CLOCK:
             out += struct.pack("<q", round(afe.clock * 1e9))  # the clock advances in whole ns
+        elif op == bus.OP_FAULT and args[0] == bus.FAULT_ADC_MISO:
+            if board is None:
+                raise ValueError("no board model on this bus")
+            board.stick_adc_miso(args[1], int(args[3]))
+            out += struct.pack("<I", afe.brownouts)
         elif op == bus.OP_FAULT:
             out += struct.pack("<I", afe.fault(*args))
         elif op == bus.OP_PEAKS:

@@ -55,7 +55,7 @@ class Target:
 
 
 # The rp2 port's toolchain (Debian 12) and the emulator's runtime.
-_RP2_APT = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "libstdc++-arm-none-eabi-newlib", "cmake", "g++", "nodejs")
+_RP2_APT = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "libstdc++-arm-none-eabi-newlib", "cmake", "g++")
 _RP2_TOOLS = (("arm-none-eabi-gcc", "gcc-arm-none-eabi"), ("cmake", "cmake"), ("g++", "g++"))
 
 TARGETS = {

@@ -12,7 +12,6 @@ machine.reset() (an update's reboot) ends the node process with REBOOT_EXIT; the
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ FS_BASE = 0xA0000  # the rp2 port's filesystem: the last 1408 KB (MICROPY_HW_FLA
 FS_BLOCK = 4096
 FS_PROG = 256  # _boot.py mounts with progsize=256
 READY = "memctl firmware ready"
+GATE_STEP = 1 / 125e6  # the pulse gate's state machine runs at the RP2040's 125 MHz system clock (hal/rp2_board.py)
 
 
 class Rp2Unavailable(RuntimeError):
@@ -43,12 +43,15 @@ def npm_ci_command() -> str:
 
 def check() -> tuple[Path, Path]:
     """(UF2, bootrom) of the rp2 board, or Rp2Unavailable naming what to install."""
-    if missing_tools(TARGET) or shutil.which("node") is None:
-        raise Rp2Unavailable(f"the rp2 target needs node and the ARM toolchain: apt-get install {' '.join(TARGET.apt)}")
-    if not (HERE / "node_modules" / "rp2040js" / "package.json").exists():
+    missing = missing_tools(TARGET)
+    if missing:
         raise Rp2Unavailable(
-            f"the rp2 target needs rp2040js (pinned in {HERE / 'package-lock.json'}): {npm_ci_command()}"
+            f"the rp2 target needs Node.js (18 or later) and the ARM toolchain: apt-get install {' '.join(TARGET.apt)}"
+            f" (missing {', '.join(missing)})"
         )
+    if not (HERE / "node_modules" / "rp2040js" / "package.json").exists():
+        lock = HERE / "package-lock.json"
+        raise Rp2Unavailable(f"the rp2 target needs rp2040js (pinned in {lock}): {npm_ci_command()}")
     try:
         return mpy_firmware("rp2"), bootrom()
     except BuildError as e:

@@ -8,7 +8,7 @@ import persist
 import wire
 from xbar import READ_FLOATING, SCHEME_V2, SCHEME_V3, Array, Limits, check_pulse, check_read
 from config import FW_VERSION, HW_MAX_WIDTH, UART_POLL_MS, V_READ
-from errors import AddressError, CommandError, HALError, LimitError, UnknownCommand
+from errors import AddressError, ChipFault, CommandError, HALError, LimitError, UnknownCommand
 from predictor import PREDICTOR
 from predictor_blob import MAX_BLOB
 from network import NETWORK
@@ -17,6 +17,20 @@ from tiles import Tiles
 from algorithms import FFP_TABLE, Params, ffp_trace, prepare
 from verify import ROWS, Outcome, program_device
 from wire import HDR_SIZE, MAX_PAYLOAD, RESP
+
+try:
+    from time import ticks_diff as _ticks_diff, ticks_ms as _ticks_ms
+except ImportError:  # CPython (tests of the firmware's logic)
+    from time import monotonic as _monotonic
+
+    def _ticks_ms():
+        return int(_monotonic() * 1000)
+
+    def _ticks_diff(a, b):
+        return a - b
+
+
+LIVE_MS = 500
 
 MAX_PAUSE = 60.0
 NAN = float("nan")
@@ -78,6 +92,12 @@ class Controller:
         self.image = _image_hash(persist.fw_dir(storage) + "/" + slot + "/" if slot else "")
         self.slot = slot
         self.updater = None  # memctl_firmware/update.py, loaded by the first UPDATE (4 KB of bytecode)
+        # Liveness inside one long item: a PROGRESS frame (the item count unchanged) at most every LIVE_MS while
+        # a device takes pulse after pulse, so a slow board (an MCU at a fraction of a PC's speed) is not taken
+        # for a silent one. The bound method is made once: calling it allocates nothing.
+        self.live = [0, 0, 0]  # seq, done, total
+        self.live_at = _ticks_ms()
+        self.alive = self._alive
         self.reboot = False
         self.tag = self.boot_id & 0xFF
         self.limits = Limits()
@@ -229,7 +249,16 @@ class Controller:
         n = self.encode_error(self.small_raw, self.small_out, seq, code, msg)
         self.uart.write(self.small_out, n)
 
+    def _alive(self):
+        now = _ticks_ms()
+        if _ticks_diff(now, self.live_at) >= LIVE_MS:
+            lv = self.live
+            self.send_progress(lv[0], lv[1], lv[2])
+
     def send_progress(self, seq, done, total):
+        lv = self.live
+        lv[0], lv[1], lv[2] = seq, done, total
+        self.live_at = _ticks_ms()
         struct.pack_into(wire.PROGRESS.resp, self.small_raw, HDR_SIZE, done, total)
         n = wire.finish_frame(self.small_raw, wire.T_PROGRESS | RESP, seq, wire.PROGRESS.resp_size, self.small_out)
         self.uart.write(self.small_out, n)
@@ -351,11 +380,14 @@ class Controller:
         off = m.req_size
         out = HDR_SIZE + m.resp_size
         o = self.outcome
+        self.live[0], self.live[1], self.live[2] = seq, 0, n
         for k in range(n):
             r, c, t = struct.unpack_from(m.req_item, p, off)
             off += m.req_item_size
             try:
-                program_device(a, r, c, t, pp, algo, o)
+                program_device(a, r, c, t, pp, algo, o, self.alive)
+            except ChipFault:  # the hardware, not the device: stop, naming the chip
+                raise
             except HALError:  # a reading that is not a value: report it, go on
                 o.g, o.status, o.pulses, o.energy = NAN, wire.S_SATURATED, 0, 0.0
             now = fe.clock()
@@ -379,6 +411,7 @@ class Controller:
         t_start = fe.clock()
         done = 0
         k0 = 0
+        self.live[0], self.live[1], self.live[2] = seq, 0, n
         while k0 < n:
             if taken[k0]:
                 k0 += 1
@@ -396,8 +429,10 @@ class Controller:
                 g += 1
             t_row = fe.clock()
             try:
-                ROWS.program(a, r0, cols, targets, g, pp, self.limits, self.row, fe.clock)
+                ROWS.program(a, r0, cols, targets, g, pp, self.limits, self.row, fe.clock, self.alive)
                 saturated = False
+            except ChipFault:
+                raise
             except HALError:  # a reading that is not a value: the row's devices report it
                 saturated = True
             vs = ROWS.verifies

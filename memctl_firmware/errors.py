@@ -18,5 +18,9 @@ class HALError(CommandError):
     code = E_HAL
 
 
+class ChipFault(HALError):
+    """A chip answered what it cannot have meant (a stuck line, no supply): the board's hardware, not a device."""
+
+
 class UnknownCommand(CommandError):
     code = E_UNKNOWN

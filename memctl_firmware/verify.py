@@ -99,23 +99,29 @@ class Verify:
 _ONE = Verify()
 
 
-def alone(array, r, vf):
+def _quiet():
+    pass
+
+
+def alone(array, r, vf, alive=_quiet):
     """Apply the pulse vf wants (want() was True) and go on, one device at a
-    time, until it stops."""
+    time, until it stops. alive() after each pulse: the caller's chance to
+    tell the host it is still at work (one device can take many pulses)."""
     while True:
         array.pulse(r, vf.c, vf.v, vf.w)
         vf.applied(array.read(r, vf.c))
+        alive()
         if not vf.want():
             return
 
 
-def program_device(array, r, c, target, params, algo, out):
+def program_device(array, r, c, target, params, algo, out, alive=_quiet):
     """Write-verify one device (Verify's rules); fills out (an Outcome)."""
     vf = _ONE
     algo.v_read = array.v_read
     vf.begin(c, target, params, algo, array.read(r, c))
     if vf.want():
-        alone(array, r, vf)
+        alone(array, r, vf, alive)
     vf.outcome(out)
 
 
@@ -152,9 +158,9 @@ class Rows:
             self.volts = [0.0] * cols
         return self.verifies, self.algos
 
-    def program(self, array, r, cols, targets, n, params, limits, row_buf, clock):
+    def program(self, array, r, cols, targets, n, params, limits, row_buf, clock, alive=_quiet):
         """Program devices (r, cols[k]) to targets[k]; each Verify's t_end is the
-        board clock when it finished."""
+        board clock when it finished; alive() once a step."""
         verifies, algos = self.ready(n, params, limits, array.cols)
         array.read_row(r, row_buf)
         for k in range(n):
@@ -190,7 +196,7 @@ class Rows:
                     # it finishes alone, one device at a time (lone pulses interleaved with the row's would
                     # only stretch each device's time between pulses).
                     lead = lone
-                    alone(array, r, lead)
+                    alone(array, r, lead, alive)
                     lead.stepped = True
                     lead.t_end = clock()
                     left -= 1
@@ -208,6 +214,7 @@ class Rows:
                         m += 1
                 array.pulse_row(r, pc, pv, m, width)
             array.read_row(r, row_buf)
+            alive()
             for k in range(n):
                 vf = verifies[k]
                 if not vf.done:

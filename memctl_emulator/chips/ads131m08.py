@@ -19,6 +19,7 @@ class ADS131M08Model(FramedChip):
     def __init__(self, name: str, cs: Pin, source: Callable[[], list[int]] | None = None):
         super().__init__(name, cs)
         self.source = source or (lambda: [0] * 8)
+        self.stuck_miso: int | None = None  # a fault: the data-out line held at this byte
         self._power_on()
 
     def _power_on(self) -> None:
@@ -39,6 +40,8 @@ class ADS131M08Model(FramedChip):
 
     def output_frame(self) -> bytes:
         """The previous command's response, eight conversion words, a (zero) CRC word."""
+        if self.stuck_miso is not None:
+            return bytes([self.stuck_miso]) * FRAME
         codes = [0] * 8 if self.standby else self.source()
         out = bytearray([self.response >> 8, self.response & 0xFF, 0])
         for c in codes:

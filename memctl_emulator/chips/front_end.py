@@ -48,6 +48,12 @@ class ChipFrontEndModel:
     def _source(self, k: int):
         return lambda: [int(x) for x in self.converted[8 * k : 8 * k + 8]]
 
+    def stick_adc_miso(self, k: int, level: int) -> None:
+        """ADC k's data-out line stuck at a byte value (an unpowered chip, a broken trace); -1 mends it."""
+        if not 0 <= k < len(self.adcs):
+            raise ValueError(f"no ADC {k} on this board ({len(self.adcs)} ADCs)")
+        self.adcs[k].stuck_miso = None if level < 0 else level & 0xFF
+
     def set_pin(self, number: int, level: int) -> None:
         pin = self.pins.get(number)
         if pin is None:

@@ -45,6 +45,7 @@ FAULT_QUERY = const(0)  # change nothing
 FAULT_STUCK = const(1)  # device (row, col) sticks at its present conductance
 FAULT_SATURATE = const(2)  # column col's ADC pins at full scale (value 1) or recovers (0); col ALL_LINES: all
 FAULT_BROWNOUT = const(3)  # after row more pulses, the next gets value x its width, then the bus stalls (power lost)
+FAULT_ADC_MISO = const(4)  # chips board: ADC row's data-out line stuck at value (0 or 255); value -1 mends it
 # The chips backend's wires (memctl_emulator/hal_backends/hal_chips.py -> memctl_emulator/chips/front_end.py):
 OP_PIN = const(15)  # <HB GPIO number, level -> nothing
 OP_SPI = const(16)  # <H n, then n bytes clocked out to the selected chip -> nothing

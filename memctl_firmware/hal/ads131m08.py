@@ -24,6 +24,7 @@ REG_ID = const(0x00)
 REG_STATUS = const(0x01)
 FRAME = const(30)  # 10 words x 3 bytes
 RESET_ACK = const(0xFF28)
+WLENGTH_24 = const(1)  # STATUS bits 9:8 at power-on: 24-bit words
 
 
 class ADS131M08:

@@ -11,11 +11,11 @@
 # Drivers act at once; the timer's sync() waits until they are done.
 from array import array
 
-from errors import HALError
+from errors import ChipFault, HALError
 from hal.ad5676 import AD5676
 from hal.adg1408 import ADG1408
 from hal.adg1414 import ADG1414
-from hal.ads131m08 import ADS131M08
+from hal.ads131m08 import ADS131M08, WLENGTH_24
 from hal import BOTH, ROWS
 from board_wiring import MIDSCALE, PIN_MUX_A, PIN_MUX_EN, PIN_SWITCH_SYNC, WRITE_MODE, wiring
 from hal.frontend import Converters, ticks
@@ -43,7 +43,7 @@ class ChipFrontEnd(Converters):
         self.dirty = True
         for k in range(len(self.adcs)):
             if not self.adcs[k].reset():
-                raise HALError("ADC " + str(k) + " did not acknowledge its reset")
+                raise ChipFault("ADC " + str(k) + " (ADS131M08) did not acknowledge its reset")
         self.fill(BOTH, 0.0)
         if self.one_t1r:
             self.gate(-1, True)
@@ -129,7 +129,13 @@ class ChipFrontEnd(Converters):
         self.last_range = range_index
         chunk, codes, cols = self.chunk, self.codes, self.cols
         for k in range(len(self.adcs)) if col < 0 else (col >> 3,):  # one device: only its column's ADC
-            self.adcs[k].read(chunk)
+            status = self.adcs[k].read(chunk)
+            if status >> 8 & 3 != WLENGTH_24:
+                # Not the status word an ADS131M08 sends: its conversions cannot be trusted either.
+                raise ChipFault(
+                    "ADC " + str(k) + " (ADS131M08) answered 0x%04x, not its status word: check its SPI lines and "
+                    "supply" % status
+                )
             for j in range(min(8, cols - 8 * k)):
                 codes[8 * k + j] = chunk[j]
 
