@@ -453,7 +453,7 @@ class EmulatedBoard:
         """QEMU with the board's MicroPython; its UART demultiplexed (memctl_emulator/rv32.py)."""
         assert self._spawner is not None
         fw = self._spawner.popen(
-            qemu_command(TARGET_RV32.qemu, self._rv32_elf),
+            qemu_command(TARGET_RV32.runner, self._rv32_elf),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

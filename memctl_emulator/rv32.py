@@ -271,6 +271,29 @@ class QemuUart:
 
 DONE = "memctl-script-done"
 FAILED = "memctl-script-failed"
+SCRIPT = "__main_script__.py"
+
+
+def script_code(script: str | Path, args: list[str], setup: str = "") -> bytes:
+    """What the raw REPL runs to execute a script saved as SCRIPT on the board's flash: ports without sys.argv
+    find [script, *args] in its global ARGV; DONE or FAILED (after the traceback) ends its output."""
+    namespace = {"__name__": "__main__", "ARGV": [str(script), *map(str, args)]}
+    return (
+        "import sys\r\n"
+        f"try:\r\n{setup} exec(open({SCRIPT!r}).read(), {namespace!r})\r\n"
+        f"except BaseException as e:\r\n sys.print_exception(e)\r\n print({FAILED!r})\r\n"
+        f"else:\r\n print({DONE!r})\r\n"
+    ).encode()
+
+
+def script_output(out: list[str], last: str, script: str | Path, where: str) -> list[str]:
+    """The lines a script printed (out: the console from the raw REPL on); RuntimeError if it raised."""
+    start = next((i + 1 for i, x in enumerate(out) if "raw REPL" in x), 0)
+    printed = [x[3:] if x.startswith(">OK") else x for x in out[start:]]
+    printed = [x for x in printed if DONE not in x and FAILED not in x]
+    if FAILED in last:
+        raise RuntimeError(f"{script} failed on {where}:\n" + "\n".join(printed[-30:]))
+    return printed
 
 
 def run_script(
@@ -285,17 +308,9 @@ def run_script(
     flash, mounted as / (its changes stay there). The qemu port has no sys.argv: the script finds
     [script, *args] in its global ARGV. Returns the lines it printed; RuntimeError with its output if it
     raised."""
-    src = Path(script).read_text()
     flash = Path(files)
-    (flash / "__main_script__.py").write_text(src)
-    namespace = {"__name__": "__main__", "ARGV": [str(script), *map(str, args)]}
-    code = (
-        "import hal_port, sys\r\n"
-        "try:\r\n hal_port.mount()\r\n"
-        f" exec(open('__main_script__.py').read(), {namespace!r})\r\n"
-        f"except BaseException as e:\r\n sys.print_exception(e)\r\n print({FAILED!r})\r\n"
-        f"else:\r\n print({DONE!r})\r\n"
-    ).encode()
+    (flash / SCRIPT).write_text(Path(script).read_text())
+    code = b"import hal_port\r\n" + script_code(script, args, setup=" hal_port.mount()\r\n")
     out: list[str] = []
     proc = subprocess.Popen(qemu_command(qemu, elf), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
@@ -307,10 +322,5 @@ def run_script(
     finally:
         proc.kill()
         proc.wait()
-        (flash / "__main_script__.py").unlink(missing_ok=True)
-    start = next((i + 1 for i, x in enumerate(out) if "raw REPL" in x), 0)
-    printed = [x[3:] if x.startswith(">OK") else x for x in out[start:]]
-    printed = [x for x in printed if DONE not in x and FAILED not in x]
-    if FAILED in line:
-        raise RuntimeError(f"{script} failed on rv32:\n" + "\n".join(printed[-30:]))
-    return printed
+        (flash / SCRIPT).unlink(missing_ok=True)
+    return script_output(out, line, script, "rv32")

@@ -144,7 +144,10 @@ function completeRead(endpoint, size) {
   for (let i = 0; i < n; i++) buf[i] = cdc.txFIFO.pull();
   usb.endpointReadDone(endpoint, buf);
 }
-cdc.onSerialData = (data) => frame(CHAN_HOST, Buffer.from(data));
+cdc.onSerialData = (data) => {
+  flush(); // what the firmware did before it answered reaches the array before the host hears the answer
+  frame(CHAN_HOST, Buffer.from(data));
+};
 cdc.onDeviceConnected = () => { if (process.env.RP2_DEBUG) log(`usb connected at ${clock.nanos}`); };
 const INTR_DEV_SOF = 1 << 17;
 const sof = clock.createAlarm(() => {
@@ -401,7 +404,9 @@ let simAnchor = clock.nanos;
 for (;;) {
   for (let i = 0; i < 20000; i++) {
     if (core.waiting) {
-      const step = Math.min(clock.nanosToNextAlarm || 1e6, pioActive() ? 1000 : 1e6);
+      // Asleep until the next alarm (at most 1 ms: start-of-frame): the state machines run up to it, their edges
+      // at their own times.
+      const step = Math.min(clock.nanosToNextAlarm || 1e6, 1e6);
       if (pioActive()) stepPIO(clock.nanos + step);
       clock.tick(step);
       if (core.waiting) break;
@@ -417,6 +422,7 @@ for (;;) {
     clock.tick(cycles * CYCLE_NS);
   }
   if (pioActive()) stepPIO(clock.nanos);
+  if (core.waiting) flush(); // idle: the front end learns what happened and how much time passed
   pollHost();
   if (process.env.RP2_DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead} flushes=${flushes} gates=${gates} tokens=${nextToken} flushms=${Number(flushNs / 1000000n)} instr=${instrs} wall=${Number(process.hrtime.bigint() / 1000000n) % 1000000}`);
   const wall = Number(process.hrtime.bigint() - wallAnchor);

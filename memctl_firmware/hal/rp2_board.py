@@ -29,6 +29,8 @@ from hal.chips import ChipFrontEnd
 NAME = "rp2"
 GATE_SM = 0
 MIN_CYCLES = 2
+SLEEP_NS = 1_000_000  # windows longer than this the CPU sleeps through (the gate keeps the time, not the CPU)
+SLEEP_MARGIN_US = 200  # wake this early and poll for the gate's word
 
 
 @rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
@@ -62,6 +64,8 @@ class GateTimer:
         if c < MIN_CYCLES:
             raise HALError("gate window of " + str(ns) + " ns is shorter than the gate's 2 cycles")
         self.sm.put(c - MIN_CYCLES)
+        if ns > SLEEP_NS:  # a long window (paper 004's set pulses last up to 1.3 s): wait it out asleep
+            time.sleep_us(ns // 1000 - SLEEP_MARGIN_US)
         self.sm.get()  # lines may change only once the window is closed
         self.cycles += c
 
