@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from memctl.progress import progress_bar
 from memctl_shared import wire
 
 _ATTEMPTS = 3
+BOOT_WAIT = 60.0  # s a freshly installed board has to answer INFO
 
 
 class FlashError(MemctlError):
@@ -225,9 +227,13 @@ def flash(
         with board:
             return update(board, image or build(out, board.info().arch), force=force, progress=progress)
     want = install(port, image or build(out, board_arch(port)))["image_hash"][:16]
-    for _ in range(10):  # the board boots the image: it should answer INFO with its hash
+    # The board boots the image: it should answer INFO with its hash. One request resent with its own seq while
+    # the board loads (seconds on a microcontroller) is answered once and then from the board's cache; a new
+    # request per try would pile up behind the boot and each be answered too late.
+    deadline = time.monotonic() + BOOT_WAIT
+    while time.monotonic() < deadline:
         try:
-            with Board(port, timeout=timeout, retries=1, progress=False) as b:
+            with Board(port, timeout=timeout, retries=8, progress=False) as b:
                 running = b.info().image
         except (BoardTimeout, FirmwareError):
             continue

@@ -200,7 +200,10 @@ def start(
 
 
 def run_script(
-    script: str | Path, files: str | Path, args: list[str] = (), timeout: float = 600.0  # type: ignore[assignment]
+    script: str | Path,
+    files: str | Path,
+    args: list[str] = (),
+    timeout: float = 600.0,  # type: ignore[assignment]
 ) -> list[str]:
     """Run a MicroPython script on the rp2 board's MicroPython (simulated time: ticks_us x 125 counts its
     cycles): the folder `files` is its flash, mounted as / by the port. It finds [script, *args] in its global

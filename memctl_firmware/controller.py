@@ -30,7 +30,9 @@ except ImportError:  # CPython (tests of the firmware's logic)
         return a - b
 
 
-LIVE_MS = 500
+# At most 20 small frames a second of board time: nothing on a USB or 1 Mbaud line, and far inside the host's
+# 2 s silence limit even on an emulated board that runs at a twentieth of real time.
+LIVE_MS = 50
 
 MAX_PAUSE = 60.0
 NAN = float("nan")
@@ -92,7 +94,7 @@ class Controller:
         self.image = _image_hash(persist.fw_dir(storage) + "/" + slot + "/" if slot else "")
         self.slot = slot
         self.updater = None  # memctl_firmware/update.py, loaded by the first UPDATE (4 KB of bytecode)
-        # Liveness inside one long item: a PROGRESS frame (the item count unchanged) at most every LIVE_MS while
+        # Liveness inside one long item: a PROGRESS frame (the item count unchanged) every LIVE_MS of board time while
         # a device takes pulse after pulse, so a slow board (an MCU at a fraction of a PC's speed) is not taken
         # for a silent one. The bound method is made once: calling it allocates nothing.
         self.live = [0, 0, 0]  # seq, done, total

@@ -30,6 +30,7 @@ class AFELink:
         self.rx = bytearray(256)
         self.rxmv = memoryview(self.rx)
         self.sent = 0  # messages sent so far
+        self.described = None  # the board description, once asked
 
     def room(self, size):
         return self.n + 1 + size <= TX_SIZE
@@ -70,9 +71,11 @@ class AFELink:
         return length
 
     def info(self):
-        """The board description (Converters' info tuple) from OP_INFO."""
-        from board_wiring import decode_info  # a firmware module: there once the firmware is
+        """The board description (Converters' info tuple) from OP_INFO, asked once: it does not change."""
+        if self.described is None:
+            from board_wiring import decode_info  # a firmware module: there once the firmware is
 
-        self.op(bus.OP_INFO)
-        self.commit()
-        return decode_info(self.rx)
+            self.op(bus.OP_INFO)
+            self.commit()
+            self.described = decode_info(self.rx)
+        return self.described
