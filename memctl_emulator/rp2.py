@@ -14,13 +14,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from memctl_emulator.hal_backends import uart_mux as mux
 from memctl_emulator.mpy_build import TARGETS, BuildError, bootrom, missing_tools
 from memctl_emulator.mpy_build import firmware as mpy_firmware
-from memctl_emulator.rv32 import DONE, FAILED, SCRIPT, QemuUart, script_code, script_output
+from memctl_emulator.rv32 import SCRIPT, QemuUart, collect_script, script_code
 from memctl_shared import board_wiring as wiring
 
 HERE = Path(__file__).resolve().parent / "rp2"
@@ -115,6 +117,8 @@ def node_command(uf2: Path, rom: Path, flash: str, pins: list[int], reply_fd: in
         str(wiring.PIN_GATE),
         "--reply-fd",
         str(reply_fd),
+        "--quiet-pwm",
+        str(wiring.PIN_ADC_CLKIN),
     ]
 
 
@@ -202,15 +206,12 @@ def start(
 def run_script(
     script: str | Path,
     files: str | Path,
-    args: list[str] = (),
-    timeout: float = 600.0,  # type: ignore[assignment]
+    args: list[str] = (),  # type: ignore[assignment]
+    timeout: float = 600.0,
 ) -> list[str]:
     """Run a MicroPython script on the rp2 board's MicroPython (simulated time: ticks_us x 125 counts its
     cycles): the folder `files` is its flash, mounted as / by the port. It finds [script, *args] in its global
     ARGV. Returns the lines it printed; RuntimeError with its output if it raised."""
-    import tempfile
-    import time
-
     with tempfile.TemporaryDirectory(prefix="memctl-rp2-script-") as tmp:
         root = Path(tmp, "flash")
         shutil.copytree(files, root)
@@ -219,18 +220,14 @@ def run_script(
         write_flash(root, image)
         out: list[str] = []
         proc, line = start(subprocess.Popen, image, None, None, out.append, [], tmp)
-        try:
+
+        def begin() -> None:
             deadline = time.monotonic() + timeout
-            while not any("raw REPL" in x for x in out) and "raw REPL" not in line.text.decode(errors="replace"):
+            while not any("raw REPL" in x for x in out) and b"raw REPL" not in line.text:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise TimeoutError
                 line._send(mux.HOST, b"\r\x03\x01")  # interrupt whatever runs, raw REPL
                 time.sleep(0.5)
             line._send(mux.HOST, script_code(script, args) + b"\x04")
-            last, _ = line.wait_for(f"{DONE}|{FAILED}", timeout)
-        except TimeoutError:
-            raise RuntimeError(f"{script} did not finish on rp2 in {timeout:.0f} s:\n" + "\n".join(out[-30:])) from None
-        finally:
-            proc.kill()
-            proc.wait()
-    return script_output(out, last, script, "rp2")
+
+        return collect_script(proc, line, out, script, "rp2", timeout, begin)

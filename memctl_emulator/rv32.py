@@ -286,6 +286,22 @@ def script_code(script: str | Path, args: list[str], setup: str = "") -> bytes:
     ).encode()
 
 
+def collect_script(
+    proc: subprocess.Popen, uart: QemuUart, out: list[str], script: str | Path, where: str, timeout: float, begin
+) -> list[str]:
+    """begin() starts the script on the board whose console uart appends to out; returns what it printed once it
+    ends (the board is powered off then); RuntimeError if it raised or did not finish in time."""
+    try:
+        begin()
+        last, _ = uart.wait_for(f"{DONE}|{FAILED}", timeout)
+    except TimeoutError:
+        raise RuntimeError(f"{script} did not finish on {where} in {timeout:.0f} s:\n" + "\n".join(out[-30:])) from None
+    finally:
+        proc.kill()
+        proc.wait()
+    return script_output(out, last, script, where)
+
+
 def script_output(out: list[str], last: str, script: str | Path, where: str) -> list[str]:
     """The lines a script printed (out: the console from the raw REPL on); RuntimeError if it raised."""
     start = next((i + 1 for i, x in enumerate(out) if "raw REPL" in x), 0)
@@ -315,12 +331,6 @@ def run_script(
     proc = subprocess.Popen(qemu_command(qemu, elf), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         uart = QemuUart(proc, None, None, str(flash), out.append, firmware=False)
-        uart.boot(timeout, code)
-        line, _ = uart.wait_for(f"{DONE}|{FAILED}", timeout)
-    except TimeoutError:
-        raise RuntimeError(f"{script} did not finish on rv32 in {timeout:.0f} s:\n" + "\n".join(out[-30:])) from None
+        return collect_script(proc, uart, out, script, "rv32", timeout, lambda: uart.boot(timeout, code))
     finally:
-        proc.kill()
-        proc.wait()
         (flash / SCRIPT).unlink(missing_ok=True)
-    return script_output(out, line, script, "rv32")

@@ -29,7 +29,7 @@ def cmd_emulate(a: argparse.Namespace) -> int:
         hal=a.hal,
         bare=a.bare,
         target=a.target,
-        startup_timeout=60.0 if a.target == "rv32" else 20.0,
+        startup_timeout=60.0 if a.target in ("rv32", "rp2") else 20.0,
     ) as emu:
         print(emu.port, flush=True)
         err_console.print(
@@ -78,12 +78,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--target",
-        choices=["unix", "rv32"],
+        choices=["unix", "rv32", "rp2"],
         default="unix",
         help="unix: MicroPython's 64-bit unix port (default); rv32: its qemu port on a 32-bit RISC-V "
-        "(needs QEMU and memctl build-mpy)",
+        "(needs QEMU and memctl build-mpy); rp2: its rp2 port on an emulated RP2040 driving the reference "
+        "board's chips (needs Node, npm ci in memctl_emulator/rp2 and memctl build-mpy --target rp2)",
     )
-    e.add_argument("--bare", action="store_true", help="MicroPython only, no memctl firmware (for memctl flash)")
+    e.add_argument(
+        "--bare", action="store_true", help="MicroPython only, no memctl firmware (for memctl flash; unix and rp2)"
+    )
     e.set_defaults(fn=cmd_emulate)
 
     b = sub.add_parser(

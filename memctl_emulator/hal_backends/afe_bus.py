@@ -32,7 +32,7 @@ OP_SET = const(2)  # <BHh group, line, DAC code: drive one line -> nothing
 OP_LINES = const(3)  # <BHH group, first, n, then n x <h codes -> nothing
 OP_PULSE = const(4)  # <I width ns: connect lines to the array -> nothing
 OP_SAMPLE = const(5)  # <BI current range, integration ns (0 = default): every column -> cols x <i
-OP_INFO = const(6)  # -> the board description (board_wiring.encode_info)
+OP_INFO = const(6)  # -> the board description: INFO_FMT, range count x <f, name (board_wiring.encode_info)
 OP_CLOCK = const(7)  # -> <q simulated nanoseconds (an integer: differences stay exact on a 32-bit float board)
 OP_TRUTH = const(8)  # debug port, not for firmware: -> <I pulses, rows*cols x <d S
 OP_FLOAT = const(9)  # <BH group, line (ALL_LINES = all): disconnect (high impedance) -> nothing
@@ -76,6 +76,10 @@ OP_ARGS = {
     OP_FRAME: "<HH",
     OP_PEAKS: "",
 }
+
+# rows, cols, DAC bits, DAC full scale V, ADC bits, sample time s, 1T1R (0/1), range count: board_wiring's layout
+INFO_FMT = "<HHBfBfBB"
+INFO_SIZE = const(16)
 
 # Counts since start: pulses, conversions, chip frames and gate windows (chips backend traffic); peaks since the
 # last clear: largest |V_row - V_col| across any device in a pulse, longest pulse (s), largest in a conversion.

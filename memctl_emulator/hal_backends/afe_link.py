@@ -71,11 +71,17 @@ class AFELink:
         return length
 
     def info(self):
-        """The board description (Converters' info tuple) from OP_INFO, asked once: it does not change."""
+        """The board description (Converters' info tuple) from OP_INFO, asked once: it does not change. Decoded
+        here, not with board_wiring.decode_info (the same layout; a test holds them together): on the rv32 board
+        that module's names, loaded after the firmware, need a qstr pool its fragmented heap cannot give."""
         if self.described is None:
-            from board_wiring import decode_info  # a firmware module: there once the firmware is
-
             self.op(bus.OP_INFO)
             self.commit()
-            self.described = decode_info(self.rx)
+            rx = self.rx
+            rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, nr = struct.unpack_from(bus.INFO_FMT, rx, 0)
+            off = bus.INFO_SIZE
+            ranges = struct.unpack_from("<" + str(nr) + "f", rx, off)
+            off += 4 * nr
+            name = bytes(rx[off + 1 : off + 1 + rx[off]]).decode()
+            self.described = rows, cols, dac_bits, vfs, adc_bits, t_sample, one_t1r, ranges, name
         return self.described

@@ -338,9 +338,6 @@ def mount():
 def boot():
     """mount(), then run the firmware's main.py from the flash."""
     mount()
-    # The board description, read now: its codec (board_wiring) loads while the heap is whole. Loaded after the
-    # firmware's imports, its new names need a qstr pool (one ~5 KB piece) that a fragmented heap cannot give.
-    LINK.info()
     import main  # noqa: F401  (runs the firmware; returns only if it stops)
 
 

@@ -300,6 +300,8 @@ let gates = 0;
 let flushes = 0;
 let flushNs = 0n;
 let instrs = 0;
+let sleeps = 0;
+let slept = 0;
 mcu.gpio[GATE].addListener((state) => {
   const now = pioNowNs >= 0 ? pioNowNs : clock.nanos;
   if (state === GPIOPinState.High) {
@@ -369,6 +371,9 @@ function stepPIO(untilNs) {
   pioNowNs = -1;
 }
 const pioActive = () => mcu.pio[0].stopped === false || mcu.pio[1].stopped === false;
+// A state machine at work: enabled and not stalled on an empty TX FIFO (what only the CPU can end).
+const pioBusy = () =>
+  pioActive() && machines.some(({ sm }) => sm.enabled && !(sm.waiting && sm.txFIFO.empty && (sm.waitType === WAIT_TX || sm.waitType === WAIT_OUT)));
 // The state machines catch up with the CPU whenever it touches a PIO register (a FIFO, a status, a restart), and
 // while it sleeps: between those moments nothing the CPU does can see them, and the gate's edges carry their own
 // times. Stepping them after every CPU instruction would cost the host most of its time.
@@ -385,6 +390,15 @@ for (const pio of mcu.pio) {
   };
 }
 
+// ---- PWM: the ADC clock -----------------------------------------------------------------------------------------
+// rp2040js runs a PWM slice with an alarm at every edge: the ADS131M08s' 8.192 MHz CLKIN (GPIO 28, slice 6 A)
+// would cost the host an alarm every 61 ns of simulated time. Nothing here watches that pin (the chip models
+// convert in the gate's window), so its edges are not run; the slice's registers still read as the firmware set them.
+for (const pin of (args['quiet-pwm'] || '').split(',').filter(Boolean).map(Number)) {
+  const slice = mcu.pwm.channels[pin < 16 ? pin >> 1 : (pin - 16) >> 1];
+  for (const alarm of [slice.alarmA, slice.alarmB, slice.alarmBottom]) alarm.enable = false;
+}
+
 // ---- reset -------------------------------------------------------------------------------------------------
 mcu.peripherals[0x40058].onWatchdogTrigger = () => {
   flush();
@@ -394,8 +408,8 @@ mcu.peripherals[0x40058].onWatchdogTrigger = () => {
 
 // ---- run ---------------------------------------------------------------------------------------------------
 // Busy, the board runs as fast as the host allows (simulated time is exact whatever the wall clock does); idle (the
-// core asleep awaiting an interrupt), its simulated time goes no faster than the wall clock, so an idle board costs
-// the host little and the firmware's timeouts last what they say.
+// core asleep awaiting an interrupt, no pulse under way), its simulated time goes no faster than the wall clock, so
+// an idle board costs the host little and the firmware's timeouts last what they say.
 mcu.core.PC = 0x10000000;
 const core = mcu.core;
 const nap = new Int32Array(new SharedArrayBuffer(4));
@@ -407,6 +421,8 @@ for (;;) {
       // Asleep until the next alarm (at most 1 ms: start-of-frame): the state machines run up to it, their edges
       // at their own times.
       const step = Math.min(clock.nanosToNextAlarm || 1e6, 1e6);
+      sleeps++;
+      slept += step;
       if (pioActive()) stepPIO(clock.nanos + step);
       clock.tick(step);
       if (core.waiting) break;
@@ -424,15 +440,15 @@ for (;;) {
   if (pioActive()) stepPIO(clock.nanos);
   if (core.waiting) flush(); // idle: the front end learns what happened and how much time passed
   pollHost();
-  if (process.env.RP2_DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead} flushes=${flushes} gates=${gates} tokens=${nextToken} flushms=${Number(flushNs / 1000000n)} instr=${instrs} wall=${Number(process.hrtime.bigint() / 1000000n) % 1000000}`);
-  const wall = Number(process.hrtime.bigint() - wallAnchor);
-  const ahead = clock.nanos - simAnchor - wall;
-  if (!core.waiting || ahead < 0) {
-    if (ahead < 0) {
-      wallAnchor = process.hrtime.bigint();
-      simAnchor = clock.nanos;
-    }
-  } else if (ahead > 2e5) {
-    Atomics.wait(nap, 0, 0, Math.min(ahead / 1e6, 2));
+  if (process.env.RP2_DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead} flushes=${flushes} gates=${gates} tokens=${nextToken} flushms=${Number(flushNs / 1000000n)} instr=${instrs} sleeps=${sleeps} slept=${Math.round(slept / 1e3)}us busy=${pioBusy()}`);
+  // Idle (asleep with no state machine at work: not a pulse the CPU sleeps through), simulated time goes no
+  // faster than the wall clock; any work, or a window open, and it runs as fast as the host allows.
+  const now = process.hrtime.bigint();
+  if (!core.waiting || pioBusy()) {
+    wallAnchor = now;
+    simAnchor = clock.nanos;
+  } else {
+    const ahead = clock.nanos - simAnchor - Number(now - wallAnchor);
+    if (ahead > 2e5) Atomics.wait(nap, 0, 0, Math.min(ahead / 1e6, 2));
   }
 }

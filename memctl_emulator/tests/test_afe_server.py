@@ -41,6 +41,7 @@ def test_info_blob_layout():
     assert out[name_at + 1 :].decode() == "memctl-emulated-afe"
     info = wiring.decode_info(out)
     assert info[:2] == (4, 3) and info[-1] == "memctl-emulated-afe" and len(info[7]) == nr
+    assert (bus.INFO_FMT, bus.INFO_SIZE) == (wiring.INFO_FMT, wiring.INFO_SIZE)  # the bus's decoder, the same layout
 
 
 @pytest.mark.parametrize(
