@@ -226,10 +226,10 @@ def test_retried_program_chunk_is_not_applied_twice(raw, afe):
         wire.T_PROGRAM, 4242, protocol.encode_program(1e-6, 100, wire.A_ISPP, 8, ispp, [(30, 1, 70e-6)])
     )
     raw.send(frame)
-    first = raw.frames(count=1)[0]
+    first = raw.frames(timeout=60, count=1)[0]  # the rp2 board takes seconds of wall time for the pulses
     n_after_first, g_after_first = afe.truth()
     raw.send(frame)  # the host's retry after a lost reply: same seq, same bytes
-    second = raw.frames(count=1)[0]
+    second = raw.frames(timeout=60, count=1)[0]
     n_after_second, g_after_second = afe.truth()
     assert first == second
     assert first[0] == wire.T_PROGRAM | wire.RESP

@@ -99,23 +99,20 @@ class Verify:
 _ONE = Verify()
 
 
-def _quiet():
-    pass
-
-
-def alone(array, r, vf, alive=_quiet):
+def alone(array, r, vf, alive=None):
     """Apply the pulse vf wants (want() was True) and go on, one device at a
     time, until it stops. alive() after each pulse: the caller's chance to
     tell the host it is still at work (one device can take many pulses)."""
     while True:
         array.pulse(r, vf.c, vf.v, vf.w)
         vf.applied(array.read(r, vf.c))
-        alive()
+        if alive:
+            alive()
         if not vf.want():
             return
 
 
-def program_device(array, r, c, target, params, algo, out, alive=_quiet):
+def program_device(array, r, c, target, params, algo, out, alive=None):
     """Write-verify one device (Verify's rules); fills out (an Outcome)."""
     vf = _ONE
     algo.v_read = array.v_read
@@ -158,7 +155,7 @@ class Rows:
             self.volts = [0.0] * cols
         return self.verifies, self.algos
 
-    def program(self, array, r, cols, targets, n, params, limits, row_buf, clock, alive=_quiet):
+    def program(self, array, r, cols, targets, n, params, limits, row_buf, clock, alive=None):
         """Program devices (r, cols[k]) to targets[k]; each Verify's t_end is the
         board clock when it finished; alive() once a step."""
         verifies, algos = self.ready(n, params, limits, array.cols)
@@ -214,7 +211,8 @@ class Rows:
                         m += 1
                 array.pulse_row(r, pc, pv, m, width)
             array.read_row(r, row_buf)
-            alive()
+            if alive:
+                alive()
             for k in range(n):
                 vf = verifies[k]
                 if not vf.done:
