@@ -18,6 +18,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import serial
+
 from memctl import protocol
 from memctl.board import Board
 from memctl.errors import BoardTimeout, FirmwareError, MemctlError, PortError, SessionLost
@@ -27,6 +29,8 @@ from memctl_shared import wire
 
 _ATTEMPTS = 3
 BOOT_WAIT = 60.0  # s a freshly installed board has to answer INFO
+READY_LINE = b"memctl firmware ready"  # what app.py prints once it serves
+BOOT_QUIET = 5.0  # s of silence after which a rebooting board is taken to be up
 
 
 class FlashError(MemctlError):
@@ -205,6 +209,24 @@ def install(port: str, image: str | Path) -> dict:
     return manifest
 
 
+def _await_boot(port: str, timeout: float) -> None:
+    """Listen to a rebooting board until it says the firmware is ready, or has been quiet for BOOT_QUIET s (a
+    real board may have said it before the port reopened)."""
+    deadline = time.monotonic() + timeout
+    heard, quiet_since = b"", time.monotonic()
+    try:
+        with serial.serial_for_url(port, timeout=0.1) as ser:
+            while time.monotonic() < deadline and time.monotonic() - quiet_since < BOOT_QUIET:
+                data = ser.read(256)
+                if data:
+                    heard = (heard + data)[-256:]
+                    quiet_since = time.monotonic()
+                    if READY_LINE in heard:
+                        return
+    except (serial.SerialException, OSError):
+        time.sleep(1.0)  # the port is away while the board re-enumerates: give it a moment
+
+
 def flash(
     port: str,
     image: str | Path | None = None,
@@ -227,9 +249,11 @@ def flash(
         with board:
             return update(board, image or build(out, board.info().arch), force=force, progress=progress)
     want = install(port, image or build(out, board_arch(port)))["image_hash"][:16]
-    # The board boots the image: it should answer INFO with its hash. One request resent with its own seq while
-    # the board loads (seconds on a microcontroller) is answered once and then from the board's cache; a new
-    # request per try would pile up behind the boot and each be answered too late.
+    # The board boots the image: it should answer INFO with its hash. Nothing is sent while it boots (on a board
+    # whose console is the link, a 0x03 in a frame before the firmware turns Ctrl-C off would stop the boot at the
+    # REPL): first its ready line, or a second of silence. Then one request resent with its own seq while the
+    # board loads is answered once and then from the board's cache.
+    _await_boot(port, BOOT_WAIT)
     deadline = time.monotonic() + BOOT_WAIT
     while time.monotonic() < deadline:
         try:
