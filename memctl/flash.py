@@ -101,6 +101,7 @@ def update(board: Board, image: str | Path, *, force: bool = False, progress: bo
         pass  # committed, and the reply was lost to the reboot - or not: INFO tells
     except FirmwareError as e:
         raise FlashError(f"the board refused the image and keeps its firmware: {e.message}") from e
+    _await_boot(board.link.ser, BOOT_WAIT)
     running = _wait_for_boot(board, boot)
     if running != want:
         raise FlashError(
@@ -209,20 +210,21 @@ def install(port: str, image: str | Path) -> dict:
     return manifest
 
 
-def _await_boot(port: str, timeout: float) -> None:
-    """Listen to a rebooting board until it says the firmware is ready, or has been quiet for BOOT_QUIET s (a
-    real board may have said it before the port reopened)."""
+def _await_boot(ser: serial.SerialBase, timeout: float) -> None:
+    """Listen, sending nothing, to a rebooting board until it says the firmware is ready, or has been quiet for
+    BOOT_QUIET s (a real board may have said it before the port reopened). On a board whose console is the link
+    a 0x03 in a host frame would be a Ctrl-C while MicroPython boots (mounting its filesystem): the REPL, not
+    the firmware."""
     deadline = time.monotonic() + timeout
     heard, quiet_since = b"", time.monotonic()
     try:
-        with serial.serial_for_url(port, timeout=0.1) as ser:
-            while time.monotonic() < deadline and time.monotonic() - quiet_since < BOOT_QUIET:
-                data = ser.read(256)
-                if data:
-                    heard = (heard + data)[-256:]
-                    quiet_since = time.monotonic()
-                    if READY_LINE in heard:
-                        return
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < BOOT_QUIET:
+            data = ser.read(256)
+            if data:
+                heard = (heard + data)[-256:]
+                quiet_since = time.monotonic()
+                if READY_LINE in heard:
+                    return
     except (serial.SerialException, OSError):
         time.sleep(1.0)  # the port is away while the board re-enumerates: give it a moment
 
@@ -253,7 +255,11 @@ def flash(
     # whose console is the link, a 0x03 in a frame before the firmware turns Ctrl-C off would stop the boot at the
     # REPL): first its ready line, or a second of silence. Then one request resent with its own seq while the
     # board loads is answered once and then from the board's cache.
-    _await_boot(port, BOOT_WAIT)
+    try:
+        with serial.serial_for_url(port, timeout=0.1) as ser:
+            _await_boot(ser, BOOT_WAIT)
+    except (serial.SerialException, OSError):
+        pass  # not there yet: the INFO requests below wait for it
     deadline = time.monotonic() + BOOT_WAIT
     while time.monotonic() < deadline:
         try:

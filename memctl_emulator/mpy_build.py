@@ -169,7 +169,8 @@ def _unpack(src: Path, dest: Path, marker: tuple[str, ...] = ("py", "mpconfig.h"
         root = tmp
     if not root.joinpath(*marker).exists():
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BuildError(f"{src}: not the tree expected (no {'/'.join(marker)})")
+        what = "a MicroPython source tree" if marker[0] == "py" else "the rp2 port's dependencies"
+        raise BuildError(f"{src}: not {what} (no {'/'.join(marker)})")
     root.rename(dest)
     shutil.rmtree(tmp, ignore_errors=True)
     return dest

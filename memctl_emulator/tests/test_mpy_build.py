@@ -38,7 +38,7 @@ def test_the_board_freezes_its_backend_and_none_of_the_firmware():
 def test_the_rv32_board_refuses_options_it_does_not_have():
     with pytest.raises(ValueError, match="its own front end backend"):
         EmulatedBoard(target="rv32", hal="chips")
-    with pytest.raises(ValueError, match="for the unix target"):
+    with pytest.raises(ValueError, match="for the unix and rp2 targets"):
         EmulatedBoard(target="rv32", bare=True)
     with pytest.raises(ValueError, match="target must be one of unix, rv32"):
         EmulatedBoard(target="z80")
