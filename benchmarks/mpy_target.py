@@ -11,6 +11,7 @@ import time
 ARGV = globals().get("ARGV") or sys.argv
 sys.path.insert(0, "")
 import algorithms  # noqa: E402
+import verify  # noqa: E402
 import wire  # noqa: E402
 from hal.frontend import Converters  # noqa: E402
 from predictor import PREDICTOR  # noqa: E402
@@ -139,11 +140,11 @@ def verify_cost(name, algorithm, p, target):
     pp = algorithms.Params()
     pp.algorithm, pp.tol, pp.max_pulses, pp.patience = algorithm, 5e-7, 300, 50
     pp.p = (list(p) + [0.0] * 8)[:8]
-    out = algorithms.Outcome()
+    out = verify.Outcome()
     algo = algorithms.prepare(pp, a.limits)
     gc.collect()
     t0 = ticks_us()
-    algorithms.program_device(a, 1, 2, target, pp, algo, out)
+    verify.program_device(a, 1, 2, target, pp, algo, out)
     total = ticks_diff(ticks_us(), t0)
     report("verify iteration: " + name, total - fe.fe_us, max(out.pulses, 1), pulses=out.pulses, status=out.status)
 

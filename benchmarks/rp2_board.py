@@ -68,7 +68,7 @@ def gate(n: int) -> dict:
     }
 
 
-def soak(n: int) -> dict:
+def soak(n: int, every: int = 1000) -> dict:
     from memctl_shared import network_blob, predictor_blob
 
     rng = np.random.default_rng(5)
@@ -87,7 +87,7 @@ def soak(n: int) -> dict:
     t = time.monotonic()
     with EmulatedBoard(rows=4, cols=4, seed=32, hal="rp2") as emu, memctl.Board(emu.port, progress=False) as b:
         for k in range(n):
-            if k % 1000 == 0:
+            if k % every == 0:
                 info = b.info()
                 samples.append({"requests": k, "heap_free": info.heap_free, "wall_s": time.monotonic() - t})
                 print(f"  {k:6d} requests: heap free {info.heap_free:,} B ({time.monotonic() - t:.0f} s)", flush=True)
@@ -121,7 +121,8 @@ def soak(n: int) -> dict:
         "samples": samples,
         "errors": errors[:20],
         "error_count": len(errors),
-        "heap_free_slope_per_1000": slope,
+        "sampled_every": every,
+        "heap_free_slope_per_sample": slope,
         "memory_errors": sum("memory" in e.lower() for e in errors),
         "goal_met": not any("memory" in e.lower() for e in errors) and slope > -0.01 * free.mean(),
     }
@@ -168,7 +169,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=["gate", "soak", "cost", "speed", "all"], default="all")
     ap.add_argument("--pulses", type=int, default=1000)
-    ap.add_argument("--soak", type=int, default=10_000)
+    ap.add_argument("--soak", type=int, default=10_000, help="soak requests")
+    ap.add_argument("--every", type=int, default=1000, help="soak requests between heap samples")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
     result = json.loads(a.out.read_text()) if a.out.exists() else {}
@@ -186,11 +188,14 @@ def main() -> None:
             )
             print(f"| longer than asked / than the limit | {g['longer_than_request']} / {g['longer_than_limit']} | 0 |")
         elif task == "soak":
-            s = result["soak"] = soak(a.soak)
+            s = result["soak"] = soak(a.soak, a.every)
             print("| soak requests | heap free (B) |\n|---|---|")
             for row in s["samples"]:
                 print(f"| {row['requests']:,} | {row['heap_free']:,} |")
-            print(f"slope {s['heap_free_slope_per_1000']:.1f} B per 1000 requests; errors {s['error_count']}")
+            print(
+                f"slope {s['heap_free_slope_per_sample']:.1f} B per {s['sampled_every']} requests; "
+                f"errors {s['error_count']}"
+            )
         elif task == "cost":
             rows = result["cost"] = cost()
             print("| on the RP2040 (Cortex-M0+, 125 MHz, simulated time) | cycles |\n|---|---|")
