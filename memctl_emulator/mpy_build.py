@@ -237,7 +237,7 @@ def _prepare_rp2(tree: Path, deps_src: Path, root: Path, jobs: int, log: Callabl
     boot = next(deps.rglob("bootrom.ts"), None)
     if boot is not None:
         (root / "rp2040-bootrom.bin").write_bytes(bootrom_words(boot.read_text()))
-    return [f"CMAKE_ARGS=-Dpicotool_DIR={picotool / 'picotool'}"]
+    return [f"-Dpicotool_DIR={picotool / 'picotool'}"]
 
 
 class _StepFailed(Exception):
@@ -280,7 +280,9 @@ def build(
     root = cache_root()
     s_hash = source_hash(src)
     d_hash = source_hash(deps_src) if deps_src else ""
-    opts = hashlib.sha256(json.dumps([t.port, *t.make_vars]).encode()).hexdigest()
+    # rp2: the board folder goes to cmake in CMAKE_ARGS (an older recipe left it to the Makefile, which that loses)
+    recipe = [t.board_dir.name, "cmake-board"] if t.rp2 else []
+    opts = hashlib.sha256(json.dumps([t.port, *t.make_vars, *recipe]).encode()).hexdigest()
     f_hash = frozen_hash(t)
     key = hashlib.sha256(f"{s_hash}{d_hash}{opts}{f_hash}".encode()).hexdigest()[:16]
     out = root / f"{t.name}-{key}"
@@ -302,6 +304,21 @@ def build(
         with open(logfile, "w") as fh:
             try:
                 extra = _prepare_rp2(tree, deps_src, root, jobs, log, fh) if deps_src else []
+                if t.rp2:
+                    # CMAKE_ARGS on make's command line replaces what the port's Makefile adds to it (the board
+                    # folder and variant): give them here too.
+                    variant = [v.split("=", 1)[1] for v in t.make_vars if v.startswith("BOARD_VARIANT=")]
+                    extra = [
+                        "CMAKE_ARGS="
+                        + " ".join(
+                            [
+                                *extra,
+                                f"-DMICROPY_BOARD={t.board_dir.name}",
+                                f"-DMICROPY_BOARD_DIR={t.board_dir}",
+                                *(f"-DMICROPY_BOARD_VARIANT={v}" for v in variant),
+                            ]
+                        )
+                    ]
                 cmd = [
                     "make",
                     "-C",
