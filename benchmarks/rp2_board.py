@@ -124,7 +124,7 @@ def soak(n: int, every: int = 1000) -> dict:
         "sampled_every": every,
         "heap_free_slope_per_sample": slope,
         "memory_errors": sum("memory" in e.lower() for e in errors),
-        "goal_met": not any("memory" in e.lower() for e in errors) and slope > -0.01 * free.mean(),
+        "goal_met": bool(not any("memory" in e.lower() for e in errors) and slope > -0.01 * free.mean()),
     }
 
 

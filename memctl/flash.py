@@ -249,7 +249,11 @@ def flash(
         board = None
     if board is not None:
         with board:
-            return update(board, image or build(out, board.info().arch), force=force, progress=progress)
+            arch = board.info().arch
+        # The probe's short timeout says quickly whether memctl answers; the update itself gets the link's own
+        # (flash writes on a microcontroller take their time).
+        with Board(port, progress=False) as b:
+            return update(b, image or build(out, arch), force=force, progress=progress)
     want = install(port, image or build(out, board_arch(port)))["image_hash"][:16]
     # The board boots the image: it should answer INFO with its hash. Nothing is sent while it boots (on a board
     # whose console is the link, a 0x03 in a frame before the firmware turns Ctrl-C off would stop the boot at the
