@@ -52,6 +52,7 @@ class Target:
     runner: str = ""  # what runs the build: an executable ("" for a compile check)
     artifacts: tuple[str, ...] = ("firmware.elf",)  # build outputs kept in the cache; the first is the result
     rp2: bool = False  # the rp2 port: pico-sdk, picotool and the bootrom from the deps tarball
+    cmake: tuple[str, ...] = ()  # rp2: further cmake definitions
 
 
 # The rp2 port's toolchain (Debian 12) and the emulator's runtime.
@@ -100,6 +101,10 @@ TARGETS = {
         port="rp2",
         board_dir=BOARDS / "MEMCTL_PICO2",
         make_vars=("BOARD_VARIANT=RISCV",),
+        # Debian's RISC-V GCC is riscv64-unknown-elf (multilib); pico-sdk looks for riscv32-unknown-elf. Its
+        # picolibc has no newlib nosys.specs, which pico-sdk links with: this compile check fails there (no newlib
+        # for RISC-V in Debian 12), the ARM one builds.
+        cmake=("-DPICO_GCC_TRIPLE=riscv64-unknown-elf",),
         tools=(("riscv64-unknown-elf-gcc", "gcc-riscv64-unknown-elf"), ("cmake", "cmake"), ("g++", "g++")),
         apt=("gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf", "cmake", "g++"),
         artifacts=("firmware.uf2",),
@@ -316,6 +321,7 @@ def build(
                                 f"-DMICROPY_BOARD={t.board_dir.name}",
                                 f"-DMICROPY_BOARD_DIR={t.board_dir}",
                                 *(f"-DMICROPY_BOARD_VARIANT={v}" for v in variant),
+                                *t.cmake,
                             ]
                         )
                     ]
