@@ -24,6 +24,7 @@ const args = Object.fromEntries(
 const PINS = (args.pins || '').split(',').filter(Boolean).map(Number); // GPIOs wired to the chips
 const GATE = Number(args.gate ?? 27);
 const REPLY_FD = Number(args['reply-fd'] ?? 3);
+const DEBUG = !!process.env.RP2_DEBUG; // a line of counters now and then (flushes, gates, instructions)
 const FLASH_SIZE = 2 * 1024 * 1024; // the Pico's W25Q16
 const RESET_EXIT = 75; // machine.reset(): the launcher boots the board again
 const SYNC = 0xa5;
@@ -88,7 +89,6 @@ for (let off = 0; off + 512 <= uf2.length; off += 512) {
   if (addr >= 0x10000000 && addr + size <= 0x10000000 + FLASH_SIZE) mcu.flash.set(b.subarray(32, 32 + size), addr - 0x10000000);
 }
 const flashFd = fs.openSync(flashFile, fs.existsSync(flashFile) ? 'r+' : 'w+');
-writeAll(flashFd, Buffer.alloc(0));
 fs.writeSync(flashFd, mcu.flash, 0, FLASH_SIZE, 0);
 
 // The bootrom's function table: flash functions answered here instead of through the unmodelled QSPI controller.
@@ -148,7 +148,7 @@ cdc.onSerialData = (data) => {
   flush(); // what the firmware did before it answered reaches the array before the host hears the answer
   frame(CHAN_HOST, Buffer.from(data));
 };
-cdc.onDeviceConnected = () => { if (process.env.RP2_DEBUG) log(`usb connected at ${clock.nanos}`); };
+cdc.onDeviceConnected = () => { if (DEBUG) log(`usb connected at ${clock.nanos}`); };
 const INTR_DEV_SOF = 1 << 17;
 const sof = clock.createAlarm(() => {
   usb.sofFrameNumber = (usb.sofFrameNumber + 1) & 0x7ff;
@@ -440,7 +440,7 @@ for (;;) {
   if (pioActive()) stepPIO(clock.nanos);
   if (core.waiting) flush(); // idle: the front end learns what happened and how much time passed
   pollHost();
-  if (process.env.RP2_DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead} flushes=${flushes} gates=${gates} tokens=${nextToken} flushms=${Number(flushNs / 1000000n)} instr=${instrs} sleeps=${sleeps} slept=${Math.round(slept / 1e3)}us busy=${pioBusy()}`);
+  if (DEBUG && Math.random() < 0.001) log(`t=${clock.nanos / 1e6} ms pc=${core.PC.toString(16)} waiting=${core.waiting} held=${!!heldRead} flushes=${flushes} gates=${gates} tokens=${nextToken} flushms=${Number(flushNs / 1000000n)} instr=${instrs} sleeps=${sleeps} slept=${Math.round(slept / 1e3)}us busy=${pioBusy()}`);
   // Idle (asleep with no state machine at work: not a pulse the CPU sleeps through), simulated time goes no
   // faster than the wall clock; any work, or a window open, and it runs as fast as the host allows.
   const now = process.hrtime.bigint();
