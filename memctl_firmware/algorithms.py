@@ -299,6 +299,7 @@ class Predicted:
     # zero drive; the cap keeps a pulse that still moves the device (in the replica a
     # cap of 0.3 spread at lam = 1 took 2.6x the pulses of 0.1 on generated:1001).
     CAP = 0.15
+    WEAK = 0.4  # a pulse that closed less of the error than this escalates the offset
 
     def setup(self, p, limits):
         if not PREDICTOR.loaded:
@@ -339,7 +340,8 @@ class Predicted:
                 for i in range(2):
                     off[i] += self.WARM * (self.dv[i] - off[i])
             self.dv = [off[0], off[1]]
-            self.still = 0  # pulses in a row that did not move the device
+            self.still = 0  # weak pulses in a row
+            self.floor = 0.0  # the shortest width for this device: doubles with weak pulses at the amplitude limit
 
     def next(self, err, g):
         return self._inverse_next(err, g) if self.inverse else self._forward_next(err, g)
@@ -347,6 +349,7 @@ class Predicted:
     def _inverse_next(self, err, g):
         pol = 1 if err > 0 else -1
         self.pol = pol
+        self.err = err
         pr = self.p
         f = pr.feat
         lo, hi = (self.v_set_lo, self.v_set_hi) if pol > 0 else (-self.v_reset_lo, -self.v_reset_hi)
@@ -361,11 +364,9 @@ class Predicted:
         t = self.t_lo
         f[2] = math.log10(t)
         v = pr.predict(f) + off
-        if v > hi and self.t_hi > t:  # more than the amplitude limit allows: the longest width
-            t = self.t_hi
-            f[1] = err * k
-            f[2] = math.log10(t)
-            v = pr.predict(f) + off
+        if v > hi and self.t_hi > t:
+            t = self._width(f, err * k, v, off, hi)
+            v = hi
         elif band:
             s = pr.spread
             f[1] = (err + self.tol * pol) * k
@@ -379,10 +380,30 @@ class Predicted:
                 cap = self.CAP * s * w
                 v -= back if back < cap else cap
         v = lo if v < lo else (hi if v > hi else v)
+        if v >= hi and t < self.floor:
+            t = self.floor
         self.strongest = v >= hi and t >= self.t_hi
         self.width = t
         self.amp = v * pol
         return self.amp
+
+    def _width(self, f, step, v_lo, off, hi):
+        """The shortest width at which the amplitude the step needs is within the
+        limit. Above the switching threshold time and energy per unit of drive
+        both fall as the amplitude rises (the rate grows exponentially, V^2 t only
+        quadratically), so the cheapest pulse expected to land is the limit's
+        amplitude at the shortest width that suffices: never a longer one. The
+        needed amplitude is close to linear in log width (a rate exp(V / v0) times
+        t): the amplitudes at the shortest and the longest width place it."""
+        pr = self.p
+        f[1] = step
+        a = math.log10(self.t_lo)
+        b = math.log10(self.t_hi)
+        f[2] = b
+        v_hi = pr.predict(f) + off
+        if v_hi >= hi or v_hi >= v_lo:  # even the longest falls short (or the model is flat): full drive
+            return self.t_hi
+        return 10 ** (a + (b - a) * (v_lo - hi) / (v_lo - v_hi))
 
     def _forward_next(self, err, g):
         pol = 1 if err > 0 else -1
@@ -436,27 +457,33 @@ class Predicted:
 
     def _inverse_observe(self, step):
         """The amplitude the model says gives the step seen; the device needed |amp|:
-        the difference is its threshold shift from the model's. A pulse that did
-        not move the device says only "more": the offset grows by 1 % of the
-        amplitude limit, doubling with each such pulse in a row."""
+        the difference is its threshold shift from the model's. A pulse that
+        closed less than WEAK of the error says "more" besides: the device is
+        slower than the model at any offset (hardened, or near its ceiling), so
+        the offset also grows by 1 % of the amplitude limit, doubling with each
+        such pulse in a row (the amplitude is the one input the device's response
+        surely rises with; a larger step asked of the model need not)."""
         pol = self.pol
         i = 0 if pol > 0 else 1
         lim = 0.5 * (self.v_set_hi if pol > 0 else -self.v_reset_hi)
         seen = step * pol
-        if seen < 0.2 * self.tol:
+        d = self.dv[i]
+        if seen >= 0.2 * self.tol:  # it moved: a step the model can be asked about
+            pr = self.p
+            f = pr.feat
+            f[0] = pr.scaled(self.g0 * self.v_read)
+            f[1] = seen * pol * self.v_read / pr.i_span
+            f[2] = math.log10(self.width)
+            f[3] = pol
+            d += self.BETA * (self.amp * pol - pr.predict(f) - d)
+        if seen < self.WEAK * self.err * pol:
             self.still = self.still + 1 if self.still < 6 else 6
-            d = self.dv[i] + 0.02 * lim * (1 << (self.still - 1))
-            self.dv[i] = lim if d > lim else d
-            return
-        self.still = 0
-        pr = self.p
-        f = pr.feat
-        f[0] = pr.scaled(self.g0 * self.v_read)
-        f[1] = seen * pol * self.v_read / pr.i_span
-        f[2] = math.log10(self.width)
-        f[3] = pol
-        shift = self.amp * pol - pr.predict(f)
-        d = self.dv[i] + self.BETA * (shift - self.dv[i])
+            d += 0.02 * lim * (1 << (self.still - 1))
+            if self.amp * pol >= (self.v_set_hi if pol > 0 else -self.v_reset_hi):  # and no more amplitude
+                w = 2 * self.width
+                self.floor = w if w < self.t_hi else self.t_hi
+        else:
+            self.still = 0
         self.dv[i] = -lim if d < -lim else (lim if d > lim else d)
 
     def maxed(self):

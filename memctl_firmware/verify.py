@@ -39,6 +39,7 @@ class Verify:
         self.g = g
         self.pulses = 0
         self.stall = 0
+        self.best = abs(target - g)  # the closest read so far
         self.moved = False
         self.energy = 0.0
         self.status = S_MAX_PULSES
@@ -79,8 +80,15 @@ class Verify:
         step = g_new - g
         if step > self.eps or step < -self.eps:
             self.moved = True
-        toward = step if self.err > 0 else -step
-        if toward < self.eps and algo.maxed():
+        # Progress is a new closest read by more than eps: steps that read noise makes
+        # (a device at its own ceiling wanders) do not count, a slow approach does.
+        miss = self.target - g_new
+        if miss < 0:
+            miss = -miss
+        if miss < self.best - self.eps:
+            self.best = miss
+            self.stall = 0
+        elif algo.maxed():
             self.stall += 1
             if self.stall >= self.params.patience:
                 self.g = g_new
