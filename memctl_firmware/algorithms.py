@@ -342,6 +342,8 @@ class Predicted:
             self.dv = [off[0], off[1]]
             self.still = 0  # weak pulses in a row
             self.floor = 0.0  # the shortest width for this device: doubles with weak pulses at the amplitude limit
+            self.floor_seen = -1.0  # what the last of those moved it (-1: none yet)
+            self.capped = False  # a doubled width moved it no more: its range, not the drive, ends here
 
     def next(self, err, g):
         return self._inverse_next(err, g) if self.inverse else self._forward_next(err, g)
@@ -382,7 +384,7 @@ class Predicted:
         v = lo if v < lo else (hi if v > hi else v)
         if v >= hi and t < self.floor:
             t = self.floor
-        self.strongest = v >= hi and t >= self.t_hi
+        self.strongest = v >= hi and (t >= self.t_hi or self.capped)
         self.width = t
         self.amp = v * pol
         return self.amp
@@ -476,14 +478,21 @@ class Predicted:
             f[2] = math.log10(self.width)
             f[3] = pol
             d += self.BETA * (self.amp * pol - pr.predict(f) - d)
-        if seen < self.WEAK * self.err * pol:
+        if seen >= self.WEAK * self.err * pol:
+            self.still = 0
+        elif self.amp * pol < 2 * lim:
             self.still = self.still + 1 if self.still < 6 else 6
             d += 0.02 * lim * (1 << (self.still - 1))
-            if self.amp * pol >= (self.v_set_hi if pol > 0 else -self.v_reset_hi):  # and no more amplitude
+        elif not self.capped:
+            # Weak at the amplitude limit: the width is the lever left. Doubling it until a
+            # doubled width moves the device no more than the last: then its own range, not
+            # the drive, stops it, and patience (the verify loop's) decides from there.
+            if self.floor_seen >= 0 and self.width >= 1.9 * self.floor_w and seen < 1.5 * self.floor_seen + 0.2 * self.tol:
+                self.capped = True
+            else:
                 w = 2 * self.width
                 self.floor = w if w < self.t_hi else self.t_hi
-        else:
-            self.still = 0
+            self.floor_seen, self.floor_w = seen if seen > 0 else 0.0, self.width
         self.dv[i] = -lim if d < -lim else (lim if d > lim else d)
 
     def maxed(self):
