@@ -341,6 +341,7 @@ class Predicted:
                     off[i] += self.WARM * (self.dv[i] - off[i])
             self.dv = [off[0], off[1]]
             self.still = 0  # weak pulses in a row
+            self.gain = [1.0, 1.0]  # the share of the error asked for, per polarity: falls after overshoots
             self.floor = 0.0  # the shortest width for this device: doubles with weak pulses at the amplitude limit
             self.floor_seen = -1.0  # what the last of those moved it (-1: none yet)
             self.capped = False  # a doubled width moved it no more: its range, not the drive, ends here
@@ -362,6 +363,7 @@ class Predicted:
         k = self.v_read / pr.i_span
         band = pr.n_out > 1 and self.lam > 0
         near = err - self.tol * pol if band else err  # the band's near edge, or its centre
+        k *= self.gain[0 if pol > 0 else 1]
         f[1] = near * k
         t = self.t_lo
         f[2] = math.log10(t)
@@ -478,7 +480,15 @@ class Predicted:
             f[2] = math.log10(self.width)
             f[3] = pol
             d += self.BETA * (self.amp * pol - pr.predict(f) - d)
-        if seen >= self.WEAK * self.err * pol:
+        closed = seen / (self.err * pol)
+        g = self.gain[i]
+        if closed > 1.5:  # past the target by more than half the error: ask for less
+            g *= 0.6
+            self.gain[i] = 0.1 if g < 0.1 else g
+        elif closed < 0.6:
+            g *= 1.3
+            self.gain[i] = 1.0 if g > 1.0 else g
+        if closed >= self.WEAK:
             self.still = 0
         elif self.amp * pol < 2 * lim:
             self.still = self.still + 1 if self.still < 6 else 6
