@@ -341,6 +341,7 @@ class Predicted:
                     off[i] += self.WARM * (self.dv[i] - off[i])
             self.dv = [off[0], off[1]]
             self.still = 0  # weak pulses in a row
+            self.over = 0  # overshooting pulses in a row
             self.gain = [1.0, 1.0]  # the share of the error asked for, per polarity: falls after overshoots
             self.floor = 0.0  # the shortest width for this device: doubles with weak pulses at the amplitude limit
             self.floor_seen = -1.0  # what the last of those moved it (-1: none yet)
@@ -482,12 +483,16 @@ class Predicted:
             d += self.BETA * (self.amp * pol - pr.predict(f) - d)
         closed = seen / (self.err * pol)
         g = self.gain[i]
-        if closed > 1.5:  # past the target by more than half the error: ask for less
+        if closed > 1.5:  # past the target by more than half the error: ask for less, and lower the offset
             g *= 0.6
             self.gain[i] = 0.1 if g < 0.1 else g
-        elif closed < 0.6:
-            g *= 1.3
-            self.gain[i] = 1.0 if g > 1.0 else g
+            self.over = self.over + 1 if self.over < 6 else 6
+            d -= 0.02 * lim * (1 << (self.over - 1))
+        else:
+            self.over = 0
+            if closed < 0.6:
+                g *= 1.3
+                self.gain[i] = 1.0 if g > 1.0 else g
         if closed >= self.WEAK:
             self.still = 0
         elif self.amp * pol < 2 * lim:
