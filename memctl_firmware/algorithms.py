@@ -342,6 +342,7 @@ class Predicted:
             self.dv = [off[0], off[1]]
             self.still = 0  # weak pulses in a row
             self.over = 0  # overshooting pulses in a row
+            self.weak = False  # the last pulse closed less than WEAK of the error
             self.gain = [1.0, 1.0]  # the share of the error asked for, per polarity: falls after overshoots
             self.floor = 0.0  # the shortest width for this device: doubles with weak pulses at the amplitude limit
             self.floor_seen = -1.0  # what the last of those moved it (-1: none yet)
@@ -385,6 +386,13 @@ class Predicted:
                 cap = self.CAP * s * w
                 v -= back if back < cap else cap
         v = lo if v < lo else (hi if v > hi else v)
+        if self.weak:
+            # The last pulse fell far short: the model (and the offset learned from a step it
+            # did not foresee) is least sure here, and a device at its own ceiling looks the
+            # same. Widen at most 2x a pulse rather than pay for the longest at once.
+            w = 2 * self.width
+            if t > w:
+                t = w
         if v >= hi and t < self.floor:
             t = self.floor
         self.strongest = v >= hi and (t >= self.t_hi or self.capped)
@@ -493,7 +501,8 @@ class Predicted:
             if closed < 0.6:
                 g *= 1.3
                 self.gain[i] = 1.0 if g > 1.0 else g
-        if closed >= self.WEAK:
+        self.weak = closed < self.WEAK
+        if not self.weak:
             self.still = 0
         elif self.amp * pol < 2 * lim:
             self.still = self.still + 1 if self.still < 6 else 6
@@ -502,7 +511,9 @@ class Predicted:
             # Weak at the amplitude limit: the width is the lever left. Doubling it until a
             # doubled width moves the device no more than the last: then its own range, not
             # the drive, stops it, and patience (the verify loop's) decides from there.
-            if self.floor_seen >= 0 and self.width >= 1.9 * self.floor_w and seen < 1.5 * self.floor_seen + 0.2 * self.tol:
+            if self.floor_seen >= 0 and self.width >= 1.9 * self.floor_w and (
+                seen < 1.5 * self.floor_seen + 0.2 * self.tol or closed < 0.1
+            ):  # a doubled width moved it no more, or still closed under a tenth of the error
                 self.capped = True
             else:
                 w = 2 * self.width
