@@ -9,6 +9,10 @@ class MemctlError(Exception):
     """Base class of every memctl error."""
 
 
+class MissingExtra(MemctlError):
+    """A feature needs an optional part of memctl that is not installed; the message names the pip line."""
+
+
 class PortError(MemctlError):
     """The serial port could not be opened or failed."""
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from memctl.algorithms import Adaptive, Predicted
 from memctl.board import Board
+from memctl.errors import MissingExtra
 from memctl.progress import progress_bar
 
 FORMAT = "memctl-settings"
@@ -51,6 +52,11 @@ class TunedSettings:
     # `--settings` puts them on a board before programming (None in files from before they were recorded).
     limits: dict | None = None
     v_read: float | None = None
+    # Pulses per device the best trial saved against the starting settings in the final round, and the
+    # standard error of that saving; kept_start: nothing beat the start by more than twice it.
+    gain: float = math.nan
+    gain_se: float = math.nan
+    kept_start: bool = False
 
     def to_algorithm(self) -> Adaptive | Predicted:
         kind = TUNABLE.get(self.algorithm)
@@ -140,6 +146,25 @@ def _adaptive(x: dict, v_lim: float, w_lim: float) -> Adaptive:
     )
 
 
+def optimizer() -> tuple:
+    """The optional parts tuning runs on, or one line that says how to install them."""
+    try:
+        from bayes_opt import BayesianOptimization, acquisition
+        from sklearn.gaussian_process.kernels import Matern, WhiteKernel
+    except ModuleNotFoundError as e:
+        raise MissingExtra(f"memctl tune needs {e.name}, which is not installed: pip install 'memctl[train]'") from None
+    return BayesianOptimization, acquisition, Matern, WhiteKernel
+
+
+def evaluations(init_points: int, iterations: int) -> int:
+    """How many sets of devices a tune run programs: the starting settings, the random
+    and the GP-guided trials, then CONTENDERS settings each on two sets in the final round."""
+    return 1 + init_points + iterations + 2 * CONTENDERS
+
+
+CONTENDERS = 4  # the starting settings and the three best trials meet again in the final round
+
+
 def tune(
     board: Board,
     base: Adaptive | Predicted,
@@ -148,26 +173,30 @@ def tune(
     g_range: tuple[float, float],
     tolerance: float,
     max_pulses: int = 300,
-    iterations: int = 12,
-    init_points: int = 4,
-    per_trial: int | None = None,
+    iterations: int = 16,
+    init_points: int = 5,
+    per_trial: int = 4,
     seed: int = 0,
     device: str | None = None,
     progress: bool | None = None,
 ) -> TunedSettings:
     """GP-BO (expected improvement) of adaptive write-verify, or of
     predictor-guided programming's overshoot penalty (an inverse predictor must
-    be loaded); `base` is probed first. Each trial programs `per_trial` devices
-    (default all), taken in turn from `devices`: with enough devices every trial
-    meets fresh ones, so a trial's pulses do not wear (harden) the devices the
-    next one is judged on."""
-    from bayes_opt import BayesianOptimization, acquisition
+    be loaded); `base` is probed first.
 
+    Every evaluation programs `per_trial` devices it alone uses (programming
+    wears a device: a trial judged on devices an earlier one pulsed is judged
+    on other devices), all to the same targets (common random numbers: two
+    trials differ by their settings, not by their luck in targets). The GP
+    fits the score's noise itself (a white-noise kernel term). The starting
+    settings and the three best trials then meet again on two fresh sets each,
+    at the same 2 x per_trial targets; the winner replaces the start only
+    when it saves more pulses than twice the standard error of that saving
+    (TunedSettings.gain, gain_se), and reaches as many targets."""
+    BayesianOptimization, acquisition, Matern, WhiteKernel = optimizer()
     from memctl_shared.predictor_blob import FEATURES_INVERSE
 
     lim = board.limits()
-    if not devices:
-        raise ValueError("give at least one sample device to tune on")
     if isinstance(base, Predicted):
         if board.info().predictor_features != FEATURES_INVERSE:
             raise ValueError(
@@ -177,18 +206,26 @@ def tune(
         space, name = _predicted_space(base), "predicted"
     else:
         space, name = _adaptive_space(base, lim.v_pulse, lim.width), "adaptive"
+    if per_trial < 1:
+        raise ValueError("per_trial must be at least 1 device")
+    need = evaluations(init_points, iterations) * per_trial
+    if len(set(devices)) < need:
+        raise ValueError(
+            f"tuning with {init_points} random and {iterations} guided trials of {per_trial} devices needs {need} "
+            f"fresh devices (each evaluation programs its own), got {len(set(devices))}: give more devices "
+            "(--devices, or a larger board), or fewer trials (--iterations, --init-points)"
+        )
     rng = np.random.default_rng(seed)
     lo, hi = g_range
+    targets = lo + (hi - lo) * rng.integers(0, 256, 2 * per_trial) / 255
+    fresh = iter(dict.fromkeys(devices))  # each device once, in the order given
     trials: list = []
-    n = min(per_trial or len(devices), len(devices))
-    used = [0]  # devices handed out so far: each evaluation takes the next ones in turn
 
-    def evaluate(algo: Adaptive | Predicted, targets: np.ndarray) -> tuple[float, float]:
-        """(mean pulses, failures at max_pulses; share reaching the target) on the next devices."""
-        sample = [devices[(used[0] + k) % len(devices)] for k in range(len(targets))]
-        used[0] += len(targets)
-        pulses, ok = [], []
-        for (r, c), t in zip(sample, targets, strict=True):
+    def evaluate(algo: Adaptive | Predicted, goal: np.ndarray) -> np.ndarray:
+        """Pulses per device (max_pulses where it did not reach its target) on the next fresh devices."""
+        pulses = np.empty(len(goal))
+        for k, t in enumerate(goal):
+            r, c = next(fresh)
             res = board.program(
                 np.array([[t]]),
                 origin=(r, c),
@@ -197,38 +234,52 @@ def tune(
                 algorithm=algo,
                 progress=False,
             )
-            ok.append(bool(res.ok[0, 0]))
-            pulses.append(int(res.pulses[0, 0]) if ok[-1] else max_pulses)
-        return float(np.mean(pulses)), float(np.mean(ok))
+            pulses[k] = res.pulses[0, 0] if res.ok[0, 0] else max_pulses
+        return pulses
 
     def score(**x: float) -> float:
-        # New random 8-bit targets for every trial: the devices sit at an earlier trial's.
         algo = space.build(x)
-        pulses, success = evaluate(algo, lo + (hi - lo) * rng.integers(0, 256, n) / 255)
-        trials.append((asdict(algo), pulses, success))
+        p = evaluate(algo, targets[:per_trial])
+        trials.append((asdict(algo), float(p.mean()), float(np.mean(p < max_pulses))))
         advance(1)
-        return -pulses
+        return -float(p.mean())
 
     start = {k: float(np.clip(v, *space.bounds[k])) for k, v in space.start.items()}
-    # One trial of a few devices at random targets is a noisy score: the starting settings
-    # and the three best trials meet again, each on 2n fresh devices at the same targets.
-    contenders = 4
     kind = TUNABLE[name]
-    with progress_bar("tune", 1 + init_points + iterations + contenders, board.show_progress(progress)) as advance:
+    with progress_bar("tune", 1 + init_points + iterations + CONTENDERS, board.show_progress(progress)) as advance:
         acq = acquisition.ExpectedImprovement(xi=0.01)
         opt = BayesianOptimization(score, space.bounds, acquisition_function=acq, random_state=seed, verbose=0)
+        opt.set_gp_params(kernel=Matern(nu=2.5) + WhiteKernel(0.1, (1e-6, 10.0)))
         opt.probe(start)
         opt.maximize(init_points=init_points, n_iter=iterations)
-        ranked = [trials[0][0]] + [t[0] for t in sorted(trials[1:], key=lambda t: t[1])[: contenders - 1]]
-        targets = lo + (hi - lo) * rng.integers(0, 256, 2 * n) / 255
+        ranked = [trials[0][0]] + [t[0] for t in sorted(trials[1:], key=lambda t: t[1])[: CONTENDERS - 1]]
         final = []
         for params in ranked:
-            final.append((params, *evaluate(kind(**params), targets)))
+            final.append((params, evaluate(kind(**params), targets)))
             advance(1)
-    best, pulses, success = min(final, key=lambda f: f[1])  # the starting settings win ties
-    _, p0, s0 = final[0]
+    p0 = final[0][1]
+    best, pb = min(final[1:], key=lambda f: f[1].mean())
+    saving = p0 - pb  # per target: the same targets, other devices
+    gain, gain_se = float(saving.mean()), float(saving.std(ddof=1) / np.sqrt(len(saving)))
+    if not (gain > 2 * gain_se and np.mean(pb < max_pulses) >= np.mean(p0 < max_pulses)):
+        best, pb = final[0]  # nothing beat the start by more than the noise: keep it
     limits = {"v_pulse": lim.v_pulse, "width": lim.width, "v_read": lim.v_read, "v_disturb": lim.v_disturb}
     v_read = board.info().v_read
+    record = trials + [(params, float(p.mean()), float(np.mean(p < max_pulses))) for params, p in final]
     return TunedSettings(
-        name, best, tolerance, max_pulses, device, pulses, success, p0, s0, trials + final, limits, v_read
+        name,
+        best,
+        tolerance,
+        max_pulses,
+        device,
+        float(pb.mean()),
+        float(np.mean(pb < max_pulses)),
+        float(p0.mean()),
+        float(np.mean(p0 < max_pulses)),
+        record,
+        limits,
+        v_read,
+        gain,
+        gain_se,
+        best is final[0][0],
     )

@@ -511,8 +511,10 @@ class Predicted:
             # Weak at the amplitude limit: the width is the lever left. Doubling it until a
             # doubled width moves the device no more than the last: then its own range, not
             # the drive, stops it, and patience (the verify loop's) decides from there.
-            if self.floor_seen >= 0 and self.width >= 1.9 * self.floor_w and (
-                seen < 1.5 * self.floor_seen + 0.2 * self.tol or closed < 0.1
+            if (
+                self.floor_seen >= 0
+                and self.width >= 1.9 * self.floor_w
+                and (seen < 1.5 * self.floor_seen + 0.2 * self.tol or closed < 0.1)
             ):  # a doubled width moved it no more, or still closed under a tenth of the error
                 self.capped = True
             else:

@@ -159,14 +159,19 @@ def _merge_previous(r: ProgramResult, path: str, mask: np.ndarray) -> None:
 
 def cmd_tune(a: argparse.Namespace) -> int:
     from memctl.devices import load_device
-    from memctl.tune import tune
+    from memctl.tune import optimizer, tune
     from memctl.tuning import settings_for
 
+    optimizer()  # before anything reaches the board
     d = load_device(a.device)
     s = settings_for(d)
     with _board(a) as b:
         s.apply(b, min_width=a.min_width)
-        devices = [_pair(x) for x in a.devices]
+        if a.devices:
+            devices = [_pair(x) for x in a.devices]
+        else:
+            rows, cols = b.shape
+            devices = [(r, c) for r in range(rows) for c in range(cols)]
         tol = a.tolerance or (d.g_max - d.g_min) / 510
         t = tune(
             b,
@@ -177,14 +182,21 @@ def cmd_tune(a: argparse.Namespace) -> int:
             max_pulses=a.max_pulses,
             iterations=a.iterations,
             init_points=a.init_points,
+            per_trial=a.per_trial,
             seed=a.seed,
             device=a.device,
         )
     t.save(a.out)
+    verdict = (
+        "nothing beat the starting settings by more than twice that: kept them"
+        if t.kept_start
+        else "the best trial's settings"
+    )
     console.print(
-        f"tuned {t.algorithm} on {len(devices)} devices of {d.name}: {t.pulses:.1f} pulses per device "
-        f"({t.success:.0%} reached) against {t.start_pulses:.1f} ({t.start_success:.0%}) for the starting "
-        f"settings on the same targets; wrote {a.out}"
+        f"tuned {t.algorithm} on devices of {d.name}, {a.per_trial} fresh ones per trial: the best trial saved "
+        f"{t.gain:.1f} +- {t.gain_se:.1f} pulses per device against the starting settings on the same targets "
+        f"({t.start_pulses:.1f} pulses, {t.start_success:.0%} reached); {verdict}: {t.pulses:.1f} pulses, "
+        f"{t.success:.0%} reached; wrote {a.out}"
     )
     return 0
 
@@ -263,15 +275,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     tu.add_argument(
         "--devices",
         nargs="+",
-        default=[f"0,{c}" for c in range(4)],
         metavar="ROW,COL",
-        help="sample devices (they are pulsed many times)",
+        help="devices to tune on, each programmed in one evaluation only (default: every device of the board; "
+        "not the ones you will program for real)",
     )
+    tu.add_argument("--per-trial", type=int, default=4, help="devices per evaluation")
     tu.add_argument("--out", required=True, help="settings file to write (JSON)")
     tu.add_argument("--tolerance", type=float, help="S (default: half an 8-bit level of the family's range)")
     tu.add_argument("--max-pulses", type=int, default=300, help="per device and trial")
-    tu.add_argument("--iterations", type=int, default=12, help="GP-guided trials after the random ones (12)")
-    tu.add_argument("--init-points", type=int, default=4, help="random trials (4)")
+    tu.add_argument("--iterations", type=int, default=16, help="GP-guided trials after the random ones")
+    tu.add_argument("--init-points", type=int, default=5, help="random trials")
     tu.add_argument("--min-width", type=float, default=0.0, help="raise the width limit to at least this, s")
     tu.add_argument("--seed", type=int, default=0, help="seed of the targets and the optimizer")
     tu.set_defaults(fn=cmd_tune)

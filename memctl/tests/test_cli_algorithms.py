@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from memctl_emulator import EmulatedBoard
 def test_characterize_fit_load_program_predicted(tmp_path, capsys):
     """The README's workflow: single-pulse characterization of a few devices, an
     inverse predictor, export and cross-check, load, predictor-guided programming."""
-    with EmulatedBoard(rows=3, cols=3, seed=40, device="hfo2_tio2_bilayer") as emu:
+    with EmulatedBoard(rows=5, cols=5, seed=40, device="hfo2_tio2_bilayer") as emu:
         port = ["--port", emu.port, "--no-progress"]
         data = tmp_path / "p.h5"
         rc = main(
@@ -71,8 +72,11 @@ def test_characterize_fit_load_program_predicted(tmp_path, capsys):
 
         out = tmp_path / "predicted.json"
         tune = ["tune", *port, "--device", "hfo2_tio2_bilayer", "--algorithm", "predicted", "--out", str(out)]
-        assert main([*tune, "--devices", "0,0", "0,1", "1,0", "1,1", "--iterations", "1", "--init-points", "1"]) == 0
-        assert "tuned predicted on 4 devices" in " ".join(capsys.readouterr().out.split())
+        small = ["--iterations", "1", "--init-points", "1"]
+        assert main([*tune, "--devices", "0,0", "0,1", "1,0", "1,1", *small]) == 2  # 4 devices, 11 evaluations
+        assert "needs 44 fresh devices" in " ".join(capsys.readouterr().err.split())
+        assert main([*tune, *small, "--per-trial", "2"]) == 0
+        assert "pulses per device against the starting settings" in " ".join(capsys.readouterr().out.split())
         s = TunedSettings.load(out)
         assert s.algorithm == "predicted" and len(s.trials) == 3 + 3 and 0 < s.success <= 1
         assert {t[0]["overshoot"] for t in s.trials[:3]} != {0.0}  # the search left the start
@@ -141,6 +145,14 @@ def test_ffp_calibrate_then_program(tmp_path, capsys):
         assert rc == 0
 
 
+def test_tune_without_its_extra_names_the_install_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bayes_opt", None)  # as if bayesian-optimization were not installed
+    rc = main(["tune", "--port", "/dev/null", "--device", "hfo2_tio2_bilayer", "--out", str(tmp_path / "s.json")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 2 and "needs bayes_opt, which is not installed: pip install 'memctl[train]'" in err
+    assert "Traceback" not in err and not (tmp_path / "s.json").exists()
+
+
 def test_ffp_without_window_is_a_clear_error(tmp_path, capsys):
     np.save(tmp_path / "t.npy", np.array([[1e-3]]))
     assert main(["program", str(tmp_path / "t.npy"), "--port", "/dev/null", "--algorithm", "ffp"]) == 2
@@ -159,11 +171,8 @@ def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
                 emu.port,
                 "--device",
                 "perovskite_lognormal",
-                "--devices",
-                "0,0",
-                "0,1",
-                "1,0",
-                "1,1",
+                "--per-trial",
+                "1",
                 "--iterations",
                 "1",
                 "--init-points",
