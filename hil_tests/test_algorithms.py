@@ -219,12 +219,18 @@ def test_predictor_guided_converges_on_generated_devices(seed, tmp_path):
     assert res.pulses[~fixed].mean() < 100
 
 
-def test_a_predictor_from_another_family_warns_out_of_distribution(tmp_path):
-    """Trained on the perovskite family (1-20 uS), asked for targets of the passive one (10-100 uS)."""
+def test_a_predictor_from_another_family_is_refused_and_a_partial_one_warns(tmp_path):
+    """Trained on the perovskite family (1-20 uS at 0.1 V), asked for targets of the passive one (10-100 uS at
+    0.2 V): most targets outside what it was trained on is refused before any pulse; some is a warning."""
     blob = _inverse_predictor("perovskite_lognormal", 72, tmp_path)
     s = settings_for("pt_al2o3_tio2_passive")
     with EmulatedBoard(rows=2, cols=2, seed=19, device="pt_al2o3_tio2_passive") as emu, memctl.Board(emu.port) as b:
         s.apply(b, min_width=1e-3)
         b.load_predictor(blob)
-        with pytest.warns(memctl.PredictorRangeWarning, match="outside the .* the loaded predictor was trained on"):
+        pulses = emu.afe().stats().pulses
+        with pytest.raises(ValueError, match="a predictor for another family or read voltage. Nothing was pulsed"):
             b.program(np.full((1, 2), 80e-6), tolerance=s.tolerance, max_pulses=5, algorithm=s.predicted)
+        assert emu.afe().stats().pulses == pulses
+        with pytest.warns(memctl.PredictorRangeWarning, match="outside the .* the loaded predictor was trained on"):
+            b.program(np.array([[8e-6, 80e-6]]), tolerance=s.tolerance, max_pulses=5, algorithm=s.predicted)
+        assert emu.afe().stats().pulses > pulses

@@ -491,7 +491,7 @@ class Board:
         _finite("algorithm parameters", algo_params)
         idx = np.argwhere(m)
         if isinstance(algo, Predicted):
-            self._check_predictor_range(t[m], "targets")
+            self._check_predictor_range(t[m], "targets", refuse=True)
         code = algo.code | (wire.A_ROWS if parallel is None or parallel else 0)
         res = ProgramResult(
             targets=t,
@@ -544,8 +544,9 @@ class Board:
             self._check_predictor_range(res.final[m], "final reads")
         return res
 
-    def _check_predictor_range(self, conductance: np.ndarray, what: str) -> None:
-        """Warn when conductances read outside the currents the loaded predictor was trained on."""
+    def _check_predictor_range(self, conductance: np.ndarray, what: str, refuse: bool = False) -> None:
+        """Warn when conductances read outside the currents the loaded predictor was trained on;
+        refuse (ValueError) when most of them do and `refuse`."""
         if self._predictor is None:
             return
         import warnings
@@ -558,6 +559,14 @@ class Board:
         margin = 0.05 * (i_max - i_min)
         i = np.asarray(conductance, float) * v_read
         out = np.isfinite(i) & ((i < i_min - margin) | (i > i_max + margin))
+        if refuse and out.mean() > 0.5:
+            raise ValueError(
+                f"{int(out.sum())} of {i.size} {what} read {i[out].min() * 1e6:.3g}..{i[out].max() * 1e6:.3g} uA at "
+                f"V_read {v_read:g} V, outside the {i_min * 1e6:.3g}..{i_max * 1e6:.3g} uA the loaded predictor was "
+                "trained on: a predictor for another family or read voltage? Nothing was pulsed. Characterize "
+                "devices of this family on this board (memctl predictor characterize --device NAME) and load the "
+                "predictor fitted on them."
+            )
         if out.any():
             warnings.warn(
                 f"{int(out.sum())} of {i.size} {what} read {i[out].min() * 1e6:.3g}..{i[out].max() * 1e6:.3g} uA at "

@@ -79,11 +79,14 @@ class Sweep:
 
 @dataclass
 class PulseSweep:
-    """Single pulses like programming's, on each device in turn: each toward a
-    goal drawn across the conductance range seen on the device so far (so the
-    device wanders over its whole range instead of sitting at an end, where
-    pulses teach nothing), amplitude uniform in the polarity's range, width
-    log-uniform in its range. Seeded."""
+    """Single pulses like programming's, on each device in turn, in runs toward
+    a goal: pulses of the goal's polarity until the device passes it (or
+    RUN pulses), then a new goal. Goals are drawn across `g_range` (the
+    family's window, when known) and the range seen on the device so far, and
+    one run in four drives to an end of it: the model then covers the whole
+    window a programming run targets, both ends included, rather than the part
+    a random walk happens to visit. Amplitude uniform in the polarity's range,
+    width log-uniform in its range. Seeded."""
 
     devices: list[tuple[int, int]] = field(default_factory=lambda: [(0, 0)])
     pulses: int = 300  # per device
@@ -93,6 +96,9 @@ class PulseSweep:
     v_read: float = 0.2
     t_read: float = 0.0  # integration time of each read (0: the board's default)
     seed: int = 0
+    g_range: tuple[float, float] | None = None  # the family's conductance window, S
+
+    RUN = 20  # pulses at most toward one goal
 
     def validate(self, rows: int, cols: int) -> None:
         if not 1 <= self.pulses <= 100_000:
@@ -101,11 +107,57 @@ class PulseSweep:
         vals = np.array([*self.v_set, *self.v_reset, *self.width, self.v_read, self.t_read], float)
         if not np.all(np.isfinite(vals)):
             raise ValueError("pulse ranges need finite values")
+        if self.g_range is not None and not (
+            np.all(np.isfinite(self.g_range)) and 0 < self.g_range[0] < self.g_range[1]
+        ):
+            raise ValueError(f"g_range must be 0 < lo < hi siemens, got {self.g_range}")
         if not (0 < min(self.v_set) and max(self.v_reset) < 0 and 0 < min(self.width)):
             raise ValueError(
                 f"need set amplitudes > 0 V, reset amplitudes < 0 V and widths > 0 s, got "
                 f"{self.v_set}, {self.v_reset}, {self.width}"
             )
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The read currents a characterization covered against its family's window
+    (g_min..g_max at its read voltage), A: outside what it covered a model
+    extrapolates."""
+
+    lo: float
+    hi: float
+    family_lo: float
+    family_hi: float
+
+    @property
+    def share(self) -> float:
+        """Share of the family's window covered."""
+        span = self.family_hi - self.family_lo
+        return max(0.0, min(self.hi, self.family_hi) - max(self.lo, self.family_lo)) / span
+
+    def gaps(self) -> list[str]:
+        """The family's currents left uncovered, each as text with its values (empty: all covered)."""
+        slack = 0.05 * (self.family_hi - self.family_lo)
+        out = []
+        if self.lo > self.family_lo + slack:
+            out.append(f"{self.family_lo * 1e6:.3g}..{self.lo * 1e6:.3g} uA")
+        if self.hi < self.family_hi - slack:
+            out.append(f"{self.hi * 1e6:.3g}..{self.family_hi * 1e6:.3g} uA")
+        return out
+
+    def __str__(self) -> str:
+        return (
+            f"read currents {self.lo * 1e6:.3g}..{self.hi * 1e6:.3g} uA covered, "
+            f"{self.share:.0%} of the family's {self.family_lo * 1e6:.3g}..{self.family_hi * 1e6:.3g} uA"
+        )
+
+
+def coverage(i_lo: float, i_hi: float, device: str) -> Coverage:
+    """Coverage of read currents i_lo..i_hi (A) against a device family's window at its read voltage."""
+    from memctl.devices import load_device
+
+    d = load_device(device)
+    return Coverage(i_lo, i_hi, d.g_min * d.v_read, d.g_max * d.v_read)
 
 
 @dataclass
@@ -160,10 +212,18 @@ def _characterize_pulses(board: Board, sweep: PulseSweep, progress: bool | None)
         for k, (r, c) in enumerate(sweep.devices):
             g = board.read(r, c)
             currents[k, 0] = g * sweep.v_read
-            seen = [g, g]
+            seen = [g, g] if sweep.g_range is None else [min(g, sweep.g_range[0]), max(g, sweep.g_range[1])]
+            pol, run, goal = 0, 0, g
             for i in range(1, n):
-                goal = rng.uniform(*seen)
-                pol = (1 if goal > g else -1) if seen[1] > seen[0] else (1 if rng.random() < 0.5 else -1)
+                if run == 0 or (g - goal) * pol >= 0:  # a new run: the last one passed its goal, or ran out
+                    run = PulseSweep.RUN
+                    if rng.random() < 0.25:  # to an end: toward it until RUN pulses are out
+                        pol = 1 if rng.random() < 0.5 else -1
+                        goal = np.inf * pol
+                    else:
+                        goal = rng.uniform(*seen)
+                        pol = 1 if goal > g else -1
+                run -= 1
                 lo, hi = sweep.v_set if pol > 0 else sweep.v_reset
                 v = lo + (hi - lo) * rng.random()
                 w = float(np.exp(rng.uniform(*np.log(sweep.width))))

@@ -123,6 +123,7 @@ def characterization_pulses(
         width=(p.t_lo, p.t_hi),
         v_read=d.v_read,
         seed=seed,
+        g_range=(d.g_min, d.g_max),
     )
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from memctl.cli.common import _board, _pair, apply_device, console, with_port
+from memctl.cli.common import _board, _pair, apply_device, console, err_console, with_port
+
+if TYPE_CHECKING:
+    from memctl.characterize import Coverage
+    from memctl.export.train import Dataset
 
 
 def cmd_characterize(a: argparse.Namespace) -> int:
@@ -59,7 +64,9 @@ def cmd_characterize(a: argparse.Namespace) -> int:
 
 def cmd_predictor_characterize(a: argparse.Namespace) -> int:
     """The recommended characterization of a family, both directions, as the files `predictor fit` takes."""
-    from memctl.characterize import characterize, plot, write_hdf5
+    import numpy as np
+
+    from memctl.characterize import characterize, coverage, plot, write_hdf5
     from memctl.tuning import characterization_pulses, characterization_sweeps
 
     devices = [_pair(d) for d in a.devices]
@@ -75,14 +82,18 @@ def cmd_predictor_characterize(a: argparse.Namespace) -> int:
         apply_device(b, a.device)
         out.mkdir(parents=True, exist_ok=True)
         files = []
+        currents = []
         for name, sweep in runs.items():
             ch = characterize(b, sweep)
             write_hdf5(out / f"{name}.h5", ch, device=a.device)
             plot(out / f"{name}.png", ch)
             files.append(str(out / f"{name}.h5"))
+            currents.append(ch.currents)
             console.print(
                 f"{name}: {len(ch.params)} curves x {ch.currents.shape[1]} reads -> {files[-1]}", highlight=False
             )
+    seen = np.concatenate([c.ravel() for c in currents])
+    report_coverage(coverage(float(seen.min()), float(seen.max()), a.device), "characterize more devices or pulses")
     console.print(
         "next: memctl predictor fit "
         + " ".join(files)
@@ -93,10 +104,37 @@ def cmd_predictor_characterize(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predictor_fit(a: argparse.Namespace) -> int:
-    from memctl.export.train import fit, load
+def report_coverage(cov: Coverage, fix: str) -> None:
+    """One line on what a characterization covered; a warning naming the uncovered currents."""
+    console.print(str(cov), highlight=False)
+    gaps = cov.gaps()
+    if gaps:
+        err_console.print(
+            f"[yellow]warning:[/] targets read at {' and '.join(gaps)} lie outside the characterization: a model "
+            f"fitted on it extrapolates there (more pulses, or failures); {fix}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
-    data = load(a.data)
+
+def _training_data(paths: list[str]) -> Dataset:
+    """The characterization files as training data, with what they cover of the family they name."""
+    from memctl.characterize import coverage
+    from memctl.export.train import load
+
+    data = load(paths)
+    if data.device:
+        report_coverage(
+            coverage(data.i_min, data.i_max, data.device),
+            f"characterize wider first (memctl predictor characterize --device {data.device})",
+        )
+    return data
+
+
+def cmd_predictor_fit(a: argparse.Namespace) -> int:
+    from memctl.export.train import fit
+
+    data = _training_data(a.data)
     r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
     blob = r.int8_blob if a.int8 else r.blob
     Path(a.out).write_bytes(blob)
@@ -131,9 +169,9 @@ def cmd_predictor_export(a: argparse.Namespace) -> int:
             "`memctl predictor fit` writes the firmware blob without it."
         )
     from memctl.export.check import export
-    from memctl.export.train import fit, load
+    from memctl.export.train import fit
 
-    data = load(a.data)
+    data = _training_data(a.data)
     r = fit(data, hidden=tuple(a.hidden), seed=a.seed)
     d = export(r, data, a.out_dir)
     console.print(

@@ -21,7 +21,7 @@ validation; seeded. The result exports to the firmware blob
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ class Dataset:
     i_min: float
     i_max: float
     feature_set: int = predictor_blob.FEATURES_P004_I
+    device: str | None = None  # the family the files name (None: not recorded, or they differ)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -53,11 +54,12 @@ def load(paths: list[str | Path]) -> Dataset:
 
     if not paths:
         raise ValueError("give at least one characterization file")
-    tables, modes = [], {}
+    tables, modes, families = [], {}, set()
     offset = 0
     for p in paths:
         t, attrs = read_hdf5(p)
         modes.setdefault(attrs["mode"], []).append(str(p))
+        families.add(attrs.get("device"))
         t = t.copy()
         t["curve"] += offset
         offset = int(t["curve"].max()) + 1
@@ -70,8 +72,9 @@ def load(paths: list[str | Path]) -> Dataset:
     if not i_max > i_min:
         raise ValueError(f"read current never changes in {', '.join(map(str, paths))}: nothing to learn")
     i_n = (t["I_r"] - i_min) / (i_max - i_min)
+    family = families.pop() if len(families) == 1 else None
     if "pulses" in modes:
-        return _inverse_rows(t, i_n, i_min, i_max, paths)
+        return replace(_inverse_rows(t, i_n, i_min, i_max, paths), device=family)
     xs, ys, cs = [], [], []
     for c in np.unique(t["curve"]):
         idx = np.flatnonzero(t["curve"] == c)
@@ -96,7 +99,7 @@ def load(paths: list[str | Path]) -> Dataset:
         cs.append(np.full(len(rows), c))
     if not xs:
         raise ValueError(f"no curve with two periods or more in {', '.join(map(str, paths))}")
-    return Dataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), i_min, i_max)
+    return Dataset(np.concatenate(xs), np.concatenate(ys), np.concatenate(cs), i_min, i_max, device=family)
 
 
 def _inverse_rows(t: np.ndarray, i_n: np.ndarray, i_min: float, i_max: float, paths: list) -> Dataset:

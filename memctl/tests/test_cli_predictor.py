@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
 
@@ -25,10 +27,20 @@ def test_characterize_fit_load_from_the_cli(tmp_path, capsys):
             assert f["pulses"].attrs["I_r.unit"] == "A" and f["curves/read_current"].attrs["unit"] == "A"
         assert np.all(np.diff(table["t"][table["curve"] == 0]) >= 0)  # board time of each read, in order
         assert (out / "pulses.png").stat().st_size > 1000
+        # What it covered of the family's window (1..25 uA at 0.5 V), as the file holds it.
+        covered = re.search(r"read currents ([\d.]+)\.\.([\d.]+) uA covered, (\d+)% of the family's 1\.\.25 uA", said)
+        lo, hi = table["I_r"].min() * 1e6, table["I_r"].max() * 1e6
+        assert covered and float(covered[1]) == float(f"{lo:.3g}") and float(covered[2]) == float(f"{hi:.3g}"), said
+        assert int(covered[3]) == round(100 * (min(hi, 25) - max(lo, 1)) / 24)
         # The printed next step is the command that works.
         fit = said.split("next: ", 1)[1].split(" && ")[0].split()
         assert fit[:3] == ["memctl", "predictor", "fit"]
         assert main(fit[1:]) == 0
+        said = capsys.readouterr()
+        assert covered[0] in " ".join(said.out.split())  # fit says it again
+        # 60 pulses a device stop short of the top of the window: fit names the currents left out.
+        gap = f"targets read at {hi:.3g}..25 uA lie outside the characterization: a model fitted on it extrapolates"
+        assert hi < 25 - 1.2 and gap in " ".join(said.err.split()), said.err
         assert main(["predictor", "load", str(out / "model.mcpr"), *port]) == 0
         assert "loaded a" in capsys.readouterr().out
 
