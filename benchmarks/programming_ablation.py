@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import programming_ablation
 
 import memctl
 from memctl.characterize import characterize, write_hdf5
@@ -166,18 +167,10 @@ def main() -> None:
     a = ap.parse_args()
     t0 = time.monotonic()
     families = {}
-    print("pulses on reached devices (success), board time and energy ÷ full\n")
-    print("| family | " + " | ".join(MODES) + " |")
-    print("|---|" + "---|" * len(MODES))
     for name in a.families:
-        m = families[name] = bench(name, a.seeds, a.devices)
-        full = m["full"]
-        cells = [
-            f"{v['pulses_ok']:.1f} ({v['success']:.0%}), {v['board_time_s'] / full['board_time_s']:.2f}, "
-            f"{v['energy_J'] / full['energy_J']:.2f}"
-            for v in m.values()
-        ]
-        print(f"| {name} | " + " | ".join(cells) + f" |  ({time.monotonic() - t0:.0f} s)", flush=True)
+        families[name] = bench(name, a.seeds, a.devices)
+        table = programming_ablation({"families": {name: families[name]}})
+        print(table, f"({time.monotonic() - t0:.0f} s)", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"machine": platform.platform(), "seeds": a.seeds, "devices": a.devices, "families": families}
     a.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -507,7 +507,8 @@ class Predicted:
             f[2] = math.log10(self.width)
             f[3] = pol
             d += self.BETA * (self.amp * pol - pr.predict(f) - d)
-        closed = seen / (self.err * pol)
+        e = self.err * pol
+        closed = seen / e if e > 0 else 1.0  # the share of the error this pulse closed
         g = self.gain[i]
         if closed > self.OVER:
             g *= self.GAIN_DOWN
