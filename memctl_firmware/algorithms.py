@@ -264,6 +264,9 @@ class FFP:
         return self.amp >= self.vmax
 
 
+_LOG2 = math.log10(2)
+
+
 class Predicted:
     """Predictor-guided (paper 004). Two kinds of on-board model:
 
@@ -391,8 +394,7 @@ class Predicted:
         f[2] = math.log10(t)
         v = pr.predict(f) + off
         if v > hi and self.t_hi > t:
-            t = self._width(f, err * k, v, off, hi)
-            v = hi
+            t, v = self._width(f, err * k, v, off, hi)
         elif band:
             s = pr.spread
             f[1] = (err + self.tol * pol) * k
@@ -421,22 +423,31 @@ class Predicted:
         return self.amp
 
     def _width(self, f, step, v_lo, off, hi):
-        """The shortest width at which the amplitude the step needs is within the
-        limit. Above the switching threshold time and energy per unit of drive
-        both fall as the amplitude rises (the rate grows exponentially, V^2 t only
-        quadratically), so the cheapest pulse expected to land is the limit's
-        amplitude at the shortest width that suffices: never a longer one. The
-        needed amplitude is close to linear in log width (a rate exp(V / v0) times
-        t): the amplitudes at the shortest and the longest width place it."""
+        """(width, amplitude): the shortest width at which the amplitude the step
+        needs is within the limit. Above the switching threshold time and energy
+        per unit of drive both fall as the amplitude rises (the rate grows
+        exponentially, V^2 t only quadratically), so the cheapest pulse expected
+        to land is at the shortest width that suffices: never a longer one. The
+        needed amplitude is close to linear in log width (a rate exp(V / v0)
+        times t): the amplitudes at the shortest and the longest width place it.
+        Widths are t_lo times powers of two, and the amplitude is the line's at
+        the width taken: devices of a row programmed together share a pulse
+        only when their widths are equal."""
         pr = self.p
         f[1] = step
         a = math.log10(self.t_lo)
         b = math.log10(self.t_hi)
         f[2] = b
         v_hi = pr.predict(f) + off
-        if v_hi >= hi or v_hi >= v_lo:  # even the longest falls short (or the model is flat): full drive
-            return self.t_hi
-        return 10 ** (a + (b - a) * (v_lo - hi) / (v_lo - v_hi))
+        if v_hi >= hi or v_hi >= v_lo:
+            # Even the longest falls short (or the model is flat). Often a device at its own
+            # ceiling rather than a slow one; the floor (weak pulses) widens from here.
+            return self.t_hi, hi
+        x = a + (b - a) * (v_lo - hi) / (v_lo - v_hi)  # log10 of the width at the limit
+        t = self.t_lo * 2 ** math.ceil((x - a) / _LOG2 - 1e-9)
+        if t >= self.t_hi:
+            return self.t_hi, v_hi
+        return t, v_lo + (v_hi - v_lo) * (math.log10(t) - a) / (b - a)
 
     def _forward_next(self, err, g):
         pol = 1 if err > 0 else -1
