@@ -14,7 +14,9 @@ ROWS, COLS, BOTH = 0, 1, 2  # the firmware's line groups (hal/__init__.py)
 class FakeFrontEnd:
     name = "fake"
 
-    def __init__(self, rows=4, cols=4, g=20e-6, g_min=10e-6, g_max=100e-6, v_th=1.0, rate=2e-6 / 1e-4, one_t1r=False):
+    def __init__(
+        self, rows=4, cols=4, g=20e-6, g_min=10e-6, g_max=100e-6, v_th=1.0, rate=2e-6 / 1e-4, one_t1r=False, noise=0.0
+    ):
         self.rows, self.cols = rows, cols
         self.v_full_scale, self.v_lsb = 5.0, 10.0 / 65536
         self.ranges = [1e-6, 1e-5, 1e-4, 1e-3]
@@ -22,6 +24,8 @@ class FakeFrontEnd:
         self.one_t1r = one_t1r
         self.g = np.full((rows, cols), float(g))
         self.g_min, self.g_max, self.v_th, self.rate = g_min, g_max, v_th, rate
+        self.noise = noise  # read noise, S (one standard deviation; seeded)
+        self.rng = np.random.default_rng(0)
         self.stuck = np.zeros((rows, cols), bool)
         self.line = [np.zeros(rows), np.zeros(cols)]
         self.gates = np.ones(rows, bool)
@@ -84,7 +88,8 @@ class FakeFrontEnd:
         self.t += round(seconds * 1e9)
 
     def sample(self, rng, t_s=0.0, col=-1):
-        i = (self._across() * self.g).sum(axis=0)
+        g = self.g + self.noise * self.rng.standard_normal(self.g.shape)
+        i = (self._across() * g).sum(axis=0)
         self.range = rng
         self.codes = np.clip(np.rint(i / self.lsb(rng)), -self.adc_max, self.adc_max).astype(int)
         self.t += 100_000

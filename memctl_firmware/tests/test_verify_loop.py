@@ -72,6 +72,17 @@ def test_stop_reasons():
     assert run(a, params(A_ISPP, [1.4, 0.2, -1.4, 0.2, 1e-4], max_pulses=5), 90e-6).status == S_MAX_PULSES
 
 
+def test_read_noise_at_a_ceiling_does_not_keep_a_device_going():
+    """A target above the device's range, reads noisy by 0.4 tolerance: steps toward the target that are only
+    noise must not reset patience. The device stops as unreachable within a few patience spans of reaching its
+    ceiling, not at max_pulses."""
+    fe, a = board(noise=0.4 * TOL)
+    out = run(a, params(A_ISPP, [1.4, 0.1, -1.4, 0.1, 1e-4], max_pulses=200), 120e-6)
+    assert out.status == S_UNREACHABLE, out.status
+    at_ceiling = 1 + int(np.ceil((100e-6 - 20e-6) / (2e-6 / 1e-4 * 0.5 * 1e-4)))  # pulses at 1.5 V to reach g_max
+    assert out.pulses <= at_ceiling + 3 * 8, out.pulses
+
+
 def test_a_stop_at_both_limits_is_reported_at_safety_limit_not_stuck():
     """Pulses far too short for the device (a family needing 100x the width limit): at full drive
     nothing moves, and full drive was the safety limits, so the limits are named, not the device."""
