@@ -57,6 +57,7 @@ class TunedSettings:
     gain: float = math.nan
     gain_se: float = math.nan
     kept_start: bool = False
+    devices_used: int = 0  # sample devices programmed, each once
 
     def to_algorithm(self) -> Adaptive | Predicted:
         kind = TUNABLE.get(self.algorithm)
@@ -282,4 +283,5 @@ def tune(
         gain,
         gain_se,
         best is final[0][0],
+        len(trials) * per_trial + len(final) * 2 * per_trial,
     )

@@ -169,9 +169,9 @@ def cmd_tune(a: argparse.Namespace) -> int:
         s.apply(b, min_width=a.min_width)
         if a.devices:
             devices = [_pair(x) for x in a.devices]
-        else:
+        else:  # from the array's far end, away from maps placed at the origin
             rows, cols = b.shape
-            devices = [(r, c) for r in range(rows) for c in range(cols)]
+            devices = [(r, c) for r in reversed(range(rows)) for c in reversed(range(cols))]
         tol = a.tolerance or (d.g_max - d.g_min) / 510
         t = tune(
             b,
@@ -196,7 +196,8 @@ def cmd_tune(a: argparse.Namespace) -> int:
         f"tuned {t.algorithm} on devices of {d.name}, {a.per_trial} fresh ones per trial: the best trial saved "
         f"{t.gain:.1f} +- {t.gain_se:.1f} pulses per device against the starting settings on the same targets "
         f"({t.start_pulses:.1f} pulses, {t.start_success:.0%} reached); {verdict}: {t.pulses:.1f} pulses, "
-        f"{t.success:.0%} reached; wrote {a.out}"
+        f"{t.success:.0%} reached; wrote {a.out}. It pulsed {t.devices_used} devices, from {devices[0]} on in the "
+        "order given: program others."
     )
     return 0
 
@@ -276,8 +277,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--devices",
         nargs="+",
         metavar="ROW,COL",
-        help="devices to tune on, each programmed in one evaluation only (default: every device of the board; "
-        "not the ones you will program for real)",
+        help="devices to tune on, each programmed in one evaluation only (default: as many as it needs from the "
+        "array's last row backwards; not the ones you will program for real)",
     )
     tu.add_argument("--per-trial", type=int, default=4, help="devices per evaluation")
     tu.add_argument("--out", required=True, help="settings file to write (JSON)")

@@ -185,6 +185,10 @@ def test_tune_writes_settings_that_program_reads(tmp_path, capsys):
         s = TunedSettings.load(out)
         # the probe of the starting settings, 1 random and 1 guided trial, then the final comparison of three
         assert s.algorithm == "adaptive" and len(s.trials) == 3 + 3 and 0 < s.success <= 1
+        # One device per evaluation, each used once: 3 trials, then 3 contenders on 2 each.
+        assert s.devices_used == 3 + 3 * 2 and s.gain_se >= 0
+        # The start is kept unless a trial beat it by more than twice the standard error of the saving.
+        assert s.kept_start == (s.params == s.trials[0][0]) and s.kept_start == (not s.gain > 2 * s.gain_se)
         assert memctl.Adaptive(**s.params) == s.to_algorithm()
         np.save(tmp_path / "t.npy", np.full((2, 2), 10e-6))
         rc = main(
