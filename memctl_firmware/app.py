@@ -1,9 +1,32 @@
 # The firmware proper: bring up the HAL and serve the host forever. main.py
 # (the boot stub) picks which image's app to import.
 import gc
+import sys
 
-import hal
-from controller import Controller
+# One contiguous block, taken first while the heap is fresh. Loading code can need a few KB in one piece (the
+# interpreter's next qstr pool, allocated when the names it interns outgrow the pools so far), which a heap
+# fragmented by the loads before it may not hold: such a load is retried once with the block released.
+_reserve = [bytearray(8192)]
+
+
+def retry(fn, *args):
+    """fn(*args); after a MemoryError once more, with the reserve released (and what the try left half loaded
+    dropped)."""
+    before = set(sys.modules)
+    try:
+        return fn(*args)
+    except MemoryError:
+        if not _reserve:
+            raise
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+        _reserve.pop()
+        gc.collect()
+        return fn(*args)
+
+
+hal = retry(__import__, "hal")
+Controller = retry(__import__, "controller").Controller
 
 
 def heap_size():
@@ -13,8 +36,8 @@ def heap_size():
 
 def main(slot=None):
     """slot: the image slot ("a"/"b") this code was loaded from, None for files beside main.py."""
-    name, uart, fe, storage = hal.connect()
-    ctl = Controller(uart, fe, name, heap_size(), storage, slot)
+    name, uart, fe, storage = retry(hal.connect)
+    ctl = Controller(uart, fe, name, heap_size(), storage, slot, retry)
     gc.collect()
     print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols, "front end", name, "image", ctl.image)
     ctl.serve_forever()

@@ -68,6 +68,16 @@ def _image_hash(folder):
         return "source"
 
 
+def _updater(storage, slot):
+    from update import Updater
+
+    return Updater(storage, slot)
+
+
+def _call(fn, *args):
+    return fn(*args)
+
+
 def _holds(values, n, v):
     for i in range(n):
         if values[i] == v:
@@ -76,8 +86,11 @@ def _holds(values, n, v):
 
 
 class Controller:
-    def __init__(self, uart, fe, hal_name, heap_size, storage="", slot=None):
+    def __init__(self, uart, fe, hal_name, heap_size, storage="", slot=None, retry=_call):
+        """retry(fn, *args): how code loaded later (the updater) is loaded; app.retry retries a load that ran
+        out of memory with its reserve released."""
         self.uart = uart
+        self.retry = retry
         self.hal_name = hal_name
         self.heap_size = heap_size
         self.heap_peak = 0
@@ -688,9 +701,7 @@ class Controller:
             raise CommandError("short UPDATE")
         step, value = struct.unpack_from(m.req, p, 0)
         if self.updater is None:
-            from update import Updater
-
-            self.updater = Updater(self.storage, self.slot)
+            self.updater = self.retry(_updater, self.storage, self.slot)
         u = self.updater
         off = HDR_SIZE + m.resp_size
         if step == wire.U_BEGIN:
