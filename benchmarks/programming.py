@@ -405,17 +405,24 @@ def main() -> None:
         "quick": a.quick,
         "families": {},
     }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every family: a run cut short keeps what it measured
+        a.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+
     for name in a.families:
         report["families"][name] = bench_family(name, a.devices, tuple(a.seeds), a.quick)
-    report["goals"] = goals(report["families"])
+        report["goals"] = goals(report["families"])
+        save()
     print("\n### goals\n")
     print(programming_goals(report))
     if not a.no_user_path:
-        report["user_path"] = {name: user_path(name, levels, a.quick) for name, levels in USER_PATH}
+        report["user_path"] = {}
+        for name, levels in USER_PATH:
+            report["user_path"][name] = user_path(name, levels, a.quick)
+            save()
         print("\n### the user path\n")
         print(programming_user_path(report))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"\nwrote {a.out}")
 
 

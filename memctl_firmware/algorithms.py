@@ -366,6 +366,7 @@ class Predicted:
             self.still = 0  # weak pulses in a row
             self.over = 0  # overshooting pulses in a row
             self.weak = False  # the last pulse closed less than WEAK of the error
+            self.full = False  # the last pulse had the full amplitude (its lever spent)
             self.gain = [1.0, 1.0]  # the share of the error asked for, per polarity: falls after overshoots
             self.floor = 0.0  # the shortest width for this device: doubles with weak pulses at the amplitude limit
             self.floor_seen = -1.0  # what the last of those moved it (-1: none yet)
@@ -415,9 +416,11 @@ class Predicted:
             w = 2 * self.width
             if t > w:
                 t = w
-        if v >= hi and t < self.floor:
+        # Full amplitude: at the limit, or with the offset at its bound (the amplitude lever spent).
+        self.full = v >= hi or off >= 0.5 * hi
+        if self.full and t < self.floor:
             t = self.floor
-        self.strongest = v >= hi and (t >= self.t_hi or self.capped)
+        self.strongest = self.full and (t >= self.t_hi or self.capped)
         self.width = t
         self.amp = v * pol
         return self.amp
@@ -534,7 +537,7 @@ class Predicted:
         self.weak = closed < self.WEAK
         if not self.weak:
             self.still = 0
-        elif self.amp * pol < 2 * lim:
+        elif not self.full:
             self.still = self.still + 1 if self.still < 6 else 6
             d += self.NUDGE * lim * (1 << (self.still - 1))
         elif not self.capped:
