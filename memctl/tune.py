@@ -1,8 +1,9 @@
 """Bayesian optimization of programming parameters on the board itself
 (paper 000's GP Bayesian optimization with expected improvement, applied to
 programming): a handful of sample devices are programmed to random targets
-with each candidate setting; the score is the mean pulse count, a device that
-does not get there counting as max_pulses. The best setting goes to a
+with each candidate setting; the score is the mean pulse count, the pulses a
+lab pays whether the device got there or not (success is guarded in the
+final comparison). The best setting goes to a
 settings file that `memctl program --settings` and `memctl deploy
 --settings` read. Adaptive write-verify is tuned over its start amplitudes,
 step, width and gain thresholds; predictor-guided programming (with an
@@ -41,7 +42,7 @@ class TunedSettings:
     tolerance: float
     max_pulses: int
     device: str | None = None
-    pulses: float = math.nan  # mean per device in the final comparison, failures counted as max_pulses
+    pulses: float = math.nan  # mean per device in the final comparison, reached or not
     success: float = math.nan
     start_pulses: float = math.nan  # the starting settings in the same comparison
     start_success: float = math.nan
@@ -222,9 +223,11 @@ def tune(
     fresh = iter(dict.fromkeys(devices))  # each device once, in the order given
     trials: list = []
 
-    def evaluate(algo: Adaptive | Predicted, goal: np.ndarray) -> np.ndarray:
-        """Pulses per device (max_pulses where it did not reach its target) on the next fresh devices."""
-        pulses = np.empty(len(goal))
+    def evaluate(algo: Adaptive | Predicted, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pulses, reached) per device on the next fresh devices. Pulses spent, reached or not: counting a
+        failure as max_pulses made one unreachable target (the device's own range) swing a trial's score by
+        max_pulses / per_trial, more than any setting changes it."""
+        pulses, reached = np.empty(len(goal)), np.zeros(len(goal), bool)
         for k, t in enumerate(goal):
             r, c = next(fresh)
             res = board.program(
@@ -235,13 +238,13 @@ def tune(
                 algorithm=algo,
                 progress=False,
             )
-            pulses[k] = res.pulses[0, 0] if res.ok[0, 0] else max_pulses
-        return pulses
+            pulses[k], reached[k] = res.pulses[0, 0], res.ok[0, 0]
+        return pulses, reached
 
     def score(**x: float) -> float:
         algo = space.build(x)
-        p = evaluate(algo, targets[:per_trial])
-        trials.append((asdict(algo), float(p.mean()), float(np.mean(p < max_pulses))))
+        p, ok = evaluate(algo, targets[:per_trial])
+        trials.append((asdict(algo), float(p.mean()), float(ok.mean())))
         advance(1)
         return -float(p.mean())
 
@@ -256,17 +259,17 @@ def tune(
         ranked = [trials[0][0]] + [t[0] for t in sorted(trials[1:], key=lambda t: t[1])[: CONTENDERS - 1]]
         final = []
         for params in ranked:
-            final.append((params, evaluate(kind(**params), targets)))
+            final.append((params, *evaluate(kind(**params), targets)))
             advance(1)
-    p0 = final[0][1]
-    best, pb = min(final[1:], key=lambda f: f[1].mean())
+    _, p0, ok0 = final[0]
+    best, pb, okb = min(final[1:], key=lambda f: f[1].mean())
     saving = p0 - pb  # per target: the same targets, other devices
     gain, gain_se = float(saving.mean()), float(saving.std(ddof=1) / np.sqrt(len(saving)))
-    if not (gain > 2 * gain_se and np.mean(pb < max_pulses) >= np.mean(p0 < max_pulses)):
-        best, pb = final[0]  # nothing beat the start by more than the noise: keep it
+    if not (gain > 2 * gain_se and okb.mean() >= ok0.mean()):
+        best, pb, okb = final[0]  # nothing beat the start by more than the noise: keep it
     limits = {"v_pulse": lim.v_pulse, "width": lim.width, "v_read": lim.v_read, "v_disturb": lim.v_disturb}
     v_read = board.info().v_read
-    record = trials + [(params, float(p.mean()), float(np.mean(p < max_pulses))) for params, p in final]
+    record = trials + [(params, float(p.mean()), float(ok.mean())) for params, p, ok in final]
     return TunedSettings(
         name,
         best,
@@ -274,9 +277,9 @@ def tune(
         max_pulses,
         device,
         float(pb.mean()),
-        float(np.mean(pb < max_pulses)),
+        float(okb.mean()),
         float(p0.mean()),
-        float(np.mean(p0 < max_pulses)),
+        float(ok0.mean()),
         record,
         limits,
         v_read,
