@@ -53,7 +53,7 @@ install()
 import algorithms  # noqa: E402  (the firmware's, after install())
 import verify  # noqa: E402
 from predictor import PREDICTOR  # noqa: E402
-from xbar import Limits  # noqa: E402
+from xbar import Limits, f32  # noqa: E402
 
 OUT = Path(__file__).with_name("results") / "programming_ablation.json"
 TRAIN_SEED = 107
@@ -122,7 +122,7 @@ def run(name: str, mode: str, seed: int, n_dev: int) -> dict:
     params = algorithms.Params()
     params.tol, params.max_pulses, params.patience = level / 2, MAX_PULSES, 8
     params.algorithm = algo.code
-    params.p = algo.params(inverse=True)
+    params.p = [f32(x) for x in algo.params(inverse=True)]  # as the wire carries them
     kind = type("Ablated", (algorithms.Predicted,), {k: v for k, v in MODES[mode].items() if k != "adapt"})
     a = kind()
     algorithms.setup(a, params, limits)
