@@ -70,9 +70,8 @@ def test_programming_benchmark_small(tmp_path):
     g = report["goals"]["perovskite_lognormal"]
     assert g["board_time_vs_best"] == max(rows["predicted"]["board_time_s_vs_best_baseline"])
     assert g["le_2x_oracle"] == (g["pulses_vs_oracle"] <= 2)
-    if fam["tuning"]["kept_start"]:  # tuning kept the starting settings: the same pulses on the same boards
-        for t, u in zip(rows["adaptive_tuned"]["per_seed"], rows["adaptive"]["per_seed"], strict=True):
-            assert (t["pulses_mean"], t["energy_J"]) == (u["pulses_mean"], u["energy_J"])
+    t = fam["tuning"]
+    assert t["kept_start"] or t["gain"] > 2 * t["gain_se"]  # a tuned setting saved more than the noise
     user = report["user_path"]
     assert set(user) == {"hfo2_tio2_bilayer", "pt_al2o3_tio2_passive", "generated:2001"}
     for u in user.values():
