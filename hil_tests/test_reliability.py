@@ -8,6 +8,7 @@ against the front end's ground truth); nothing runs twice by accident."""
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 
 import numpy as np
@@ -18,6 +19,7 @@ from memctl import protocol
 from memctl.errors import BoardReset, FirmwareError, SafetyLimitError
 from memctl_emulator import EmulatedBoard
 from memctl_emulator.faults import LinkFaults
+from memctl_emulator.firmware_python import FIRMWARE
 from memctl_shared import wire
 
 TOL = 1e-6
@@ -257,8 +259,10 @@ def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path):
         dep.run(b, rng.uniform(-1, 1, (40, 16)))
         info = b.info()
     # Resident after collection: buffers, the network, and the firmware's bytecode (the chips HAL's chip drivers
-    # add ~19 KB of it); at least 40 % of the heap stays free for requests.
-    assert 0 < info.heap_peak < 0.6 * info.heap_size and info.heap_size <= 256 * 1024
+    # add ~19 KB of it); at least 40 % of the heap stays free for requests, besides the block app.py holds in
+    # reserve for loading code (released only when a load runs out of memory).
+    reserve = int(re.search(r"_reserve = \[bytearray\((\d+)\)\]", (FIRMWARE / "app.py").read_text())[1])
+    assert 0 < info.heap_peak - reserve < 0.6 * info.heap_size and info.heap_size <= 256 * 1024
     assert not any("MemoryError" in line for line in emu.log)
 
 
@@ -353,7 +357,9 @@ def test_a_dead_line_and_a_hopeless_line_run_out_of_retries():
 # Heaps on which each front end boots but holds no 16 KB in one piece, from the middle of the measured window
 # (emulated: boots and refuses from 168 to 178 KB; chips: 178 to 192 KB). Boot needs more than its peak (loading
 # fragments the heap), so the window moves as the firmware grows: measure again when this test fails.
-TIGHT_HEAP = {"emulated": "172K", "chips": "186K"}
+# Heaps that boot but have no 16 KB in one piece (boot needs 188 KB on the emulated HAL, measured; fragmentation
+# moves both ends as the firmware changes: docs/architecture.md).
+TIGHT_HEAP = {"emulated": "192K", "chips": "194K"}
 
 
 def test_a_request_the_heap_cannot_hold_gets_a_memory_error_and_the_board_goes_on(hal):

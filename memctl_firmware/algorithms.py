@@ -4,6 +4,7 @@
 # here only so that an algorithm asking for more is told "at-safety-limit".
 import math
 import struct
+from array import array
 
 from errors import CommandError
 from xbar import beyond, check_width
@@ -175,7 +176,8 @@ class FFPTable:
         self.g_lo = 0.0
         self.g_hi = 0.0
         self.bins = 0
-        self.v = ([0.0] * FFP_MAX_BINS, [0.0] * FFP_MAX_BINS)
+        # float32 arrays, as the wire carries them: a list of floats boxes each one (64 x 2 objects on the heap)
+        self.v = (array("f", [0.0] * FFP_MAX_BINS), array("f", [0.0] * FFP_MAX_BINS))
 
     def configure(self, g_lo, g_hi, bins):
         if not (0 <= g_lo < g_hi < 1):

@@ -6,7 +6,7 @@ import sys
 # One contiguous block, taken first while the heap is fresh. Loading code can need a few KB in one piece (the
 # interpreter's next qstr pool, allocated when the names it interns outgrow the pools so far), which a heap
 # fragmented by the loads before it may not hold: such a load is retried once with the block released.
-_reserve = [bytearray(8192)]
+_reserve = [bytearray(4608)]  # the interpreter's next qstr pool (640 entries) in one piece
 
 
 def retry(fn, *args):
