@@ -288,7 +288,8 @@ class Predicted:
     doubled width buys no more (capped: the device's own range, not the
     drive, stops it); one that closed more than OVER (an overshoot) lowers
     the offset the same way and the gain (GAIN_DOWN; it recovers by GAIN_UP
-    on short pulses). Each polarity has its own offset and gain; a new
+    after pulses that closed under SHORT). The offset at its bound counts as
+    the amplitude spent too. Each polarity has its own offset and gain; a new
     device starts from WARM of the offsets of the devices before it.
     With an overshoot penalty lam > 0 and a model with a spread output the
     board aims at the tolerance band instead: the amplitudes for the band's
