@@ -41,7 +41,7 @@ from report import programming, programming_goals, programming_user_path
 import memctl
 from memctl.characterize import characterize, coverage, write_hdf5
 from memctl.devices import PRESETS, DeviceModel, load_device, random_device
-from memctl.export.train import fit, load
+from memctl.export.train import FitResult, fit, load
 from memctl.firmware_image import staged
 from memctl.tune import evaluations, tune
 from memctl.tuning import characterization_pulses, form, settings_for
@@ -89,8 +89,8 @@ def prepared(name: str, b: memctl.Board, d: DeviceModel) -> None:
 
 def characterized_predictor(
     name: str, seed: int, devices: list[tuple[int, int]], pulses: int, shape: tuple[int, int], cell: str
-) -> tuple[bytes, dict]:
-    """Single-pulse characterization of a board of the family, then the inverse predictor's fit (int8)."""
+) -> tuple[FitResult, dict]:
+    """Single-pulse characterization of a board of the family, then the inverse predictor's fit."""
     d = family(name)[0]
     with tempfile.TemporaryDirectory() as tmp:
         with EmulatedBoard(rows=shape[0], cols=shape[1], seed=seed, device=name, cell=cell) as emu:
@@ -110,14 +110,15 @@ def characterized_predictor(
         "family_uA": [cov.family_lo * 1e6, cov.family_hi * 1e6],
         "covered_share": cov.share,
     }
-    return r.int8_blob, info
+    return r, info
 
 
 def train_predictor(name: str, quick: bool) -> tuple[bytes, dict]:
     """16 devices (4 quick) of another board: the board under test never saw its own devices."""
     side = 2 if quick else 4
     devices = [(r, c) for r in range(side) for c in range(side)]
-    return characterized_predictor(name, TRAIN_SEED, devices, 150 if quick else 300, (4, 4), family(name)[1])
+    r, info = characterized_predictor(name, TRAIN_SEED, devices, 150 if quick else 300, (4, 4), family(name)[1])
+    return r.int8_blob, info
 
 
 def tune_on_board(name: str, base, quick: bool) -> tuple:
@@ -151,9 +152,18 @@ def tune_on_board(name: str, base, quick: bool) -> tuple:
 
 
 def run_board(
-    name: str, algorithm, targets: np.ndarray, tol: float, seed: int, blob: bytes | None = None, parallel: bool = True
+    name: str,
+    algorithm,
+    targets: np.ndarray,
+    tol: float,
+    seed: int,
+    blob: bytes | None = None,
+    parallel: bool = True,
+    cell: str | None = None,
 ) -> dict:
-    d, cell = family(name)
+    """targets: repeats x rows x cols, programmed in turn on one fresh board (cell: the family's by default)."""
+    d, family_cell = family(name)
+    cell = cell or family_cell
     repeats, rows, cols = targets.shape
     start = time.monotonic()
     results = []
@@ -363,22 +373,19 @@ def user_path(name: str, levels: int, quick: bool) -> dict:
     s = settings_for(d)
     side = 8 if quick else 16
     devices = [(0, c) for c in range(4)]
-    blob, info = characterized_predictor(name, 301, devices, 300, (side, side), "1T1R")
+    r, info = characterized_predictor(name, 301, devices, 300, (side, side), "1T1R")
+    blob = r.int8_blob
     targets, level = targets_for(d, (side, side), levels)
     out = {"levels": levels, "devices": int(targets.size), "predictor": info, "algorithms": {}}
     for k, algo in {"ispp": s.ispp, "adaptive": s.adaptive, "predicted": s.predicted}.items():
-        with EmulatedBoard(rows=side, cols=side, seed=302, device=name, cell="1T1R") as emu:
-            with memctl.Board(emu.port, progress=False) as b:
-                prepared(name, b, d)
-                if k == "predicted":
-                    b.load_predictor(blob)
-                r = b.program(targets, tolerance=level / 2, max_pulses=MAX_PULSES, algorithm=algo)
+        r = run_board(name, algo, targets[None], level / 2, 302, blob if k == "predicted" else None, cell="1T1R")
+        ok = r["ok"]
         out["algorithms"][k] = {
-            "success": float(r.ok.mean()),
-            "pulses_mean_ok": float(r.pulses[r.ok].mean()),
-            "board_time_s": float(r.board_time),
-            "energy_J": float(r.energy.sum()),
-            "wall_s": float(r.wall_time),
+            "success": float(ok.mean()),
+            "pulses_mean_ok": float(r["pulses"][ok].mean()),
+            "board_time_s": float(r["board_time"]),
+            "energy_J": float(r["energy"].sum()),
+            "wall_s": float(r["wall"]),
         }
     return out
 

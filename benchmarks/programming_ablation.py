@@ -31,19 +31,15 @@ import argparse
 import json
 import math
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from programming import GENERATED, MAX_PULSES, TRAIN_SEED, characterized_predictor, family
 from report import programming_ablation
 
-import memctl
-from memctl.characterize import characterize, write_hdf5
-from memctl.devices import PRESETS, random_device
-from memctl.export.train import fit, load
-from memctl.tuning import characterization_pulses, settings_for
-from memctl_emulator import EmulatedBoard
+from memctl.devices import PRESETS
+from memctl.tuning import settings_for
 from memctl_emulator.array_circuit import LineDrive
 from memctl_emulator.crossbar import Crossbar
 from memctl_emulator.firmware_python import install
@@ -56,9 +52,6 @@ from predictor import PREDICTOR  # noqa: E402
 from xbar import Limits, f32  # noqa: E402
 
 OUT = Path(__file__).with_name("results") / "programming_ablation.json"
-TRAIN_SEED = 107
-GENERATED = [f"generated:{s}" for s in range(2000, 2008)]
-MAX_PULSES = 300
 T_READ = 100e-6  # the emulated front end's conversion
 _ZERO = np.zeros(1)
 
@@ -79,12 +72,6 @@ MODES = {
 }
 
 
-def family(name: str):
-    if name.startswith("generated:"):
-        return random_device(int(name.split(":")[1]))
-    return PRESETS[name], "1T1R" if name == "tio2_4terminal" else "0T1R"
-
-
 class Device:
     """What the verify loop needs of an array, on one isolated device: pulse, read, the board time."""
 
@@ -101,15 +88,10 @@ class Device:
 
 
 def predictor_blob(name: str) -> bytes:
-    d, cell = family(name)
+    """float32: the int8 kernel is viper code, which CPython cannot run as the board does."""
     devices = [(r, c) for r in range(4) for c in range(4)]
-    with tempfile.TemporaryDirectory() as tmp:
-        with EmulatedBoard(rows=4, cols=4, seed=TRAIN_SEED, device=name, cell=cell) as emu:
-            with memctl.Board(emu.port, progress=False) as b:
-                settings_for(d).apply(b, min_width=1e-3)
-                ch = characterize(b, characterization_pulses(d, devices, 300))
-        write_hdf5(Path(tmp) / "c.h5", ch)
-        return fit(load([Path(tmp) / "c.h5"])).blob
+    r, _ = characterized_predictor(name, TRAIN_SEED, devices, 300, (4, 4), family(name)[1])
+    return r.blob
 
 
 def run(name: str, mode: str, seed: int, n_dev: int) -> dict:

@@ -559,23 +559,25 @@ class Board:
         margin = 0.05 * (i_max - i_min)
         i = np.asarray(conductance, float) * v_read
         out = np.isfinite(i) & ((i < i_min - margin) | (i > i_max + margin))
+        if not out.any():
+            return
+        outside = (
+            f"{int(out.sum())} of {i.size} {what} read {i[out].min() * 1e6:.3g}..{i[out].max() * 1e6:.3g} uA at "
+            f"V_read {v_read:g} V, outside the {i_min * 1e6:.3g}..{i_max * 1e6:.3g} uA the loaded predictor was "
+            "trained on"
+        )
         if refuse and out.mean() > 0.5:
             raise ValueError(
-                f"{int(out.sum())} of {i.size} {what} read {i[out].min() * 1e6:.3g}..{i[out].max() * 1e6:.3g} uA at "
-                f"V_read {v_read:g} V, outside the {i_min * 1e6:.3g}..{i_max * 1e6:.3g} uA the loaded predictor was "
-                "trained on: a predictor for another family or read voltage? Nothing was pulsed. Characterize "
+                f"{outside}: a predictor for another family or read voltage? Nothing was pulsed. Characterize "
                 "devices of this family on this board (memctl predictor characterize --device NAME) and load the "
                 "predictor fitted on them."
             )
-        if out.any():
-            warnings.warn(
-                f"{int(out.sum())} of {i.size} {what} read {i[out].min() * 1e6:.3g}..{i[out].max() * 1e6:.3g} uA at "
-                f"V_read {v_read:g} V, outside the {i_min * 1e6:.3g}..{i_max * 1e6:.3g} uA the loaded predictor was "
-                "trained on: it extrapolates there, so programming may take more pulses or fail. Characterize "
-                "devices of this board (memctl characterize --mode pulses) and fit a predictor for them.",
-                PredictorRangeWarning,
-                stacklevel=3,
-            )
+        warnings.warn(
+            f"{outside}: it extrapolates there, so programming may take more pulses or fail. Characterize "
+            "devices of this board (memctl characterize --mode pulses) and fit a predictor for them.",
+            PredictorRangeWarning,
+            stacklevel=3,
+        )
 
     def show_progress(self, progress: bool | None) -> bool | None:
         """Whether long work shows a bar: the call's choice, else the board's."""
