@@ -1,9 +1,13 @@
 # Runs on the rv32 board (memctl_emulator.rv32.run_script, -icount shift=0:
-# one instruction per virtual ns, so ticks_us x 1000 counts instructions):
-# what the firmware's own code costs there. ARGV: blob files. Prints one JSON
-# line per measurement: {"what": ..., "us": per operation}.
+# one instruction per virtual ns, so ticks_us x 1000 counts instructions) and
+# on the rp2 board (cycles): what the firmware's own code costs there. ARGV:
+# blob files (float32 forward, int8 forward, int8 inverse). Prints one JSON
+# line per measurement: {"what": ..., "us": per operation}. Under CPython
+# (memctl_emulator.firmware_python) benchmarks/target.py imports toy_step to
+# characterize the toy device the inverse predictor is fitted to.
 import gc
 import json
+import math
 import struct
 import sys
 import time
@@ -17,8 +21,28 @@ from hal.frontend import Converters  # noqa: E402
 from predictor import PREDICTOR  # noqa: E402
 from xbar import Array, Limits  # noqa: E402
 
-ticks_us = time.ticks_us
-ticks_diff = time.ticks_diff
+ticks_us = getattr(time, "ticks_us", lambda: 0)
+ticks_diff = getattr(time, "ticks_diff", lambda a, b: a - b)
+G_MIN, G_MAX = 1e-6, 1e-4
+V_READ = 0.2
+LIMITS = (2.0, 1e-3, 0.3)  # V pulse, width, V read
+# The inverse predictor's programming parameters (wire.PARAMS_INVERSE) for the toy device.
+INVERSE = [0.8, 2.0, -0.8, -2.0, 1e-5, 1e-3, 0.0]
+
+
+def toy_step(g, v, width):
+    """The toy device's conductance after a pulse of v volts for width s: the change grows exponentially with
+    |v| above a 0.9 V threshold and with the square root of the width, and slows toward the bounds (a
+    filamentary device's shape, so the inverse predictor has something to learn)."""
+    a = v if v > 0 else -v
+    if a <= 0.9:
+        return g
+    r = 3e-6 * math.exp((a - 1.2) / 0.12) * math.sqrt(width / 1e-4)
+    if v > 0:
+        g += r * (G_MAX - g) / G_MAX
+    else:
+        g -= r * (g - G_MIN) / G_MAX
+    return G_MIN if g < G_MIN else (G_MAX if g > G_MAX else g)
 
 
 def report(what, us, n=1, **extra):
@@ -28,14 +52,15 @@ def report(what, us, n=1, **extra):
 
 
 class ToyFrontEnd(Converters):
-    """A pure-Python front end with one toy device per crosspoint (conductance moves by k (|V| - 1 V) per
-    pulse), timing its own calls so the firmware's share can be told apart."""
+    """A pure-Python front end with a toy device (toy_step) per crosspoint, timing its own calls so the
+    firmware's share can be told apart. one_t1r: only the gated row conducts."""
 
-    def __init__(self, rows, cols):
-        Converters.__init__(self, (rows, cols, 16, 2.5, 24, 1e-4, 0, (1e-5, 1e-4, 1e-3, 1e-2), "toy"))
+    def __init__(self, rows, cols, one_t1r=0):
+        Converters.__init__(self, (rows, cols, 16, 2.5, 24, 1e-4, one_t1r, (1e-5, 1e-4, 1e-3, 1e-2), "toy"))
         self.g = [2e-5] * (rows * cols)
         self.v = [[0.0] * rows, [0.0] * cols]
         self.i = [0.0] * cols
+        self.on = [True] * rows
         self.t = 0
         self.fe_us = 0
 
@@ -65,17 +90,21 @@ class ToyFrontEnd(Converters):
         pass
 
     def gate(self, row, on):
-        pass
+        if row < 0:
+            for r in range(self.rows):
+                self.on[r] = on
+        else:
+            self.on[row] = on
 
     def pulse(self, width_s):
         t0 = ticks_us()
         rows, cols, vr, vc, g = self.rows, self.cols, self.v[0], self.v[1], self.g
         for r in range(rows):
+            if self.one_t1r and not self.on[r]:
+                continue
             for c in range(cols):
-                v = vr[r] - vc[c]
-                if v > 1.0 or v < -1.0:
-                    k = r * cols + c
-                    g[k] = min(1e-4, max(1e-6, g[k] + 2e-6 * (v - (1.0 if v > 0 else -1.0))))
+                k = r * cols + c
+                g[k] = toy_step(g[k], vr[r] - vc[c], width_s)
         self.t += int(width_s * 1e9)
         self._t(t0)
 
@@ -88,7 +117,8 @@ class ToyFrontEnd(Converters):
         for c in range(cols):
             acc = 0.0
             for r in range(rows):
-                acc += (vr[r] - vc[c]) * g[r * cols + c]
+                if not self.one_t1r or self.on[r]:
+                    acc += (vr[r] - vc[c]) * g[r * cols + c]
             self.i[c] = acc
         self.last_range = range_index
         self.t += 100000
@@ -111,11 +141,18 @@ class ToyFrontEnd(Converters):
         return self.t
 
 
-def predictor_cost(path, what, n=50):
+def load(path):
     with open(path, "rb") as f:
         blob = bytearray(f.read())
     PREDICTOR.load(blob, len(blob))
-    feats = [1.0, 1e-4, 1.2, 1e-3, 0.3, 2e-5, 0.1][: PREDICTOR.n_features]
+
+
+def predictor_cost(path, what, n=50):
+    load(path)
+    if PREDICTOR.n_features == 4:  # inverse: scaled current, step, log10 width, polarity
+        feats = [0.3, 0.1, -4.0, 1.0]
+    else:
+        feats = [1.0, 1e-4, 1.2, 1e-3, 0.3, 2e-5, 0.1]
     PREDICTOR.predict(feats)
     gc.collect()
     t0 = ticks_us()
@@ -128,25 +165,47 @@ def predictor_cost(path, what, n=50):
         t0 = ticks_us()
         for _ in range(n):
             PREDICTOR.run_int8(xq)
-        report("predictor int8 (integer layers only)", ticks_diff(ticks_us(), t0), n)
+        report(what + ": integer layers only", ticks_diff(ticks_us(), t0), n)
 
 
-def verify_cost(name, algorithm, p, target):
-    """Firmware time per pulse of one device's write-verify (the toy front end's own time taken out)."""
-    fe = ToyFrontEnd(4, 4)
+def verify_cost(name, algorithm, p, targets):
+    """Firmware time per device pulse of write-verify (the toy front end's own time taken out): one target, one
+    device programmed alone; several, a row of a 1T1R array programmed together (Rows, as `memctl program`
+    runs a map: its default is row-parallel)."""
+    n = len(targets)
+    fe = ToyFrontEnd(4, 4, one_t1r=1 if n > 1 else 0)
     lim = Limits()
-    lim.set(2.0, 1e-3, 0.3)
-    a = Array(fe, lim, 0.2)
+    lim.set(*LIMITS)
+    a = Array(fe, lim, V_READ)
     pp = algorithms.Params()
     pp.algorithm, pp.tol, pp.max_pulses, pp.patience = algorithm, 5e-7, 300, 50
     pp.p = (list(p) + [0.0] * 8)[:8]
-    out = verify.Outcome()
     algo = algorithms.prepare(pp, a.limits)
     gc.collect()
     t0 = ticks_us()
-    verify.program_device(a, 1, 2, target, pp, algo, out)
+    if n == 1:
+        out = verify.Outcome()
+        verify.program_device(a, 1, 2, targets[0], pp, algo, out)
+        outs = [out]
+    else:
+        row = [0.0] * 4
+        verify.ROWS.program(a, 1, list(range(n)), targets, n, pp, a.limits, row, fe.clock)
+        outs = []
+        for vf in verify.ROWS.verifies[:n]:
+            out = verify.Outcome()
+            vf.outcome(out)
+            outs.append(out)
     total = ticks_diff(ticks_us(), t0)
-    report("verify iteration: " + name, total - fe.fe_us, max(out.pulses, 1), pulses=out.pulses, status=out.status)
+    pulses = sum(o.pulses for o in outs)
+    where = "one device" if n == 1 else "a row of " + str(n) + " (1T1R)"
+    report(
+        "verify iteration, " + where + ": " + name,
+        total - fe.fe_us,
+        max(pulses, 1),
+        pulses=pulses,
+        ok=sum(o.status == wire.S_OK for o in outs),
+        devices=n,
+    )
 
 
 def wire_cost(n=20):
@@ -178,22 +237,29 @@ def vmm_cost(n=3):
 
 
 def main():
-    predictor_cost(ARGV[1], "predictor float32 inference")
-    predictor_cost(ARGV[2], "predictor int8 inference (quantize + layers)")
-    verify_cost("ISPP", wire.A_ISPP, [1.2, 0.02, -1.2, 0.02, 1e-4], 6e-5)
-    verify_cost("adaptive", wire.A_ADAPTIVE, [1.2, -1.2, 0.05, 1e-4, 1e-3, 0.3, 1.5], 6e-5)
+    predictor_cost(ARGV[1], "forward predictor float32 inference (7-16-16-1)")
+    predictor_cost(ARGV[2], "forward predictor int8 inference (7-16-16-1)")
+    predictor_cost(ARGV[3], "inverse predictor int8 inference (4-16-16-2, what predicted programming ships)")
+    one, row = [6e-5], [3e-5, 5e-5, 7e-5, 1.2e-5]
+    ispp = [1.2, 0.02, -1.2, 0.02, 1e-4]
+    adaptive = [1.2, -1.2, 0.05, 1e-4, 1e-3, 0.3, 1.5]
+    for targets in (one, row):
+        verify_cost("ISPP", wire.A_ISPP, ispp, targets)
+        verify_cost("adaptive", wire.A_ADAPTIVE, adaptive, targets)
+        load(ARGV[3])
+        verify_cost("predicted (inverse int8)", wire.A_PREDICT, INVERSE, targets)
     table = algorithms.FFP_TABLE
     table.configure(1e-6, 1e-4, 16)
     for b in range(16):
         table.v[0][b], table.v[1][b] = 1.3, -1.3
-    verify_cost("FFP", wire.A_FFP, [1e-7, 4e-6, 1.2, -1.2, 0.02, 1e-4, 0.5], 6e-5)
-    with open(ARGV[2], "rb") as f:  # the int8 forward predictor guides
-        blob = bytearray(f.read())
-    PREDICTOR.load(blob, len(blob))
-    verify_cost("predictor-guided (int8)", wire.A_PREDICT, [1.0, 1.8, -1.0, -1.8, 1e-4, 1e-3, 4, 2], 6e-5)
+    verify_cost("FFP", wire.A_FFP, [1e-7, 4e-6, 1.2, -1.2, 0.02, 1e-4, 0.5], one)
+    load(ARGV[2])  # the int8 forward predictor guides
+    forward = [1.0, 1.8, -1.0, -1.8, 1e-4, 1e-3, 4, 2]
+    verify_cost("predictor-guided (forward int8, bisection)", wire.A_PREDICT, forward, one)
     wire_cost()
     vmm_cost()
     struct.calcsize("<I")
 
 
-main()
+if __name__ == "__main__":
+    main()

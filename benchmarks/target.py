@@ -21,6 +21,7 @@ the link timeout.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import shutil
@@ -32,8 +33,9 @@ import numpy as np
 
 import memctl
 from memctl.deployment import Layer, deploy
+from memctl.export.train import _inverse_rows, fit
 from memctl.firmware_image import FIRMWARE_DIR
-from memctl_emulator import EmulatedBoard
+from memctl_emulator import EmulatedBoard, firmware_python
 from memctl_emulator.launcher import rv32_firmware, rv32_image
 from memctl_emulator.rv32 import run_script
 from memctl_shared import predictor_blob
@@ -71,14 +73,48 @@ def blobs(rng: np.random.Generator) -> tuple[bytes, bytes]:
     return f32, i8
 
 
+def toy_device():
+    """benchmarks/mpy_target.py under CPython (the firmware's modules as the board imports them): its toy
+    device law and the programming parameters that go with it."""
+    firmware_python.install()
+    spec = importlib.util.spec_from_file_location("mpy_target", RUNNER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def inverse_blob(devices: int = 16, pulses: int = 300, seed: int = 0) -> bytes:
+    """The int8 inverse predictor (4-16-16-2, as `memctl predictor fit` makes it) fitted to single pulses on
+    the toy device the verify iterations program: the path through the rule (escalations, width search) is
+    then the one a fitted model takes, and what it costs is what ships."""
+    toy = toy_device()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for d in range(devices):
+        g = rng.uniform(toy.G_MIN, toy.G_MAX)
+        rows.append((d, 0, 0.0, 0.0, g))
+        for n in range(1, pulses + 1):
+            pol = 1.0 if rng.uniform(toy.G_MIN, toy.G_MAX) > g else -1.0
+            v, w = pol * rng.uniform(0.8, toy.LIMITS[0]), 10 ** rng.uniform(-5, np.log10(toy.LIMITS[1]))
+            g = toy.toy_step(g, v, w)
+            rows.append((d, n, v, w, g))
+    cols = zip(*rows, strict=True)
+    t = {k: np.array(col) for k, col in zip(("curve", "N", "V_set", "t_set", "g"), cols, strict=True)}
+    i_min, i_max = toy.G_MIN * toy.V_READ, toy.G_MAX * toy.V_READ
+    data = _inverse_rows(t, (t["g"] * toy.V_READ - i_min) / (i_max - i_min), i_min, i_max, ["toy device"])
+    return fit(data, seed=seed).int8_blob
+
+
 def on_the_core() -> list[dict]:
     rng = np.random.default_rng(0)
     f32, i8 = blobs(rng)
+    inv = inverse_blob()
     with tempfile.TemporaryDirectory() as tmp:
         flash = Path(shutil.copytree(rv32_image(str(FIRMWARE_DIR)), tmp, dirs_exist_ok=True))
         (flash / "f32.mcpr").write_bytes(f32)
         (flash / "i8.mcpr").write_bytes(i8)
-        lines = run_script(rv32_firmware(), RUNNER, flash, ["f32.mcpr", "i8.mcpr"], timeout=900)
+        (flash / "inv.mcpr").write_bytes(inv)
+        lines = run_script(rv32_firmware(), RUNNER, flash, ["f32.mcpr", "i8.mcpr", "inv.mcpr"], timeout=1800)
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
