@@ -159,13 +159,6 @@ def predictor_cost(path, what, n=50):
     for _ in range(n):
         PREDICTOR.predict(feats)
     report(what, ticks_diff(ticks_us(), t0), n)
-    if PREDICTOR.dtype == 1:
-        xq = PREDICTOR.iscratch[1]
-        PREDICTOR.quantize_input(feats, xq)
-        t0 = ticks_us()
-        for _ in range(n):
-            PREDICTOR.run_int8(xq)
-        report(what + ": integer layers only", ticks_diff(ticks_us(), t0), n)
 
 
 def verify_cost(name, algorithm, p, targets):

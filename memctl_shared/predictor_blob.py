@@ -19,6 +19,12 @@
 # (inverse) = the present scaled read current, the wanted increment of it,
 # log10 of the pulse width and the polarity (+1 / -1); the output is the pulse
 # amplitude |V| that gives that increment.
+#
+# int8 inputs are quantized in fixed point (input_fixed_point): feature i, a float32 f, becomes
+# F = round_half_away(f * 2^E_i) saturated to +-FIXED_MAX, then x = zp_in + MBQM(F - M_i, m0_i, shift_i)
+# clamped to int8, with M_i = round_half_away(mean_i * 2^E_i) and m0_i * 2^(shift_i - 31) = 2^-E_i /
+# (std_i * s_in): (f - mean) / std / s_in in integers. Host (memctl/export/quantize.py) and board
+# derive the constants here, from the blob's float32 values, in integers: the same bits on both.
 import struct
 from binascii import crc32
 
@@ -38,8 +44,60 @@ HEAD = "<HBBBB"
 MAX_BLOB = 16384
 
 
+FIXED_MAX = (1 << 30) - 1  # a feature in fixed point saturates here
+
+
 class BlobError(ValueError):
     pass
+
+
+def f32_parts(v):
+    """(mantissa, exponent) with the float32 v == mantissa * 2**exponent exactly (|mantissa| < 2**24)."""
+    (u,) = struct.unpack("<I", struct.pack("<f", v))
+    e = (u >> 23) & 0xFF
+    if e == 0xFF:
+        raise BlobError("predictor normalization is not finite")
+    m = (u & 0x7FFFFF) | (0x800000 if e else 0)
+    return (-m if u >> 31 else m), (e - 150 if e else -149)
+
+
+def shift_round(m, s):
+    """round_half_away(m * 2**s) for an integer m."""
+    if s >= 0:
+        return m << s
+    a = ((m if m >= 0 else -m) + (1 << (-s - 1))) >> -s
+    return a if m >= 0 else -a
+
+
+def input_fixed_point(mean, std, s_in):
+    """Per feature (E, M, m0, shift) of the fixed-point input quantization (header comment). E puts
+    max(|mean|, 8 std) just under 2^28, so features within 8 std keep 30 bits; a feature with std 0
+    is ignored (m0 0: it quantizes to zp_in), as the float normalization did."""
+    mq, eq = f32_parts(s_in)
+    out = []
+    for i in range(len(mean)):
+        mm, em = f32_parts(mean[i])
+        ms, es = f32_parts(std[i])
+        if ms <= 0 or mq <= 0:
+            out.append((0, 0, 0, 0))
+            continue
+        # floor(log2) of |mean| and of 8 std: bit length - 1 plus the exponent
+        top = es + 3 + len(bin(ms)) - 3
+        if mm:
+            t = em + len(bin(mm if mm > 0 else -mm)) - 3
+            top = t if t > top else top
+        e = 27 - top
+        prod = ms * mq
+        k = len(bin(prod)) - 2 + 30
+        m0 = ((1 << (k + 1)) // prod + 1) >> 1
+        if m0 == 1 << 31:
+            m0 >>= 1
+            k -= 1
+        shift = 31 - k - e - es - eq
+        if not -31 <= shift <= 30:
+            raise BlobError("predictor input scaling out of range")
+        out.append((e, shift_round(mm, em + e), m0, shift))
+    return out
 
 
 def _head(dtype, n_layers, mean, std, i_min, i_max, fset):

@@ -16,16 +16,15 @@ def main():
     with open(ARGV[2], "rb") as f:
         blob = bytearray(f.read())
     PREDICTOR.load(blob, len(blob))
-    xq = PREDICTOR.iscratch[1]
     with open(ARGV[3]) as f:
         for line in f:
             if not line.strip():
                 continue
             r = json.loads(line)
             if PREDICTOR.dtype == 1:
-                PREDICTOR.quantize_input(r, xq)
-                out = PREDICTOR.run_int8(xq)
-                print(" ".join(str(out[i]) for i in range(PREDICTOR.n_out)))
+                PREDICTOR.predict(r)
+                act, at = PREDICTOR.act, PREDICTOR.out_at  # the output codes, offset binary
+                print(" ".join(str(act[at + i] - 128) for i in range(PREDICTOR.n_out)))
             else:
                 v = PREDICTOR.predict(r)
                 print(repr(v) + (" " + repr(PREDICTOR.spread) if PREDICTOR.n_out > 1 else ""))

@@ -29,6 +29,20 @@ def _asym(lo: float, hi: float) -> tuple[float, int]:
     return scale, max(-128, min(127, zp))
 
 
+def fixed_features(x32: np.ndarray, e: int) -> np.ndarray:
+    """round_half_away(x * 2^e) of float32 values, saturated to +-FIXED_MAX, from their bits as the
+    board's kernel takes them (memctl_firmware/predictor.py, fixed)."""
+    u = np.asarray(x32, np.float32).view(np.uint32).astype(np.int64)
+    ex = (u >> 23) & 0xFF
+    mant = (u & 0x7FFFFF) | np.where(ex > 0, 0x800000, 0)
+    s = np.where(ex > 0, ex - 150, -149) + e
+    up = mant << np.clip(s, 0, 6)
+    down = (mant + (np.int64(1) << np.clip(-s - 1, 0, 62))) >> np.clip(-s, 0, 63)
+    f = np.where(s >= 0, up, np.where(s > -26, down, 0))
+    f = np.where(s >= 7, np.where(mant > 0, predictor_blob.FIXED_MAX, 0), f)
+    return np.where(u >> 31 == 1, -f, f)
+
+
 @dataclass
 class QLayer:
     w: np.ndarray  # int8, out x in
@@ -58,12 +72,18 @@ class QModel:
         return self.layers[-1].zp_out
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """The firmware's arithmetic: float64 ops on the blob's float32
-        constants, rounding half away from zero (as TFLite's quantize)."""
-        std = np.where(self.std > 0, self.std, np.inf)
-        v = ((x - self.mean) / std) / self.s_in
-        q = np.sign(v) * np.floor(np.abs(v) + 0.5) + self.zp_in
-        return np.clip(q, -128, 127).astype(np.int64)
+        """The firmware's arithmetic: features as float32, then fixed point
+        (memctl_shared.predictor_blob.input_fixed_point) and the requantization
+        the layers use, in integers."""
+        x32 = np.asarray(x, np.float32).reshape(len(x), -1)
+        fixed = predictor_blob.input_fixed_point(
+            [float(v) for v in _f32(self.mean)], [float(v) for v in _f32(self.std)], float(self.s_in)
+        )
+        q = np.empty(x32.shape, np.int64)
+        for i, (e, m, m0, shift) in enumerate(fixed):
+            acc = fixed_features(x32[:, i], e) - m
+            q[:, i] = [mbqm(int(a), m0, shift) for a in acc]
+        return np.clip(q + self.zp_in, -128, 127)
 
     def run_int(self, xq: np.ndarray) -> np.ndarray:
         """Integer inference: int8 inputs (rows x features) -> int8 outputs."""
