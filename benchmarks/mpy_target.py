@@ -153,52 +153,70 @@ def predictor_cost(path, what, n=50):
         feats = [0.3, 0.1, -4.0, 1.0]
     else:
         feats = [1.0, 1e-4, 1.2, 1e-3, 0.3, 2e-5, 0.1]
-    PREDICTOR.predict(feats)
+    f = PREDICTOR.feat  # where the algorithms put features
+    for i in range(len(feats)):
+        f[i] = feats[i]
+    PREDICTOR.predict(f)
     gc.collect()
     t0 = ticks_us()
     for _ in range(n):
-        PREDICTOR.predict(feats)
+        PREDICTOR.predict(f)
     report(what, ticks_diff(ticks_us(), t0), n)
 
 
-def verify_cost(name, algorithm, p, targets):
-    """Firmware time per device pulse of write-verify (the toy front end's own time taken out): one target, one
-    device programmed alone; several, a row of a 1T1R array programmed together (Rows, as `memctl program`
-    runs a map: its default is row-parallel)."""
-    n = len(targets)
-    fe = ToyFrontEnd(4, 4, one_t1r=1 if n > 1 else 0)
+def _board(algorithm, p, one_t1r):
+    fe = ToyFrontEnd(4, 4, one_t1r)
     lim = Limits()
     lim.set(*LIMITS)
     a = Array(fe, lim, V_READ)
     pp = algorithms.Params()
     pp.algorithm, pp.tol, pp.max_pulses, pp.patience = algorithm, 5e-7, 300, 50
     pp.p = (list(p) + [0.0] * 8)[:8]
-    algo = algorithms.prepare(pp, a.limits)
+    return fe, a, pp, algorithms.prepare(pp, a.limits)
+
+
+def iteration_cost(name, algorithm, p, targets):
+    """Firmware time per write-verify iteration (a decision, its pulse, the verify read; the toy front end's own
+    time taken out) of one device programmed alone to each target in turn, as verify.program_device runs it;
+    each device's setup (its first read, Verify.begin and the algorithm's start) is timed apart."""
+    fe, a, pp, algo = _board(algorithm, p, 0)
+    vf = verify.Verify()
+    it = setup = 0
+    pulses = ok = 0
+    gc.collect()
+    for target in targets:
+        fe.fe_us = 0
+        t0 = ticks_us()
+        algo.v_read = a.v_read
+        vf.begin(2, target, pp, algo, a.read(1, 2))
+        t1 = ticks_us()
+        fe_setup = fe.fe_us
+        if vf.want():
+            verify.alone(a, 1, vf)
+        it += ticks_diff(ticks_us(), t1) - (fe.fe_us - fe_setup)
+        setup += ticks_diff(t1, t0) - fe_setup
+        pulses += vf.pulses
+        ok += vf.status == wire.S_OK
+    report("verify iteration, one device: " + name, it, max(pulses, 1), pulses=pulses, ok=ok, devices=1)
+    report("verify setup per device: " + name, setup, len(targets))
+
+
+def row_cost(name, algorithm, p, targets):
+    """Firmware time per device pulse of a row of a 1T1R array programmed together (Rows, as `memctl program`
+    runs a map by default), everything included: the row's reads and pulses are shared, each device's setup
+    is not, so an algorithm that needs fewer pulses carries more setup per pulse."""
+    n = len(targets)
+    fe, a, pp, algo = _board(algorithm, p, 1)
+    row = [0.0] * 4
     gc.collect()
     t0 = ticks_us()
-    if n == 1:
-        out = verify.Outcome()
-        verify.program_device(a, 1, 2, targets[0], pp, algo, out)
-        outs = [out]
-    else:
-        row = [0.0] * 4
-        verify.ROWS.program(a, 1, list(range(n)), targets, n, pp, a.limits, row, fe.clock)
-        outs = []
-        for vf in verify.ROWS.verifies[:n]:
-            out = verify.Outcome()
-            vf.outcome(out)
-            outs.append(out)
+    verify.ROWS.program(a, 1, list(range(n)), targets, n, pp, a.limits, row, fe.clock)
     total = ticks_diff(ticks_us(), t0)
-    pulses = sum(o.pulses for o in outs)
-    where = "one device" if n == 1 else "a row of " + str(n) + " (1T1R)"
-    report(
-        "verify iteration, " + where + ": " + name,
-        total - fe.fe_us,
-        max(pulses, 1),
-        pulses=pulses,
-        ok=sum(o.status == wire.S_OK for o in outs),
-        devices=n,
-    )
+    vfs = verify.ROWS.verifies[:n]
+    pulses = sum(vf.pulses for vf in vfs)
+    ok = sum(vf.status == wire.S_OK for vf in vfs)
+    where = "a row of " + str(n) + " (1T1R), per device pulse"
+    report(where + ": " + name, total - fe.fe_us, max(pulses, 1), pulses=pulses, ok=ok, devices=n)
 
 
 def wire_cost(n=20):
@@ -233,24 +251,24 @@ def main():
     predictor_cost(ARGV[1], "forward predictor float32 inference (7-16-16-1)")
     predictor_cost(ARGV[2], "forward predictor int8 inference (7-16-16-1)")
     predictor_cost(ARGV[3], "inverse predictor int8 inference (4-16-16-2, what predicted programming ships)")
-    one, row = [6e-5], [3e-5, 5e-5, 7e-5, 1.2e-5]
+    wire_cost()
+    vmm_cost()
+    one, row = [6e-5, 3e-5, 8e-5, 1.5e-5, 5e-5], [3e-5, 5e-5, 7e-5, 1.2e-5]
     ispp = [1.2, 0.02, -1.2, 0.02, 1e-4]
     adaptive = [1.2, -1.2, 0.05, 1e-4, 1e-3, 0.3, 1.5]
-    for targets in (one, row):
-        verify_cost("ISPP", wire.A_ISPP, ispp, targets)
-        verify_cost("adaptive", wire.A_ADAPTIVE, adaptive, targets)
+    for cost, targets in ((iteration_cost, one), (row_cost, row)):
+        cost("ISPP", wire.A_ISPP, ispp, targets)
+        cost("adaptive", wire.A_ADAPTIVE, adaptive, targets)
         load(ARGV[3])
-        verify_cost("predicted (inverse int8)", wire.A_PREDICT, INVERSE, targets)
+        cost("predicted (inverse int8)", wire.A_PREDICT, INVERSE, targets)
     table = algorithms.FFP_TABLE
     table.configure(1e-6, 1e-4, 16)
     for b in range(16):
         table.v[0][b], table.v[1][b] = 1.3, -1.3
-    verify_cost("FFP", wire.A_FFP, [1e-7, 4e-6, 1.2, -1.2, 0.02, 1e-4, 0.5], one)
+    iteration_cost("FFP", wire.A_FFP, [1e-7, 4e-6, 1.2, -1.2, 0.02, 1e-4, 0.5], one)
     load(ARGV[2])  # the int8 forward predictor guides
     forward = [1.0, 1.8, -1.0, -1.8, 1e-4, 1e-3, 4, 2]
-    verify_cost("predictor-guided (forward int8, bisection)", wire.A_PREDICT, forward, one)
-    wire_cost()
-    vmm_cost()
+    iteration_cost("predictor-guided (forward int8, bisection)", wire.A_PREDICT, forward, one)
     struct.calcsize("<I")
 
 

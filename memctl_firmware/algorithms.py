@@ -4,6 +4,8 @@
 # here only so that an algorithm asking for more is told "at-safety-limit".
 import math
 import struct
+
+import micropython
 from array import array
 
 from errors import CommandError
@@ -345,6 +347,15 @@ class Predicted:
             raise CommandError("overshoot penalty must be 0..100")
         start_within(limits, self.v_set_hi, self.v_reset_hi, "largest candidate amplitude")
         check_width(limits, self.t_hi, "largest candidate width")
+        # log10 of the widths the rule uses most, once: a logarithm costs several float operations on the board
+        self.lg_lo, self.lg_hi = math.log10(self.t_lo), math.log10(self.t_hi)
+        # So are the per-polarity amplitude ranges, the offsets' bounds (half the largest amplitude) and the
+        # smallest step that counts as a move: each pulse would otherwise recompute them (float operations,
+        # each a heap allocation on a 32-bit board).
+        self.ranges = ((self.v_set_lo, self.v_set_hi), (-self.v_reset_lo, -self.v_reset_hi))
+        self.bounds = (0.5 * self.v_set_hi, 0.5 * -self.v_reset_hi)
+        self.neg_bounds = (-self.bounds[0], -self.bounds[1])
+        self.moved = 0.2 * self.tol
         self.p = PREDICTOR
         self.v_read = 1.0
         self.dv = None  # this device's amplitude offsets (inverse); None: no device yet
@@ -374,31 +385,34 @@ class Predicted:
             self.floor = 0.0  # the shortest width for this device: doubles with weak pulses at the amplitude limit
             self.floor_seen = -1.0  # what the last of those moved it (-1: none yet)
             self.capped = False  # a doubled width moved it no more: its range, not the drive, ends here
+            self.k0 = self.v_read / self.p.i_span  # conductance to scaled current
 
+    @micropython.native
     def next(self, err, g):
-        return self._inverse_next(err, g) if self.inverse else self._forward_next(err, g)
-
-    def _inverse_next(self, err, g):
+        if not self.inverse:
+            return self._forward_next(err, g)
+        # Inverse: the rule the class docstring gives. Arithmetic that does not change per pulse is
+        # done once (setup, start): each float operation is a heap allocation on a 32-bit board.
         pol = 1 if err > 0 else -1
+        i = 0 if pol > 0 else 1
         self.pol = pol
         self.err = err
         pr = self.p
         f = pr.feat
-        lo, hi = (self.v_set_lo, self.v_set_hi) if pol > 0 else (-self.v_reset_lo, -self.v_reset_hi)
-        off = self.dv[0 if pol > 0 else 1]
+        lo, hi = self.ranges[i]
+        off = self.dv[i]
         self.g0 = g
-        f[0] = pr.scaled(g * self.v_read)
+        f[0] = self.f0 = (g * self.v_read - pr.i_min) / pr.i_span  # pr.scaled, without the call
         f[3] = pol
-        k = self.v_read / pr.i_span
         band = pr.n_out > 1 and self.lam > 0
         near = err - self.tol * pol if band else err  # the band's near edge, or its centre
-        k *= self.gain[0 if pol > 0 else 1]
+        k = self.k0 * self.gain[i]
         f[1] = near * k
         t = self.t_lo
-        f[2] = math.log10(t)
+        f[2] = lg = self.lg_lo
         v = pr.predict(f) + off
         if v > hi and self.t_hi > t:
-            t, v = self._width(f, err * k, v, off, hi)
+            t, v, lg = self._width(f, err * k, v, off, hi)
         elif band:
             s = pr.spread
             f[1] = (err + self.tol * pol) * k
@@ -412,6 +426,7 @@ class Predicted:
                 cap = self.CAP * s * w
                 v -= back if back < cap else cap
         v = lo if v < lo else (hi if v > hi else v)
+        t_lg = t  # the width lg is the log10 of
         if self.weak:
             # The last pulse fell far short: the model (and the offset learned from a step it
             # did not foresee) is least sure here, and a device at its own ceiling looks the
@@ -420,16 +435,18 @@ class Predicted:
             if t > w:
                 t = w
         # Full amplitude: at the limit, or with the offset at its bound (the amplitude lever spent).
-        self.full = v >= hi or off >= 0.5 * hi
+        self.full = v >= hi or off >= self.bounds[i]
         if self.full and t < self.floor:
             t = self.floor
         self.strongest = self.full and (t >= self.t_hi or self.capped)
+        self.lg_width = lg if t == t_lg else math.log10(t)
         self.width = t
         self.amp = v * pol
         return self.amp
 
+    @micropython.native
     def _width(self, f, step, v_lo, off, hi):
-        """(width, amplitude): the shortest width at which the amplitude the step
+        """(width, amplitude, log10 width): the shortest width at which the amplitude the step
         needs is within the limit. Above the switching threshold time and energy
         per unit of drive both fall as the amplitude rises (the rate grows
         exponentially, V^2 t only quadratically), so the cheapest pulse expected
@@ -441,19 +458,20 @@ class Predicted:
         only when their widths are equal."""
         pr = self.p
         f[1] = step
-        a = math.log10(self.t_lo)
-        b = math.log10(self.t_hi)
+        a = self.lg_lo
+        b = self.lg_hi
         f[2] = b
         v_hi = pr.predict(f) + off
         if v_hi >= hi or v_hi >= v_lo:
             # Even the longest falls short (or the model is flat). Often a device at its own
             # ceiling rather than a slow one; the floor (weak pulses) widens from here.
-            return self.t_hi, hi
+            return self.t_hi, hi, b
         x = a + (b - a) * (v_lo - hi) / (v_lo - v_hi)  # log10 of the width at the limit
         t = self.t_lo * 2 ** math.ceil((x - a) / _LOG2 - 1e-9)
         if t >= self.t_hi:
-            return self.t_hi, v_hi
-        return t, v_lo + (v_hi - v_lo) * (math.log10(t) - a) / (b - a)
+            return self.t_hi, v_hi, b
+        lg = math.log10(t)
+        return t, v_lo + (v_hi - v_lo) * (lg - a) / (b - a), lg
 
     def _forward_next(self, err, g):
         pol = 1 if err > 0 else -1
@@ -491,11 +509,7 @@ class Predicted:
                     self.strongest = i == self.n_t - 1 and v == hi
         return self.amp
 
-    def observe(self, err_before, err_after):
-        if self.inverse:
-            if self.adapt:
-                self._inverse_observe(err_before - err_after)
-            return
+    def _forward_observe(self, err_before, err_after):
         observed = (err_before - err_after) * self.v_read / self.p.i_span
         pred = self.predicted
         if pred * self.pol > 1e-6:  # a prediction in the pulse's own direction
@@ -505,26 +519,34 @@ class Predicted:
             if self.adapt:
                 self.scale[i] = 0.5 * self.scale[i] + 0.5 * ratio
 
-    def _inverse_observe(self, step):
-        """The amplitude the model says gives the step seen; the device needed |amp|:
-        the difference is its threshold shift from the model's. Then the
-        escalations (class docstring): they move the amplitude or the width, the
-        inputs the device's response surely rises with (a larger step asked of
-        the model need not give a larger amplitude beyond the data it saw)."""
+    @micropython.native
+    def observe(self, err_before, err_after):
+        """Inverse: the amplitude the model says gives the step seen; the device
+        needed |amp|: the difference is its threshold shift from the model's.
+        Then the escalations (class docstring): they move the amplitude or the
+        width, the inputs the device's response surely rises with (a larger step
+        asked of the model need not give a larger amplitude beyond the data it
+        saw)."""
+        if not self.inverse:
+            self._forward_observe(err_before, err_after)
+            return
+        if not self.adapt:
+            return
+        step = err_before - err_after
         pol = self.pol
         i = 0 if pol > 0 else 1
-        lim = 0.5 * (self.v_set_hi if pol > 0 else -self.v_reset_hi)
-        seen = step * pol
+        lim = self.bounds[i]
+        seen = step if pol > 0 else -step  # step * pol, exactly
         d = self.dv[i]
-        if seen >= 0.2 * self.tol:  # it moved: a step the model can be asked about
+        if seen >= self.moved:  # it moved: a step the model can be asked about
             pr = self.p
             f = pr.feat
-            f[0] = pr.scaled(self.g0 * self.v_read)
-            f[1] = seen * pol * self.v_read / pr.i_span
-            f[2] = math.log10(self.width)
+            f[0] = self.f0
+            f[1] = step * self.v_read / pr.i_span  # seen * pol is step, exactly
+            f[2] = self.lg_width
             f[3] = pol
             d += self.BETA * (self.amp * pol - pr.predict(f) - d)
-        e = self.err * pol
+        e = self.err if pol > 0 else -self.err
         closed = seen / e if e > 0 else 1.0  # the share of the error this pulse closed
         g = self.gain[i]
         if closed > self.OVER:
@@ -551,14 +573,15 @@ class Predicted:
             if (
                 self.floor_seen >= 0
                 and self.width >= 1.9 * self.floor_w
-                and (seen < 1.5 * self.floor_seen + 0.2 * self.tol or closed < self.FUTILE)
+                and (seen < 1.5 * self.floor_seen + self.moved or closed < self.FUTILE)
             ):
                 self.capped = True
             else:
                 w = 2 * self.width
                 self.floor = w if w < self.t_hi else self.t_hi
             self.floor_seen, self.floor_w = seen if seen > 0 else 0.0, self.width
-        self.dv[i] = -lim if d < -lim else (lim if d > lim else d)
+        nb = self.neg_bounds[i]
+        self.dv[i] = nb if d < nb else (lim if d > lim else d)
 
     def maxed(self):
         return self.strongest

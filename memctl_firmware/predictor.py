@@ -333,7 +333,9 @@ class Predictor:
         # devices programmed with this model so far: a new device starts from it.
         self.offset = [0.0, 0.0]
         self.x = array.array("f", [0.0] * N_FEATURES)
-        self.feat = [0.0] * N_FEATURES
+        # Where callers put the features of the next predict(): for an int8 model the float32 array the
+        # kernel reads (nothing to copy), for a float one a list (full precision).
+        self.feat = self.f_list = [0.0] * N_FEATURES
         self.scratch = (array.array("f", [0.0] * _WIDEST), array.array("f", [0.0] * _WIDEST))
         # int8: the network's buffer (see above) and its activations, two halves of 256 (offset binary)
         self.net = bytearray(0)
@@ -354,10 +356,12 @@ class Predictor:
             self.s_in, self.zp_in = quant
             self.net = self._net(input_fixed_point(mean, std, self.s_in), layers)
             self.out_at = _WIDEST * (len(layers) & 1)
+            self.s_out, self.zp_act = layers[-1][3], layers[-1][4] + 128  # output scale, zero point offset binary
             self.layers = [(i, o, a, s, z) for i, o, a, s, z, m0, sh, w, b in layers]
         else:
             self.layers = [(i, o, a, array.array("f", w), array.array("f", b)) for i, o, a, w, b in layers]
         self.dtype = dtype
+        self.feat = self.x if dtype == DTYPE_I8 else self.f_list
         self.feature_set = fset
         self.n_features = len(self.mean)
         self.n_out = layers[-1][1]
@@ -405,16 +409,15 @@ class Predictor:
         in self.act from self.out_at (offset binary: code + 128)."""
         x = self.x
         if self.dtype == DTYPE_I8:
-            for i in range(self.n_features):
-                x[i] = f[i]
+            if f is not x:
+                for i in range(self.n_features):
+                    x[i] = f[i]
             network(x, self.net, self.act)
             at = self.out_at
             act = self.act
-            layer = self.layers[-1]
-            zp = layer[4] + 128
             if self.n_out > 1:
-                self.spread = (act[at + 1] - zp) * layer[3]
-            return (act[at] - zp) * layer[3]
+                self.spread = (act[at + 1] - self.zp_act) * self.s_out
+            return (act[at] - self.zp_act) * self.s_out
         m, s = self.mean, self.std
         for i in range(self.n_features):
             x[i] = (f[i] - m[i]) / s[i] if s[i] > 0 else 0.0
