@@ -115,6 +115,26 @@ def probe_predictor() -> bytes:
     return predictor_blob.encode([(w, [0.0], predictor_blob.ACT_NONE)], [0.0] * 7, [1.0] * 7, 0.0, 1e-7)
 
 
+def largest_predictor(float32: bool = False) -> bytes:
+    """An inverse predictor near the largest blob the board accepts (predictor_blob.MAX_BLOB), random weights:
+    int8 4-128-96-2 (15 KB) or float32 4-64-56-2 (16 KB)."""
+    rng = np.random.default_rng(5)
+    shapes = [(4, 64), (64, 56), (56, 2)] if float32 else [(4, 128), (128, 96), (96, 2)]
+    layers = list(zip(shapes, [predictor_blob.ACT_RELU, predictor_blob.ACT_RELU, predictor_blob.ACT_NONE], strict=True))
+    norm = ([0.5, 0.0, -4.0, 0.0], [0.3, 0.1, 1.0, 1.0], 0.0, 1e-4)
+    if float32:
+        f = [(rng.normal(size=(o, i)).tolist(), rng.normal(size=o).tolist(), a) for (i, o), a in layers]
+        blob = predictor_blob.encode(f, *norm, predictor_blob.FEATURES_INVERSE)
+    else:
+        q = []
+        for (i, o), a in layers:
+            w = rng.integers(-127, 128, (o, i)).tolist()
+            q.append((w, [0] * o, [1 << 30] * o, [-8] * o, a, 0.05, -20 if a == predictor_blob.ACT_RELU else 0))
+        blob = predictor_blob.encode_int8(q, *norm, 0.03, 0, predictor_blob.FEATURES_INVERSE)
+    assert predictor_blob.MAX_BLOB - 1500 < len(blob) <= predictor_blob.MAX_BLOB
+    return blob
+
+
 def probe_network() -> bytes:
     """Two inputs and a bias on rows 0-2, one output on columns 0/1."""
     layer = (2, 1, network_blob.ACT_NONE, NET_V_IN, [1.0], [0.0])

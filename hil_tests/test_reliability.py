@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import memctl
-from memctl import protocol
 from memctl.errors import BoardReset, FirmwareError, SafetyLimitError
 from memctl_emulator import EmulatedBoard
 from memctl_emulator.faults import LinkFaults
@@ -245,7 +244,15 @@ def test_stuck_devices_and_a_saturated_adc_are_reported_never_hidden():
         assert b.read(0, 5) > 0
 
 
-def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path):
+# The share of the 256 KB heap the firmware may keep after a deployment. The 32-bit boards run it frozen (bytecode and
+# names in flash); the unix board compiles it from source onto a heap of 64-bit objects (about 1.6x a 32-bit
+# board's bytes), its boot-time buffers (staging 16 KB, the predictor's network 24 KB) included.
+# (The rp2 board is left out: a 32x32 deployment there takes minutes; benchmarks/rp2_board.py's soak watches its heap.)
+HEAP_BUDGET = {"emulated": 0.85, "chips": 0.85, "rv32": 0.4}
+
+
+@pytest.mark.rv32
+def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path, hal):
     """A full deployment (paper 003's 16-10-4) in the 256 KB heap, no MemoryError."""
     from memctl.deployment import Layer, deploy
 
@@ -258,11 +265,11 @@ def test_the_firmware_reports_its_peak_heap_after_a_deployment(tmp_path):
         dep = deploy(layers, b, tolerance=1e-6, max_pulses=200)
         dep.run(b, rng.uniform(-1, 1, (40, 16)))
         info = b.info()
-    # Resident after collection: buffers, the network, and the firmware's bytecode (the chips HAL's chip drivers
-    # add ~19 KB of it); at least 40 % of the heap stays free for requests, besides the block app.py holds in
-    # reserve for loading code (released only when a load runs out of memory).
+    # Resident after collection: buffers, the network, and the firmware's objects (on the unix board its bytecode
+    # too: the chips HAL's chip drivers add ~19 KB of it), besides the block app.py holds in reserve for loading
+    # code (released only when a load runs out of memory).
     reserve = int(re.search(r"_reserve = \[bytearray\((\d+)\)\]", (FIRMWARE / "app.py").read_text())[1])
-    assert 0 < info.heap_peak - reserve < 0.6 * info.heap_size and info.heap_size <= 256 * 1024
+    assert 0 < info.heap_peak - reserve < HEAP_BUDGET[hal] * info.heap_size and info.heap_size <= 256 * 1024
     assert not any("MemoryError" in line for line in emu.log)
 
 
@@ -354,25 +361,16 @@ def test_a_dead_line_and_a_hopeless_line_run_out_of_retries():
         assert n1 - n0 == 1 and b.read(1, 1) > 0
 
 
-# Heaps on which each front end boots but holds no 16 KB in one piece, from the middle of the measured window
-# (emulated: boots and refuses from 168 to 178 KB; chips: 178 to 192 KB). Boot needs more than its peak (loading
-# fragments the heap), so the window moves as the firmware grows: measure again when this test fails.
-# Heaps that boot but have no 16 KB in one piece (boot needs 188 KB on the emulated HAL, measured; fragmentation
-# moves both ends as the firmware changes: docs/architecture.md).
-TIGHT_HEAP = {"emulated": "192K", "chips": "194K"}
+def test_a_request_the_heap_cannot_hold_gets_a_memory_error_and_the_board_goes_on():
+    """A float32 predictor of the largest blob size decodes into about 4 000
+    floats, more than the board's heap holds in one piece: the board answers
+    with its memory error, keeps serving (and its model), and an int8 predictor
+    of the largest size, whose buffers the board took at boot, still loads."""
+    from limits_probe import largest_predictor
 
-
-def test_a_request_the_heap_cannot_hold_gets_a_memory_error_and_the_board_goes_on(hal):
-    """On a heap without 16 KB in one piece a blob of the largest size (staged in
-    one piece) does not fit: the board answers with its memory error, keeps
-    serving, and a blob of a real predictor's size still loads."""
-    from limits_probe import probe_predictor
-
-    heap = TIGHT_HEAP[hal]
-    with EmulatedBoard(rows=4, cols=4, seed=36, heap=heap) as emu, memctl.Board(emu.port, progress=False) as b:
-        chunk = protocol.encode_blob_chunk(wire.LOAD_PREDICTOR, 0, 16384, bytes(200))
+    with EmulatedBoard(rows=4, cols=4, seed=36) as emu, memctl.Board(emu.port, progress=False) as b:
         with pytest.raises(FirmwareError) as refused:
-            b.link.request(wire.T_LOAD_PREDICTOR, chunk)
-        assert refused.value.code == wire.E_MEMORY and "allocating 16384 bytes" in refused.value.message
+            b.load_predictor(largest_predictor(float32=True))
+        assert refused.value.code == wire.E_MEMORY and "memory allocation failed" in refused.value.message
         assert b.info().predictor_params == 0 and b.read(0, 0) > 0 and emu.alive()
-        assert b.load_predictor(probe_predictor()) > 0
+        assert b.load_predictor(largest_predictor()) > 13_000

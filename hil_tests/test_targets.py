@@ -6,6 +6,7 @@ these targets where they set RV32 / RP2 or mark a test rv32 / rp2 (conftest.py).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from test_algorithms import _inverse_predictor, _reachable_targets
 from test_reliability import TOL, check_truthful, targets
 
 import memctl
+import memctl_firmware
 from memctl import flash as fl
 from memctl.deployment import deploy
 from memctl.devices import PRESETS
@@ -48,6 +50,38 @@ def test_an_update_over_the_protocol_reboots_the_board_into_it(tmp_path, hal):
         after = b.info()
         assert after.image == want and after.boot_id != info.boot_id and after.limits == info.limits
         assert b.read(0, 0) == pytest.approx(g, rel=0.05)
+
+
+def _image_with_names(tmp_path: Path, arch: str, n: int) -> Path:
+    """The firmware image with one more module, imported first by app.py, whose code names n attributes of its
+    own: loading it interns n new names (qstrs), as an update that brings new code does."""
+    root = Path(memctl_firmware.__file__).resolve().parents[1]
+    fw = Path(shutil.copytree(root / "memctl_firmware", tmp_path / "memctl_firmware"))
+    shutil.copytree(root / "memctl_shared", tmp_path / "memctl_shared")
+    body = "".join(f"    o.name_{k:04d}\n" for k in range(n))
+    (fw / "names.py").write_text(f"def touch(o):\n{body}")
+    (fw / "manifest.py").write_text((fw / "manifest.py").read_text() + 'module("names.py")\n')
+    (fw / "app.py").write_text("import names  # noqa: F401\n" + (fw / "app.py").read_text())
+    return build(tmp_path / "image", arch, fw)
+
+
+def test_the_heap_after_boot_holds_new_names_the_largest_blob_and_an_update(tmp_path, hal):
+    """The board's buffers are taken at boot, its firmware is frozen and boot collects as it goes, so loading code
+    cannot fragment the heap into failure: on a board running an update that brings 1 000 names of its own (the
+    modules it changed loaded from the flash onto the heap), a predictor of the largest blob size loads and a
+    full firmware update goes through; on the frozen firmware it came from, the largest predictor loads too."""
+    from limits_probe import largest_predictor
+
+    blob = largest_predictor()
+    names = _image_with_names(tmp_path / "names", ARCH[hal], 1000)
+    stock = build(tmp_path / "stock", ARCH[hal])
+    with EmulatedBoard(rows=4, cols=4, seed=38, hal=hal) as emu, memctl.Board(emu.port, progress=False) as b:
+        assert b.load_predictor(blob) > 13_000  # on the frozen firmware
+        assert fl.update(b, names) == verify(names)["image_hash"][:16]
+        assert b.load_predictor(blob) > 13_000
+        assert fl.update(b, stock) == verify(stock)["image_hash"][:16]
+        assert b.load_predictor(blob) > 13_000
+        assert not any("MemoryError" in line for line in emu.log)
 
 
 @pytest.fixture(scope="module")

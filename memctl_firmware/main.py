@@ -2,7 +2,13 @@
 # (memctl flash writes it), else the modules beside this file. An image
 # that fails to import falls back to the other slot, then to those modules,
 # so a bad update cannot leave the board without firmware.
+import gc
 import sys
+
+# Booting allocates far more than it keeps (loading code, compiling a kernel): collecting often while it runs keeps
+# what it keeps packed at the bottom of the heap instead of scattered through it among temporaries, which would leave
+# no large free block behind. app.main() turns this off once the board is ready.
+gc.threshold(4096)
 
 if sys.platform == "rp2":
     # The USB serial port is both MicroPython's console and the memctl link: a 0x03 in a host frame arriving while

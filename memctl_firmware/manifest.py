@@ -1,8 +1,11 @@
 # What a memctl board image ships, in MicroPython's manifest calls (module,
-# package), so the same list could freeze the firmware into a MicroPython
-# build. `memctl build-firmware` compiles exactly these files and the
-# emulated board boots exactly these files: a module missing here fails
-# every emulated test, not only a real board.
+# package). `memctl build-firmware` compiles exactly these files, the emulated
+# unix board boots exactly these files, and the rv32 and rp2 boards' MicroPython
+# builds freeze them (include(..., frozen=True) in memctl_emulator/boards/*):
+# a module missing here fails every emulated test, not only a real board.
+# Frozen, the boot stub main.py stays a file on the flash: the rp2 port would
+# run a frozen main.py in preference to the flash's, so a board could never
+# come up bare (MicroPython only) for `memctl flash` to install onto.
 #
 # The board's filesystem is flat: the shared contract (memctl_shared, also
 # imported by the host) sits beside the firmware's own modules. The
@@ -10,12 +13,14 @@
 # the emulated board provides them, as a real board provides machine.
 
 # Boot and dispatch.
-module("main.py")
+if not options.frozen:
+    module("main.py")
 module("app.py")
 module("config.py")
 module("errors.py")
 module("controller.py")
 module("update.py")
+module("framing.py")  # wire.py's per-byte loops (COBS, the delimiter scan) in viper
 # Programming and inference.
 module("xbar.py")
 module("algorithms.py")

@@ -29,6 +29,9 @@ _WIDEST = 256
 # viper elsewhere. The assembler's source is compiled on the board (exec): a port without it refuses the
 # decorator at compile time, which selects viper (mpy-cross cannot compile it for another architecture).
 _SECTION = const(16)  # header bytes; a record is 16 bytes too
+# The network buffer: a blob of the largest size (predictor_blob.MAX_BLOB) with weight-heavy layers needs about
+# 1.1x its size (a 15 KB 4-128-96-2 model: 16.8 KB); only many outputs with few inputs each need more.
+_NET = const(24576)
 _RV32 = """
 @micropython.asm_rv32
 def network(a0, a1, a2):
@@ -315,9 +318,6 @@ def _kernel():
     return network_viper, "viper"
 
 
-network, KERNEL = _kernel()
-
-
 class Predictor:
     def __init__(self):
         self.loaded = False
@@ -337,8 +337,10 @@ class Predictor:
         # kernel reads (nothing to copy), for a float one a list (full precision).
         self.feat = self.f_list = [0.0] * N_FEATURES
         self.scratch = (array.array("f", [0.0] * _WIDEST), array.array("f", [0.0] * _WIDEST))
-        # int8: the network's buffer (see above) and its activations, two halves of 256 (offset binary)
-        self.net = bytearray(0)
+        # int8: the network's buffer (see above) and its activations, two halves of 256 (offset binary), taken
+        # once, at boot (app.py imports this module before the rest): a load later needs no block of a heap that
+        # loading code and requests may have fragmented (a blob's weights are not copied on the way either).
+        self.net = bytearray(_NET)
         self.act = bytearray(2 * _WIDEST)
         self.out_at = 0  # where the last section's outputs start in act
 
@@ -348,13 +350,21 @@ class Predictor:
         for layer in layers:
             if layer[1] > _WIDEST or layer[0] > _WIDEST:
                 raise ValueError("predictor layer wider than the firmware supports")
+        if dtype == DTYPE_I8:  # what can refuse the blob, before anything changes
+            fixed_in = input_fixed_point(mean, std, quant[0])
+            size = 4 + _SECTION * (2 + len(fixed_in))
+            size += sum(_SECTION * (1 + o) + (o * i + 3) // 4 * 4 for i, o, *_ in layers)
+            if size > _NET:
+                raise ValueError(
+                    "predictor network needs %d bytes, the board keeps %d: fewer outputs fit" % (size, _NET)
+                )
         # Keep the blob's float32 values as they are (host reference does too).
         self.mean = list(mean)
         self.std = list(std)
         self.i_min, self.i_span = i_min, (i_max - i_min) or 1.0
         if dtype == DTYPE_I8:
             self.s_in, self.zp_in = quant
-            self.net = self._net(input_fixed_point(mean, std, self.s_in), layers)
+            self._net(fixed_in, layers)
             self.out_at = _WIDEST * (len(layers) & 1)
             self.s_out, self.zp_act = layers[-1][3], layers[-1][4] + 128  # output scale, zero point offset binary
             self.layers = [(i, o, a, s, z) for i, o, a, s, z, m0, sh, w, b in layers]
@@ -370,10 +380,8 @@ class Predictor:
         self.loaded = True
 
     def _net(self, fixed_in, layers):
-        """The int8 network's buffer (layout above) for input constants fixed_in and decoded layers."""
-        size = 4 + _SECTION * (2 + len(fixed_in))
-        size += sum(_SECTION * (1 + o) + (o * i + 3) // 4 * 4 for i, o, *_ in layers)
-        net = bytearray(size)
+        """Write the int8 network's buffer (layout above) for input constants fixed_in and decoded layers."""
+        net = self.net
         struct.pack_into("<i", net, 0, 1 + len(layers))
         struct.pack_into("<iiii", net, 4, 0, len(fixed_in), self.zp_in, -128)
         at = 4 + _SECTION
@@ -384,20 +392,18 @@ class Predictor:
         for i, o, a, _, z, m0, sh, w, b in layers:
             struct.pack_into("<iiii", net, at, i, o, z, z if a == ACT_RELU else -128)
             at += _SECTION
-            ws = array.array("b", w)  # the blob's int8 bytes, signed
             zpu = zp + 128  # the input's zero point, offset binary
             wat = at + _SECTION * o
             for k in range(o):
                 sw = 0
                 for j in range(i):
-                    v = ws[k * i + j] + 128
+                    v = w[k * i + j] ^ 128  # the int8 weight + 128 (w holds its byte, unsigned)
                     net[wat + k * i + j] = v
                     sw += v
                 struct.pack_into("<iiii", net, at, b[k] - zpu * sw + 128 * zpu * i, m0[k], sh[k], 0)
                 at += _SECTION
             at = wat + (o * i + 3) // 4 * 4
             zp = z
-        return net
 
     def scaled(self, current):
         return (current - self.i_min) / self.i_span
@@ -441,3 +447,5 @@ class Predictor:
 
 
 PREDICTOR = Predictor()
+# After the predictor's buffers: compiling the kernel's source leaves small objects where its parse tree was.
+network, KERNEL = _kernel()

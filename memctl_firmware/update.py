@@ -4,6 +4,12 @@
 # fw/active switch - by renaming a one-line file, which is atomic - and the
 # board reboot. An update cut short, or an image that does not check out,
 # leaves fw/active, and so the running firmware, as it was.
+#
+# A checked image keeps in its slot only what differs from the base image: the
+# one whose manifest sits beside main.py (a board whose MicroPython has the
+# firmware frozen: those modules). main.py puts the slot ahead of the base, so
+# the modules that did not change are imported from the base (from flash, not
+# loaded onto the heap), and the slot's manifest still names the whole image.
 import hashlib
 import json
 from binascii import hexlify
@@ -76,6 +82,7 @@ def image_digest(files):
 class Updater:
     def __init__(self, storage, running):
         self.fw = fw_dir(storage)
+        self.base = (storage + "/" if storage else "") + "manifest.json"
         self.running = running  # slot in use, None when running the files beside main.py
         self.slot = None  # slot being written
         self.fh = None
@@ -156,8 +163,25 @@ class Updater:
         h = image_digest(files)
         if h != m.get("image_hash"):
             raise CommandError("image hash does not match its files")
+        self._prune(d, files)
         tmp = self.fw + "/active.tmp"
         with open(tmp, "w") as fh:
             fh.write(slot)
         os.rename(tmp, self.fw + "/active")
         return h
+
+    def _prune(self, d, files):
+        """Remove the slot's files the base image has alike. A package goes whole or not at all: its modules are
+        found beside its __init__, so a changed one keeps every file of its package in the slot."""
+        try:
+            with open(self.base) as fh:
+                base = json.load(fh)["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # no base image to fall back on (files beside main.py without a manifest)
+        changed = {}
+        for name in files:
+            top = name.split("/")[0]
+            changed[top] = changed.get(top, False) or base.get(name) != files[name]
+        for top in changed:
+            if not changed[top]:
+                _wipe(d + "/" + top)

@@ -193,7 +193,9 @@ def decode(buf, n):
     """(dtype, mean, std, i_min, i_max, input quant, layers, feature set) as plain lists.
     float32 layers: (n_in, n_out, activation, weights flat, bias); input quant None.
     int8: input quant (scale, zero point); layers: (n_in, n_out, activation,
-    s_out, zp_out, m0 list, shift list, weights flat (bytes, signed), bias list)."""
+    s_out, zp_out, m0 list, shift list, weights flat (a view of buf: int8 as unsigned bytes), bias list).
+    The weights are not copied: on the board a 16 KB layer would need a 16 KB block of a heap that may
+    not hold one."""
     n_layers = check(buf, n)
     _, dtype, _, n_feat, fset = struct.unpack_from(HEAD, buf, 4)
     vals = struct.unpack_from("<" + str(2 * n_feat + 2) + "f", buf, 10)
@@ -221,7 +223,7 @@ def decode(buf, n):
         off += 4 * n_out
         shift = list(struct.unpack_from("<" + str(n_out) + "b", buf, off))
         off += n_out
-        w = bytes(buf[off : off + n_in * n_out])
+        w = memoryview(buf)[off : off + n_in * n_out]
         off += n_in * n_out
         b = list(struct.unpack_from("<" + str(n_out) + "i", buf, off))
         off += 4 * n_out

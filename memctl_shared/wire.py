@@ -11,6 +11,7 @@
 #   crc32   = <I     binascii.crc32 over header+payload  (4 bytes)
 # See docs/protocol.md for every message and golden byte examples.
 import struct
+import sys
 from binascii import crc32
 
 try:
@@ -279,7 +280,7 @@ def message_name(mtype):
     return "message 0x%02x" % mtype
 
 
-def cobs_encode(src, n, dst):
+def _cobs_encode_py(src, n, dst):
     """COBS-encode src[:n] into dst and append the 0x00 delimiter.
 
     Returns the number of bytes written. dst must hold n + n // 254 + 2 bytes.
@@ -308,7 +309,7 @@ def cobs_encode(src, n, dst):
     return out + 1
 
 
-def cobs_decode(buf, n):
+def _cobs_decode_py(buf, n):
     """Decode COBS buf[:n] in place (no delimiter). Returns length or -1."""
     i = 0
     out = 0
@@ -331,6 +332,39 @@ def cobs_decode(buf, n):
             buf[out] = 0
             out += 1
     return out
+
+
+def _frame_scan_py(data, start, end, buf, n, cap):
+    """FrameDecoder.feed's loop: copy data[start:end] into buf from index n (bytes
+    beyond index cap are dropped) up to and including the first 0 delimiter.
+
+    Returns the index after the last byte consumed, negated if that byte was the
+    delimiter; the caller counts the bytes seen from it.
+    """
+    i = start
+    while i < end:
+        b = data[i]
+        i += 1
+        if b == 0:
+            return -i
+        if n < cap:
+            buf[n] = b
+            n += 1
+    return i
+
+
+# These loops in pure Python cost the board over 1 000 instructions a byte: on
+# MicroPython the firmware's viper kernels (memctl_firmware/framing.py, same
+# results byte for byte) stand in for them. The host keeps the pure-Python ones,
+# the reference; so does a MicroPython script with wire.py alone on its path.
+cobs_encode = _cobs_encode_py
+cobs_decode = _cobs_decode_py
+frame_scan = _frame_scan_py
+if sys.implementation.name == "micropython":
+    try:
+        from framing import cobs_decode, cobs_encode, frame_scan
+    except ImportError:
+        pass
 
 
 def finish_frame(raw, mtype, seq, plen, out, tag=0):
@@ -392,22 +426,25 @@ class FrameDecoder:
         index while it is below end.
         """
         self.status = F_NONE
-        buf = self.buf
         cap = self.max_enc
         i = start
         while i < end:
-            b = data[i]
-            i += 1
-            if b == 0:
-                if self.n == 0 and not self.overflow:
-                    continue  # idle delimiters between frames
+            n = self.n
+            if not n and not self.overflow and not data[i]:
+                i += 1  # an idle delimiter between frames
+                continue
+            r = frame_scan(data, i, end, self.buf, n, cap)
+            m = n + abs(r) - i  # bytes seen, the delimiter too if r < 0
+            i = abs(r)
+            if r < 0:
+                m -= 1
+            if m > cap:
+                self.overflow = True
+                m = cap
+            self.n = m
+            if r < 0:  # a delimiter after at least one byte: the frame ends
                 self._complete()
                 return i
-            if self.n < cap:
-                buf[self.n] = b
-                self.n += 1
-            else:
-                self.overflow = True
         return i
 
     def _complete(self):

@@ -18,6 +18,12 @@ MPY_CROSS_FLAGS += -march=rv32imc -march-flags=zba
 MICROPY_HEAP_SIZE = 262144
 
 # Frozen: the emulated board's own backend (UART multiplexer, analog bus
-# client, flash over the UART). The firmware itself is not frozen: it is a
-# firmware image on the board's flash, as `memctl flash` installs it.
+# client, flash over the UART) and the firmware's modules but main.py
+# (manifest.py says why).
 FROZEN_MANIFEST = $(BOARD_DIR)/manifest.py
+
+# MicroPython puts frozen native code (viper, native, the firmware's kernels) into .text by naming the section
+# with a trailing assembler comment; with -fdata-sections GCC takes each array for the start of a section of its
+# own and omits the alignment between them, so RV32 code lands at odd addresses and traps when called. The
+# frozen content alone is compiled without data sections.
+$(BUILD)/frozen_content.o: CFLAGS += -fno-data-sections
