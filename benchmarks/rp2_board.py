@@ -68,7 +68,8 @@ def gate(n: int) -> dict:
     }
 
 
-def soak(n: int, every: int = 1000) -> dict:
+def soak(n: int, every: int = 1000, hal: str = "rp2") -> dict:
+    """Mixed requests on a 4x4 board of hal (benchmarks/target.py runs it on rv32), the free heap sampled."""
     from memctl_shared import network_blob, predictor_blob
 
     rng = np.random.default_rng(5)
@@ -85,7 +86,7 @@ def soak(n: int, every: int = 1000) -> dict:
     )
     samples, errors = [], []
     t = time.monotonic()
-    with EmulatedBoard(rows=4, cols=4, seed=32, hal="rp2") as emu, memctl.Board(emu.port, progress=False) as b:
+    with EmulatedBoard(rows=4, cols=4, seed=32, hal=hal) as emu, memctl.Board(emu.port, progress=False) as b:
         for k in range(n):
             if k % every == 0:
                 info = b.info()

@@ -317,6 +317,9 @@ class EmulatedBoard:
         self._debug: AFEClient | None = None
         self._spawner: _Spawner | None = None
         self.front_end: str | None = None  # the front end the running firmware reported at boot
+        self.ready_line = ""  # the firmware's ready line: also its heap after boot (free bytes, largest block)
+        self.boot_s = 0.0  # wall time from starting the firmware (its interpreter, QEMU, rp2040js) to that line
+        self._t_boot = 0.0
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> EmulatedBoard:
@@ -413,6 +416,7 @@ class EmulatedBoard:
 
     def _start_firmware(self) -> None:
         """Boot: main.py (from firmware_dir, or a bare board's flash), else a bare board's REPL on the UART."""
+        self._t_boot = time.monotonic()
         if self.target == "rv32":
             self._start_rv32()
             return
@@ -510,6 +514,8 @@ class EmulatedBoard:
     def _booted(self, ready_line: str) -> None:
         """The front end the firmware's ready line names; EmulationError if it is not the one asked for."""
         said = re.search(r"front end (\S+)", ready_line)
+        self.ready_line = ready_line
+        self.boot_s = time.monotonic() - self._t_boot
         self.front_end = said[1] if said else None
         if self.front_end != self.hal:
             raise EmulationError(f"the firmware booted with front end {self.front_end!r}, not {self.hal!r}")

@@ -42,11 +42,26 @@ def heap_size():
     return gc.mem_free() + gc.mem_alloc()
 
 
+def largest_block():
+    """The largest block the heap holds now (bytes, to 64): what a buffer taken later could have."""
+    lo, hi = 0, gc.mem_free()
+    while hi - lo > 64:
+        mid = (lo + hi) // 2
+        try:
+            bytearray(mid)
+            lo = mid
+        except MemoryError:
+            hi = mid
+    return lo
+
+
 def main(slot=None):
     """slot: the image slot ("a"/"b") this code was loaded from, None for files beside main.py."""
     name, uart, fe, storage = retry(hal.connect)
     ctl = Controller(uart, fe, name, heap_size(), storage, slot, retry, _staging)
     gc.threshold(-1)  # booted (main.py): collections only when the heap runs short, as before
     gc.collect()
-    print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols, "front end", name, "image", ctl.image)
+    free = gc.mem_free()
+    print("memctl firmware ready", ctl.array.rows, "x", ctl.array.cols, "front end", name, "image", ctl.image, end="")
+    print(" heap free", free, "largest block", largest_block())
     ctl.serve_forever()
