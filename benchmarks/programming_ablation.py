@@ -59,8 +59,8 @@ _ZERO = np.zeros(1)
 def _longest(self, f, step, v_lo, off, hi):
     """The rule before the width choice: the longest width, at the amplitude the model gives there."""
     f[1] = step
-    f[2] = math.log10(self.t_hi)
-    return self.t_hi, self.p.predict(f) + off
+    f[2] = self.lg_hi
+    return self.t_hi, self.p.predict(f) + off, self.lg_hi
 
 
 MODES = {

@@ -9,9 +9,9 @@ gate:  pulses spanning the widths the limits allow (16 ns .. the width limit, lo
        time. Goal: every window within one state-machine cycle of the request, none longer than the width limit.
 soak:  mixed requests (reads, pulses, programs, VMMs, predictor and network blob loads, INFO) on a 4x4 board, the
        free heap (INFO: gc.mem_free() after a collect) sampled every 1 000. Goal: no downward trend, no MemoryError.
-cost:  benchmarks/mpy_target.py on the rp2 port (the image from its flash; ticks_us in simulated time, 125 cycles
-       per us): cycles per write-verify iteration of each algorithm, per predictor inference (float32, int8, the
-       inverse model predicted programming ships), per 1 KB frame encode and decode.
+cost:  benchmarks/mpy_target.py on the rp2 port (the build's frozen firmware; ticks_us in simulated time, 125
+       cycles per us): cycles per write-verify iteration of each algorithm, per predictor inference (the inverse
+       int8 model predicted programming ships; forward float32 and int8), per 1 KB frame encode and decode.
 speed: wall time to program the same 8x8 map on the rp2 board and on the unix board (both front ends).
 Needs `memctl build-mpy --target rp2` and `npm ci --prefix memctl_emulator/rp2`.
 """
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,9 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import memctl
-from memctl.firmware_image import FIRMWARE_DIR
 from memctl_emulator import EmulatedBoard, rp2
-from memctl_emulator.launcher import compiled_image
 
 OUT = Path(__file__).with_name("results") / "rp2_board.json"
 RUNNER = Path(__file__).with_name("mpy_target.py")
@@ -136,12 +133,16 @@ def cost() -> list[dict]:
     target = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(target)  # type: ignore[union-attr]
     f32, i8 = target.blobs(np.random.default_rng(0))
+    inv = target.inverse_blob()
     with tempfile.TemporaryDirectory() as tmp:
-        flash = Path(shutil.copytree(compiled_image(str(FIRMWARE_DIR), "armv6m"), Path(tmp, "fs")))
-        (flash / "main.py").unlink()  # MicroPython's REPL, not the firmware: the script imports the modules
+        # Nothing but the blobs (no main.py: MicroPython's REPL, where the script runs): the firmware's modules are
+        # the build's frozen ones, as shipped.
+        flash = Path(tmp, "fs")
+        flash.mkdir()
         (flash / "f32.mcpr").write_bytes(f32)
         (flash / "i8.mcpr").write_bytes(i8)
-        lines = rp2.run_script(RUNNER, flash, ["f32.mcpr", "i8.mcpr"], timeout=1800)
+        (flash / "inv.mcpr").write_bytes(inv)
+        lines = rp2.run_script(RUNNER, flash, ["f32.mcpr", "i8.mcpr", "inv.mcpr"], timeout=1800)
     rows = [json.loads(line) for line in lines if line.startswith("{")]
     for row in rows:
         row["cycles"] = round(row["us"] * MHZ)

@@ -4,8 +4,6 @@
 # here only so that an algorithm asking for more is told "at-safety-limit".
 import math
 import struct
-
-import micropython
 from array import array
 
 from errors import CommandError
@@ -387,7 +385,6 @@ class Predicted:
             self.capped = False  # a doubled width moved it no more: its range, not the drive, ends here
             self.k0 = self.v_read / self.p.i_span  # conductance to scaled current
 
-    @micropython.native
     def next(self, err, g):
         if not self.inverse:
             return self._forward_next(err, g)
@@ -406,17 +403,18 @@ class Predicted:
         f[3] = pol
         band = pr.n_out > 1 and self.lam > 0
         near = err - self.tol * pol if band else err  # the band's near edge, or its centre
-        k = self.k0 * self.gain[i]
+        gn = self.gain[i]
+        k = self.k0 if gn == 1.0 else self.k0 * gn  # (a float operation saved is an allocation saved)
         f[1] = near * k
         t = self.t_lo
         f[2] = lg = self.lg_lo
-        v = pr.predict(f) + off
+        v = pr.predict(f, band) + off
         if v > hi and self.t_hi > t:
             t, v, lg = self._width(f, err * k, v, off, hi)
         elif band:
             s = pr.spread
             f[1] = (err + self.tol * pol) * k
-            far = pr.predict(f) + off
+            far = pr.predict(f, True) + off
             s = 0.5 * (s + pr.spread)
             gap = far - v
             v = 0.5 * (v + far)
@@ -441,10 +439,10 @@ class Predicted:
         self.strongest = self.full and (t >= self.t_hi or self.capped)
         self.lg_width = lg if t == t_lg else math.log10(t)
         self.width = t
-        self.amp = v * pol
+        self.v = v
+        self.amp = v if pol > 0 else -v  # v * pol, exactly
         return self.amp
 
-    @micropython.native
     def _width(self, f, step, v_lo, off, hi):
         """(width, amplitude, log10 width): the shortest width at which the amplitude the step
         needs is within the limit. Above the switching threshold time and energy
@@ -461,7 +459,7 @@ class Predicted:
         a = self.lg_lo
         b = self.lg_hi
         f[2] = b
-        v_hi = pr.predict(f) + off
+        v_hi = pr.predict(f, False) + off
         if v_hi >= hi or v_hi >= v_lo:
             # Even the longest falls short (or the model is flat). Often a device at its own
             # ceiling rather than a slow one; the floor (weak pulses) widens from here.
@@ -519,7 +517,6 @@ class Predicted:
             if self.adapt:
                 self.scale[i] = 0.5 * self.scale[i] + 0.5 * ratio
 
-    @micropython.native
     def observe(self, err_before, err_after):
         """Inverse: the amplitude the model says gives the step seen; the device
         needed |amp|: the difference is its threshold shift from the model's.
@@ -545,7 +542,7 @@ class Predicted:
             f[1] = step * self.v_read / pr.i_span  # seen * pol is step, exactly
             f[2] = self.lg_width
             f[3] = pol
-            d += self.BETA * (self.amp * pol - pr.predict(f) - d)
+            d += self.BETA * (self.v - pr.predict(f, False) - d)  # self.v: the amplitude applied, amp * pol
         e = self.err if pol > 0 else -self.err
         closed = seen / e if e > 0 else 1.0  # the share of the error this pulse closed
         g = self.gain[i]
@@ -556,7 +553,7 @@ class Predicted:
             d -= self.NUDGE * lim * (1 << (self.over - 1))
         else:
             self.over = 0
-            if closed < self.SHORT:
+            if closed < self.SHORT and g < 1.0:
                 g *= self.GAIN_UP
                 self.gain[i] = 1.0 if g > 1.0 else g
         self.weak = closed < self.WEAK

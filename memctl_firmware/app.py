@@ -32,7 +32,6 @@ def retry(fn, *args):
         return fn(*args)
 
 
-retry(__import__, "predictor")  # next: its network buffer is taken at its import
 hal = retry(__import__, "hal")
 Controller = retry(__import__, "controller").Controller
 

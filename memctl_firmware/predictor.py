@@ -29,9 +29,6 @@ _WIDEST = 256
 # viper elsewhere. The assembler's source is compiled on the board (exec): a port without it refuses the
 # decorator at compile time, which selects viper (mpy-cross cannot compile it for another architecture).
 _SECTION = const(16)  # header bytes; a record is 16 bytes too
-# The network buffer: a blob of the largest size (predictor_blob.MAX_BLOB) with weight-heavy layers needs about
-# 1.1x its size (a 15 KB 4-128-96-2 model: 16.8 KB); only many outputs with few inputs each need more.
-_NET = const(24576)
 _RV32 = """
 @micropython.asm_rv32
 def network(a0, a1, a2):
@@ -337,10 +334,10 @@ class Predictor:
         # kernel reads (nothing to copy), for a float one a list (full precision).
         self.feat = self.f_list = [0.0] * N_FEATURES
         self.scratch = (array.array("f", [0.0] * _WIDEST), array.array("f", [0.0] * _WIDEST))
-        # int8: the network's buffer (see above) and its activations, two halves of 256 (offset binary), taken
-        # once, at boot (app.py imports this module before the rest): a load later needs no block of a heap that
-        # loading code and requests may have fragmented (a blob's weights are not copied on the way either).
-        self.net = bytearray(_NET)
+        # int8: the network's buffer (see above), grown to the largest model loaded (a few KB for the models
+        # programming uses; the largest blob's about 17 KB: boot leaves the heap packed, main.py), and its
+        # activations, two halves of 256 (offset binary), taken at boot. A blob's weights are not copied on the way.
+        self.net = bytearray(0)
         self.act = bytearray(2 * _WIDEST)
         self.out_at = 0  # where the last section's outputs start in act
 
@@ -354,16 +351,14 @@ class Predictor:
             fixed_in = input_fixed_point(mean, std, quant[0])
             size = 4 + _SECTION * (2 + len(fixed_in))
             size += sum(_SECTION * (1 + o) + (o * i + 3) // 4 * 4 for i, o, *_ in layers)
-            if size > _NET:
-                raise ValueError(
-                    "predictor network needs %d bytes, the board keeps %d: fewer outputs fit" % (size, _NET)
-                )
+            net = self.net if len(self.net) >= size else bytearray(size)  # a MemoryError leaves the old model
         # Keep the blob's float32 values as they are (host reference does too).
         self.mean = list(mean)
         self.std = list(std)
         self.i_min, self.i_span = i_min, (i_max - i_min) or 1.0
         if dtype == DTYPE_I8:
             self.s_in, self.zp_in = quant
+            self.net = net
             self._net(fixed_in, layers)
             self.out_at = _WIDEST * (len(layers) & 1)
             self.s_out, self.zp_act = layers[-1][3], layers[-1][4] + 128  # output scale, zero point offset binary
@@ -409,10 +404,11 @@ class Predictor:
         return (current - self.i_min) / self.i_span
 
     @micropython.native
-    def predict(self, f):
+    def predict(self, f, spread=True):
         """f: the raw features of the model's feature set (predictor_blob). int8: stored as float32, then
         integers only (one kernel call, nothing allocated but the float returned); the output codes stay
-        in self.act from self.out_at (offset binary: code + 128)."""
+        in self.act from self.out_at (offset binary: code + 128). spread=False: a caller that does not read
+        self.spread saves its float (an allocation on a 32-bit board)."""
         x = self.x
         if self.dtype == DTYPE_I8:
             if f is not x:
@@ -421,9 +417,15 @@ class Predictor:
             network(x, self.net, self.act)
             at = self.out_at
             act = self.act
-            if self.n_out > 1:
+            if spread and self.n_out > 1:
                 self.spread = (act[at + 1] - self.zp_act) * self.s_out
             return (act[at] - self.zp_act) * self.s_out
+        return self._predict_f32(f)
+
+    def _predict_f32(self, f):
+        """A float32 model (for comparisons; what ships is int8). Bytecode: frozen native code for this loop
+        crashed the rp2 board (armv6m) when it ran."""
+        x = self.x
         m, s = self.mean, self.std
         for i in range(self.n_features):
             x[i] = (f[i] - m[i]) / s[i] if s[i] > 0 else 0.0
@@ -447,5 +449,4 @@ class Predictor:
 
 
 PREDICTOR = Predictor()
-# After the predictor's buffers: compiling the kernel's source leaves small objects where its parse tree was.
 network, KERNEL = _kernel()
