@@ -33,9 +33,9 @@ def main():
     calls = [0]
     predict = PREDICTOR.predict
 
-    def counted(f):
+    def counted(f, spread=True):
         calls[0] += 1
-        return predict(f)
+        return predict(f, spread)
 
     PREDICTOR.predict = counted
     n = 2000
