@@ -57,7 +57,7 @@ def largest_block():
 def main(slot=None):
     """slot: the image slot ("a"/"b") this code was loaded from, None for files beside main.py."""
     name, uart, fe, storage = retry(hal.connect)
-    ctl = Controller(uart, fe, name, heap_size(), storage, slot, retry, _staging)
+    ctl = Controller(uart, fe, name, heap_size(), _staging, storage, slot, retry)
     gc.threshold(-1)  # booted (main.py): collections only when the heap runs short, as before
     gc.collect()
     free = gc.mem_free()

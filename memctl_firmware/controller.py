@@ -86,10 +86,10 @@ def _holds(values, n, v):
 
 
 class Controller:
-    def __init__(self, uart, fe, hal_name, heap_size, storage="", slot=None, retry=_call, staging=None):
-        """retry(fn, *args): how code loaded later (the updater) is loaded; app.retry retries a load that ran
-        out of memory with its reserve released. staging: the blob buffer app.py took at boot (else one is
-        taken here)."""
+    def __init__(self, uart, fe, hal_name, heap_size, staging, storage="", slot=None, retry=_call):
+        """staging: the blob buffer app.py took at boot (the largest predictor or network blob). retry(fn,
+        *args): how code loaded later (the updater) is loaded; app.retry retries a load that ran out of memory
+        with its reserve released."""
         self.uart = uart
         self.retry = retry
         self.hal_name = hal_name
@@ -723,14 +723,14 @@ class Controller:
 
 
 class Staging:
-    """One buffer that collects a blob's chunks in order (predictor or
-    network), taken once at boot for the largest blob either may be (app.py
-    takes it before any code loads): a buffer taken later, on a heap that
+    """Collects a blob's chunks in order (predictor or network) in the
+    buffer app.py takes at boot, before any code loads, for
+    the largest blob either may be: a buffer taken later, on a heap that
     requests have fragmented, could find far more free bytes than its largest
     block."""
 
-    def __init__(self, buf=None):
-        self.buf = buf if buf is not None else bytearray(MAX_BLOB if MAX_BLOB > MAX_NET_BLOB else MAX_NET_BLOB)
+    def __init__(self, buf):
+        self.buf = buf
         self.kind = None  # the message (LOAD_PREDICTOR or LOAD_NETWORK) being staged
         self.len = 0
 
